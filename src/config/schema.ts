@@ -1,0 +1,361 @@
+/**
+ * The configuration schema: the one source of the config's types, defaults, validation and
+ * documentation. Defaults are the runbooks' thresholds (errors > 5 %, latency > 3× baseline,
+ * CPU > 70 %, memory > 80 %, 3 consecutive health failures). Unknown keys are errors, never
+ * silently dropped: a misspelt threshold must stop the guard, not weaken it.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** A duration such as `250ms`, `5s`, `2m`; parsed to milliseconds. */
+const duration = (description: string) =>
+  z
+    .union([z.string(), z.number()])
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === null) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${value}" is not a duration; use a number with ms, s, m or h (e.g. 250ms, 5s, 2m)`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .describe(description);
+
+const ratio = (description: string) =>
+  z.number().gt(0, 'must be above 0').max(1, 'must be at most 1 (a fraction: 0.05 = 5 %)').describe(description);
+
+/** Application names, versions and probe names end up in paths and pm2 calls: keep them plain. */
+export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const safeName = (description: string) =>
+  z
+    .string()
+    .regex(SAFE_NAME, 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit')
+    .describe(description);
+
+const url = (description: string) =>
+  z
+    .string()
+    .refine((value) => {
+      try {
+        const parsed = new URL(value);
+        return parsed.protocol === 'http:' || parsed.protocol === 'https:';
+      } catch {
+        return false;
+      }
+    }, 'must be an http:// or https:// URL')
+    .describe(description);
+
+const httpProbe = z
+  .object({
+    type: z.literal('http'),
+    name: safeName('Probe name, used by rules and in metrics'),
+    url: url('Endpoint to request'),
+    method: z.enum(['GET', 'HEAD', 'POST']).default('GET').describe('HTTP method'),
+    headers: z.record(z.string(), z.string()).default({}).describe('Extra request headers'),
+    timeout: duration('Give up after this long; a timeout is a failed check').default(2000),
+    expect_status: z
+      .array(z.number().int().min(100).max(599))
+      .min(1)
+      .default([200])
+      .describe('Status codes that count as healthy'),
+    json_field: z
+      .object({
+        path: z.string().min(1).describe('Dot path into the JSON body, e.g. status or checks.db'),
+        equals: z.union([z.string(), z.number(), z.boolean()]).describe('Expected value'),
+      })
+      .strict()
+      .optional()
+      .describe('A JSON field the body must carry for the check to pass'),
+    body_contains: z.string().min(1).optional().describe('Text the body must contain'),
+    max_body_bytes: z
+      .number()
+      .int()
+      .positive()
+      .max(64 * 1024 * 1024)
+      .default(64 * 1024)
+      .describe('Bodies larger than this are cut off and the check fails'),
+    version_path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Dot path of the running version in the JSON body (how releases are detected)'),
+  })
+  .strict();
+
+const systemProbe = z
+  .object({
+    type: z.literal('system'),
+    name: safeName('Probe name'),
+    disk_path: z.string().min(1).default('/').describe('Filesystem whose usage is reported as disk'),
+  })
+  .strict();
+
+const processProbe = z
+  .object({
+    type: z.literal('process'),
+    name: safeName('Probe name'),
+    pm2_app: safeName('pm2 app name whose CPU and memory are read (all its instances summed)'),
+  })
+  .strict();
+
+export const probeSchema = z.discriminatedUnion('type', [httpProbe, systemProbe, processProbe]);
+
+const releasesStrategy = z
+  .object({
+    type: z.literal('releases'),
+    dir: z
+      .string()
+      .min(1)
+      .describe('Deploy root holding releases/<version>/ and the current symlink (Capistrano layout)'),
+    current: z.string().min(1).default('current').describe('Name of the symlink inside dir'),
+    pm2_app: safeName('pm2 app to reload after the symlink swap'),
+    restart_mode: z
+      .enum(['reload', 'restart'])
+      .default('reload')
+      .describe('reload is zero-downtime in cluster mode; restart stops and starts'),
+    timeout: duration('Give up on this step after this long').default(60_000),
+  })
+  .strict();
+
+const pm2Strategy = z
+  .object({
+    type: z.literal('pm2'),
+    action: z
+      .enum(['restart', 'reload', 'start_previous'])
+      .default('restart')
+      .describe(
+        'restart/reload the app; start_previous stops the app and starts the app definition named <app_prefix><previous version>',
+      ),
+    pm2_app: safeName('pm2 app to restart, reload or stop'),
+    app_prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" or "-" only')
+      .optional()
+      .describe('start_previous: the previous version runs as pm2 app <app_prefix><version>'),
+    ecosystem: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('start_previous: ecosystem file that defines the previous app, if it is not already known to pm2'),
+    timeout: duration('Give up on this step after this long').default(60_000),
+  })
+  .strict();
+
+export const strategySchema = z.discriminatedUnion('type', [releasesStrategy, pm2Strategy]);
+
+const ruleBase = { enabled: z.boolean().default(true).describe('Turn the rule off') };
+
+export const configSchema = z
+  .object({
+    service: safeName('Name of the guarded service (labels, records)'),
+    state_dir: z
+      .string()
+      .min(1)
+      .default('/var/lib/release-guard')
+      .describe('Where the embedded file store keeps state, history and rollback records'),
+    server: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1').describe('Address of the metrics and control API'),
+        port: z.number().int().min(0).max(65535).default(9464).describe('Port (0 = any free port)'),
+        token_file: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('File holding the bearer token for POST endpoints (must not be world-readable)'),
+        token_env: z
+          .string()
+          .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name, e.g. RELEASE_GUARD_TOKEN')
+          .default('RELEASE_GUARD_TOKEN')
+          .describe('Environment variable holding the token when token_file is not set'),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 9464, token_env: 'RELEASE_GUARD_TOKEN' })
+      .describe('The one HTTP server: /metrics, /healthz, /status, /history and the control API'),
+    log: z
+      .object({
+        level: z.enum(['error', 'warn', 'info', 'debug']).default('info').describe('Least severe level logged'),
+        format: z
+          .enum(['auto', 'json', 'pretty'])
+          .default('auto')
+          .describe('auto: readable on a terminal, JSON lines otherwise (systemd, pm2)'),
+      })
+      .strict()
+      .default({ level: 'info', format: 'auto' }),
+    pm2: z
+      .object({
+        home: z.string().min(1).optional().describe('PM2_HOME of the pm2 daemon running the app (default: pm2\'s own)'),
+        app: safeName('pm2 app of the guarded service; its crashes are watched on the pm2 event bus'),
+        crash_exits: z
+          .number()
+          .int()
+          .min(1)
+          .default(1)
+          .describe('Unplanned exits of the new version within crash_window that count as a crash breach'),
+        crash_window: duration('Window for crash_exits').default(60_000),
+      })
+      .strict()
+      .optional()
+      .describe('The pm2 daemon and app to watch for crashes'),
+    probes: z.array(probeSchema).min(1, 'at least one probe is needed').describe('What is observed'),
+    schedule: z
+      .object({
+        interval: duration('Probe interval outside the fast part of a window').default(5000),
+        fast_interval: duration('Probe interval early in a release window and while verifying').default(250),
+        fast_for: duration('How long after a release starts probes run at fast_interval').default(120_000),
+        max_in_flight: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(8)
+          .describe('Probes of one kind running at once; a slow probe never delays the next launch'),
+      })
+      .strict()
+      .default({ interval: 5000, fast_interval: 250, fast_for: 120_000, max_in_flight: 8 }),
+    release: z
+      .object({
+        version_probe: safeName('http probe whose version_path reports the running version'),
+        window: duration('How long a release is guarded before it is promoted').default(600_000),
+        initial_delay: duration('Resource rules (cpu, memory) are skipped this long after a release starts').default(
+          30_000,
+        ),
+        settle: duration('How long rolled_back / promoted are shown before returning to stable').default(30_000),
+      })
+      .strict(),
+    rules: z
+      .object({
+        health: z
+          .object({
+            ...ruleBase,
+            probe: safeName('Probe whose checks count'),
+            consecutive: z.number().int().min(1).default(3).describe('Consecutive failed checks that breach'),
+          })
+          .strict()
+          .optional(),
+        error_rate: z
+          .object({
+            ...ruleBase,
+            probe: safeName('Probe whose failed checks make the error ratio'),
+            threshold: ratio('Breach when the ratio of failed checks is above this').default(0.05),
+            window: duration('Sliding window').default(60_000),
+            min_samples: z.number().int().min(1).default(20).describe('Fewer samples in the window: inconclusive'),
+          })
+          .strict()
+          .optional(),
+        latency_ratio: z
+          .object({
+            ...ruleBase,
+            probe: safeName('http probe whose latency is compared with the stable version\'s p95'),
+            ratio: z.number().gt(1).default(3).describe('Breach when p95 is above ratio × baseline p95'),
+            floor: duration('Never breach while p95 is below this, so tiny baselines do not flap').default(50),
+            window: duration('Sliding window for p95').default(30_000),
+            min_samples: z.number().int().min(1).default(10).describe('Fewer samples: inconclusive'),
+          })
+          .strict()
+          .optional(),
+        latency_max: z
+          .object({
+            ...ruleBase,
+            probe: safeName('http probe'),
+            threshold: duration('Absolute p95 SLO (API 500 ms, page 2 s)').default(500),
+            window: duration('Sliding window for p95').default(30_000),
+            min_samples: z.number().int().min(1).default(10).describe('Fewer samples: inconclusive'),
+          })
+          .strict()
+          .optional(),
+        cpu: z
+          .object({
+            ...ruleBase,
+            probe: safeName('system or process probe'),
+            threshold: ratio('Breach when CPU use stays above this fraction').default(0.7),
+            for: duration('…for at least this long').default(60_000),
+          })
+          .strict()
+          .optional(),
+        memory: z
+          .object({
+            ...ruleBase,
+            probe: safeName('system or process probe'),
+            threshold: ratio('Breach when memory use stays above this fraction').default(0.8),
+            for: duration('…for at least this long').default(60_000),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .describe('Rules judged against the probes; a missing rule is not evaluated'),
+    rollback: z
+      .object({
+        automatic: z.boolean().default(true).describe('Roll back by itself on a breach inside a release window'),
+        max_per_hour: z.number().int().min(0).default(3).describe('Automatic rollbacks allowed per hour'),
+        steps: z.array(strategySchema).min(1, 'at least one rollback step is needed').describe('The plan, in order'),
+      })
+      .strict(),
+    verification: z
+      .object({
+        probe: safeName('http probe that must pass and report the previous version'),
+        passes: z.number().int().min(1).default(3).describe('Consecutive passing checks that prove the rollback'),
+        timeout: duration('Verification fails if not proven within this').default(60_000),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const byName = new Map(cfg.probes.map((p) => [p.name, p]));
+    cfg.probes.forEach((p, index) => {
+      if (cfg.probes.findIndex((q) => q.name === p.name) !== index) {
+        ctx.addIssue({ code: 'custom', path: ['probes', index, 'name'], message: `duplicate probe name "${p.name}"` });
+      }
+    });
+    const needProbe = (path: (string | number)[], name: string, types: string[]) => {
+      const probe = byName.get(name);
+      const known = cfg.probes.map((p) => p.name).join(', ');
+      if (!probe) {
+        ctx.addIssue({ code: 'custom', path, message: `no probe named "${name}"; defined probes: ${known}` });
+      } else if (!types.includes(probe.type)) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `probe "${name}" is of type ${probe.type}; this needs a ${types.join(' or ')} probe`,
+        });
+      }
+    };
+    needProbe(['release', 'version_probe'], cfg.release.version_probe, ['http']);
+    const versionProbe = byName.get(cfg.release.version_probe);
+    if (versionProbe?.type === 'http' && !versionProbe.version_path) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['release', 'version_probe'],
+        message: `probe "${versionProbe.name}" has no version_path; set one so releases can be detected`,
+      });
+    }
+    needProbe(['verification', 'probe'], cfg.verification.probe, ['http']);
+    const r = cfg.rules;
+    if (r.health) needProbe(['rules', 'health', 'probe'], r.health.probe, ['http']);
+    if (r.error_rate) needProbe(['rules', 'error_rate', 'probe'], r.error_rate.probe, ['http']);
+    if (r.latency_ratio) needProbe(['rules', 'latency_ratio', 'probe'], r.latency_ratio.probe, ['http']);
+    if (r.latency_max) needProbe(['rules', 'latency_max', 'probe'], r.latency_max.probe, ['http']);
+    if (r.cpu) needProbe(['rules', 'cpu', 'probe'], r.cpu.probe, ['system', 'process']);
+    if (r.memory) needProbe(['rules', 'memory', 'probe'], r.memory.probe, ['system', 'process']);
+    if (cfg.schedule.fast_interval > cfg.schedule.interval) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedule', 'fast_interval'],
+        message: 'must not be longer than schedule.interval',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ProbeConfig = z.infer<typeof probeSchema>;
+export type HttpProbeConfig = Extract<ProbeConfig, { type: 'http' }>;
+export type SystemProbeConfig = Extract<ProbeConfig, { type: 'system' }>;
+export type ProcessProbeConfig = Extract<ProbeConfig, { type: 'process' }>;
+export type StrategyConfig = z.infer<typeof strategySchema>;
+export type ReleasesStrategyConfig = Extract<StrategyConfig, { type: 'releases' }>;
+export type Pm2StrategyConfig = Extract<StrategyConfig, { type: 'pm2' }>;
+export type RulesConfig = Config['rules'];

@@ -1,0 +1,213 @@
+/**
+ * Types of the pure core: samples, verdicts, the guard's state, the events that move it and the
+ * effects it asks the shell to carry out. Nothing in src/core reads a clock, touches the disk or
+ * the network: time arrives inside events (`at`, epoch milliseconds).
+ */
+
+/** One observation of one probe. `startedAt` orders samples: a slow probe does not reorder them. */
+export interface Sample {
+  probe: string;
+  /** When the probe was launched. */
+  startedAt: number;
+  /** When it completed (or timed out). */
+  at: number;
+  /** The probe's own check passed (HTTP status and body as expected, /proc readable, …). */
+  ok: boolean;
+  /** Why `ok` is false, in words. */
+  error?: string;
+  /**
+   * The probe could not observe at all (e.g. /proc unreadable, pm2 unreachable). Such samples are
+   * "no data" for the rules, never a failure of the release.
+   */
+  unavailable?: boolean;
+  /** Named readings: `latency_ms`, `status`, `cpu` (0..1), `memory` (0..1), `disk` (0..1), … */
+  values: Record<string, number>;
+  /** The application version the probe saw, when it reports one. */
+  version?: string;
+}
+
+/**
+ * The outcome of one rule at one moment, argo-rollouts style: no data is never "pass".
+ * `skipped` means the rule does not apply right now (e.g. resource rules inside initial_delay).
+ */
+export type Outcome = 'pass' | 'fail' | 'inconclusive' | 'error' | 'skipped';
+
+export type RuleName = 'health' | 'error_rate' | 'latency_ratio' | 'latency_max' | 'cpu' | 'memory';
+
+export interface RuleVerdict {
+  rule: RuleName;
+  outcome: Outcome;
+  /** The observed value in `unit`, or null when there was nothing to observe. */
+  observed: number | null;
+  threshold: number;
+  unit: 'failures' | 'ratio' | 'ms' | 'x';
+  /** Human sentence with observed vs threshold, e.g. `health: 3 consecutive failures >= 3 (…)`. */
+  message: string;
+  /** When the bad condition began (first bad sample), so detection time can be measured. */
+  since?: number;
+}
+
+export type Phase =
+  | 'stable'
+  | 'guarding'
+  | 'rolling_back'
+  | 'verifying'
+  | 'rolled_back'
+  | 'promoted'
+  | 'failed';
+
+export const PHASES: readonly Phase[] = [
+  'stable',
+  'guarding',
+  'rolling_back',
+  'verifying',
+  'rolled_back',
+  'promoted',
+  'failed',
+];
+
+export interface Release {
+  version: string;
+  /** The last known-good version when the window opened; the rollback target. */
+  previous: string | null;
+  startedAt: number;
+  deployedBy: string;
+  source: 'detected' | 'manual';
+}
+
+export type Trigger = 'rule' | 'crash' | 'manual';
+
+/** Why a rollback was (or would have been) decided. */
+export interface Breach {
+  trigger: Trigger;
+  /** The rules that failed (empty for crash/manual). */
+  rules: RuleName[];
+  reason: string;
+  verdicts: RuleVerdict[];
+  decidedAt: number;
+  /** When the fault began, as far as the evidence shows. */
+  faultAt: number;
+}
+
+export type DeploymentStatus = 'success' | 'failed' | 'rolled_back';
+
+export interface DeploymentEntry {
+  version: string;
+  at: number;
+  status: DeploymentStatus;
+  deployedBy: string;
+  note?: string;
+}
+
+export interface RollbackInProgress {
+  from: string;
+  to: string;
+  breach: Breach;
+  startedAt: number;
+  /** 1 for the first run; incremented when a restarted daemon resumes the plan. */
+  attempt: number;
+  /** Timestamps of the plan's completion, filled as it goes. */
+  executedAt?: number;
+  verifyPasses: number;
+}
+
+/** The whole persisted state. Everything the guard must remember across a restart is here. */
+export interface GuardState {
+  schemaVersion: 1;
+  phase: Phase;
+  /** When the current phase was entered. */
+  since: number;
+  paused: boolean;
+  /** Last known-good version (the baseline owner and default rollback target). */
+  stable: string | null;
+  /** The version last reported by the application. */
+  running: string | null;
+  /** The release under guard (guarding) or being rolled back (rolling_back, verifying, …). */
+  release: Release | null;
+  rollback: RollbackInProgress | null;
+  /** A breach seen while automation could not act (paused, limit reached); reported, not acted on. */
+  wouldRollBack: Breach | null;
+  /** Why the machine is in `failed`. */
+  failure: string | null;
+  /** Rules currently breached, so alerts fire on change rather than on every evaluation. */
+  breached: RuleName[];
+  /** Automatic rollbacks: which release, when (for one-per-release and the hourly limit). */
+  autoRollbacks: { version: string; at: number }[];
+  /** Deployment history, newest last, capped. */
+  history: DeploymentEntry[];
+}
+
+export type Event =
+  | { type: 'versionObserved'; version: string; at: number }
+  | { type: 'releaseRequested'; version: string; deployedBy: string; at: number }
+  | { type: 'evaluated'; verdicts: RuleVerdict[]; at: number }
+  | { type: 'crashed'; detail: string; at: number }
+  | { type: 'rollbackRequested'; to?: string; reason: string; by: string; at: number }
+  | { type: 'rollbackExecuted'; ok: boolean; error?: string; at: number }
+  | { type: 'verifySample'; ok: boolean; version?: string; at: number }
+  | { type: 'promoteRequested'; by: string; at: number }
+  | { type: 'pauseRequested'; by: string; at: number }
+  | { type: 'resumeRequested'; by: string; at: number }
+  | { type: 'daemonStarted'; at: number }
+  | { type: 'tick'; at: number };
+
+export type NotifyKind =
+  | 'release_detected'
+  | 'rule_breached'
+  | 'rule_recovered'
+  | 'would_roll_back'
+  | 'rollback_started'
+  | 'rollback_finished'
+  | 'rollback_failed'
+  | 'promoted'
+  | 'crash'
+  | 'paused'
+  | 'resumed';
+
+export type Effect =
+  | {
+      type: 'rollback';
+      release: Release;
+      from: string;
+      to: string;
+      breach: Breach;
+      attempt: number;
+    }
+  | { type: 'notify'; kind: NotifyKind; severity: 'info' | 'warning' | 'critical'; message: string }
+  | { type: 'writeRecord'; record: RollbackRecord };
+
+/** What a finished (or failed) rollback leaves behind; rendered as JSON and Markdown. */
+export interface RollbackRecord {
+  id: string;
+  from: string;
+  to: string;
+  release: Release;
+  breach: Breach;
+  outcome: 'rolled_back' | 'failed';
+  startedAt: number;
+  executedAt: number | null;
+  finishedAt: number;
+  failure?: string;
+  attempts: number;
+}
+
+/** Knobs of the pure machine, taken from the config by the shell. All durations in ms. */
+export interface Policy {
+  windowMs: number;
+  automatic: boolean;
+  maxRollbacksPerHour: number;
+  verifyPasses: number;
+  verifyTimeoutMs: number;
+  /** How long rolled_back / promoted stay visible before the machine returns to stable. */
+  settleMs: number;
+  /** At most this many resumed attempts of one interrupted rollback. */
+  maxAttempts: number;
+  historyLimit: number;
+}
+
+/** The result of one transition. `rejected` explains why a requested action was refused. */
+export interface Transition {
+  state: GuardState;
+  effects: Effect[];
+  rejected?: string;
+}
