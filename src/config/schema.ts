@@ -252,7 +252,7 @@ export const configSchema = z
             ratio: z.number().gt(1).default(3).describe('Breach when p95 is above ratio × baseline p95'),
             floor: duration('Never breach while p95 is below this, so tiny baselines do not flap').default(50),
             window: duration('Sliding window for p95').default(30_000),
-            min_samples: z.number().int().min(1).default(10).describe('Fewer samples: inconclusive'),
+            min_samples: z.number().int().min(1).default(20).describe('Fewer answered checks in the window: inconclusive'),
           })
           .strict()
           .optional(),
@@ -262,7 +262,7 @@ export const configSchema = z
             probe: safeName('http probe'),
             threshold: duration('Absolute p95 SLO (API 500 ms, page 2 s)').default(500),
             window: duration('Sliding window for p95').default(30_000),
-            min_samples: z.number().int().min(1).default(10).describe('Fewer samples: inconclusive'),
+            min_samples: z.number().int().min(1).default(20).describe('Fewer answered checks in the window: inconclusive'),
           })
           .strict()
           .optional(),
@@ -303,51 +303,63 @@ export const configSchema = z
       .strict(),
   })
   .strict()
-  .superRefine((cfg, ctx) => {
-    const byName = new Map(cfg.probes.map((p) => [p.name, p]));
-    cfg.probes.forEach((p, index) => {
-      if (cfg.probes.findIndex((q) => q.name === p.name) !== index) {
-        ctx.addIssue({ code: 'custom', path: ['probes', index, 'name'], message: `duplicate probe name "${p.name}"` });
-      }
-    });
-    const needProbe = (path: (string | number)[], name: string, types: string[]) => {
-      const probe = byName.get(name);
-      const known = cfg.probes.map((p) => p.name).join(', ');
-      if (!probe) {
-        ctx.addIssue({ code: 'custom', path, message: `no probe named "${name}"; defined probes: ${known}` });
-      } else if (!types.includes(probe.type)) {
-        ctx.addIssue({
-          code: 'custom',
-          path,
-          message: `probe "${name}" is of type ${probe.type}; this needs a ${types.join(' or ')} probe`,
-        });
-      }
-    };
-    needProbe(['release', 'version_probe'], cfg.release.version_probe, ['http']);
-    const versionProbe = byName.get(cfg.release.version_probe);
-    if (versionProbe?.type === 'http' && !versionProbe.version_path) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['release', 'version_probe'],
-        message: `probe "${versionProbe.name}" has no version_path; set one so releases can be detected`,
-      });
-    }
-    needProbe(['verification', 'probe'], cfg.verification.probe, ['http']);
-    const r = cfg.rules;
-    if (r.health) needProbe(['rules', 'health', 'probe'], r.health.probe, ['http']);
-    if (r.error_rate) needProbe(['rules', 'error_rate', 'probe'], r.error_rate.probe, ['http']);
-    if (r.latency_ratio) needProbe(['rules', 'latency_ratio', 'probe'], r.latency_ratio.probe, ['http']);
-    if (r.latency_max) needProbe(['rules', 'latency_max', 'probe'], r.latency_max.probe, ['http']);
-    if (r.cpu) needProbe(['rules', 'cpu', 'probe'], r.cpu.probe, ['system', 'process']);
-    if (r.memory) needProbe(['rules', 'memory', 'probe'], r.memory.probe, ['system', 'process']);
-    if (cfg.schedule.fast_interval > cfg.schedule.interval) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['schedule', 'fast_interval'],
-        message: 'must not be longer than schedule.interval',
-      });
-    }
+  .strict();
+
+/**
+ * Cross-references between keys (a rule naming a probe that does not exist, …). Checked on the raw
+ * input, defensively, so they are reported together with shape errors instead of one round later.
+ */
+export function referenceProblems(input: unknown): { path: string; message: string }[] {
+  const problems: { path: string; message: string }[] = [];
+  if (!isRecord(input)) return problems;
+  const probes = Array.isArray(input.probes) ? input.probes.filter(isRecord) : [];
+  const byName = new Map<string, Record<string, unknown>>();
+  probes.forEach((probe, index) => {
+    if (typeof probe.name !== 'string') return;
+    if (byName.has(probe.name)) problems.push({ path: `probes[${index}].name`, message: `duplicate probe name "${probe.name}"` });
+    byName.set(probe.name, probe);
   });
+  const known = [...byName.keys()].join(', ') || 'none';
+  const needProbe = (path: string, name: unknown, types: string[]) => {
+    if (typeof name !== 'string') return; // the shape check reports it
+    const probe = byName.get(name);
+    if (!probe) problems.push({ path, message: `no probe named "${name}"; defined probes: ${known}` });
+    else if (!types.includes(String(probe.type))) {
+      problems.push({ path, message: `probe "${name}" is of type ${String(probe.type)}; this needs a ${types.join(' or ')} probe` });
+    }
+  };
+  const release = isRecord(input.release) ? input.release : {};
+  needProbe('release.version_probe', release.version_probe, ['http']);
+  const versionProbe = typeof release.version_probe === 'string' ? byName.get(release.version_probe) : undefined;
+  if (versionProbe?.type === 'http' && versionProbe.version_path === undefined) {
+    problems.push({ path: 'release.version_probe', message: `probe "${release.version_probe}" has no version_path; set one so releases can be detected` });
+  }
+  const verification = isRecord(input.verification) ? input.verification : {};
+  needProbe('verification.probe', verification.probe, ['http']);
+  const rules = isRecord(input.rules) ? input.rules : {};
+  for (const [rule, types] of [
+    ['health', ['http']],
+    ['error_rate', ['http']],
+    ['latency_ratio', ['http']],
+    ['latency_max', ['http']],
+    ['cpu', ['system', 'process']],
+    ['memory', ['system', 'process']],
+  ] as const) {
+    const config = rules[rule];
+    if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, [...types]);
+  }
+  const schedule = isRecord(input.schedule) ? input.schedule : {};
+  const fast = parseDuration((schedule.fast_interval as string | number | undefined) ?? 250);
+  const slow = parseDuration((schedule.interval as string | number | undefined) ?? 5000);
+  if (fast !== null && slow !== null && fast > slow) {
+    problems.push({ path: 'schedule.fast_interval', message: 'must not be longer than schedule.interval' });
+  }
+  return problems;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,103 @@
+/**
+ * Reads and validates the YAML config. Every problem is reported at once as
+ * `path.to.key: what was wrong, what is allowed`; nothing is defaulted around a bad value.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { configSchema, referenceProblems, type Config } from './schema.js';
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path
+    .map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`))
+    .join('');
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let current: unknown = input;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) return String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** One zod issue → one or more readable problems. */
+function describeIssue(issue: z.core.$ZodIssue, input: unknown): ConfigProblem[] {
+  const path = issue.path;
+  const value = valueAt(input, path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => ({
+        path: formatPath([...path, key]),
+        message: 'unknown key; check its spelling and place (every key is documented in config/release-guard.example.yaml)',
+      }));
+    case 'invalid_type':
+      if (value === undefined) return [{ path: formatPath(path), message: `required, expected ${issue.expected}` }];
+      return [{ path: formatPath(path), message: `${show(value)} is not a ${issue.expected}` }];
+    case 'invalid_value':
+      return [{ path: formatPath(path), message: `${show(value)} is not allowed; allowed: ${issue.values.map((v) => show(v)).join(', ')}` }];
+    case 'invalid_union': {
+      // A discriminated union (probes[].type, rollback.steps[].type) names the allowed kinds.
+      const allowed = [...issue.message.matchAll(/'([^']+)'/g)].map((m) => m[1]);
+      const at = path.at(-1) === 'type' ? path : [...path, 'type'];
+      const kind = valueAt(input, at);
+      if (kind === undefined) return [{ path: formatPath(at), message: `required; allowed: ${allowed.join(', ')}` }];
+      return [{ path: formatPath(at), message: `${show(kind)} is not a known type; allowed: ${allowed.join(', ')}` }];
+    }
+    case 'too_small':
+    case 'too_big':
+      return [{ path: formatPath(path), message: `${show(value)}: ${issue.message.replace(/^Too (small|big): expected \w+ to (have )?/, 'must ').replace(/be <=\s*/, 'be at most ').replace(/be >=\s*/, 'be at least ').replace(/be >\s*/, 'be above ').replace(/be <\s*/, 'be below ')}` }];
+    default:
+      return [{ path: formatPath(path), message: value === undefined || issue.code === 'custom' ? issue.message : `${show(value)}: ${issue.message}` }];
+  }
+}
+
+/** Validates already-parsed data; throws ConfigError naming every problem. */
+export function validateConfig(input: unknown, file = 'config'): Config {
+  const result = configSchema.safeParse(input);
+  const problems = referenceProblems(input);
+  if (result.success && problems.length === 0) return result.data;
+  if (!result.success) problems.unshift(...result.error.issues.flatMap((issue) => describeIssue(issue, input)));
+  throw new ConfigError(file, problems);
+}
+
+/** Parses YAML text; syntax errors become ConfigError with line and column. */
+export function parseConfigText(text: string, file = 'config'): Config {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({
+        path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)',
+        message: `YAML syntax: ${e.message.split('\n')[0]}`,
+      })),
+    );
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(file, [{ path: '(top level)', message: 'the file must be a YAML mapping of keys (service, probes, rules, …)' }]);
+  }
+  return validateConfig(data, file);
+}
+
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(file, [
+      { path: '(file)', message: code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(error)})` },
+    ], { cause: error });
+  }
+  return parseConfigText(text, file);
+}

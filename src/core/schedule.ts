@@ -1,0 +1,28 @@
+/**
+ * How often probes run, as a pure function of the state and time: fast early in a release window
+ * and while a rollback is being verified (when seconds matter), slow otherwise.
+ */
+import type { Config } from '../config/schema.js';
+import type { GuardState, Policy } from './types.js';
+
+export function probeIntervalMs(state: GuardState, now: number, schedule: Config['schedule']): number {
+  if (state.phase === 'verifying' || state.phase === 'rolling_back') return schedule.fast_interval;
+  if (state.phase === 'guarding' && state.release && now - state.release.startedAt < schedule.fast_for) {
+    return schedule.fast_interval;
+  }
+  return schedule.interval;
+}
+
+/** The machine's knobs, read from a validated config. */
+export function policyFrom(config: Config): Policy {
+  return {
+    windowMs: config.release.window,
+    automatic: config.rollback.automatic,
+    maxRollbacksPerHour: config.rollback.max_per_hour,
+    verifyPasses: config.verification.passes,
+    verifyTimeoutMs: config.verification.timeout,
+    settleMs: config.release.settle,
+    maxAttempts: 3,
+    historyLimit: 500,
+  };
+}

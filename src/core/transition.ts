@@ -1,0 +1,441 @@
+/**
+ * The guard's state machine: `transition(state, event, policy) -> { state, effects }`, pure.
+ *
+ *   stable → guarding(N, previous P) → rolling_back → verifying → rolled_back → stable
+ *   guarding → promoted → stable                  (window ended clean; N becomes stable)
+ *   rolling_back | verifying → failed             (frozen until resume)
+ *   paused is a flag: the machine keeps observing and says "would roll back", and never acts.
+ *
+ * Unhandled (state, event) pairs return the same state object and no effects, so the shell can
+ * persist only real changes (`next.state !== state`).
+ */
+import { candidates, latestStatus } from './versions.js';
+import type {
+  Breach,
+  DeploymentEntry,
+  Effect,
+  Event,
+  GuardState,
+  Phase,
+  Policy,
+  Release,
+  RollbackRecord,
+  RuleName,
+  RuleVerdict,
+  Transition,
+} from './types.js';
+
+const HOUR_MS = 3_600_000;
+
+export function initialState(at: number): GuardState {
+  return {
+    schemaVersion: 1,
+    phase: 'stable',
+    since: at,
+    paused: false,
+    stable: null,
+    running: null,
+    release: null,
+    rollback: null,
+    wouldRollBack: null,
+    failure: null,
+    breached: [],
+    autoRollbacks: [],
+    history: [],
+  };
+}
+
+/** The legal phase edges; `transition` never produces any other (tested). */
+export const ALLOWED_EDGES: Readonly<Record<Phase, readonly Phase[]>> = {
+  stable: ['guarding', 'rolling_back'],
+  guarding: ['guarding', 'rolling_back', 'promoted', 'stable', 'failed'],
+  rolling_back: ['verifying', 'failed'],
+  verifying: ['rolled_back', 'failed'],
+  rolled_back: ['stable', 'guarding', 'rolling_back'],
+  promoted: ['stable', 'guarding', 'rolling_back'],
+  failed: ['stable'],
+};
+
+const unchanged = (state: GuardState): Transition => ({ state, effects: [] });
+const reject = (state: GuardState, why: string): Transition => ({ state, effects: [], rejected: why });
+
+function withHistory(state: GuardState, entry: DeploymentEntry, policy: Policy): DeploymentEntry[] {
+  return [...state.history, entry].slice(-policy.historyLimit);
+}
+
+function enter(state: GuardState, phase: Phase, at: number, patch: Partial<GuardState> = {}): GuardState {
+  return { ...state, ...patch, phase, since: at };
+}
+
+/** Versions that failed or were rolled back: never a rollback target. */
+export function failedVersions(state: GuardState): Set<string> {
+  return new Set([...latestStatus(state.history)].filter(([, status]) => status !== 'success').map(([v]) => v));
+}
+
+function openWindow(state: GuardState, release: Release, policy: Policy): Transition {
+  void policy;
+  const previous = release.previous ?? 'none';
+  return {
+    state: enter(state, 'guarding', release.startedAt, {
+      release,
+      running: release.version,
+      rollback: null,
+      wouldRollBack: null,
+      breached: [],
+    }),
+    effects: [
+      {
+        type: 'notify',
+        kind: 'release_detected',
+        severity: 'info',
+        message: `release ${release.version} (previous ${previous}) guarded by ${release.deployedBy}`,
+      },
+    ],
+  };
+}
+
+/** Why automation may not act on this breach now, or null when it may. */
+function automationBlocked(state: GuardState, version: string, at: number, policy: Policy): string | null {
+  if (state.paused) return 'automation is paused';
+  if (!policy.automatic) return 'automatic rollback is disabled (rollback.automatic: false)';
+  if (state.autoRollbacks.some((r) => r.version === version)) {
+    return `release ${version} was already rolled back automatically once`;
+  }
+  const lastHour = state.autoRollbacks.filter((r) => at - r.at < HOUR_MS).length;
+  if (lastHour >= policy.maxRollbacksPerHour) {
+    return `rate limit: ${lastHour} automatic rollbacks in the last hour (max_per_hour ${policy.maxRollbacksPerHour})`;
+  }
+  return null;
+}
+
+/** The version to roll back to: the release's previous version unless it failed, else the newest good one. */
+export function rollbackTarget(state: GuardState, from: string, requested?: string): string | null {
+  const failed = failedVersions(state);
+  if (requested !== undefined) return requested === from || failed.has(requested) ? null : requested;
+  const previous = state.release?.version === from ? state.release.previous : state.stable;
+  if (previous && previous !== from && !failed.has(previous)) return previous;
+  return candidates(state.history).find((v) => v !== from) ?? null;
+}
+
+function startRollback(state: GuardState, breach: Breach, to: string, policy: Policy, automatic: boolean): Transition {
+  const release = state.release!;
+  void policy;
+  return {
+    state: enter(state, 'rolling_back', breach.decidedAt, {
+      rollback: { from: release.version, to, breach, startedAt: breach.decidedAt, attempt: 1, verifyPasses: 0 },
+      wouldRollBack: null,
+      autoRollbacks: automatic
+        ? [...state.autoRollbacks.filter((r) => breach.decidedAt - r.at < 24 * HOUR_MS), { version: release.version, at: breach.decidedAt }]
+        : state.autoRollbacks,
+    }),
+    effects: [
+      {
+        type: 'notify',
+        kind: 'rollback_started',
+        severity: 'critical',
+        message: `rolling back ${release.version} -> ${to}: ${breach.reason}`,
+      },
+      { type: 'rollback', release, from: release.version, to, breach, attempt: 1 },
+    ],
+  };
+}
+
+/** A breach inside a release window: roll back, or say why not. */
+function onBreach(state: GuardState, breach: Breach, policy: Policy): Transition {
+  const release = state.release!;
+  const blocked = automationBlocked(state, release.version, breach.decidedAt, policy);
+  if (blocked) {
+    if (state.wouldRollBack) return unchanged(state);
+    return {
+      state: { ...state, wouldRollBack: breach },
+      effects: [
+        {
+          type: 'notify',
+          kind: 'would_roll_back',
+          severity: 'critical',
+          message: `would roll back ${release.version}, but ${blocked}: ${breach.reason}`,
+        },
+      ],
+    };
+  }
+  const to = rollbackTarget(state, release.version);
+  if (!to) {
+    const failure = `no version to roll back to: previous ${release.previous ?? 'unknown'} is missing or failed`;
+    return {
+      state: enter(state, 'failed', breach.decidedAt, { failure, wouldRollBack: breach }),
+      effects: [{ type: 'notify', kind: 'rollback_failed', severity: 'critical', message: `${failure}; ${breach.reason}` }],
+    };
+  }
+  return startRollback(state, breach, to, policy, true);
+}
+
+function breachFromVerdicts(verdicts: RuleVerdict[], at: number): Breach | null {
+  const failing = verdicts.filter((v) => v.outcome === 'fail');
+  if (failing.length === 0) return null;
+  return {
+    trigger: 'rule',
+    rules: failing.map((v) => v.rule),
+    reason: failing.map((v) => v.message).join('; '),
+    verdicts,
+    decidedAt: at,
+    faultAt: Math.min(...failing.map((v) => v.since ?? at)),
+  };
+}
+
+/** Alerts when the set of breached rules changes (outside windows this is all the guard does). */
+function trackBreaches(state: GuardState, verdicts: RuleVerdict[]): Transition {
+  const now: RuleName[] = verdicts.filter((v) => v.outcome === 'fail').map((v) => v.rule);
+  const added = now.filter((r) => !state.breached.includes(r));
+  const cleared = state.breached.filter((r) => !now.includes(r));
+  if (added.length === 0 && cleared.length === 0) return unchanged(state);
+  const effects: Effect[] = [];
+  for (const rule of added) {
+    const verdict = verdicts.find((v) => v.rule === rule)!;
+    effects.push({ type: 'notify', kind: 'rule_breached', severity: 'warning', message: verdict.message });
+  }
+  for (const rule of cleared) {
+    effects.push({ type: 'notify', kind: 'rule_recovered', severity: 'info', message: `${rule}: back within threshold` });
+  }
+  return { state: { ...state, breached: now }, effects };
+}
+
+function record(state: GuardState, outcome: RollbackRecord['outcome'], at: number, failure?: string): Effect {
+  const rb = state.rollback!;
+  return {
+    type: 'writeRecord',
+    record: {
+      id: `${new Date(rb.startedAt).toISOString().replace(/[:.]/g, '-')}_${rb.from}_to_${rb.to}`,
+      from: rb.from,
+      to: rb.to,
+      release: state.release!,
+      breach: rb.breach,
+      outcome,
+      startedAt: rb.startedAt,
+      executedAt: rb.executedAt ?? null,
+      finishedAt: at,
+      attempts: rb.attempt,
+      ...(failure ? { failure } : {}),
+    },
+  };
+}
+
+function fail(state: GuardState, at: number, failure: string, policy: Policy): Transition {
+  const rb = state.rollback!;
+  const next = enter(state, 'failed', at, {
+    failure,
+    history: withHistory(state, { version: rb.from, at, status: 'failed', deployedBy: state.release!.deployedBy, note: failure }, policy),
+  });
+  return {
+    state: next,
+    effects: [
+      { type: 'notify', kind: 'rollback_failed', severity: 'critical', message: `rollback ${rb.from} -> ${rb.to} failed: ${failure}; automation frozen until resume` },
+      record(next, 'failed', at, failure),
+    ],
+  };
+}
+
+export function transition(state: GuardState, event: Event, policy: Policy): Transition {
+  const at = event.at;
+  switch (event.type) {
+    case 'versionObserved': {
+      if (state.running === null && state.stable === null && state.phase === 'stable') {
+        // First sight of the application: it is what users run, so it is the known-good version.
+        return {
+          state: {
+            ...state,
+            running: event.version,
+            stable: event.version,
+            history: withHistory(state, { version: event.version, at, status: 'success', deployedBy: 'observed at start' }, policy),
+          },
+          effects: [],
+        };
+      }
+      if (event.version === state.running) return unchanged(state);
+      // Probes launched before the rollback finished may still report the bad version: not a release.
+      if (state.phase === 'rolled_back' && event.version === state.rollback?.from) return unchanged(state);
+      if (state.phase === 'stable' || state.phase === 'rolled_back' || state.phase === 'promoted') {
+        return openWindow(state, { version: event.version, previous: state.stable, startedAt: at, deployedBy: 'detected', source: 'detected' }, policy);
+      }
+      if (state.phase === 'guarding') {
+        const current = state.release!;
+        if (event.version === current.previous) {
+          // Someone put the previous version back by hand: the release is over, rolled back.
+          return {
+            state: enter(state, 'stable', at, {
+              running: event.version,
+              release: null,
+              wouldRollBack: null,
+              history: withHistory(state, { version: current.version, at, status: 'rolled_back', deployedBy: current.deployedBy, note: 'rolled back outside release-guard' }, policy),
+            }),
+            effects: [{ type: 'notify', kind: 'rollback_finished', severity: 'warning', message: `${current.version} replaced by ${event.version} outside release-guard` }],
+          };
+        }
+        // A newer release replaced the one under guard: guard the newest against the same good version.
+        return openWindow(state, { version: event.version, previous: current.previous, startedAt: at, deployedBy: 'detected', source: 'detected' }, policy);
+      }
+      // rolling_back / verifying: versions are in flux and judged by verification; failed: frozen.
+      return state.phase === 'failed' ? { state: { ...state, running: event.version }, effects: [] } : unchanged(state);
+    }
+
+    case 'releaseRequested': {
+      if (state.phase === 'rolling_back' || state.phase === 'verifying') return reject(state, `a rollback is in progress (${state.phase})`);
+      if (state.phase === 'failed') return reject(state, 'automation is frozen after a failed rollback; run resume first');
+      if (state.phase === 'guarding' && state.release!.version === event.version) {
+        return reject(state, `release ${event.version} is already under guard`);
+      }
+      const previous = state.phase === 'guarding' ? state.release!.previous : state.stable;
+      if (previous === event.version) return reject(state, `${event.version} is the current stable version`);
+      return openWindow(state, { version: event.version, previous, startedAt: at, deployedBy: event.deployedBy, source: 'manual' }, policy);
+    }
+
+    case 'evaluated': {
+      if (state.phase === 'guarding') {
+        const breach = breachFromVerdicts(event.verdicts, at);
+        const tracked = trackBreaches(state, event.verdicts);
+        if (!breach) return tracked;
+        const acted = onBreach(tracked.state, breach, policy);
+        return { ...acted, effects: [...tracked.effects, ...acted.effects] };
+      }
+      if (state.phase === 'stable' || state.phase === 'rolled_back' || state.phase === 'promoted') {
+        return trackBreaches(state, event.verdicts);
+      }
+      return unchanged(state);
+    }
+
+    case 'crashed': {
+      if (state.phase !== 'guarding') {
+        return { state, effects: [{ type: 'notify', kind: 'crash', severity: 'warning', message: `crash outside a release window: ${event.detail}` }] };
+      }
+      const breach: Breach = { trigger: 'crash', rules: [], reason: `crash: ${event.detail}`, verdicts: [], decidedAt: at, faultAt: at };
+      return onBreach(state, breach, policy);
+    }
+
+    case 'rollbackRequested': {
+      if (state.phase === 'rolling_back' || state.phase === 'verifying') return reject(state, `a rollback is already in progress (${state.phase})`);
+      if (state.phase === 'failed') return reject(state, 'automation is frozen after a failed rollback; run resume first');
+      const from = state.running;
+      if (!from) return reject(state, 'no running version is known yet');
+      const to = rollbackTarget(state, from, event.to);
+      if (!to) {
+        return reject(state, event.to !== undefined
+          ? `cannot roll back to ${event.to}: it is the running version or was recorded as failed`
+          : `no version to roll back to from ${from}`);
+      }
+      const release: Release = state.phase === 'guarding' && state.release!.version === from
+        ? state.release!
+        : { version: from, previous: to, startedAt: at, deployedBy: event.by, source: 'manual' };
+      const breach: Breach = { trigger: 'manual', rules: [], reason: `manual rollback by ${event.by}: ${event.reason}`, verdicts: [], decidedAt: at, faultAt: at };
+      return startRollback({ ...state, release }, breach, to, policy, false);
+    }
+
+    case 'rollbackExecuted': {
+      if (state.phase !== 'rolling_back') return unchanged(state);
+      if (!event.ok) return fail(state, at, event.error ?? 'rollback plan failed', policy);
+      return {
+        state: enter(state, 'verifying', at, { rollback: { ...state.rollback!, executedAt: at, verifyPasses: 0 } }),
+        effects: [],
+      };
+    }
+
+    case 'verifySample': {
+      if (state.phase !== 'verifying') return unchanged(state);
+      const rb = state.rollback!;
+      const good = event.ok && (event.version === undefined || event.version === rb.to);
+      const passes = good ? rb.verifyPasses + 1 : 0;
+      if (passes < policy.verifyPasses) {
+        return passes === rb.verifyPasses ? unchanged(state) : { state: { ...state, rollback: { ...rb, verifyPasses: passes } }, effects: [] };
+      }
+      const next = enter(state, 'rolled_back', at, {
+        rollback: { ...rb, verifyPasses: passes },
+        running: rb.to,
+        stable: rb.to,
+        breached: [],
+        history: withHistory(state, { version: rb.from, at, status: 'rolled_back', deployedBy: state.release!.deployedBy, note: rb.breach.reason }, policy),
+      });
+      return {
+        state: next,
+        effects: [
+          { type: 'notify', kind: 'rollback_finished', severity: 'warning', message: `rolled back ${rb.from} -> ${rb.to}, verified ${passes}/${policy.verifyPasses}` },
+          record(next, 'rolled_back', at),
+        ],
+      };
+    }
+
+    case 'promoteRequested': {
+      if (state.phase !== 'guarding') return reject(state, `no release under guard (state ${state.phase})`);
+      return promote(state, at, `promoted by ${event.by}`, policy);
+    }
+
+    case 'pauseRequested':
+      if (state.paused) return unchanged(state);
+      return { state: { ...state, paused: true }, effects: [{ type: 'notify', kind: 'paused', severity: 'warning', message: `automation paused by ${event.by}` }] };
+
+    case 'resumeRequested': {
+      if (!state.paused && state.phase !== 'failed') return unchanged(state);
+      const next = state.phase === 'failed'
+        ? enter(state, 'stable', at, { paused: false, failure: null, release: null, rollback: null, wouldRollBack: null })
+        : { ...state, paused: false, wouldRollBack: null };
+      return { state: next, effects: [{ type: 'notify', kind: 'resumed', severity: 'info', message: `automation resumed by ${event.by}` }] };
+    }
+
+    case 'daemonStarted': {
+      if (state.phase === 'rolling_back') {
+        const rb = state.rollback!;
+        if (rb.attempt >= policy.maxAttempts) {
+          return fail(state, at, `rollback interrupted ${rb.attempt} times; giving up`, policy);
+        }
+        // The plan's steps are idempotent: running it again converges, it is not a second rollback.
+        const next = { ...state, rollback: { ...rb, attempt: rb.attempt + 1 } };
+        return {
+          state: next,
+          effects: [
+            { type: 'notify', kind: 'rollback_started', severity: 'critical', message: `resuming interrupted rollback ${rb.from} -> ${rb.to} (attempt ${rb.attempt + 1})` },
+            { type: 'rollback', release: state.release!, from: rb.from, to: rb.to, breach: rb.breach, attempt: rb.attempt + 1 },
+          ],
+        };
+      }
+      if (state.phase === 'verifying') {
+        // Restart the verification clock: passes seen before the restart are not trusted.
+        return { state: enter(state, 'verifying', at, { rollback: { ...state.rollback!, verifyPasses: 0 } }), effects: [] };
+      }
+      return unchanged(state);
+    }
+
+    case 'tick': {
+      if (state.phase === 'guarding' && at >= state.release!.startedAt + policy.windowMs) {
+        if (state.wouldRollBack) {
+          // Breached while automation could not act: the release is not good, but it stays running.
+          const release = state.release!;
+          return {
+            state: enter(state, 'stable', at, {
+              release: null,
+              history: withHistory(state, { version: release.version, at, status: 'failed', deployedBy: release.deployedBy, note: `window ended with a breach: ${state.wouldRollBack.reason}` }, policy),
+            }),
+            effects: [{ type: 'notify', kind: 'rule_breached', severity: 'critical', message: `release ${release.version} not promoted: it breached while automation could not act` }],
+          };
+        }
+        return promote(state, at, 'window ended clean', policy);
+      }
+      if (state.phase === 'verifying' && at >= state.since + policy.verifyTimeoutMs) {
+        const rb = state.rollback!;
+        return fail(state, at, `verification timed out: ${rb.verifyPasses}/${policy.verifyPasses} passes of ${rb.to} within ${policy.verifyTimeoutMs}ms`, policy);
+      }
+      if ((state.phase === 'rolled_back' || state.phase === 'promoted') && at >= state.since + policy.settleMs) {
+        return { state: enter(state, 'stable', at, { release: null, rollback: null }), effects: [] };
+      }
+      return unchanged(state);
+    }
+  }
+}
+
+function promote(state: GuardState, at: number, why: string, policy: Policy): Transition {
+  const release = state.release!;
+  return {
+    state: enter(state, 'promoted', at, {
+      stable: release.version,
+      wouldRollBack: null,
+      history: withHistory(state, { version: release.version, at, status: 'success', deployedBy: release.deployedBy }, policy),
+    }),
+    effects: [{ type: 'notify', kind: 'promoted', severity: 'info', message: `release ${release.version} promoted (${why})` }],
+  };
+}
