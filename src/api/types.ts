@@ -1,0 +1,59 @@
+/**
+ * The daemon's face to the HTTP API: what the server may read and ask. The server knows nothing
+ * of probes or strategies; the daemon implements this interface.
+ */
+import type { DeploymentEntry, GuardState, Phase, RuleVerdict } from '../core/types.js';
+
+/** GET /status (and `release-guard status --json`): stable field names for scripts. */
+export interface StatusView {
+  service: string;
+  phase: Phase;
+  paused: boolean;
+  since: string;
+  stable: string | null;
+  running: string | null;
+  release: {
+    version: string;
+    previous: string | null;
+    startedAt: string;
+    deployedBy: string;
+    source: 'detected' | 'manual';
+    /** When the window ends (guarding only). */
+    windowEndsAt: string | null;
+  } | null;
+  rollback: { from: string; to: string; reason: string; trigger: string; startedAt: string; attempt: number } | null;
+  wouldRollBack: string | null;
+  failure: string | null;
+  /** The latest verdict of every rule. */
+  rules: RuleVerdict[];
+  lastRollback: { id: string; from: string; to: string; outcome: string; finishedAt: string } | null;
+  now: string;
+}
+
+/** GET /history. */
+export interface HistoryView {
+  service: string;
+  deployments: (Omit<DeploymentEntry, 'at'> & { at: string })[];
+  /** Rollback candidates: successful versions, newest first. */
+  candidates: string[];
+  previousStable: string | null;
+  rollbacks: { id: string; from: string; to: string; outcome: string; finishedAt: string; reason: string }[];
+}
+
+export type ControlRequest =
+  | { action: 'release'; version: string; deployedBy: string }
+  | { action: 'rollback'; to?: string; reason: string; by: string }
+  | { action: 'promote'; by: string }
+  | { action: 'pause'; by: string }
+  | { action: 'resume'; by: string };
+
+export type ControlResult = { ok: true; state: GuardState } | { ok: false; error: string };
+
+export interface GuardControl {
+  status(): StatusView;
+  history(): Promise<HistoryView>;
+  /** Prometheus text exposition and its content type. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** Feeds the request into the state machine; `ok: false` carries why it was refused. */
+  control(request: ControlRequest): Promise<ControlResult>;
+}
