@@ -1,0 +1,23 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, redact } from './log.js';
+
+describe('log', () => {
+  it('writes JSON lines off a terminal and redacts secrets', async () => {
+    const stream = new PassThrough();
+    const lines: string[] = [];
+    stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString().trim().split('\n')));
+    const log = createLogger({ level: 'info', format: 'auto', stream });
+    log.info('probe configured', { component: 'probe', url: 'http://user:hunter2@db:5432/x', token: 's3cret', headers: { Authorization: 'Bearer abc' } });
+    log.debug('not shown');
+    await new Promise((r) => setImmediate(r));
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!);
+    expect(entry).toMatchObject({ level: 'info', message: 'probe configured', component: 'probe', token: '[redacted]' });
+    expect(lines[0]).not.toMatch(/hunter2|s3cret|Bearer abc/);
+  });
+
+  it('redacts nested values', () => {
+    expect(redact({ a: { password: 'x', list: ['https://u:p@h/'] } })).toEqual({ a: { password: '[redacted]', list: ['https://***:***@h/'] } });
+  });
+});

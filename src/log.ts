@@ -1,0 +1,69 @@
+/**
+ * winston logging: JSON lines when not on a terminal (systemd, pm2), readable lines on a TTY.
+ * Fixed message texts, facts as fields; fields that look like secrets are redacted before any
+ * transport sees them.
+ */
+import winston from 'winston';
+import type { Writable } from 'node:stream';
+
+export type Logger = winston.Logger;
+
+const SECRET_KEY = /token|secret|password|passwd|authorization|api[_-]?key|cookie/i;
+
+/** Replaces secret-looking fields and credentials inside URLs. */
+export function redact(value: unknown, depth = 0): unknown {
+  if (depth > 6) return value;
+  if (typeof value === 'string') return value.replace(/(\w+:\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1***:***@');
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  if (value && typeof value === 'object' && !(value instanceof Error)) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1)]),
+    );
+  }
+  return value;
+}
+
+const redactFormat = winston.format((info) => {
+  for (const key of Object.keys(info)) {
+    if (key === 'level' || key === 'message') continue;
+    info[key] = SECRET_KEY.test(key) ? '[redacted]' : redact(info[key]);
+  }
+  info.message = redact(info.message) as string;
+  return info;
+});
+
+const COLORS: Record<string, string> = { error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[36m', debug: '\x1b[90m' };
+
+const pretty = (color: boolean) =>
+  winston.format.printf((info) => {
+    const { level, message, timestamp, component, ...fields } = info as Record<string, unknown>;
+    const time = String(timestamp ?? '').slice(11, 23);
+    const lvl = color ? `${COLORS[String(level)] ?? ''}${String(level).padEnd(5)}\x1b[0m` : String(level).padEnd(5);
+    const extras = Object.entries(fields)
+      .filter(([k]) => typeof k === 'string')
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .join(' ');
+    return `${time} ${lvl} ${component ? `[${String(component)}] ` : ''}${String(message)}${extras ? `  ${extras}` : ''}`;
+  });
+
+export interface LogOptions {
+  level: 'error' | 'warn' | 'info' | 'debug';
+  format: 'auto' | 'json' | 'pretty';
+  /** Defaults to stderr; tests pass a stream to capture lines. */
+  stream?: Writable & { isTTY?: boolean };
+}
+
+export function createLogger(options: LogOptions): Logger {
+  const stream = options.stream ?? process.stderr;
+  const tty = Boolean((stream as { isTTY?: boolean }).isTTY);
+  const json = options.format === 'json' || (options.format === 'auto' && !tty);
+  return winston.createLogger({
+    level: options.level,
+    format: winston.format.combine(
+      redactFormat(),
+      winston.format.timestamp(),
+      json ? winston.format.json() : pretty(tty),
+    ),
+    transports: [new winston.transports.Stream({ stream })],
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * The guard's own metrics (DESIGN.md §7), on an injected registry, never prom-client's global one.
+ * Labels are bounded: phases, rule names, probe names from the config, triggers and outcomes.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { PHASES, type GuardState, type RuleVerdict, type Trigger } from './core/types.js';
+import { RULE_NAMES } from './core/rules.js';
+
+export class GuardMetrics {
+  readonly registry = new Registry();
+  private readonly state = new Gauge({ name: 'release_guard_state', help: 'Current state of the guard (1 for the current state)', labelNames: ['state'] as const, registers: [this.registry] });
+  private readonly paused = new Gauge({ name: 'release_guard_paused', help: '1 while automation is paused', registers: [this.registry] });
+  private readonly releaseInfo = new Gauge({ name: 'release_guard_release_info', help: 'Running version and the previous stable version', labelNames: ['version', 'previous'] as const, registers: [this.registry] });
+  private readonly ruleBreached = new Gauge({ name: 'release_guard_rule_breached', help: '1 when the rule currently breaches, 0 otherwise', labelNames: ['rule'] as const, registers: [this.registry] });
+  private readonly ruleInconclusive = new Gauge({ name: 'release_guard_rule_inconclusive', help: '1 when the rule has no data or its source failed', labelNames: ['rule'] as const, registers: [this.registry] });
+  readonly probeDuration = new Histogram({ name: 'release_guard_probe_duration_seconds', help: 'Time taken by one probe sample', labelNames: ['probe'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
+  readonly probeFailures = new Counter({ name: 'release_guard_probe_failures_total', help: 'Probe samples that failed their check or could not observe', labelNames: ['probe'] as const, registers: [this.registry] });
+  private readonly rollbacks = new Counter({ name: 'release_guard_rollbacks_total', help: 'Rollbacks by trigger and outcome', labelNames: ['trigger', 'outcome'] as const, registers: [this.registry] });
+  private readonly rollbackDuration = new Histogram({ name: 'release_guard_rollback_duration_seconds', help: 'From rollback decision to verified (or failed)', buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600], registers: [this.registry] });
+  private readonly detection = new Histogram({ name: 'release_guard_detection_seconds', help: 'From the first bad evidence of a fault to the rollback decision', buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
+  private readonly lastRollback = new Gauge({ name: 'release_guard_last_rollback_timestamp_seconds', help: 'When the last rollback finished (unix seconds)', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    for (const phase of PHASES) this.state.set({ state: phase }, 0);
+    for (const rule of RULE_NAMES) this.ruleBreached.set({ rule }, 0);
+    this.ruleBreached.set({ rule: 'crash' }, 0);
+    this.rollbacks.inc({ trigger: 'rule', outcome: 'rolled_back' }, 0);
+  }
+
+  observeState(state: GuardState): void {
+    for (const phase of PHASES) this.state.set({ state: phase }, phase === state.phase ? 1 : 0);
+    this.paused.set(state.paused ? 1 : 0);
+    this.releaseInfo.reset();
+    if (state.running) {
+      const previous = state.release?.version === state.running ? (state.release.previous ?? '') : (state.stable === state.running ? '' : (state.stable ?? ''));
+      this.releaseInfo.set({ version: state.running, previous }, 1);
+    }
+  }
+
+  observeVerdicts(verdicts: readonly RuleVerdict[], crashing: boolean): void {
+    for (const v of verdicts) {
+      this.ruleBreached.set({ rule: v.rule }, v.outcome === 'fail' ? 1 : 0);
+      this.ruleInconclusive.set({ rule: v.rule }, v.outcome === 'inconclusive' || v.outcome === 'error' ? 1 : 0);
+    }
+    this.ruleBreached.set({ rule: 'crash' }, crashing ? 1 : 0);
+  }
+
+  rollbackDecided(faultAt: number, decidedAt: number): void {
+    this.detection.observe(Math.max(0, decidedAt - faultAt) / 1000);
+  }
+
+  rollbackFinished(trigger: Trigger, outcome: 'rolled_back' | 'failed', startedAt: number, finishedAt: number): void {
+    this.rollbacks.inc({ trigger, outcome });
+    this.rollbackDuration.observe(Math.max(0, finishedAt - startedAt) / 1000);
+    this.lastRollback.set(finishedAt / 1000);
+  }
+
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The probe registry, keyed by the config's `type`. A new probe is one file plus one line here;
+ * `satisfies` makes the compiler reject a registry that misses a type or pairs it wrongly.
+ */
+import type { ProbeConfig } from '../config/schema.js';
+import { ProbeError } from '../errors.js';
+import { httpProbe } from './http.js';
+import { processProbe } from './process.js';
+import { systemProbe } from './system.js';
+import type { Probe, ProbeDeps, ProbeFactory } from './types.js';
+
+export const probeFactories = {
+  http: httpProbe,
+  system: systemProbe,
+  process: processProbe,
+} satisfies { [K in ProbeConfig['type']]: ProbeFactory<Extract<ProbeConfig, { type: K }>> };
+
+/** Builds the probe for one validated config entry. */
+export function createProbe(config: ProbeConfig, deps: ProbeDeps): Probe {
+  switch (config.type) {
+    case 'http':
+      return probeFactories.http(config, deps);
+    case 'system':
+      return probeFactories.system(config, deps);
+    case 'process':
+      return probeFactories.process(config, deps);
+    default: {
+      // Unreachable for a config that passed the schema; the `never` makes a new type a compile error.
+      const unknown: never = config;
+      throw new ProbeError(
+        `unknown probe type "${(unknown as { type?: unknown }).type}"`,
+        'probe_unknown_type',
+        'use one of: http, system, process',
+      );
+    }
+  }
+}

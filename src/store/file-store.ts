@@ -1,0 +1,113 @@
+/**
+ * The embedded file store: JSON files in one directory, each written to a temporary file, fsynced,
+ * renamed over the old one and the directory fsynced, so a crash or power loss leaves either the
+ * old or the new content. No server is needed.
+ */
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { GuardState, RollbackRecord } from '../core/types.js';
+import { StoreError } from '../errors.js';
+import type { Baselines, StateStore } from './state-store.js';
+
+const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
+
+export async function writeFileAtomic(path: string, content: string, dir: string): Promise<void> {
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const handle = await open(temp, 'w', 0o640);
+    try {
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    const dirHandle = await open(dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw new StoreError(`cannot write ${path}: ${(error as Error).message}`, 'store_write', 'check that state_dir exists and is writable by the guard', { cause: error });
+  }
+}
+
+async function readJson<T>(path: string): Promise<T | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new StoreError(`cannot read ${path}: ${(error as Error).message}`, 'store_read', undefined, { cause: error });
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    // Atomic writes make this a sign of outside tampering: refuse rather than start from scratch.
+    throw new StoreError(`${path} is not valid JSON; move it aside to start fresh`, 'store_corrupt', undefined, { cause: error });
+  }
+}
+
+export class FileStore implements StateStore {
+  private readonly records: string;
+
+  constructor(private readonly dir: string) {
+    this.records = join(dir, 'rollbacks');
+  }
+
+  /** Creates the directories; fails with a clear error when they cannot be made. */
+  async open(): Promise<this> {
+    try {
+      await mkdir(this.records, { recursive: true, mode: 0o750 });
+    } catch (error) {
+      throw new StoreError(`cannot create state_dir ${this.dir}: ${(error as Error).message}`, 'store_open', 'create it, or set state_dir to a writable directory', { cause: error });
+    }
+    return this;
+  }
+
+  async loadState(): Promise<GuardState | null> {
+    const state = await readJson<GuardState>(join(this.dir, 'state.json'));
+    if (state && state.schemaVersion !== 1) {
+      throw new StoreError(`state.json has schemaVersion ${String(state.schemaVersion)}; this release-guard reads 1`, 'store_version');
+    }
+    return state;
+  }
+
+  saveState(state: GuardState): Promise<void> {
+    return writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify(state, null, 2), this.dir);
+  }
+
+  async loadBaselines(): Promise<Baselines> {
+    return (await readJson<Baselines>(join(this.dir, 'baselines.json'))) ?? {};
+  }
+
+  saveBaselines(baselines: Baselines): Promise<void> {
+    return writeFileAtomic(join(this.dir, 'baselines.json'), JSON.stringify(baselines, null, 2), this.dir);
+  }
+
+  async writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>) {
+    if (!RECORD_ID.test(record.id)) throw new StoreError(`unsafe record id ${JSON.stringify(record.id)}`, 'store_id');
+    const json = join(this.records, `${record.id}.json`);
+    const md = join(this.records, `${record.id}.md`);
+    await writeFileAtomic(json, JSON.stringify({ ...record, ...extra }, null, 2), this.records);
+    await writeFileAtomic(md, markdown, this.records);
+    return { json, markdown: md };
+  }
+
+  async listRecords() {
+    const names = (await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
+    const records = await Promise.all(names.map((n) => readJson<RollbackRecord & Record<string, unknown>>(join(this.records, n))));
+    return records.filter((r): r is RollbackRecord & Record<string, unknown> => r !== null);
+  }
+
+  async readRecord(id: string) {
+    if (!RECORD_ID.test(id)) return null;
+    const json = await readJson<RollbackRecord & Record<string, unknown>>(join(this.records, `${id}.json`));
+    if (!json) return null;
+    const markdown = await readFile(join(this.records, `${id}.md`), 'utf8').catch(() => '');
+    return { json, markdown };
+  }
+}
