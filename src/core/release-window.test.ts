@@ -116,6 +116,7 @@ function simulate(
       const verdicts = evaluateRules(cfg.rules, {
         samples,
         now: t,
+        since: state.phase === 'guarding' ? state.release!.startedAt : null,
         releaseStartedAt: state.phase === 'guarding' ? state.release!.startedAt : null,
         initialDelayMs: cfg.release.initial_delay,
         baselineP95: baseline,

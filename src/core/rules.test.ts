@@ -15,6 +15,7 @@ const sample = (startedAt: number, ok: boolean, values: Record<string, number> =
 const input = (samples: Sample[], over: Partial<RuleInput> = {}): RuleInput => ({
   samples: new Map([['p', samples]]),
   now: 100_000,
+  since: null,
   releaseStartedAt: null,
   initialDelayMs: 30_000,
   baselineP95: new Map([['p', 20]]),
@@ -40,7 +41,7 @@ describe('rules', () => {
 
   it('health: only samples of the release are judged inside a window', () => {
     const samples = [sample(1, false), sample(2, false), sample(10, false)];
-    const v = evaluateHealth({ enabled: true, probe: 'p', consecutive: 3 }, input(samples, { releaseStartedAt: 5 }));
+    const v = evaluateHealth({ enabled: true, probe: 'p', consecutive: 3 }, input(samples, { since: 5, releaseStartedAt: 5 }));
     expect(v).toMatchObject({ outcome: 'pass', observed: 1 });
   });
 
@@ -70,7 +71,7 @@ describe('rules', () => {
     const run = (values: number[]) => values.map((cpu, i) => sample(100_000 - (values.length - 1 - i) * 10_000, true, { cpu }));
     expect(evaluateResource('cpu', rule, input(run([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])))).toMatchObject({ outcome: 'fail', since: 40_000 });
     expect(evaluateResource('cpu', rule, input(run([0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9])))).toMatchObject({ outcome: 'pass' });
-    expect(evaluateResource('cpu', rule, input([], { releaseStartedAt: 90_000 })).outcome).toBe('skipped');
+    expect(evaluateResource('cpu', rule, input([], { since: 90_000, releaseStartedAt: 90_000 })).outcome).toBe('skipped');
     const unavailable = [sample(99_000, false, {}, { unavailable: true, error: '/proc/stat unreadable' })];
     expect(evaluateResource('cpu', rule, input(unavailable))).toMatchObject({ outcome: 'error' });
   });

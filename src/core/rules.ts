@@ -10,9 +10,12 @@ export interface RuleInput {
   samples: ReadonlyMap<string, readonly Sample[]>;
   now: number;
   /**
-   * Start of the release window, or null outside one. Inside a window only samples of the new
-   * release (launched after it started) are judged.
+   * Only samples launched at or after this are judged (null: all retained samples). Inside a
+   * release window it is the window's start, so the old version's samples never count against
+   * the new one; after a rollback it is when the old version came back.
    */
+  since: number | null;
+  /** Start of the release window, or null outside one (for initial_delay). */
   releaseStartedAt: number | null;
   initialDelayMs: number;
   /** Baseline p95 latency (ms) of the last stable version, per probe; absent when unknown. */
@@ -42,7 +45,7 @@ function unavailableOf(input: RuleInput, probe: string, since: number): Sample |
   return last?.unavailable ? last : undefined;
 }
 
-const windowStart = (input: RuleInput) => input.releaseStartedAt ?? Number.NEGATIVE_INFINITY;
+const windowStart = (input: RuleInput) => input.since ?? Number.NEGATIVE_INFINITY;
 
 type Health = NonNullable<RulesConfig['health']>;
 export function evaluateHealth(rule: Health, input: RuleInput): RuleVerdict {
@@ -181,9 +184,9 @@ type Resource = NonNullable<RulesConfig['cpu']>;
  */
 export function evaluateResource(name: 'cpu' | 'memory', rule: Resource, input: RuleInput): RuleVerdict {
   const base = { rule: name, threshold: rule.threshold, unit: 'ratio' as const };
-  let since = Number.NEGATIVE_INFINITY;
+  let since = windowStart(input);
   if (input.releaseStartedAt !== null) {
-    since = input.releaseStartedAt + input.initialDelayMs;
+    since = Math.max(since, input.releaseStartedAt + input.initialDelayMs);
     if (input.now < since) {
       return {
         ...base,

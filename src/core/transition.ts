@@ -254,7 +254,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       // Probes launched before the rollback finished may still report the bad version: not a release.
       if (state.phase === 'rolled_back' && event.version === state.rollback?.from) return unchanged(state);
       if (state.phase === 'stable' || state.phase === 'rolled_back' || state.phase === 'promoted') {
-        return openWindow(state, { version: event.version, previous: state.stable, startedAt: at, deployedBy: 'detected', source: 'detected' }, policy);
+        return openWindow(state, { version: event.version, previous: state.stable, startedAt: at, deployedBy: 'unknown (detected)', source: 'detected' }, policy);
       }
       if (state.phase === 'guarding') {
         const current = state.release!;
@@ -271,7 +271,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
           };
         }
         // A newer release replaced the one under guard: guard the newest against the same good version.
-        return openWindow(state, { version: event.version, previous: current.previous, startedAt: at, deployedBy: 'detected', source: 'detected' }, policy);
+        return openWindow(state, { version: event.version, previous: current.previous, startedAt: at, deployedBy: 'unknown (detected)', source: 'detected' }, policy);
       }
       // rolling_back / verifying: versions are in flux and judged by verification; failed: frozen.
       return state.phase === 'failed' ? { state: { ...state, running: event.version }, effects: [] } : unchanged(state);

@@ -1,0 +1,148 @@
+/**
+ * The CLI's side of the control API. Every failure becomes an ApiError whose message tells the
+ * operator what to do: start the daemon, set the token, or what the daemon refused and why.
+ */
+import { ApiError, errorMessage } from '../errors.js';
+import type { ControlSummary } from './server.js';
+import type { HistoryView, StatusView } from './types.js';
+
+export interface ApiClientOptions {
+  /** e.g. `http://127.0.0.1:9464`. */
+  baseUrl: string;
+  /** Bearer token for the control requests; GET requests never send it. */
+  token?: string | null;
+  /** Per request; default 10 s. */
+  timeoutMs?: number;
+}
+
+export type { ControlSummary };
+
+export class ApiClient {
+  readonly baseUrl: string;
+  private readonly token: string | null;
+  private readonly timeoutMs: number;
+
+  constructor(options: ApiClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.token = options.token ?? null;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  healthz(): Promise<{ ok: true }> {
+    return this.request('GET', '/healthz');
+  }
+
+  status(): Promise<StatusView> {
+    return this.request('GET', '/status');
+  }
+
+  history(): Promise<HistoryView> {
+    return this.request('GET', '/history');
+  }
+
+  /** Opens a release window by hand for `version`. */
+  release(version: string, deployedBy?: string): Promise<ControlSummary> {
+    return this.request('POST', '/releases', { version, deployedBy });
+  }
+
+  rollback(options: { to?: string; reason: string; by?: string }): Promise<ControlSummary> {
+    return this.request('POST', '/rollback', { to: options.to, reason: options.reason, by: options.by });
+  }
+
+  promote(by?: string): Promise<ControlSummary> {
+    return this.request('POST', '/promote', { by });
+  }
+
+  pause(by?: string): Promise<ControlSummary> {
+    return this.request('POST', '/pause', { by });
+  }
+
+  resume(by?: string): Promise<ControlSummary> {
+    return this.request('POST', '/resume', { by });
+  }
+
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (method === 'POST') {
+      headers['content-type'] = 'application/json';
+      if (this.token !== null) headers.authorization = `Bearer ${this.token}`;
+    }
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        // JSON.stringify drops the undefined fields: optional ones are simply not sent.
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      throw this.networkError(error);
+    }
+    const data = parseJson(text);
+    if (response.ok) {
+      if (data === undefined) {
+        throw new ApiError(`release-guard at ${this.baseUrl} answered ${path} with something that is not JSON`, response.status);
+      }
+      return data as T;
+    }
+    const daemonSays = isRecord(data) && typeof data.error === 'string' ? data.error : null;
+    if (response.status === 401) {
+      throw new ApiError(
+        this.token === null
+          ? 'the daemon requires a token and none was found (set RELEASE_GUARD_TOKEN or server.token_file)'
+          : 'the daemon refused the token (set RELEASE_GUARD_TOKEN or server.token_file)',
+        401,
+      );
+    }
+    if (daemonSays !== null) throw new ApiError(daemonSays, response.status);
+    throw new ApiError(`release-guard at ${this.baseUrl} answered ${method} ${path} with HTTP ${response.status}`, response.status);
+  }
+
+  private networkError(error: unknown): ApiError {
+    if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+      return new ApiError(`release-guard at ${this.baseUrl} did not answer within ${formatMs(this.timeoutMs)}`, 0, { cause: error });
+    }
+    const code = causeCode(error);
+    if (code === 'ECONNREFUSED') {
+      return new ApiError(
+        `cannot reach release-guard at ${this.baseUrl} (is the daemon running? start it with: release-guard start --config FILE)`,
+        0,
+        { cause: error },
+      );
+    }
+    const detail = code ?? errorMessage((error as { cause?: unknown }).cause ?? error);
+    return new ApiError(`cannot reach release-guard at ${this.baseUrl} (${detail})`, 0, { cause: error });
+  }
+}
+
+/** fetch wraps the socket error: `TypeError: fetch failed`, cause `{ code: 'ECONNREFUSED' }` (or an AggregateError of them). */
+function causeCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && isRecord(current); depth++) {
+    if (typeof current.code === 'string' && current.code !== 'UND_ERR_SOCKET') return current.code;
+    if (Array.isArray(current.errors) && isRecord(current.errors[0]) && typeof current.errors[0].code === 'string') {
+      return current.errors[0].code;
+    }
+    current = current.cause;
+  }
+  return undefined;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object';
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

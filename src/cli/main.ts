@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+/**
+ * The `release-guard` command: `start` runs the daemon in the foreground; the client commands
+ * (`status`, `history`, `release`, `rollback`, `promote`, `pause`, `resume`) talk to a running
+ * daemon over its HTTP API; `config validate` checks a file without starting anything.
+ *
+ * Exit codes: 0 done, 1 failed (a GuardError: the message says why, no stack trace), 2 usage error
+ * (commander's, or a bad --url).
+ * Anything other than a GuardError is a bug and is printed with its stack.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { ApiClient, type ControlSummary } from '../api/client.js';
+import { readToken } from '../api/token.js';
+import { loadConfig } from '../config/load.js';
+import { GuardError } from '../errors.js';
+import { formatHistory, formatStatus } from './format.js';
+
+/** Used when neither `--config` nor RELEASE_GUARD_CONFIG is given. */
+export const DEFAULT_CONFIG_PATH = '/etc/release-guard/config.yaml';
+/** Where the token comes from with `--url` and no config. */
+const DEFAULT_TOKEN_ENV = 'RELEASE_GUARD_TOKEN';
+
+/** Where the CLI writes and what it reads; tests pass their own. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  env: NodeJS.ProcessEnv;
+  /** Colour the human output (default: stdout is a terminal and NO_COLOR is not set). */
+  color: boolean;
+}
+
+interface ClientOptions {
+  config?: string;
+  url?: string;
+}
+
+/**
+ * Runs the CLI with `argv` (the arguments after the program name, i.e. `process.argv.slice(2)`)
+ * and resolves to the exit code. Never calls process.exit.
+ */
+export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<number> {
+  const env = io.env ?? process.env;
+  const out = io.out ?? ((text: string) => void process.stdout.write(text));
+  const err = io.err ?? ((text: string) => void process.stderr.write(text));
+  const color = io.color ?? (process.stdout.isTTY === true && env.NO_COLOR === undefined);
+  const print = (text: string) => out(text.endsWith('\n') ? text : `${text}\n`);
+
+  const program = new Command('release-guard');
+  // Before any .command(): subcommands inherit these settings.
+  program
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: err })
+    .description('Guards each release window, rolls a bad release back automatically, verifies and records it.')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(run release-guard --help for usage)');
+
+  const defaultConfig = () => env.RELEASE_GUARD_CONFIG ?? DEFAULT_CONFIG_PATH;
+  const configHelp = `config file (default: $RELEASE_GUARD_CONFIG, else ${DEFAULT_CONFIG_PATH})`;
+
+  /** The daemon's address and, for control requests, the token. */
+  const connect = async (opts: ClientOptions, withToken: boolean): Promise<ApiClient> => {
+    const explicitConfig = opts.config ?? env.RELEASE_GUARD_CONFIG;
+    if (opts.url !== undefined) {
+      const baseUrl = checkUrl(opts.url);
+      // --url alone: the token comes from the environment; with a config, from its server section.
+      const server = explicitConfig === undefined ? { token_env: DEFAULT_TOKEN_ENV } : (await loadConfig(explicitConfig)).server;
+      return new ApiClient({ baseUrl, token: withToken ? await readToken(server, env) : null });
+    }
+    const file = explicitConfig ?? DEFAULT_CONFIG_PATH;
+    const { server } = await loadConfig(file);
+    if (server.port === 0) {
+      throw new GuardError(`${file}: server.port is 0 (any free port), so the daemon's address is not known; pass --url http://HOST:PORT`, 'api_address');
+    }
+    return new ApiClient({ baseUrl: urlFor(server.host, server.port), token: withToken ? await readToken(server, env) : null });
+  };
+
+  const clientCommand = (name: string, description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .option('-c, --config <file>', `${configHelp}; gives the daemon's address and token`)
+      .option('--url <url>', 'daemon address, e.g. http://127.0.0.1:9464 (overrides the config; the token then comes from $RELEASE_GUARD_TOKEN unless --config is given)');
+
+  const printSummary = (summary: ControlSummary, what: string) => {
+    const parts = [`phase ${summary.phase}`];
+    if (summary.release !== null) parts.push(`release ${summary.release}`);
+    if (summary.stable !== null) parts.push(`stable ${summary.stable}`);
+    if (summary.paused) parts.push('paused');
+    print(`${what}: ok (${parts.join(', ')})`);
+  };
+
+  program
+    .command('start')
+    .description('run the daemon in the foreground (systemd, pm2 or a terminal)')
+    .option('-c, --config <file>', configHelp)
+    .action(async (opts: { config?: string }) => {
+      // Loaded only here, so the client commands do not pull in pm2, probes and strategies.
+      const daemon = await import('../shell/daemon.js');
+      await daemon.runDaemon({ configPath: opts.config ?? defaultConfig() });
+    });
+
+  clientCommand('status', 'show the state, the release under guard, every rule and the last rollback')
+    .option('--json', 'print the raw JSON view (stable field names, for scripts)')
+    .action(async (opts: ClientOptions & { json?: boolean }) => {
+      const view = await (await connect(opts, false)).status();
+      print(opts.json ? JSON.stringify(view, null, 2) : formatStatus(view, { color }));
+    });
+
+  clientCommand('history', 'show the deployments and rollbacks')
+    .option('--json', 'print the raw JSON view')
+    .action(async (opts: ClientOptions & { json?: boolean }) => {
+      const view = await (await connect(opts, false)).history();
+      print(opts.json ? JSON.stringify(view, null, 2) : formatHistory(view, { color }));
+    });
+
+  clientCommand('release', 'open a release window for <version> by hand (when it is not detected)')
+    .argument('<version>', 'the version now deployed')
+    .option('--by <name>', 'who deployed it (default: api)')
+    .action(async (version: string, opts: ClientOptions & { by?: string }) => {
+      printSummary(await (await connect(opts, true)).release(version, opts.by), `release ${version}`);
+    });
+
+  clientCommand('rollback', 'roll back now, to the previous stable version or --to a given one')
+    .requiredOption('--reason <text>', 'why (kept in the rollback record; 1-500 characters)')
+    .option('--to <version>', 'target version (default: the previous stable version)')
+    .option('--by <name>', 'who asks (default: api)')
+    .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string }) => {
+      const client = await connect(opts, true);
+      printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
+    });
+
+  for (const [action, description] of [
+    ['promote', 'end the release window now and accept the release as stable'],
+    ['pause', 'stop acting on breaches (they are still reported) until resume'],
+    ['resume', 'act on breaches again'],
+  ] as const) {
+    clientCommand(action, description)
+      .option('--by <name>', 'who asks (default: api)')
+      .action(async (opts: ClientOptions & { by?: string }) => {
+        const client = await connect(opts, true);
+        printSummary(await client[action](opts.by), action);
+      });
+  }
+
+  const config = program.command('config').description('work with config files');
+  config
+    .command('validate')
+    .description('check a config file: prints FILE: OK, or every problem as path: message')
+    .argument('<file>', 'the YAML config file')
+    .action(async (file: string) => {
+      await loadConfig(file);
+      print(`${file}: OK`);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    // Usage errors and --help/--version: commander has already printed what needs printing.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof GuardError) {
+      err(`release-guard: ${error.message}\n${error.hint === undefined ? '' : `hint: ${error.hint}\n`}`);
+      return error.code === 'usage' ? 2 : 1;
+    }
+    err(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return 1;
+  }
+}
+
+/** An http(s) base URL, or a GuardError saying what is expected. */
+function checkUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new GuardError(`--url ${JSON.stringify(text)} is not a URL; expected e.g. http://127.0.0.1:9464`, 'usage');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new GuardError(`--url ${JSON.stringify(text)} must be an http:// or https:// URL`, 'usage');
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+/** The server's listen address as a URL to connect to: a wildcard address means this host. */
+function urlFor(host: string, port: number): string {
+  const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' || host === '[::]' ? '::1' : host;
+  const bracketed = target.includes(':') && !target.startsWith('[') ? `[${target}]` : target;
+  return `http://${bracketed}:${port}`;
+}
+
+function packageVersion(): string {
+  try {
+    // src/cli/main.ts and dist/cli/main.js are both two levels below package.json.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    // The npm bin is a symlink to this file.
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`release-guard: unexpected error; this is a bug:\n${error instanceof Error ? error.stack : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,70 @@
+/**
+ * The rollback record as Markdown (seed §4.3): date, from → to, why with observed values vs
+ * thresholds, method, each step with its duration, the timeline, and the app's recent logs.
+ * Pure: everything it shows is in its arguments.
+ */
+import { formatDuration } from '../config/duration.js';
+import type { RollbackRecord } from '../core/types.js';
+import type { StepResult } from '../shell/rollback-runner.js';
+
+export interface RecordDetails {
+  service: string;
+  steps: StepResult[];
+  verification: { probe: string; passes: number; required: number };
+  logs: string[];
+}
+
+const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : '—');
+const since = (from: number, to: number | null | undefined) => (to ? `+${formatDuration(to - from)}` : '—');
+const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function renderRecordMarkdown(record: RollbackRecord, details: RecordDetails): string {
+  const { breach, release } = record;
+  const fault = breach.faultAt;
+  const lines: string[] = [];
+  const title = record.outcome === 'rolled_back' ? 'Rollback' : 'Failed rollback';
+  lines.push(`# ${title}: ${details.service} ${record.from} → ${record.to}`, '');
+  lines.push(`- **Date:** ${iso(record.startedAt)}`);
+  lines.push(`- **Outcome:** ${record.outcome === 'rolled_back' ? 'rolled back and verified' : `FAILED — ${record.failure ?? 'unknown'}`}`);
+  lines.push(`- **Trigger:** ${breach.trigger}${breach.rules.length ? ` (${breach.rules.join(', ')})` : ''}`);
+  lines.push(`- **Reason:** ${breach.reason}`);
+  lines.push(`- **Release:** ${release.version} (previous ${release.previous ?? 'none'}), ${release.source} at ${iso(release.startedAt)}, deployed by ${release.deployedBy}`);
+  lines.push(`- **Method:** ${details.steps.map((s) => s.type).join(' → ') || 'none ran'}`);
+  lines.push(`- **Attempts:** ${record.attempts}`);
+  lines.push('');
+  lines.push('## Timeline', '');
+  lines.push('| event | time | since fault |', '| --- | --- | --- |');
+  lines.push(`| release started | ${iso(release.startedAt)} | ${release.startedAt <= fault ? `-${formatDuration(fault - release.startedAt)}` : '—'} |`);
+  lines.push(`| fault began | ${iso(fault)} | 0 |`);
+  lines.push(`| rollback decided | ${iso(breach.decidedAt)} | ${since(fault, breach.decidedAt)} |`);
+  lines.push(`| plan finished | ${iso(record.executedAt)} | ${since(fault, record.executedAt)} |`);
+  lines.push(`| ${record.outcome === 'rolled_back' ? 'verified' : 'failed'} | ${iso(record.finishedAt)} | ${since(fault, record.finishedAt)} |`);
+  lines.push('', `Release window length until the decision: ${formatDuration(breach.decidedAt - release.startedAt)}.`, '');
+  if (breach.verdicts.length > 0) {
+    lines.push('## Rules at the decision', '');
+    lines.push('| rule | outcome | observed | threshold | detail |', '| --- | --- | --- | --- | --- |');
+    for (const v of breach.verdicts) {
+      lines.push(`| ${v.rule} | ${v.outcome} | ${v.observed ?? '—'} | ${v.threshold} ${v.unit} | ${cell(v.message)} |`);
+    }
+    lines.push('');
+  }
+  lines.push('## Steps', '');
+  if (details.steps.length === 0) lines.push('No step ran.');
+  else {
+    lines.push('| # | step | result | duration |', '| --- | --- | --- | --- |');
+    for (const s of details.steps) {
+      lines.push(`| ${s.index + 1} | ${cell(s.description)} | ${s.ok ? 'ok' : `failed: ${cell(s.error ?? '')}`} | ${formatDuration(s.durationMs)} |`);
+    }
+    const withOutput = details.steps.filter((s) => s.output.length > 0);
+    for (const s of withOutput) {
+      lines.push('', `Step ${s.index + 1} output:`, '', '```', ...s.output, '```');
+    }
+  }
+  lines.push('', '## Verification', '');
+  lines.push(`Health probe \`${details.verification.probe}\`: ${details.verification.passes}/${details.verification.required} consecutive passes reporting ${record.to}.`);
+  if (details.logs.length > 0) {
+    lines.push('', '## Application logs (last lines)', '', '```', ...details.logs, '```');
+  }
+  lines.push('');
+  return lines.join('\n');
+}

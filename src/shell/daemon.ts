@@ -1,0 +1,79 @@
+/**
+ * `release-guard start`: wires config, store, probes, strategies, pm2, metrics and the API around
+ * a Guard, then runs until SIGTERM/SIGINT, when it lets a running rollback step finish, persists
+ * and exits 0.
+ */
+import { startApiServer } from '../api/server.js';
+import { readToken } from '../api/token.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { createLogger, type Logger } from '../log.js';
+import { GuardMetrics } from '../metrics.js';
+import type { Pm2Client } from '../pm2/client.js';
+import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
+import { createProbe } from '../probes/index.js';
+import { createStrategy } from '../strategies/index.js';
+import { FileStore } from '../store/file-store.js';
+import { systemClock, type Clock } from './clock.js';
+import { Guard } from './guard.js';
+
+export interface RunningDaemon {
+  guard: Guard;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Whether anything in the config talks to pm2. */
+function needsPm2(config: Config): boolean {
+  return Boolean(config.pm2) || config.probes.some((p) => p.type === 'process') || config.rollback.steps.length > 0;
+}
+
+/** Builds and starts everything; the caller decides when to stop. */
+export async function startDaemon(config: Config, options: { log: Logger; clock?: Clock; pm2?: Pm2Client }): Promise<RunningDaemon> {
+  const { log } = options;
+  const clock = options.clock ?? systemClock;
+  const token = await readToken(config.server);
+  if (!token) log.warn('no API token configured: POST endpoints will refuse every request', { component: 'api', token_env: config.server.token_env });
+  const store = await new FileStore(config.state_dir).open();
+  const pm2 = options.pm2 ?? (needsPm2(config) ? new Pm2ApiClient(config.pm2?.home ? { home: config.pm2.home } : {}) : undefined);
+  const metrics = new GuardMetrics();
+  const probes = config.probes.map((p) => createProbe(p, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) }));
+  const plan = config.rollback.steps.map((step) => ({ config: step, strategy: createStrategy(step, { pm2: pm2! }) }));
+  const guard = new Guard({ config, store, clock, log, metrics, probes, plan, ...(pm2 ? { pm2 } : {}) });
+  await guard.start();
+  const server = await startApiServer({
+    host: config.server.host,
+    port: config.server.port,
+    token,
+    control: guard,
+    log: (level, message, fields) => log.log(level, message, { component: 'api', ...fields }),
+  });
+  log.info('release-guard running', { component: 'daemon', service: config.service, url: server.url, state_dir: config.state_dir });
+  return {
+    guard,
+    url: server.url,
+    async stop() {
+      await server.close();
+      await guard.stop();
+      await pm2?.disconnect().catch(() => undefined);
+    },
+  };
+}
+
+export async function runDaemon(options: { configPath: string }): Promise<void> {
+  const config = await loadConfig(options.configPath);
+  const log = createLogger(config.log);
+  const daemon = await startDaemon(config, { log });
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info(`received ${signal}: finishing the current step and stopping`, { component: 'daemon' });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await daemon.stop();
+  log.end();
+}

@@ -1,0 +1,91 @@
+/**
+ * Runs a rollback plan: the configured steps in order, each with its own timeout, progress logged.
+ * A failed step stops the plan; the result says which step failed and why.
+ */
+import type { StrategyConfig } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RollbackStrategy } from '../strategies/types.js';
+import type { Clock } from './clock.js';
+
+export interface StepResult {
+  index: number;
+  type: StrategyConfig['type'];
+  description: string;
+  ok: boolean;
+  startedAt: number;
+  durationMs: number;
+  /** Progress lines the step reported, last 20. */
+  output: string[];
+  error?: string;
+}
+
+export interface PlanResult {
+  ok: boolean;
+  steps: StepResult[];
+  error?: string;
+}
+
+export interface PlanStep {
+  config: StrategyConfig;
+  strategy: RollbackStrategy;
+}
+
+export async function runPlan(
+  steps: readonly PlanStep[],
+  target: { service: string; from: string; to: string },
+  deps: { clock: Clock; log: Logger; signal: AbortSignal },
+): Promise<PlanResult> {
+  const results: StepResult[] = [];
+  for (const [index, { config, strategy }] of steps.entries()) {
+    const description = strategy.describe(target);
+    const output: string[] = [];
+    const startedAt = deps.clock.now();
+    const log = deps.log.child({ component: 'rollback', step: index + 1, strategy: config.type });
+    log.info(`step ${index + 1}/${steps.length} started: ${description}`);
+    const timeout = AbortSignal.timeout(config.timeout);
+    const signal = AbortSignal.any([deps.signal, timeout]);
+    const ctx = {
+      ...target,
+      signal,
+      progress: (message: string) => {
+        output.push(message);
+        log.info(message);
+      },
+    };
+    try {
+      await raceAbort(strategy.execute(ctx), signal, () =>
+        timeout.aborted ? `timed out after ${config.timeout}ms` : 'the guard is stopping',
+      );
+      const durationMs = deps.clock.now() - startedAt;
+      results.push({ index, type: config.type, description, ok: true, startedAt, durationMs, output: output.slice(-20) });
+      log.info(`step ${index + 1}/${steps.length} done in ${durationMs}ms`);
+    } catch (error) {
+      const durationMs = deps.clock.now() - startedAt;
+      const message = errorMessage(error);
+      results.push({ index, type: config.type, description, ok: false, startedAt, durationMs, output: output.slice(-20), error: message });
+      log.error(`step ${index + 1}/${steps.length} failed after ${durationMs}ms: ${message}`);
+      return { ok: false, steps: results, error: `step ${index + 1} (${config.type}) failed: ${message}` };
+    }
+  }
+  return { ok: true, steps: results };
+}
+
+/** Strategies honour the signal, but a stuck library call must not hold the plan past its timeout. */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal, why: () => string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error(why()));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(why()));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}

@@ -1,0 +1,196 @@
+/**
+ * End to end against a real pm2 and real app processes: the guard notices a release by itself,
+ * rolls a bad one back with the releases strategy, proves the old version answers, promotes a
+ * good one, and survives SIGKILL in the middle of a rollback without rolling back twice.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { parseConfigText } from '../../src/config/load.js';
+import type { GuardState } from '../../src/core/types.js';
+import { createLogger } from '../../src/log.js';
+import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
+import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { buildRelease, createPm2Sandbox, freePort, getJson, pointCurrent, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
+
+const APP = 'web';
+const TOKEN = 'test-token-0123456789';
+
+interface Setup {
+  sandbox: Pm2Sandbox;
+  stateDir: string;
+  appPort: number;
+  guardPort: number;
+  yaml: string;
+  logs: string[];
+}
+
+async function setup(options: { window?: string; instances?: number } = {}): Promise<Setup> {
+  const sandbox = await createPm2Sandbox();
+  const stateDir = await mkdtemp(join(tmpdir(), 'rg-state-'));
+  const appPort = await freePort();
+  const guardPort = await freePort();
+  await buildRelease(sandbox.dir, 'v1');
+  await pointCurrent(sandbox.dir, 'v1');
+  await sandbox.client.start({
+    name: APP,
+    script: join(sandbox.dir, 'current', 'server.cjs'),
+    execMode: 'cluster',
+    instances: options.instances ?? 2,
+    env: { PORT: String(appPort) },
+  });
+  await waitFor(async () => (await getJson(`http://127.0.0.1:${appPort}/health`).catch(() => null))?.status === 200, 15_000);
+  process.env.RG_TEST_TOKEN = TOKEN;
+  const yaml = stringify({
+    service: APP,
+    state_dir: stateDir,
+    server: { host: '127.0.0.1', port: guardPort, token_env: 'RG_TEST_TOKEN' },
+    log: { level: 'debug', format: 'json' },
+    pm2: { home: sandbox.home, app: APP },
+    probes: [{ name: 'health', type: 'http', url: `http://127.0.0.1:${appPort}/health`, timeout: '1s', version_path: 'version' }],
+    schedule: { interval: '300ms', fast_interval: '100ms', fast_for: '1m' },
+    release: { version_probe: 'health', window: options.window ?? '30s', initial_delay: '2s', settle: '1m' },
+    rules: { health: { probe: 'health', consecutive: 3 } },
+    rollback: { steps: [{ type: 'releases', dir: sandbox.dir, pm2_app: APP, restart_mode: 'reload', timeout: '30s' }] },
+    verification: { probe: 'health', passes: 3, timeout: '20s' },
+  });
+  return { sandbox, stateDir, appPort, guardPort, yaml, logs: [] };
+}
+
+function inProcess(s: Setup): Promise<RunningDaemon> {
+  const stream = new PassThrough();
+  stream.on('data', (chunk: Buffer) => s.logs.push(...chunk.toString().trim().split('\n')));
+  return startDaemon(parseConfigText(s.yaml, 'test'), { log: createLogger({ level: 'debug', format: 'json', stream }), pm2: s.sandbox.client });
+}
+
+async function deploy(s: Setup, version: string, manifest: Parameters<typeof buildRelease>[2] = {}) {
+  await buildRelease(s.sandbox.dir, version, manifest);
+  await pointCurrent(s.sandbox.dir, version);
+  await s.sandbox.client.reload(APP);
+}
+
+const version = async (s: Setup) => ((await getJson(`http://127.0.0.1:${s.appPort}/health`)).body as { version: string }).version;
+
+let cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  cleanups = [];
+});
+
+describe('guarding a pm2 app', () => {
+  it('rolls a bad release (5xx) back automatically, verifies v1, records and exports it', async () => {
+    const s = await setup();
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const daemon = await inProcess(s);
+    cleanups.push(() => daemon.stop());
+    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+
+    await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1500 });
+    await waitFor(() => daemon.guard.current.phase === 'rolled_back', 30_000);
+
+    const state = daemon.guard.current;
+    expect(state).toMatchObject({ running: 'v1', stable: 'v1', rollback: { from: 'v2', to: 'v1', breach: { trigger: 'rule', rules: ['health'] } } });
+    expect(await version(s)).toBe('v1');
+    expect(state.history.map((h) => [h.version, h.status])).toEqual([['v1', 'success'], ['v2', 'rolled_back']]);
+
+    // The record is an effect of the transition to rolled_back: it lands just after the state does.
+    const records = await waitFor(async () => {
+      const names = (await readdir(join(s.stateDir, 'rollbacks'))).sort();
+      return names.length === 2 ? names : null;
+    }, 5000);
+    const md = await readFile(join(s.stateDir, 'rollbacks', records.find((r) => r.endsWith('.md'))!), 'utf8');
+    expect(md).toContain('# Rollback: web v2 → v1');
+    expect(md).toMatch(/health: 3 consecutive failures >= 3/);
+
+    const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
+    expect(metrics).toMatch(/release_guard_rollbacks_total\{trigger="rule",outcome="rolled_back"\} 1/);
+    expect(metrics).toMatch(/release_guard_state\{state="rolled_back"\} 1/);
+    expect(metrics).toMatch(/release_guard_detection_seconds_count 1/);
+
+    // The control API refuses a request without the token and the state does not change.
+    const refused = await fetch(`${daemon.url}/rollback`, { method: 'POST', body: JSON.stringify({ reason: 'x' }), headers: { 'content-type': 'application/json' } });
+    expect(refused.status).toBe(401);
+    expect(daemon.guard.current.phase).toBe('rolled_back');
+    expect(s.logs.join('\n')).not.toContain(TOKEN);
+  });
+
+  it('promotes a good release when its window ends clean', async () => {
+    const s = await setup({ window: '4s' });
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const daemon = await inProcess(s);
+    cleanups.push(() => daemon.stop());
+    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    await deploy(s, 'v2');
+    await waitFor(() => daemon.guard.current.phase === 'guarding', 10_000);
+    await waitFor(() => daemon.guard.current.phase === 'promoted', 15_000);
+    expect(daemon.guard.current).toMatchObject({ stable: 'v2', running: 'v2' });
+    expect(await version(s)).toBe('v2');
+    expect(daemon.guard.current.history.at(-1)).toMatchObject({ version: 'v2', status: 'success' });
+  });
+
+  it('sees a crash of the new version on the pm2 bus and rolls back at once', async () => {
+    const s = await setup();
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const daemon = await inProcess(s);
+    cleanups.push(() => daemon.stop());
+    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    await deploy(s, 'v2', { fault: 'crash', faultAfterMs: 1500 });
+    await waitFor(() => daemon.guard.current.phase === 'rolled_back', 30_000);
+    expect(daemon.guard.current.rollback?.breach.trigger).toBe('crash');
+    expect(await version(s)).toBe('v1');
+  });
+
+  it('killed with SIGKILL mid-rollback and restarted, finishes the rollback exactly once', async () => {
+    const s = await setup();
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const configFile = join(s.stateDir, 'config.yaml');
+    await writeFile(configFile, s.yaml);
+    const spawnGuard = (): ChildProcess => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'start', '--config', configFile], {
+        cwd: PROJECT_ROOT,
+        env: { ...process.env, RG_TEST_TOKEN: TOKEN },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      child.stderr!.on('data', (chunk: Buffer) => s.logs.push(chunk.toString()));
+      cleanups.push(async () => {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
+      return child;
+    };
+    const readState = async (): Promise<GuardState | null> => {
+      try {
+        return JSON.parse(await readFile(join(s.stateDir, 'state.json'), 'utf8')) as GuardState;
+      } catch {
+        return null;
+      }
+    };
+
+    const first = spawnGuard();
+    await waitFor(async () => (await readState())?.stable === 'v1', 20_000);
+    await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1000 });
+    // Kill the moment the rollback decision is on disk: the plan is running or about to.
+    await waitFor(async () => (await readState())?.phase === 'rolling_back', 30_000, 5);
+    first.kill('SIGKILL');
+    await new Promise((resolve) => first.once('exit', resolve));
+    expect((await readState())?.phase).toBe('rolling_back');
+
+    const second = spawnGuard();
+    await waitFor(async () => (await readState())?.phase === 'rolled_back', 30_000);
+    const state = (await readState())!;
+    expect(state.running).toBe('v1');
+    expect(state.rollback?.attempt).toBe(2); // resumed, not started again
+    expect(state.autoRollbacks.filter((r) => r.version === 'v2')).toHaveLength(1);
+    expect(state.history.filter((h) => h.version === 'v2')).toEqual([expect.objectContaining({ status: 'rolled_back' })]);
+    expect(await version(s)).toBe('v1');
+    await waitFor(async () => (await readdir(join(s.stateDir, 'rollbacks'))).length === 2, 5000);
+    expect((await readdir(join(s.stateDir, 'rollbacks'))).filter((n) => n.endsWith('.json'))).toHaveLength(1);
+
+    second.kill('SIGTERM');
+    const code = await new Promise((resolve) => second.once('exit', resolve));
+    expect(code).toBe(0);
+  });
+});
