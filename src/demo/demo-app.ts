@@ -17,6 +17,7 @@ export interface ReleaseManifest {
   faultAfterMs?: number;
   errorRatio?: number;
   slowMs?: number;
+  [key: string]: unknown;
 }
 
 /** Writes `<dir>/releases/<version>/{server.cjs,release.json}`; returns the release directory. */
@@ -28,11 +29,11 @@ export async function buildRelease(dir: string, version: string, manifest: Relea
   return release;
 }
 
-/** Points `<dir>/current` at `releases/<version>` atomically, as a deploy tool would. */
-export async function pointCurrent(dir: string, version: string): Promise<void> {
-  const temp = join(dir, `.current-${process.pid}-${Date.now()}`);
+/** Points `<dir>/<name>` at `releases/<version>` (a relative link) atomically, as a deploy tool would. */
+export async function pointCurrent(dir: string, version: string, name = 'current'): Promise<void> {
+  const temp = join(dir, `.${name}.tmp-${process.pid}-${Date.now()}`);
   await symlink(join('releases', version), temp);
-  await rename(temp, join(dir, 'current'));
+  await rename(temp, join(dir, name));
 }
 
 /** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */

@@ -7,130 +7,13 @@
  *                      starting it from the `ecosystem` file), then wait until it is online.
  * Every action converges when run again: a stopped app stays stopped, a known previous app is
  * restarted rather than started twice.
- *
- * This file also holds the step plumbing the releases strategy shares (a timeout-and-abort scope,
- * waiting for pm2 to report an app online, the version check), since both end in pm2 calls.
  */
 import { access } from 'node:fs/promises';
 import type { Pm2StrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
-import type { Pm2Client, Pm2ProcessInfo } from '../pm2/client.js';
-import { systemClock } from '../shell/clock.js';
-import type { RollbackContext, RollbackStrategy, StrategyFactory } from './types.js';
-
-/**
- * Versions become directory names and pm2 app names: letters, digits, `.`, `_`, `+`, `-` only,
- * and never `.` or `..`, so a version can never point outside the releases directory.
- */
-const SAFE_VERSION = /^[A-Za-z0-9._+-]{1,128}$/;
-
-/** The problem with `version` as a rollback target, or null when it is usable. */
-export function versionProblem(version: string): string | null {
-  if (!SAFE_VERSION.test(version) || version === '.' || version === '..') {
-    return `version "${version}" is not allowed: use 1-128 letters, digits, ".", "_", "+" or "-" (and not "." or "..")`;
-  }
-  return null;
-}
-
-/** How often pm2 is asked whether an app is online yet. */
-const ONLINE_POLL_MS = 200;
-
-/** The time and cancellation budget of one strategy step. */
-export interface StepScope {
-  /** Aborts when the caller cancels or the step's timeout passes. */
-  readonly signal: AbortSignal;
-  readonly caller: AbortSignal;
-  readonly timeoutMs: number;
-  readonly progress: (message: string) => void;
-}
-
-export function stepScope(ctx: RollbackContext, timeoutMs: number): StepScope {
-  return {
-    signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
-    caller: ctx.signal,
-    timeoutMs,
-    progress: (message) => ctx.progress(message),
-  };
-}
-
-function stoppedError(scope: StepScope, step: string, what: string, detail?: string): RollbackError {
-  const why = scope.caller.aborted ? 'was cancelled' : `timed out after ${scope.timeoutMs} ms`;
-  return new RollbackError(`${what} ${why}${detail ? ` (${detail})` : ''}`, step, {
-    cause: scope.caller.aborted ? scope.caller.reason : scope.signal.reason,
-  });
-}
-
-/**
- * Runs one call within the scope: a RollbackError naming `what` when it fails, is cancelled or
- * runs out of time. A call that is given up on cannot be cancelled in pm2; its late outcome
- * is reported as progress.
- */
-export async function within<T>(scope: StepScope, step: string, what: string, run: () => Promise<T>): Promise<T> {
-  if (scope.signal.aborted) throw stoppedError(scope, step, what);
-  const work = run();
-  let onAbort = (): void => undefined;
-  const stopped = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      work.then(
-        () => scope.progress(`${what} finished after the step gave up on it`),
-        (error: unknown) => scope.progress(`${what} failed after the step gave up on it: ${errorMessage(error)}`),
-      );
-      reject(stoppedError(scope, step, what));
-    };
-    scope.signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([work, stopped]);
-  } catch (error) {
-    if (error instanceof RollbackError) throw error;
-    throw new RollbackError(`${what} failed: ${errorMessage(error)}`, step, { cause: error });
-  } finally {
-    scope.signal.removeEventListener('abort', onAbort);
-  }
-}
-
-function summarize(instances: readonly Pm2ProcessInfo[]): string {
-  if (instances.length === 0) return 'pm2 lists no instances';
-  return instances.map((i) => `instance ${i.pmId} ${i.status}`).join(', ');
-}
-
-/**
- * Waits until pm2 lists `app` with every instance online, seen twice in a row with the same pids
- * (a process that dies at once is back in `launching` or has a new pid by the second look).
- * Fails at once when pm2 has given up on an instance (`errored`: it kept exiting).
- */
-export async function waitUntilOnline(
-  pm2: Pm2Client,
-  app: string,
-  scope: StepScope,
-  step: string,
-): Promise<Pm2ProcessInfo[]> {
-  let previous = '';
-  let last: Pm2ProcessInfo[] = [];
-  for (;;) {
-    if (scope.signal.aborted) throw stoppedError(scope, step, `waiting for ${app} to be online`, summarize(last));
-    last = await within(scope, step, `pm2 describe ${app}`, () => pm2.describe(app));
-    const errored = last.filter((i) => i.status === 'errored');
-    if (errored.length > 0) {
-      throw new RollbackError(
-        `${app} did not come up: pm2 stopped restarting ${errored.map((i) => `instance ${i.pmId}`).join(', ')} ` +
-          `(status errored: it kept exiting; see its logs)`,
-        step,
-      );
-    }
-    if (last.length > 0 && last.every((i) => i.status === 'online')) {
-      const pids = last.map((i) => `${i.pmId}:${i.pid}`).join(',');
-      if (pids === previous) {
-        scope.progress(`${app}: ${last.length}/${last.length} instance${last.length === 1 ? '' : 's'} online`);
-        return last;
-      }
-      previous = pids;
-    } else {
-      previous = '';
-    }
-    await systemClock.sleep(ONLINE_POLL_MS, scope.signal);
-  }
-}
+import type { Pm2Client } from '../pm2/client.js';
+import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
+import type { RollbackContext, StrategyFactory } from './types.js';
 
 /** Problems that stop any pm2 action: pm2 unreachable, or `app` unknown to it. */
 async function appProblems(pm2: Pm2Client, app: string, what: string): Promise<string[]> {

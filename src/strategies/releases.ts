@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { ReleasesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import type { Pm2ProcessInfo } from '../pm2/client.js';
-import { stepScope, versionProblem, waitUntilOnline, within } from './pm2.js';
+import { stepScope, versionProblem, waitUntilOnline, within } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
 
 /** The symlink is a plain name inside `dir`; anything else could replace a file elsewhere. */

@@ -4,15 +4,13 @@
  * the demo app (demo/app/server.cjs). Always call `cleanup()` (in afterAll/afterEach), which kills
  * that pm2 daemon and its apps and removes both directories.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pm2ApiClient } from '../../src/pm2/pm2-api-client.js';
 
-/** The demo app, resolved from this file so the checkout can live anywhere. */
-export const DEMO_APP = fileURLToPath(new URL('../../demo/app/server.cjs', import.meta.url));
+// The demo app's releases are laid out by the same code the demo and the benchmark use.
+export { buildRelease, DEMO_APP, freePort, pointCurrent, type ReleaseManifest } from '../../src/demo/demo-app.js';
 
 export interface Pm2Sandbox {
   /** PM2_HOME of this sandbox's daemon. */
@@ -91,49 +89,6 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
     process.kill(pid, 'SIGKILL');
     throw new Error(`pm2 daemon ${pid} was still running after killDaemon; killed it`, { cause: error });
   }
-}
-
-/** What a release of the demo app is told in its release.json (see demo/app/server.cjs). */
-export interface ReleaseManifest {
-  /** none | 5xx | hang | crash | slow | error_ratio */
-  fault?: string;
-  faultAfterMs?: number;
-  errorRatio?: number;
-  slowMs?: number;
-  [key: string]: unknown;
-}
-
-/** Lays out `<dir>/releases/<version>/` with the demo app and its release.json; returns that dir. */
-export async function buildRelease(dir: string, version: string, manifest: ReleaseManifest = {}): Promise<string> {
-  const release = path.join(dir, 'releases', version);
-  await mkdir(release, { recursive: true });
-  await copyFile(DEMO_APP, path.join(release, 'server.cjs'));
-  await writeFile(path.join(release, 'release.json'), `${JSON.stringify({ version, ...manifest }, null, 2)}\n`);
-  return release;
-}
-
-/** Points `<dir>/<name>` at `releases/<version>` (a relative link), replacing it atomically. */
-export async function pointCurrent(dir: string, version: string, name = 'current'): Promise<void> {
-  const temp = path.join(dir, `.${name}.tmp-${process.pid}-${Date.now()}`);
-  await symlink(`releases/${version}`, temp);
-  await rename(temp, path.join(dir, name));
-}
-
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close((error) => {
-        if (error) reject(error);
-        else if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error(`unexpected server address ${String(address)}`));
-      });
-    });
-  });
 }
 
 /** What is left of `T` once it is known to be truthy. */
