@@ -21,6 +21,7 @@ const state: GuardState = {
   wouldRollBack: null,
   failure: null,
   breached: [],
+  blind: [],
   autoRollbacks: [],
   history: [],
 };

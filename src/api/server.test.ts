@@ -18,6 +18,7 @@ const state: GuardState = {
   wouldRollBack: null,
   failure: null,
   breached: [],
+  blind: [],
   autoRollbacks: [],
   history: [],
 };

@@ -4,7 +4,7 @@
  * `--json` prints the views themselves; this text is for eyes, not scripts.
  */
 import type { HistoryView, StatusView } from '../api/types.js';
-import type { Outcome, Phase } from '../core/types.js';
+import type { Outcome, Phase, RuleVerdict } from '../core/types.js';
 
 export interface FormatOptions {
   /** Plain ANSI colours (the caller decides: a TTY and no NO_COLOR). */
@@ -33,6 +33,20 @@ const PHASE_TINT: Record<Phase, Tint> = {
 };
 
 const STATUS_TINT: Record<string, Tint> = { success: 'green', failed: 'red', rolled_back: 'yellow' };
+
+/** One row per rule: mark, rule, outcome, observed vs threshold. */
+export function formatVerdicts(verdicts: readonly RuleVerdict[], opts: FormatOptions): string[] {
+  const paint = painter(opts.color);
+  if (verdicts.length === 0) return [`  ${paint('grey', 'no verdicts yet')}`];
+  return table(
+    verdicts.map((verdict) => {
+      const { mark, tint } = MARKS[verdict.outcome] ?? { mark: '?', tint: 'yellow' as const };
+      // Messages read `rule: observed vs threshold`; the rule already has its own column.
+      const message = verdict.message.startsWith(`${verdict.rule}: `) ? verdict.message.slice(verdict.rule.length + 2) : verdict.message;
+      return [paint(tint, mark), verdict.rule, paint(tint, verdict.outcome), message];
+    }),
+  );
+}
 
 /** The state, the release under guard with its window, every rule's latest verdict, the last rollback. */
 export function formatStatus(view: StatusView, opts: FormatOptions): string {
@@ -69,21 +83,7 @@ export function formatStatus(view: StatusView, opts: FormatOptions): string {
   if (view.failure !== null) facts.push(['failure', paint('red', view.failure)]);
   lines.push(...table(facts));
 
-  lines.push('', paint('bold', 'rules'));
-  if (view.rules.length === 0) {
-    lines.push(`  ${paint('grey', 'no verdicts yet')}`);
-  } else {
-    lines.push(
-      ...table(
-        view.rules.map((verdict) => {
-          const { mark, tint } = MARKS[verdict.outcome] ?? { mark: '?', tint: 'yellow' as const };
-          // Messages read `rule: observed vs threshold`; the rule already has its own column.
-          const message = verdict.message.startsWith(`${verdict.rule}: `) ? verdict.message.slice(verdict.rule.length + 2) : verdict.message;
-          return [paint(tint, mark), verdict.rule, paint(tint, verdict.outcome), message];
-        }),
-      ),
-    );
-  }
+  lines.push('', paint('bold', 'rules'), ...formatVerdicts(view.rules, opts));
 
   lines.push('');
   const last = view.lastRollback;

@@ -15,7 +15,8 @@ import { ApiClient, type ControlSummary } from '../api/client.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
-import { formatHistory, formatStatus } from './format.js';
+import { formatDuration, parseDuration } from '../config/duration.js';
+import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
 /** Used when neither `--config` nor RELEASE_GUARD_CONFIG is given. */
 export const DEFAULT_CONFIG_PATH = '/etc/release-guard/config.yaml';
@@ -154,9 +155,42 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       print(`${file}: OK`);
     });
 
+  program
+    .command('check')
+    .description('evaluate every rule once, for CI/CD gates: exit 0 pass, 1 breach, 2 inconclusive')
+    .option('-c, --config <file>', configHelp)
+    .option('--for <duration>', 'how long to probe before judging (e.g. 30s, 2m)', '30s')
+    .option('--json', 'print the verdicts as JSON')
+    .action(async (opts: { config?: string; for: string; json?: boolean }) => {
+      const forMs = parseDuration(opts.for);
+      if (forMs === null || forMs <= 0) throw new GuardError(`--for ${JSON.stringify(opts.for)} is not a duration; use e.g. 30s or 2m`, 'usage');
+      const file = opts.config ?? defaultConfig();
+      const cfg = await loadConfig(file);
+      const { runCheck } = await import('../shell/check.js');
+      const { systemClock } = await import('../shell/clock.js');
+      const needsPm2 = cfg.probes.some((p) => p.type === 'process' && p.pm2_app !== undefined);
+      const pm2 = needsPm2 ? new (await import('../pm2/pm2-api-client.js')).Pm2ApiClient(cfg.pm2?.home ? { home: cfg.pm2.home } : {}) : undefined;
+      if (!opts.json) err(`checking ${cfg.service} for ${formatDuration(forMs)} (${cfg.probes.map((p) => p.name).join(', ')})...\n`);
+      try {
+        const result = await runCheck(cfg, { forMs, clock: systemClock, ...(pm2 ? { pm2 } : {}) });
+        if (opts.json) print(JSON.stringify(result, null, 2));
+        else {
+          const samples = Object.entries(result.samples).map(([name, n]) => `${name} ${n}`).join(', ');
+          print(
+            `${cfg.service}: ${result.outcome.toUpperCase()}  (${samples} samples; baseline ${result.baselineVersion ?? 'none'})\n` +
+              formatVerdicts(result.verdicts, { color }).join('\n'),
+          );
+        }
+        exitCode = result.outcome === 'pass' ? 0 : result.outcome === 'fail' ? 1 : 2;
+      } finally {
+        await pm2?.disconnect();
+      }
+    });
+
+  let exitCode = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return exitCode;
   } catch (error) {
     // Usage errors and --help/--version: commander has already printed what needs printing.
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;

@@ -97,11 +97,100 @@ const processProbe = z
   .object({
     type: z.literal('process'),
     name: safeName('Probe name'),
-    pm2_app: safeName('pm2 app name whose CPU and memory are read (all its instances summed)'),
+    pm2_app: safeName('pm2 app name whose CPU and memory are read (all its instances summed)').optional(),
+    pid_file: z.string().min(1).optional().describe('Or: a pid file; the process is read from /proc/<pid>'),
+  })
+  .strict()
+  .refine((p) => (p.pm2_app === undefined) !== (p.pid_file === undefined), {
+    message: 'set exactly one of pm2_app or pid_file',
+    path: ['pm2_app'],
+  });
+
+/** A secret is never written in the config itself: it comes from a file or the environment. */
+const secretSource = {
+  password_file: z.string().min(1).optional().describe('File holding the password (not world-readable)'),
+  password_env: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
+    .optional()
+    .describe('Environment variable holding the password'),
+};
+
+const prometheusProbe = z
+  .object({
+    type: z.literal('prometheus'),
+    name: safeName('Probe name'),
+    url: url('Prometheus base URL, e.g. http://127.0.0.1:9090'),
+    queries: z
+      .record(
+        z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'a value name in snake_case, e.g. error_ratio or p95_ms'),
+        z.string().min(1).describe('PromQL returning one scalar or a one-element vector'),
+      )
+      .refine((q) => Object.keys(q).length > 0, 'at least one query')
+      .describe('Value name -> PromQL instant query. error_ratio (0..1) and p95_ms feed the error_rate and latency rules'),
+    timeout: duration('Per-query timeout').default(5000),
+    auth_header_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('File whose content is sent as the Authorization header (e.g. "Bearer …")'),
   })
   .strict();
 
-export const probeSchema = z.discriminatedUnion('type', [httpProbe, systemProbe, processProbe]);
+const scrapeProbe = z
+  .object({
+    type: z.literal('scrape'),
+    name: safeName('Probe name'),
+    url: url("The app's own /metrics endpoint (Prometheus text format)"),
+    timeout: duration('Scrape timeout').default(2000),
+    max_body_bytes: z.number().int().positive().max(64 * 1024 * 1024).default(8 * 1024 * 1024).describe('Larger bodies fail the scrape'),
+    requests_metric: z.string().min(1).default('http_requests_total').describe('Counter of requests, labelled by status'),
+    status_label: z.string().min(1).default('status').describe('Label of requests_metric holding the HTTP status'),
+    error_status: z.string().min(1).default('^5..$').describe('Regular expression: statuses that count as errors'),
+    duration_metric: z
+      .string()
+      .min(1)
+      .default('http_request_duration_seconds')
+      .describe('Histogram of request durations in seconds (its _bucket series give p95)'),
+  })
+  .strict();
+
+const mysqlProbe = z
+  .object({
+    type: z.literal('mysql'),
+    name: safeName('Probe name'),
+    host: z.string().min(1).default('127.0.0.1').describe('MySQL/MariaDB host'),
+    port: z.number().int().min(1).max(65535).default(3306).describe('Port'),
+    user: z.string().min(1).describe('A read-only account'),
+    ...secretSource,
+    database: z.string().min(1).optional().describe('Database to use'),
+    query: z.string().min(1).default('SELECT 1').describe('Read-only query whose latency is measured (seed: DB query < 100 ms)'),
+    timeout: duration('Connect + query timeout; a timeout is a failed sample').default(2000),
+    pool_size: z.number().int().min(1).max(16).default(2).describe('Connections kept open'),
+  })
+  .strict();
+
+const redisProbe = z
+  .object({
+    type: z.literal('redis'),
+    name: safeName('Probe name'),
+    host: z.string().min(1).default('127.0.0.1').describe('Redis host'),
+    port: z.number().int().min(1).max(65535).default(6379).describe('Port'),
+    ...secretSource,
+    db: z.number().int().min(0).default(0).describe('Database number'),
+    timeout: duration('PING timeout').default(1000),
+  })
+  .strict();
+
+export const probeSchema = z.discriminatedUnion('type', [
+  httpProbe,
+  systemProbe,
+  processProbe,
+  prometheusProbe,
+  scrapeProbe,
+  mysqlProbe,
+  redisProbe,
+]);
 
 const releasesStrategy = z
   .object({
@@ -147,6 +236,14 @@ const pm2Strategy = z
 export const strategySchema = z.discriminatedUnion('type', [releasesStrategy, pm2Strategy]);
 
 const ruleBase = { enabled: z.boolean().default(true).describe('Turn the rule off') };
+
+/**
+ * Default `min_samples` of the error and latency rules, by the kind of their source: http checks
+ * are cheap and frequent; a scrape covers an interval of traffic; one Prometheus query already
+ * aggregates a whole range.
+ */
+export const MIN_SAMPLES_BY_SOURCE = { http: 20, scrape: 3, prometheus: 1 } as const;
+export type TrafficSourceType = keyof typeof MIN_SAMPLES_BY_SOURCE;
 
 export const configSchema = z
   .object({
@@ -202,7 +299,7 @@ export const configSchema = z
     probes: z.array(probeSchema).min(1, 'at least one probe is needed').describe('What is observed'),
     schedule: z
       .object({
-        interval: duration('Probe interval outside the fast part of a window').default(5000),
+        interval: duration('Probe interval outside the fast part of a window').default(1000),
         fast_interval: duration('Probe interval early in a release window and while verifying').default(250),
         fast_for: duration('How long after a release starts probes run at fast_interval').default(120_000),
         max_in_flight: z
@@ -214,7 +311,7 @@ export const configSchema = z
           .describe('Probes of one kind running at once; a slow probe never delays the next launch'),
       })
       .strict()
-      .default({ interval: 5000, fast_interval: 250, fast_for: 120_000, max_in_flight: 8 }),
+      .default({ interval: 1000, fast_interval: 250, fast_for: 120_000, max_in_flight: 8 }),
     release: z
       .object({
         version_probe: safeName('http probe whose version_path reports the running version'),
@@ -238,31 +335,56 @@ export const configSchema = z
         error_rate: z
           .object({
             ...ruleBase,
-            probe: safeName('Probe whose failed checks make the error ratio'),
-            threshold: ratio('Breach when the ratio of failed checks is above this').default(0.05),
+            probe: safeName(
+              'http probe (ratio of failed checks) or prometheus/scrape probe (error_ratio of real traffic)',
+            ),
+            threshold: ratio('Breach when the error ratio is above this').default(0.05),
             window: duration('Sliding window').default(60_000),
-            min_samples: z.number().int().min(1).default(20).describe('Fewer samples in the window: inconclusive'),
+            min_samples: z
+              .number()
+              .int()
+              .min(1)
+              .optional()
+              .describe('Fewer samples in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
+            min_requests: z
+              .number()
+              .int()
+              .min(1)
+              .default(200)
+              .describe('scrape source: the ratio is taken over the last this many requests (within window); fewer are inconclusive'),
           })
           .strict()
           .optional(),
         latency_ratio: z
           .object({
             ...ruleBase,
-            probe: safeName('http probe whose latency is compared with the stable version\'s p95'),
+            probe: safeName(
+              "http probe (latency of checks) or prometheus/scrape probe (p95_ms of real traffic), compared with the stable version's p95",
+            ),
             ratio: z.number().gt(1).default(3).describe('Breach when p95 is above ratio × baseline p95'),
             floor: duration('Never breach while p95 is below this, so tiny baselines do not flap').default(50),
             window: duration('Sliding window for p95').default(30_000),
-            min_samples: z.number().int().min(1).default(20).describe('Fewer answered checks in the window: inconclusive'),
+            min_samples: z
+              .number()
+              .int()
+              .min(1)
+              .optional()
+              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
           })
           .strict()
           .optional(),
         latency_max: z
           .object({
             ...ruleBase,
-            probe: safeName('http probe'),
+            probe: safeName('http, prometheus or scrape probe'),
             threshold: duration('Absolute p95 SLO (API 500 ms, page 2 s)').default(500),
             window: duration('Sliding window for p95').default(30_000),
-            min_samples: z.number().int().min(1).default(20).describe('Fewer answered checks in the window: inconclusive'),
+            min_samples: z
+              .number()
+              .int()
+              .min(1)
+              .optional()
+              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
           })
           .strict()
           .optional(),
@@ -281,6 +403,15 @@ export const configSchema = z
             probe: safeName('system or process probe'),
             threshold: ratio('Breach when memory use stays above this fraction').default(0.8),
             for: duration('…for at least this long').default(60_000),
+          })
+          .strict()
+          .optional(),
+        db_latency: z
+          .object({
+            ...ruleBase,
+            probe: safeName('mysql (or redis) probe'),
+            threshold: duration('Breach when the query stays slower than this (seed: DB query < 100 ms)').default(100),
+            for: duration('…for at least this long; a failed query counts as slow').default(10_000),
           })
           .strict()
           .optional(),
@@ -339,18 +470,19 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   const rules = isRecord(input.rules) ? input.rules : {};
   for (const [rule, types] of [
     ['health', ['http']],
-    ['error_rate', ['http']],
-    ['latency_ratio', ['http']],
-    ['latency_max', ['http']],
+    ['error_rate', ['http', 'prometheus', 'scrape']],
+    ['latency_ratio', ['http', 'prometheus', 'scrape']],
+    ['latency_max', ['http', 'prometheus', 'scrape']],
     ['cpu', ['system', 'process']],
     ['memory', ['system', 'process']],
+    ['db_latency', ['mysql', 'redis']],
   ] as const) {
     const config = rules[rule];
     if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, [...types]);
   }
   const schedule = isRecord(input.schedule) ? input.schedule : {};
   const fast = parseDuration((schedule.fast_interval as string | number | undefined) ?? 250);
-  const slow = parseDuration((schedule.interval as string | number | undefined) ?? 5000);
+  const slow = parseDuration((schedule.interval as string | number | undefined) ?? 1000);
   if (fast !== null && slow !== null && fast > slow) {
     problems.push({ path: 'schedule.fast_interval', message: 'must not be longer than schedule.interval' });
   }
@@ -367,6 +499,10 @@ export type ProbeConfig = z.infer<typeof probeSchema>;
 export type HttpProbeConfig = Extract<ProbeConfig, { type: 'http' }>;
 export type SystemProbeConfig = Extract<ProbeConfig, { type: 'system' }>;
 export type ProcessProbeConfig = Extract<ProbeConfig, { type: 'process' }>;
+export type PrometheusProbeConfig = Extract<ProbeConfig, { type: 'prometheus' }>;
+export type ScrapeProbeConfig = Extract<ProbeConfig, { type: 'scrape' }>;
+export type MysqlProbeConfig = Extract<ProbeConfig, { type: 'mysql' }>;
+export type RedisProbeConfig = Extract<ProbeConfig, { type: 'redis' }>;
 export type StrategyConfig = z.infer<typeof strategySchema>;
 export type ReleasesStrategyConfig = Extract<StrategyConfig, { type: 'releases' }>;
 export type Pm2StrategyConfig = Extract<StrategyConfig, { type: 'pm2' }>;

@@ -120,6 +120,7 @@ function simulate(
         releaseStartedAt: state.phase === 'guarding' ? state.release!.startedAt : null,
         initialDelayMs: cfg.release.initial_delay,
         baselineP95: baseline,
+        probeTypes: new Map([['health', 'http'], ['host', 'system']]),
       });
       feed({ type: 'evaluated', verdicts, at: t });
       feed({ type: 'tick', at: t });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateErrorRate, evaluateHealth, evaluateLatencyRatio, evaluateResource, percentile } from './rules.js';
+import { evaluateDbLatency, evaluateErrorRate, evaluateHealth, evaluateLatencyMax, evaluateLatencyRatio, evaluateResource, percentile } from './rules.js';
 import type { RuleInput } from './rules.js';
 import type { Sample } from './types.js';
 
@@ -19,6 +19,7 @@ const input = (samples: Sample[], over: Partial<RuleInput> = {}): RuleInput => (
   releaseStartedAt: null,
   initialDelayMs: 30_000,
   baselineP95: new Map([['p', 20]]),
+  probeTypes: new Map(),
   ...over,
 });
 
@@ -51,7 +52,7 @@ describe('rules', () => {
     [20, 2, 'fail', 0.1],
   ])('error_rate with %i samples and %i failures is %s', (n, failures, outcome, observed) => {
     const samples = Array.from({ length: n }, (_, i) => sample(90_000 + i, i >= failures));
-    const v = evaluateErrorRate({ enabled: true, probe: 'p', threshold: 0.05, window: 60_000, min_samples: 20 }, input(samples));
+    const v = evaluateErrorRate({ enabled: true, probe: 'p', threshold: 0.05, window: 60_000, min_samples: 20, min_requests: 200 }, input(samples));
     expect(v).toMatchObject({ outcome, observed });
   });
 
@@ -74,5 +75,57 @@ describe('rules', () => {
     expect(evaluateResource('cpu', rule, input([], { since: 90_000, releaseStartedAt: 90_000 })).outcome).toBe('skipped');
     const unavailable = [sample(99_000, false, {}, { unavailable: true, error: '/proc/stat unreadable' })];
     expect(evaluateResource('cpu', rule, input(unavailable))).toMatchObject({ outcome: 'error' });
+  });
+
+  describe('traffic sources', () => {
+    const scrape = new Map([['p', 'scrape']]);
+    const prom = new Map([['p', 'prometheus']]);
+    const rule = { enabled: true, probe: 'p', threshold: 0.05, window: 60_000, min_requests: 200 };
+    const interval = (i: number, requests: number, errorRatio: number) =>
+      sample(90_000 + i * 500, true, { requests, error_ratio: errorRatio, p95_ms: 20 });
+
+    it('scrape: judges the last min_requests requests, not the whole window', () => {
+      // 40 healthy intervals, then 4 intervals of 10 % errors at 25 requests each.
+      const samples = [...Array.from({ length: 40 }, (_, i) => interval(i - 40, 25, 0)), ...[0, 1, 2, 3].map((i) => interval(i, 25, 0.1))];
+      const v = evaluateErrorRate(rule, input(samples, { probeTypes: scrape }));
+      // last 200 requests = 8 intervals: 4 × 2.5 errors = 10 / 200 = 5 % → not above 5 % yet.
+      expect(v).toMatchObject({ outcome: 'pass', observed: 0.05 });
+      const more = [...samples, interval(4, 25, 0.1)];
+      expect(evaluateErrorRate(rule, input(more, { probeTypes: scrape }))).toMatchObject({ outcome: 'fail', observed: 0.0625 });
+    });
+
+    it('scrape: too little traffic is inconclusive, 2 % errors pass', () => {
+      const thin = [0, 1, 2].map((i) => interval(i, 10, 0.5));
+      expect(evaluateErrorRate(rule, input(thin, { probeTypes: scrape })).message).toMatch(/30 requests in window < min_requests 200/);
+      const steady = Array.from({ length: 10 }, (_, i) => interval(i, 50, 0.02));
+      expect(evaluateErrorRate(rule, input(steady, { probeTypes: scrape }))).toMatchObject({ outcome: 'pass', observed: 0.02 });
+    });
+
+    it('prometheus: one query is enough, and no data is inconclusive', () => {
+      const one = [sample(99_000, true, { error_ratio: 0.1 })];
+      expect(evaluateErrorRate(rule, input(one, { probeTypes: prom }))).toMatchObject({ outcome: 'fail', observed: 0.1 });
+      const empty = [sample(99_000, true, {})];
+      expect(evaluateErrorRate(rule, input(empty, { probeTypes: prom })).outcome).toBe('inconclusive');
+    });
+
+    it('latency from traffic p95: median of the latest readings', () => {
+      const lat = { enabled: true, probe: 'p', threshold: 500, window: 30_000 };
+      const p95s = [20, 25, 900, 22].map((p95_ms, i) => sample(95_000 + i * 500, true, { p95_ms }));
+      expect(evaluateLatencyMax(lat, input(p95s, { probeTypes: scrape }))).toMatchObject({ outcome: 'pass', observed: 25 });
+      const slow = [...p95s, ...[800, 850].map((p95_ms, i) => sample(97_500 + i * 500, true, { p95_ms }))];
+      expect(evaluateLatencyMax(lat, input(slow, { probeTypes: scrape }))).toMatchObject({ outcome: 'fail', observed: 800 });
+      const ratio = { enabled: true, probe: 'p', ratio: 3, floor: 50, window: 30_000 };
+      expect(evaluateLatencyRatio(ratio, input(slow, { probeTypes: scrape }))).toMatchObject({ outcome: 'fail', observed: 40 });
+    });
+  });
+
+  it('db_latency: a slow or failing query sustained breaches; an unreachable server is an error, not a breach', () => {
+    const rule = { enabled: true, probe: 'p', threshold: 100, for: 10_000 };
+    const slow = Array.from({ length: 12 }, (_, i) => sample(88_000 + i * 1000, true, { latency_ms: 300 }));
+    expect(evaluateDbLatency(rule, input(slow))).toMatchObject({ outcome: 'fail', observed: 300, since: 88_000 });
+    const failing = slow.map((s) => ({ ...s, ok: false, values: {}, error: 'query timed out after 2000ms' }));
+    expect(evaluateDbLatency(rule, input(failing))).toMatchObject({ outcome: 'fail' });
+    const down = [...slow, sample(99_500, false, {}, { unavailable: true, error: 'connect ECONNREFUSED 127.0.0.1:3306' })];
+    expect(evaluateDbLatency(rule, input(down))).toMatchObject({ outcome: 'error', message: expect.stringMatching(/unavailable: connect ECONNREFUSED/) });
   });
 });

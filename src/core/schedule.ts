@@ -5,7 +5,12 @@
 import type { Config } from '../config/schema.js';
 import type { GuardState, Policy } from './types.js';
 
-export function probeIntervalMs(state: GuardState, now: number, schedule: Config['schedule']): number {
+/** Probes that look at the service itself run fast when it matters; host, process, database and
+ * Prometheus readings keep the normal interval (their rules judge minutes, not seconds). */
+const FAST_PROBES = new Set(['http', 'scrape']);
+
+export function probeIntervalMs(state: GuardState, now: number, schedule: Config['schedule'], probeType = 'http'): number {
+  if (!FAST_PROBES.has(probeType)) return schedule.interval;
   if (state.phase === 'verifying' || state.phase === 'rolling_back') return schedule.fast_interval;
   if (state.phase === 'guarding' && state.release && now - state.release.startedAt < schedule.fast_for) {
     return schedule.fast_interval;

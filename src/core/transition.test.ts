@@ -101,6 +101,17 @@ describe('transition', () => {
     expect(state.phase).toBe('rolled_back');
   });
 
+  it('a window that ends with rules blind (no data) neither promotes nor rolls back', () => {
+    const blind: RuleVerdict = { rule: 'error_rate', outcome: 'inconclusive', observed: null, threshold: 0.05, unit: 'ratio', message: 'error_rate: 0 traffic samples in window < min_samples 1' };
+    let state = transition(guardingV2(), { type: 'evaluated', verdicts: [pass, blind], at: 3 }, policy).state;
+    expect(state.blind).toEqual(['error_rate']);
+    const end = transition(state, { type: 'tick', at: 2 + policy.windowMs }, policy);
+    state = end.state;
+    expect(state).toMatchObject({ phase: 'stable', stable: 'v1', running: 'v2' });
+    expect(state.history.map((h) => h.version)).toEqual(['v1']);
+    expect(end.effects).toContainEqual(expect.objectContaining({ kind: 'rule_blind', message: expect.stringMatching(/v2 not promoted: .*no data for error_rate/) }));
+  });
+
   it('rate-limits automatic rollbacks per hour', () => {
     const state: GuardState = {
       ...guardingV2(),

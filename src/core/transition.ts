@@ -40,6 +40,7 @@ export function initialState(at: number): GuardState {
     wouldRollBack: null,
     failure: null,
     breached: [],
+    blind: [],
     autoRollbacks: [],
     history: [],
   };
@@ -82,6 +83,7 @@ function openWindow(state: GuardState, release: Release, policy: Policy): Transi
       rollback: null,
       wouldRollBack: null,
       breached: [],
+      blind: [],
     }),
     effects: [
       {
@@ -182,12 +184,18 @@ function breachFromVerdicts(verdicts: RuleVerdict[], at: number): Breach | null 
   };
 }
 
-/** Alerts when the set of breached rules changes (outside windows this is all the guard does). */
+/**
+ * Alerts when the set of breached rules changes (outside windows this is all the guard does), and
+ * remembers which rules are blind (no data, source failing) so a window cannot end "clean" on
+ * rules that never saw anything.
+ */
 function trackBreaches(state: GuardState, verdicts: RuleVerdict[]): Transition {
   const now: RuleName[] = verdicts.filter((v) => v.outcome === 'fail').map((v) => v.rule);
+  const blind: RuleName[] = verdicts.filter((v) => v.outcome === 'inconclusive' || v.outcome === 'error').map((v) => v.rule);
   const added = now.filter((r) => !state.breached.includes(r));
   const cleared = state.breached.filter((r) => !now.includes(r));
-  if (added.length === 0 && cleared.length === 0) return unchanged(state);
+  const blindChanged = blind.length !== state.blind.length || blind.some((r) => !state.blind.includes(r));
+  if (added.length === 0 && cleared.length === 0 && !blindChanged) return unchanged(state);
   const effects: Effect[] = [];
   for (const rule of added) {
     const verdict = verdicts.find((v) => v.rule === rule)!;
@@ -196,7 +204,11 @@ function trackBreaches(state: GuardState, verdicts: RuleVerdict[]): Transition {
   for (const rule of cleared) {
     effects.push({ type: 'notify', kind: 'rule_recovered', severity: 'info', message: `${rule}: back within threshold` });
   }
-  return { state: { ...state, breached: now }, effects };
+  for (const rule of blind.filter((r) => !state.blind.includes(r))) {
+    const verdict = verdicts.find((v) => v.rule === rule)!;
+    effects.push({ type: 'notify', kind: 'rule_blind', severity: 'warning', message: `${verdict.message} (${verdict.outcome})` });
+  }
+  return { state: { ...state, breached: now, blind }, effects };
 }
 
 function record(state: GuardState, outcome: RollbackRecord['outcome'], at: number, failure?: string): Effect {
@@ -412,6 +424,19 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
               history: withHistory(state, { version: release.version, at, status: 'failed', deployedBy: release.deployedBy, note: `window ended with a breach: ${state.wouldRollBack.reason}` }, policy),
             }),
             effects: [{ type: 'notify', kind: 'rule_breached', severity: 'critical', message: `release ${release.version} not promoted: it breached while automation could not act` }],
+          };
+        }
+        if (state.blind.length > 0) {
+          // No data is never healthy: a release judged blind is not promoted, nor rolled back.
+          const release = state.release!;
+          return {
+            state: enter(state, 'stable', at, { release: null }),
+            effects: [{
+              type: 'notify',
+              kind: 'rule_blind',
+              severity: 'critical',
+              message: `release ${release.version} not promoted: window ended with no data for ${state.blind.join(', ')}; ${release.previous ?? 'the previous version'} stays the known-good version`,
+            }],
           };
         }
         return promote(state, at, 'window ended clean', policy);

@@ -32,7 +32,7 @@ export interface Sample {
  */
 export type Outcome = 'pass' | 'fail' | 'inconclusive' | 'error' | 'skipped';
 
-export type RuleName = 'health' | 'error_rate' | 'latency_ratio' | 'latency_max' | 'cpu' | 'memory';
+export type RuleName = 'health' | 'error_rate' | 'latency_ratio' | 'latency_max' | 'cpu' | 'memory' | 'db_latency';
 
 export interface RuleVerdict {
   rule: RuleName;
@@ -131,6 +131,8 @@ export interface GuardState {
   failure: string | null;
   /** Rules currently breached, so alerts fire on change rather than on every evaluation. */
   breached: RuleName[];
+  /** Rules currently without data or with a failing source (inconclusive / error). */
+  blind: RuleName[];
   /** Automatic rollbacks: which release, when (for one-per-release and the hourly limit). */
   autoRollbacks: { version: string; at: number }[];
   /** Deployment history, newest last, capped. */
@@ -155,6 +157,7 @@ export type NotifyKind =
   | 'release_detected'
   | 'rule_breached'
   | 'rule_recovered'
+  | 'rule_blind'
   | 'would_roll_back'
   | 'rollback_started'
   | 'rollback_finished'

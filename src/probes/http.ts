@@ -1,29 +1,15 @@
 /**
- * HTTP probe: one request per sample, made with node:http(s) directly rather than axios or fetch,
- * because one timer must bound the whole exchange (connect, headers and a body that may drip
- * forever) and the body must be capped while it streams, not after it has been buffered.
+ * HTTP probe: one request per sample, made by fetchCapped (node:http(s) directly rather than axios
+ * or fetch, because one timer must bound the whole exchange and the body must be capped while it
+ * streams, not after it has been buffered).
  */
-import http from 'node:http';
-import https from 'node:https';
-import { performance } from 'node:perf_hooks';
 import type { HttpProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
-import { errorMessage } from '../errors.js';
+import { fetchCapped, probeAgent, type Exchange } from './http-fetch.js';
 import type { ProbeFactory } from './types.js';
 
 /** A reported version ends up in state, file paths and pm2 app names: only plain tokens pass. */
 export const SAFE_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
-
-/** What came back over the wire, before any judgement. */
-interface Exchange {
-  /** Present once a response head arrived, even if the body then failed. */
-  status?: number;
-  /** The complete body; absent when the exchange failed before it was fully read. */
-  body?: Buffer;
-  /** Why the exchange failed (timeout, abort, network error, oversized body). */
-  failure?: string;
-  latencyMs: number;
-}
 
 type Verdict = Pick<Sample, 'ok' | 'error' | 'version'>;
 
@@ -35,16 +21,22 @@ type Parsed = { json: true; value: unknown } | { json: false };
  */
 export const httpProbe: ProbeFactory<HttpProbeConfig> = (config, deps) => {
   const target = new URL(config.url);
-  const secure = target.protocol === 'https:';
   // keepAlive off: every sample opens and closes its own socket, so a hung server cannot make
   // idle or half-dead sockets pile up in a pool between samples.
-  const agent = secure ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
+  const agent = probeAgent(target);
 
   return {
     name: config.name,
     type: 'http',
     async sample(startedAt, signal) {
-      const exchanged = await exchange(target, secure, agent, config, signal);
+      const exchanged = await fetchCapped(target, {
+        method: config.method,
+        headers: config.headers,
+        timeoutMs: config.timeout,
+        maxBodyBytes: config.max_body_bytes,
+        agent,
+        signal,
+      });
       const verdict = judge(config, exchanged);
       const values: Record<string, number> = { latency_ms: exchanged.latencyMs };
       if (exchanged.status !== undefined) values.status = exchanged.status;
@@ -58,75 +50,6 @@ export const httpProbe: ProbeFactory<HttpProbeConfig> = (config, deps) => {
     },
   };
 };
-
-/** Performs the request; resolves exactly once, and destroys the socket on every failure. */
-function exchange(
-  target: URL,
-  secure: boolean,
-  agent: http.Agent,
-  config: HttpProbeConfig,
-  signal: AbortSignal,
-): Promise<Exchange> {
-  const started = performance.now();
-  const elapsed = () => performance.now() - started;
-  if (signal.aborted) return Promise.resolve({ failure: 'aborted', latencyMs: 0 });
-
-  return new Promise((resolve) => {
-    let req: http.ClientRequest | undefined;
-    let status: number | undefined;
-    let settled = false;
-
-    const finish = (outcome: { body?: Buffer; failure?: string }) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      // On failure the socket may be mid-connect or mid-body: destroy it now so nothing lingers
-      // after a timeout, an abort or an oversized body. Later events from it are ignored above.
-      if (outcome.failure !== undefined) req?.destroy();
-      const result: Exchange = { ...outcome, latencyMs: elapsed() };
-      if (status !== undefined) result.status = status;
-      resolve(result);
-    };
-    const onAbort = () => finish({ failure: 'aborted' });
-    const timer = setTimeout(() => finish({ failure: `timeout after ${config.timeout}ms` }), config.timeout);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const tooLarge = `body larger than ${config.max_body_bytes} bytes`;
-
-    try {
-      const transport = secure ? https : http;
-      req = transport.request(target, { method: config.method, headers: config.headers, agent });
-    } catch (error) {
-      // e.g. a header value with a newline: rejected synchronously before anything is sent.
-      finish({ failure: `request could not be sent: ${errorMessage(error)}` });
-      return;
-    }
-
-    req.on('error', (error) => finish({ failure: describeNetworkError(error) }));
-    req.on('response', (res) => {
-      status = res.statusCode;
-      // A declared length over the cap fails at once, without reading a byte of the body.
-      const declared = Number(res.headers['content-length']);
-      if (Number.isFinite(declared) && declared > config.max_body_bytes) {
-        finish({ failure: tooLarge });
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > config.max_body_bytes) finish({ failure: tooLarge });
-        else chunks.push(chunk);
-      });
-      res.on('end', () => finish({ body: Buffer.concat(chunks, size) }));
-      res.on('error', (error) => finish({ failure: `response failed: ${describeNetworkError(error)}` }));
-      res.on('close', () => {
-        if (!res.complete) finish({ failure: 'connection closed before the body was complete' });
-      });
-    });
-    req.end();
-  });
-}
 
 /** Pure: turns an exchange into ok / error / version. Reports every problem, not just the first. */
 function judge(config: HttpProbeConfig, exchanged: Exchange): Verdict {
@@ -197,29 +120,4 @@ function versionAt(root: unknown, path: string): string | undefined {
 function show(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-function describeNetworkError(error: unknown): string {
-  const code = errorCode(error);
-  switch (code) {
-    case 'ECONNREFUSED':
-      return 'connection refused (ECONNREFUSED)';
-    case 'ECONNRESET':
-      return 'connection reset (ECONNRESET)';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `host not found (${code})`;
-    case undefined:
-      return errorMessage(error);
-    default:
-      return `${errorMessage(error)} (${code})`;
-  }
-}
-
-/** Node's happy-eyeballs connect may fail with an AggregateError whose code is on the parts. */
-function errorCode(error: unknown): string | undefined {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code === 'string') return code;
-  if (error instanceof AggregateError) return errorCode(error.errors[0]);
-  return undefined;
 }

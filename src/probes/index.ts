@@ -5,7 +5,11 @@
 import type { ProbeConfig } from '../config/schema.js';
 import { ProbeError } from '../errors.js';
 import { httpProbe } from './http.js';
+import { mysqlProbe } from './mysql.js';
 import { processProbe } from './process.js';
+import { prometheusProbe } from './prometheus.js';
+import { redisProbe } from './redis.js';
+import { scrapeProbe } from './scrape.js';
 import { systemProbe } from './system.js';
 import type { Probe, ProbeDeps, ProbeFactory } from './types.js';
 
@@ -13,6 +17,10 @@ export const probeFactories = {
   http: httpProbe,
   system: systemProbe,
   process: processProbe,
+  prometheus: prometheusProbe,
+  scrape: scrapeProbe,
+  mysql: mysqlProbe,
+  redis: redisProbe,
 } satisfies { [K in ProbeConfig['type']]: ProbeFactory<Extract<ProbeConfig, { type: K }>> };
 
 /** Builds the probe for one validated config entry. */
@@ -24,6 +32,14 @@ export function createProbe(config: ProbeConfig, deps: ProbeDeps): Probe {
       return probeFactories.system(config, deps);
     case 'process':
       return probeFactories.process(config, deps);
+    case 'prometheus':
+      return probeFactories.prometheus(config, deps);
+    case 'scrape':
+      return probeFactories.scrape(config, deps);
+    case 'mysql':
+      return probeFactories.mysql(config, deps);
+    case 'redis':
+      return probeFactories.redis(config, deps);
     default: {
       // Unreachable for a config that passed the schema; the `never` makes a new type a compile error.
       const unknown: never = config;

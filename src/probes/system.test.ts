@@ -1,9 +1,18 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SystemProbeConfig } from '../config/schema.js';
-import { cpuBetween, memoryUsed, parseProcStat, systemProbe } from './system.js';
+import {
+  cpuBetween,
+  diskIoBetween,
+  memoryUsed,
+  parseDiskstats,
+  parseProcStat,
+  readBlockDevices,
+  systemProbe,
+  wholeDisks,
+} from './system.js';
 
 const config: SystemProbeConfig = { type: 'system', name: 'host', disk_path: '/' };
 const never = () => new AbortController().signal;
@@ -92,6 +101,11 @@ describe('systemProbe against the real /proc', () => {
       expect(sample.values[key]).toBeGreaterThanOrEqual(0);
       expect(sample.values[key]).toBeLessThanOrEqual(1);
     }
+    // Present wherever the host has a real disk in /proc/diskstats (not in every container).
+    if (sample.values.disk_io !== undefined) {
+      expect(sample.values.disk_io).toBeGreaterThanOrEqual(0);
+      expect(sample.values.disk_io).toBeLessThanOrEqual(1);
+    }
   });
 });
 
@@ -120,5 +134,90 @@ describe('parsers', () => {
     ['MemAvailable: 5 kB\n', undefined],
   ])('memoryUsed(%j) = %s', (text, expected) => {
     expect(memoryUsed(text)).toBe(expected);
+  });
+});
+
+/** One /proc/diskstats line: 11 counters after the name, io_ticks being the 10th. */
+const diskLine = (major: number, minor: number, name: string, ioTicks: number) =>
+  `${String(major).padStart(4)} ${String(minor).padStart(7)} ${name} 10 0 80 5 20 0 160 9 0 ${ioTicks} 14 0 0 0 0 0 0`;
+const diskstats = (ticks: Record<string, number>) =>
+  Object.entries(ticks)
+    .map(([name, value], index) => diskLine(8, index, name, value))
+    .join('\n') + '\n';
+
+describe('systemProbe disk_io with a fixture /proc/diskstats', () => {
+  it('reports the busiest whole disk from the second sample on, ignoring partitions and memory devices', async () => {
+    await writeFile(join(dir, 'meminfo'), meminfo(1_000, 500));
+    await writeFile(join(dir, 'stat'), stat([1, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+    const before = { loop0: 0, zram0: 0, ram0: 0, sda: 1_000, sda1: 1_000, nvme0n1: 5_000, nvme0n1p1: 5_000, 'dm-0': 100 };
+    await writeFile(join(dir, 'diskstats'), diskstats(before));
+    let now = 10_000;
+    const probe = systemProbe(config, { now: () => now, procRoot: dir });
+
+    const first = await probe.sample(0, never());
+    expect(first.ok).toBe(true);
+    expect(first.values.disk_io).toBeUndefined();
+
+    // 2 s later: sda busy 500 ms (0.25), nvme0n1 800 ms (0.4), dm-0 300 ms (0.15). The partitions
+    // and the loop/zram/ram devices are busier, and must not count.
+    now = 12_000;
+    const after = { loop0: 2_000, zram0: 2_000, ram0: 2_000, sda: 1_500, sda1: 3_000, nvme0n1: 5_800, nvme0n1p1: 7_000, 'dm-0': 400 };
+    await writeFile(join(dir, 'diskstats'), diskstats(after));
+    const second = await probe.sample(1, never());
+    expect(second.ok).toBe(true);
+    expect(second.values.disk_io).toBe(0.4);
+  });
+
+  it('leaves disk_io out, without failing, when /proc/diskstats is missing', async () => {
+    await writeFile(join(dir, 'meminfo'), meminfo(1_000, 500));
+    await writeFile(join(dir, 'stat'), stat([1, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+    let now = 0;
+    const probe = systemProbe(config, { now: () => now, procRoot: dir });
+    await probe.sample(0, never());
+    now = 1_000;
+    const sample = await probe.sample(1, never());
+    expect(sample.ok).toBe(true);
+    expect(sample.values.disk_io).toBeUndefined();
+  });
+});
+
+describe('disk I/O helpers', () => {
+  it('parses io_ticks per device and skips malformed lines', () => {
+    const text = `${diskLine(8, 0, 'sda', 1234)}\n   8 1 short 1 2 3\n${diskLine(8, 2, 'sdb', 0)}\n\n`;
+    expect(parseDiskstats(text)).toEqual(new Map([['sda', 1234], ['sdb', 0]]));
+  });
+
+  it.each([
+    [['sda', 'sda1', 'sda15', 'sdb'], ['sda', 'sdb']],
+    [['nvme0n1', 'nvme0n1p1', 'nvme0n1p2', 'nvme1n1'], ['nvme0n1', 'nvme1n1']],
+    [['mmcblk0', 'mmcblk0p1', 'mmcblk0boot0'], ['mmcblk0', 'mmcblk0boot0']],
+    [['vda', 'vda1', 'loop0', 'loop12', 'ram0', 'zram0', 'dm-0', 'md127', 'sr0'], ['vda', 'dm-0', 'md127', 'sr0']],
+  ])('wholeDisks by name: %j → %j', (names, expected) => {
+    expect([...wholeDisks(names)]).toEqual(expected);
+  });
+
+  it('trusts /sys/block when it is known, still without memory devices', () => {
+    const sysBlock = new Set(['sda', 'loop0', 'weird7']);
+    expect([...wholeDisks(['sda', 'sda1', 'loop0', 'weird7', 'weird'], sysBlock)]).toEqual(['sda', 'weird7']);
+  });
+
+  it('reads /sys/block entries, and gives undefined when there is none', async () => {
+    const sysBlock = join(dir, 'sys', 'block');
+    await mkdir(join(sysBlock, 'sda'), { recursive: true });
+    await mkdir(join(sysBlock, 'nvme0n1'));
+    expect(await readBlockDevices(sysBlock)).toEqual(new Set(['sda', 'nvme0n1']));
+    expect(await readBlockDevices(join(dir, 'missing'))).toBeUndefined();
+  });
+
+  const io = (at: number, ticks: Record<string, number>) => ({ at, ioTicks: new Map(Object.entries(ticks)) });
+  it.each([
+    [io(0, { sda: 0, sdb: 0 }), io(1000, { sda: 250, sdb: 500 }), 0.5],
+    [io(0, { sda: 0 }), io(1000, { sda: 1010 }), 1],
+    [io(0, { sda: 0 }), io(0, { sda: 10 }), undefined],
+    [io(0, { sda: 500 }), io(1000, { sda: 10 }), undefined],
+    [io(0, { sda: 500 }), io(1000, { sda: 10, sdb: 100 }), undefined],
+    [io(0, { sda: 500, sdb: 0 }), io(1000, { sda: 10, sdb: 100 }), 0.1],
+  ])('diskIoBetween(%j, %j) = %s', (previous, next, expected) => {
+    expect(diskIoBetween(previous, next)).toBe(expected);
   });
 });

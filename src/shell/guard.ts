@@ -5,7 +5,7 @@
  */
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
-import { baselineP95, evaluateRules } from '../core/rules.js';
+import { evaluateRules, learnBaseline } from '../core/rules.js';
 import { policyFrom, probeIntervalMs } from '../core/schedule.js';
 import { initialState, transition } from '../core/transition.js';
 import type { Effect, Event, GuardState, Policy, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
@@ -41,6 +41,7 @@ const BASELINE_LOOKBACK_MS = 5 * 60_000;
 export class Guard implements GuardControl {
   private state!: GuardState;
   private readonly policy: Policy;
+  private readonly probeTypes: ReadonlyMap<string, string>;
   private readonly samples = new Map<string, Sample[]>();
   private readonly inFlight = new Map<string, number>();
   private baselines: Baselines = {};
@@ -61,6 +62,7 @@ export class Guard implements GuardControl {
 
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
+    this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
     for (const probe of deps.probes) this.samples.set(probe.name, []);
   }
 
@@ -215,7 +217,7 @@ export class Guard implements GuardControl {
     let lastLaunch = Number.NEGATIVE_INFINITY;
     while (!this.stopping.signal.aborted) {
       const now = clock.now();
-      const interval = probe.type === 'http' ? probeIntervalMs(this.state, now, config.schedule) : config.schedule.interval;
+      const interval = probeIntervalMs(this.state, now, config.schedule, probe.type);
       const due = lastLaunch + interval;
       if (now >= due) {
         lastLaunch = now;
@@ -277,6 +279,7 @@ export class Guard implements GuardControl {
       releaseStartedAt: guarding ? guarding.startedAt : null,
       initialDelayMs: config.release.initial_delay,
       baselineP95: baseline,
+      probeTypes: this.probeTypes,
     });
     const rb = this.state.rollback;
     const crashRollback = rb?.breach.trigger === 'crash' && (this.state.phase === 'rolling_back' || this.state.phase === 'verifying');
@@ -295,7 +298,10 @@ export class Guard implements GuardControl {
     }
   }
 
-  /** While the running version is the stable one, its p95 is the baseline the next release is judged by. */
+  /**
+   * While the running version is the stable one, what users saw of it is the baseline the next
+   * release is judged by. Persisted per version, so it survives a restart of the guard.
+   */
   private async refreshBaseline(): Promise<void> {
     const { config, clock, store, log } = this.deps;
     const rule = config.rules.latency_ratio;
@@ -303,12 +309,14 @@ export class Guard implements GuardControl {
     if (!rule || now - this.lastBaselineAt < BASELINE_EVERY_MS) return;
     const { phase, running, stable } = this.state;
     if (!running || running !== stable || !(phase === 'stable' || phase === 'promoted')) return;
-    const since = Math.max(now - BASELINE_LOOKBACK_MS, this.state.since);
-    const recent = (this.samples.get(rule.probe) ?? []).filter((s) => s.startedAt >= since && s.version === running);
-    const p95 = baselineP95(recent, rule.min_samples);
-    if (p95 === null) return;
+    const since = Math.max(now - BASELINE_LOOKBACK_MS, this.runningSince);
+    const source = this.probeTypes.get(rule.probe) ?? 'http';
+    // Checks carry the version they saw; traffic readings are taken as the running version's.
+    const recent = (this.samples.get(rule.probe) ?? []).filter((s) => s.startedAt >= since && (s.version === undefined || s.version === running));
+    const learnt = learnBaseline(recent, source, rule.min_samples);
+    if (!learnt) return;
     this.lastBaselineAt = now;
-    this.baselines = { ...this.baselines, [running]: { ...this.baselines[running], [rule.probe]: { p95Ms: p95, samples: recent.length, at: now } } };
+    this.baselines = { ...this.baselines, [running]: { ...this.baselines[running], [rule.probe]: { ...learnt, at: now } } };
     try {
       await store.saveBaselines(this.baselines);
     } catch (error) {

@@ -1,7 +1,7 @@
 import type { GuardState, RollbackRecord } from '../core/types.js';
 
 /** Baseline latency per version and probe, kept while each version was stable. */
-export type Baselines = Record<string, Record<string, { p95Ms: number; samples: number; at: number }>>;
+export type Baselines = Record<string, Record<string, { p95Ms: number; errorRatio?: number; samples: number; at: number }>>;
 
 /**
  * Where the guard keeps what must survive a restart. `saveState` is atomic: after it resolves,

@@ -1,0 +1,134 @@
+/**
+ * One bounded HTTP exchange for probes, made with node:http(s) directly rather than axios or fetch,
+ * because one timer must bound the whole exchange (connect, headers and a body that may drip
+ * forever) and the body must be capped while it streams, not after it has been buffered.
+ * Shared by the http, prometheus and scrape probes.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { performance } from 'node:perf_hooks';
+import { errorMessage } from '../errors.js';
+
+export interface FetchOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** Bounds the whole exchange: connect, headers and body. */
+  timeoutMs: number;
+  /** Larger bodies fail the exchange, whether declared by content-length or streamed. */
+  maxBodyBytes: number;
+  /** An https.Agent for https: URLs. */
+  agent: http.Agent;
+  signal: AbortSignal;
+}
+
+/** What came back over the wire, before any judgement. */
+export interface Exchange {
+  /** Present once a response head arrived, even if the body then failed. */
+  status?: number;
+  /** The complete body; absent when the exchange failed before it was fully read. */
+  body?: Buffer;
+  /** Why the exchange failed (timeout, abort, network error, oversized body), in words. */
+  failure?: string;
+  /** Monotonic time from the call to the outcome. */
+  latencyMs: number;
+}
+
+/**
+ * Performs one request. Resolves exactly once and never rejects; destroys the socket on every
+ * failure so nothing lingers after a timeout, an abort or an oversized body. Never follows
+ * redirects. Failure texts never contain header values (they may hold credentials).
+ */
+export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchange> {
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  const { signal } = options;
+  if (signal.aborted) return Promise.resolve({ failure: 'aborted', latencyMs: 0 });
+
+  return new Promise((resolve) => {
+    let req: http.ClientRequest | undefined;
+    let status: number | undefined;
+    let settled = false;
+
+    const finish = (outcome: { body?: Buffer; failure?: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      // On failure the socket may be mid-connect or mid-body: destroy it now. Later events from
+      // it are ignored by `settled`.
+      if (outcome.failure !== undefined) req?.destroy();
+      const result: Exchange = { ...outcome, latencyMs: elapsed() };
+      if (status !== undefined) result.status = status;
+      resolve(result);
+    };
+    const onAbort = () => finish({ failure: 'aborted' });
+    const timer = setTimeout(() => finish({ failure: `timeout after ${options.timeoutMs}ms` }), options.timeoutMs);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const tooLarge = `body larger than ${options.maxBodyBytes} bytes`;
+
+    try {
+      const transport = target.protocol === 'https:' ? https : http;
+      const requestOptions: http.RequestOptions = { method: options.method ?? 'GET', agent: options.agent };
+      if (options.headers !== undefined) requestOptions.headers = options.headers;
+      req = transport.request(target, requestOptions);
+    } catch (error) {
+      // e.g. a header value with a newline: rejected synchronously before anything is sent.
+      finish({ failure: `request could not be sent: ${errorMessage(error)}` });
+      return;
+    }
+
+    req.on('error', (error) => finish({ failure: describeNetworkError(error) }));
+    req.on('response', (res) => {
+      status = res.statusCode;
+      // A declared length over the cap fails at once, without reading a byte of the body.
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
+        finish({ failure: tooLarge });
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > options.maxBodyBytes) finish({ failure: tooLarge });
+        else chunks.push(chunk);
+      });
+      res.on('end', () => finish({ body: Buffer.concat(chunks, size) }));
+      res.on('error', (error) => finish({ failure: `response failed: ${describeNetworkError(error)}` }));
+      res.on('close', () => {
+        if (!res.complete) finish({ failure: 'connection closed before the body was complete' });
+      });
+    });
+    req.end();
+  });
+}
+
+/** An agent per probe; keepAlive off so a hung server cannot make half-dead sockets pile up. */
+export function probeAgent(target: URL): http.Agent {
+  return target.protocol === 'https:' ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
+}
+
+export function describeNetworkError(error: unknown): string {
+  const code = errorCode(error);
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused (ECONNREFUSED)';
+    case 'ECONNRESET':
+      return 'connection reset (ECONNRESET)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `host not found (${code})`;
+    case undefined:
+      return errorMessage(error);
+    default:
+      return `${errorMessage(error)} (${code})`;
+  }
+}
+
+/** Node's happy-eyeballs connect may fail with an AggregateError whose code is on the parts. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string') return code;
+  if (error instanceof AggregateError) return errorCode(error.errors[0]);
+  return undefined;
+}

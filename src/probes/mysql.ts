@@ -1,0 +1,233 @@
+/**
+ * MySQL/MariaDB probe: the latency of one read-only query per sample, over a small pool of kept-open
+ * connections (mysql2/promise).
+ *
+ * Outcomes are kept apart on purpose: a database that cannot be reached or refuses the login is
+ * "no data" (`unavailable`), never a bad release; a query that fails or is too slow on a reachable
+ * server is a failed check (`ok: false`).
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { createPool, type PoolConnection } from 'mysql2/promise';
+import type { MysqlProbeConfig } from '../config/schema.js';
+import type { Sample } from '../core/types.js';
+import { errorMessage, ProbeError } from '../errors.js';
+import type { ProbeFactory } from './types.js';
+
+/** Where a password may come from; both the mysql and the redis probe take these keys. */
+export interface SecretSource {
+  password_file?: string | undefined;
+  password_env?: string | undefined;
+}
+
+/**
+ * Reads a probe's password once, at creation: `password_file` (trimmed; must not be readable by
+ * others, must not be empty) wins over `password_env` (must be set and non-empty). Undefined when
+ * neither key is configured. Throws a ProbeError naming the file or variable, never the value:
+ * a configured secret that cannot be read is a misconfiguration and must stop start-up.
+ */
+export function readPassword(probe: string, source: SecretSource, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const file = source.password_file;
+  if (file !== undefined) {
+    let mode: number;
+    let text: string;
+    try {
+      mode = statSync(file).mode;
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+      throw new ProbeError(
+        `probe "${probe}": password_file ${file} cannot be read (${code})`,
+        'probe_secret_unreadable',
+        'point password_file at a file readable by the user running release-guard',
+        { cause: error },
+      );
+    }
+    if ((mode & 0o004) !== 0) {
+      throw new ProbeError(
+        `probe "${probe}": password_file ${file} is readable by everyone; run: chmod o-r ${file}`,
+        'probe_secret_insecure',
+      );
+    }
+    const password = text.trim();
+    if (password === '') throw new ProbeError(`probe "${probe}": password_file ${file} is empty`, 'probe_secret_empty');
+    return password;
+  }
+  const name = source.password_env;
+  if (name === undefined) return undefined;
+  const value = env[name];
+  if (value === undefined || value === '') {
+    throw new ProbeError(
+      `probe "${probe}": environment variable ${name} (password_env) is not set`,
+      'probe_secret_missing',
+      `export ${name} before starting release-guard, or use password_file`,
+    );
+  }
+  return value;
+}
+
+/** Replaces every occurrence of the secret, in case a driver ever echoes it back in a message. */
+export function redactSecret(text: string, secret: string | undefined): string {
+  return secret === undefined || secret === '' ? text : text.split(secret).join('***');
+}
+
+/** Error codes that mean the server is gone or refused us, whenever they happen. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+]);
+
+type Outcome =
+  | { kind: 'done'; latencyMs: number }
+  | { kind: 'unavailable'; error: string }
+  | { kind: 'failed'; error: string };
+
+/**
+ * Takes one sample per call: borrows a pooled connection, runs `query`, returns it. One timer of
+ * `timeout` bounds the whole sample: waiting for a free connection, connecting and the query.
+ * (mysql2's own `{ sql, timeout }` only starts once the query is sent and leaves the connection busy
+ * with it, so it is not used: on our timeout the connection is destroyed instead, and the pool
+ * opens a fresh one next time.)
+ *
+ * - success → `ok: true`, `values.latency_ms` (the query alone, monotonic clock);
+ * - cannot connect (refused, connect timeout, access denied, unknown database) or the connection
+ *   is lost mid-query → `ok: false, unavailable: true`, the error naming host:port and the code;
+ * - SQL error → `ok: false`, `query failed: … (CODE)`; too slow → `query timed out after Nms`.
+ *
+ * The password is read once here and never appears in a sample. Never throws, never logs.
+ */
+export const mysqlProbe: ProbeFactory<MysqlProbeConfig> = (config, deps) => {
+  const password = readPassword(config.name, config);
+  const where = `mysql ${config.host}:${config.port}`;
+  const pool = createPool({
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    ...(password !== undefined ? { password } : {}),
+    ...(config.database !== undefined ? { database: config.database } : {}),
+    connectionLimit: config.pool_size,
+    maxIdle: config.pool_size,
+    connectTimeout: config.timeout,
+    waitForConnections: true,
+    enableKeepAlive: true,
+  });
+  // A server that goes away makes idle pooled connections emit 'error' (sometimes more than once
+  // per connection, which mysql2's own once-listener does not cover). Unhandled, that would crash
+  // the daemon; the next sample reports the outage instead.
+  const ignore = () => undefined;
+  pool.pool.on('error', ignore);
+  pool.on('connection', (connection) => {
+    (connection as unknown as NodeJS.EventEmitter).on('error', ignore);
+  });
+  /** Connections borrowed or being borrowed by samples: at pool_size, a new sample has to queue. */
+  let outstanding = 0;
+  let closing: Promise<void> | undefined;
+
+  const describe = (error: unknown): string => {
+    const code = errorCode(error);
+    return redactSecret(code === undefined ? errorMessage(error) : `${errorMessage(error)} (${code})`, password);
+  };
+
+  async function run(signal: AbortSignal): Promise<Outcome> {
+    if (signal.aborted) return { kind: 'failed', error: 'aborted' };
+    if (closing) return { kind: 'unavailable', error: `${where}: probe closed` };
+    const queued = outstanding >= config.pool_size;
+    outstanding += 1;
+    let connection: PoolConnection | undefined;
+    let released = false;
+    const giveBack = (destroy: boolean) => {
+      if (released) return;
+      released = true;
+      outstanding -= 1;
+      if (connection === undefined) return;
+      if (destroy) connection.destroy();
+      else connection.release();
+    };
+
+    let onAbort: (() => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const interrupted = new Promise<'aborted' | 'timeout'>((resolve) => {
+      onAbort = () => resolve('aborted');
+      signal.addEventListener('abort', onAbort, { once: true });
+      timer = setTimeout(() => resolve('timeout'), config.timeout);
+    });
+    // Set by `work`, read after the race: an object, so the compiler does not narrow it to 'connect'.
+    const progress: { stage: 'connect' | 'query' } = { stage: 'connect' };
+    const work = (async (): Promise<Outcome> => {
+      try {
+        connection = await pool.getConnection();
+      } catch (error) {
+        return { kind: 'unavailable', error: `${where}: cannot connect: ${describe(error)}` };
+      }
+      if (released) {
+        // The sample already ended (timeout or abort) while this connection was being opened.
+        connection.release();
+        return { kind: 'failed', error: 'late' };
+      }
+      progress.stage = 'query';
+      const started = performance.now();
+      try {
+        await connection.query(config.query);
+        return { kind: 'done', latencyMs: performance.now() - started };
+      } catch (error) {
+        // A fatal error is the connection's, not the query's: the server went away mid-query.
+        if ((error as { fatal?: unknown }).fatal === true || UNREACHABLE_CODES.has(errorCode(error) ?? '')) {
+          giveBack(true);
+          return { kind: 'unavailable', error: `${where}: connection lost: ${describe(error)}` };
+        }
+        return { kind: 'failed', error: `query failed: ${describe(error)}` };
+      }
+    })();
+
+    const winner = await Promise.race([work, interrupted]);
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+    if (typeof winner !== 'string') {
+      giveBack(false);
+      return winner;
+    }
+    // Timed out or aborted: the connection (if any) may still be running the query; destroy it
+    // rather than hand a busy connection back. A late connect result is released by `work`.
+    giveBack(true);
+    if (winner === 'aborted') return { kind: 'failed', error: 'aborted' };
+    if (progress.stage === 'query') return { kind: 'failed', error: `query timed out after ${config.timeout}ms` };
+    return queued
+      ? { kind: 'failed', error: `query timed out after ${config.timeout}ms waiting for a free connection (pool_size ${config.pool_size})` }
+      : { kind: 'unavailable', error: `${where}: cannot connect: no connection within ${config.timeout}ms (ETIMEDOUT)` };
+  }
+
+  return {
+    name: config.name,
+    type: 'mysql',
+    async sample(startedAt, signal) {
+      const outcome = await run(signal);
+      const sample: Sample = { probe: config.name, startedAt, at: deps.now(), ok: outcome.kind === 'done', values: {} };
+      if (outcome.kind === 'done') sample.values.latency_ms = outcome.latencyMs;
+      else sample.error = outcome.error;
+      if (outcome.kind === 'unavailable') sample.unavailable = true;
+      return sample;
+    },
+    close() {
+      // Idempotent; a pool whose server is gone still ends (its sockets are already closed).
+      closing ??= pool.end().catch(() => undefined);
+      return closing;
+    },
+  };
+};
+
+/** mysql2 puts the code on the error; Node's happy-eyeballs connect may wrap it in an AggregateError. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string') return code;
+  if (error instanceof AggregateError) return errorCode(error.errors[0]);
+  return undefined;
+}

@@ -1,0 +1,97 @@
+/**
+ * `release-guard check`: a one-shot evaluation of every rule for CI/CD gates. Runs the configured
+ * probes for a while (as in the fast part of a release window), judges them once with the same
+ * pure rules the daemon uses, and says pass, breach or inconclusive.
+ */
+import type { Config } from '../config/schema.js';
+import { evaluateRules } from '../core/rules.js';
+import { probeIntervalMs } from '../core/schedule.js';
+import { initialState } from '../core/transition.js';
+import type { RuleVerdict, Sample } from '../core/types.js';
+import type { Pm2Client } from '../pm2/client.js';
+import { createProbe } from '../probes/index.js';
+import { FileStore } from '../store/file-store.js';
+import type { Clock } from './clock.js';
+
+export type CheckOutcome = 'pass' | 'fail' | 'inconclusive';
+
+export interface CheckResult {
+  outcome: CheckOutcome;
+  verdicts: RuleVerdict[];
+  /** Samples taken per probe. */
+  samples: Record<string, number>;
+  /** The version the baseline came from, when one was found in state_dir. */
+  baselineVersion: string | null;
+  durationMs: number;
+}
+
+/** pass: no rule failed and none lacked data; fail: any rule breached; else inconclusive. */
+export function checkOutcome(verdicts: readonly RuleVerdict[]): CheckOutcome {
+  if (verdicts.some((v) => v.outcome === 'fail')) return 'fail';
+  if (verdicts.some((v) => v.outcome === 'inconclusive' || v.outcome === 'error')) return 'inconclusive';
+  return 'pass';
+}
+
+/** Baselines of the stable version recorded by a daemon using the same state_dir, if any. */
+async function storedBaseline(config: Config): Promise<{ version: string | null; p95: Map<string, number> }> {
+  try {
+    const store = new FileStore(config.state_dir);
+    const state = await store.loadState();
+    const version = state?.stable ?? null;
+    const baselines = version ? (await store.loadBaselines())[version] ?? {} : {};
+    return { version, p95: new Map(Object.entries(baselines).map(([probe, b]) => [probe, b.p95Ms])) };
+  } catch {
+    // No daemon state here (or unreadable): latency_ratio will say it has no baseline.
+    return { version: null, p95: new Map() };
+  }
+}
+
+export async function runCheck(
+  config: Config,
+  options: { forMs: number; clock: Clock; pm2?: Pm2Client; onProgress?: (message: string) => void },
+): Promise<CheckResult> {
+  const { clock } = options;
+  const baseline = await storedBaseline(config);
+  const probes = config.probes.map((p) => createProbe(p, { now: () => clock.now(), ...(options.pm2 ? { pm2: options.pm2 } : {}) }));
+  const samples = new Map<string, Sample[]>(probes.map((p) => [p.name, []]));
+  const started = clock.now();
+  const deadline = started + options.forMs;
+  const abort = new AbortController();
+  const pending = new Set<Promise<void>>();
+  // Judged like the first minutes of a release window: fast probes, all launched on schedule.
+  const window = { ...initialState(started), phase: 'guarding' as const, release: { version: 'check', previous: null, startedAt: started, deployedBy: 'check', source: 'manual' as const } };
+  await Promise.all(
+    probes.map(async (probe) => {
+      let next = started;
+      while (clock.now() < deadline) {
+        const now = clock.now();
+        if (now >= next) {
+          next = now + probeIntervalMs(window, now, config.schedule, probe.type);
+          const run = probe.sample(now, abort.signal).then((sample) => void samples.get(probe.name)!.push(sample));
+          pending.add(run);
+          void run.finally(() => pending.delete(run));
+        }
+        await clock.sleep(Math.max(1, Math.min(next, deadline) - clock.now()));
+      }
+    }),
+  );
+  // Let samples launched before the deadline finish (each is bounded by its probe's timeout).
+  await Promise.allSettled([...pending]);
+  await Promise.allSettled(probes.map((p) => p.close?.()));
+  const verdicts = evaluateRules(config.rules, {
+    samples,
+    now: clock.now(),
+    since: started,
+    releaseStartedAt: null,
+    initialDelayMs: 0,
+    baselineP95: baseline.p95,
+    probeTypes: new Map(config.probes.map((p) => [p.name, p.type])),
+  });
+  return {
+    outcome: checkOutcome(verdicts),
+    verdicts,
+    samples: Object.fromEntries([...samples].map(([name, list]) => [name, list.length])),
+    baselineVersion: baseline.version,
+    durationMs: clock.now() - started,
+  };
+}
