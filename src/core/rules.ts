@@ -176,11 +176,12 @@ export function evaluateLatencyRatio(rule: LatencyRatio, input: RuleInput): Rule
   const base = { rule: 'latency_ratio' as const, threshold: rule.ratio, unit: 'x' as const };
   const baseline = input.baselineP95.get(rule.probe);
   if (baseline === undefined) {
+    // Not blind: the release is judged by the absolute SLOs (latency_max) instead, and says so.
     return {
       ...base,
-      outcome: 'inconclusive',
+      outcome: 'skipped',
       observed: null,
-      message: `latency_ratio: no baseline p95 for the previous version; only absolute SLOs apply`,
+      message: `latency_ratio: no baseline p95 for the previous version; only absolute SLOs (latency_max) apply`,
     };
   }
   const seen = observedP95(rule, input);
