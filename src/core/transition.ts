@@ -92,6 +92,7 @@ function openWindow(state: GuardState, release: Release, policy: Policy): Transi
         severity: 'info',
         message: `release ${release.version} (previous ${previous}) guarded by ${release.deployedBy}`,
       },
+      { type: 'prepareRelease', release },
     ],
   };
 }

@@ -177,7 +177,9 @@ export type Effect =
       attempt: number;
     }
   | { type: 'notify'; kind: NotifyKind; severity: 'info' | 'warning' | 'critical'; message: string }
-  | { type: 'writeRecord'; record: RollbackRecord };
+  | { type: 'writeRecord'; record: RollbackRecord }
+  /** A window opened: let each rollback step snapshot what it will need (config, backups). */
+  | { type: 'prepareRelease'; release: Release };
 
 /** What a finished (or failed) rollback leaves behind; rendered as JSON and Markdown. */
 export interface RollbackRecord {

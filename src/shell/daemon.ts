@@ -16,6 +16,7 @@ import { createStrategy } from '../strategies/index.js';
 import { FileStore } from '../store/file-store.js';
 import { systemClock, type Clock } from './clock.js';
 import { Guard } from './guard.js';
+import { ProcessRunner } from './process-runner.js';
 
 export interface RunningDaemon {
   guard: Guard;
@@ -38,7 +39,8 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
   const pm2 = options.pm2 ?? (needsPm2(config) ? new Pm2ApiClient(config.pm2?.home ? { home: config.pm2.home } : {}) : undefined);
   const metrics = new GuardMetrics();
   const probes = config.probes.map((p) => createProbe(p, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) }));
-  const plan = config.rollback.steps.map((step) => ({ config: step, strategy: createStrategy(step, { pm2: pm2! }) }));
+  const run = new ProcessRunner();
+  const plan = config.rollback.steps.map((step) => ({ config: step, strategy: createStrategy(step, { pm2: pm2!, run }) }));
   const guard = new Guard({ config, store, clock, log, metrics, probes, plan, ...(pm2 ? { pm2 } : {}) });
   await guard.start();
   const server = await startApiServer({

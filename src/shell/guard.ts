@@ -3,12 +3,13 @@
  * samples, verdicts, pm2 crashes and operator requests through one serialized event queue,
  * persists each new state before carrying out its effects, and executes the effects.
  */
+import { mkdir } from 'node:fs/promises';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
 import { evaluateRules, learnBaseline } from '../core/rules.js';
 import { policyFrom, probeIntervalMs } from '../core/schedule.js';
 import { initialState, transition } from '../core/transition.js';
-import type { Effect, Event, GuardState, Policy, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
+import type { Effect, Event, GuardState, Policy, Release, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import { candidates } from '../core/versions.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -18,7 +19,7 @@ import type { Probe } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
 import type { Baselines, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
-import { runPlan, type PlanStep, type StepResult } from './rollback-runner.js';
+import { runPlan, stepDataDir, type PlanStep, type StepResult } from './rollback-runner.js';
 
 export interface GuardDeps {
   config: Config;
@@ -158,6 +159,10 @@ export class Guard implements GuardControl {
       case 'writeRecord':
         await this.writeRecord(effect.record);
         return;
+      case 'prepareRelease':
+        // Not awaited: snapshots and backups must never delay the guard's eyes.
+        void this.prepareRelease(effect.release);
+        return;
     }
   }
 
@@ -167,12 +172,35 @@ export class Guard implements GuardControl {
     let result;
     try {
       // Not tied to `stopping`: a SIGTERM lets the running step finish (bounded by its timeout).
-      result = await runPlan(this.deps.plan, { service: config.service, from: effect.from, to: effect.to }, { clock, log, signal: new AbortController().signal });
+      result = await runPlan(this.deps.plan, { service: config.service, from: effect.from, to: effect.to }, { clock, log, signal: new AbortController().signal, stateDir: config.state_dir });
     } catch (error) {
       result = { ok: false, steps: [], error: `rollback plan crashed: ${errorMessage(error)}` };
     }
     this.lastSteps = result.steps;
     await this.dispatch({ type: 'rollbackExecuted', ok: result.ok, ...(result.error ? { error: result.error } : {}), at: clock.now() });
+  }
+
+  /** Lets each rollback step snapshot what it will need to undo this release. */
+  private async prepareRelease(release: Release): Promise<void> {
+    const { config, log } = this.deps;
+    for (const [index, step] of this.deps.plan.entries()) {
+      if (!step.strategy.prepare) continue;
+      const stepLog = log.child({ component: 'prepare', step: index + 1, strategy: step.config.type });
+      const dataDir = stepDataDir(config.state_dir, release.version, index, step.config.type);
+      try {
+        await mkdir(dataDir, { recursive: true });
+        await step.strategy.prepare({
+          service: config.service,
+          version: release.version,
+          previous: release.previous,
+          signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(step.config.timeout)]),
+          progress: (message) => stepLog.info(message),
+          dataDir,
+        });
+      } catch (error) {
+        stepLog.error('could not prepare the rollback of this release', { error: errorMessage(error), release: release.version });
+      }
+    }
   }
 
   private async writeRecord(record: RollbackRecord): Promise<void> {

@@ -2,6 +2,8 @@
  * Runs a rollback plan: the configured steps in order, each with its own timeout, progress logged.
  * A failed step stops the plan; the result says which step failed and why.
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { StrategyConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -31,10 +33,15 @@ export interface PlanStep {
   strategy: RollbackStrategy;
 }
 
+/** Where step `index` keeps what it prepared for release `version`: `<stateDir>/releases/<version>/<n>-<type>`. */
+export function stepDataDir(stateDir: string, version: string, index: number, type: string): string {
+  return join(stateDir, 'releases', version, `${index + 1}-${type}`);
+}
+
 export async function runPlan(
   steps: readonly PlanStep[],
   target: { service: string; from: string; to: string },
-  deps: { clock: Clock; log: Logger; signal: AbortSignal },
+  deps: { clock: Clock; log: Logger; signal: AbortSignal; stateDir: string },
 ): Promise<PlanResult> {
   const results: StepResult[] = [];
   for (const [index, { config, strategy }] of steps.entries()) {
@@ -45,8 +52,11 @@ export async function runPlan(
     log.info(`step ${index + 1}/${steps.length} started: ${description}`);
     const timeout = AbortSignal.timeout(config.timeout);
     const signal = AbortSignal.any([deps.signal, timeout]);
+    const dataDir = stepDataDir(deps.stateDir, target.from, index, config.type);
+    await mkdir(dataDir, { recursive: true });
     const ctx = {
       ...target,
+      dataDir,
       signal,
       progress: (message: string) => {
         output.push(message);

@@ -1,5 +1,6 @@
 import type { StrategyConfig } from '../config/schema.js';
 import type { Pm2Client } from '../pm2/client.js';
+import type { CommandRunner } from './command-runner.js';
 
 /** What one rollback step knows about the rollback it is part of. */
 export interface RollbackContext {
@@ -11,17 +12,39 @@ export interface RollbackContext {
   signal: AbortSignal;
   /** Progress lines (logged and kept in the record). */
   progress(message: string): void;
+  /**
+   * This step's own directory under state_dir (created by the caller), where `prepare` left its
+   * snapshots and backups for this release, e.g. `<state_dir>/releases/<from>/<step index>-<type>`.
+   */
+  dataDir: string;
+}
+
+/** What `prepare` knows when a release window opens. */
+export interface ReleaseContext {
+  service: string;
+  /** The new release, now under guard. */
+  version: string;
+  /** The known-good version it replaced (the future rollback target), if any. */
+  previous: string | null;
+  signal: AbortSignal;
+  progress(message: string): void;
+  /** Same directory the rollback of this release will get as `RollbackContext.dataDir`. */
+  dataDir: string;
 }
 
 export interface StrategyDeps {
   pm2: Pm2Client;
+  /** Runs external programs with argument arrays (never a shell string), timeouts and output tails. */
+  run: CommandRunner;
 }
 
 /**
- * One rollback strategy. `check` is read-only (is the target there? is the app known?) and lists
- * problems in words; `execute` carries the step out and must be idempotent, so a plan resumed
- * after a crash converges instead of doing damage. Both honour `ctx.signal`. `execute` throws a
- * RollbackError naming what failed.
+ * One rollback strategy. `check` is read-only (is the target there? is the program installed?)
+ * and lists problems in words — it is the preflight/readiness check. `execute` carries the step
+ * out and must be idempotent, so a plan resumed after a crash converges instead of doing damage.
+ * `prepare`, when present, runs as a release window opens (config snapshot, pre-release backup,
+ * BGSAVE) and must be idempotent too. All honour `ctx.signal`; failures throw a RollbackError
+ * naming what failed.
  */
 export interface RollbackStrategy {
   readonly type: StrategyConfig['type'];
@@ -29,6 +52,7 @@ export interface RollbackStrategy {
   describe(ctx: Pick<RollbackContext, 'from' | 'to'>): string;
   check(ctx: RollbackContext): Promise<string[]>;
   execute(ctx: RollbackContext): Promise<void>;
+  prepare?(ctx: ReleaseContext): Promise<void>;
 }
 
 export type StrategyFactory<C extends StrategyConfig> = (config: C, deps: StrategyDeps) => RollbackStrategy;

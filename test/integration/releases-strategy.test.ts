@@ -3,6 +3,8 @@
  * `<dir>/current/server.cjs`; rolling back swaps `current` to releases/v1 and reloads, and the
  * old version must then answer on the app's port.
  */
+import { tmpdir } from 'node:os';
+import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { lstat, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,6 +34,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
     to,
     signal: new AbortController().signal,
     progress: (message) => progress.push(message),
+    dataDir: tmpdir(),
   });
 
   /** Versions reported by /health over several requests, so both cluster workers answer. */
@@ -80,13 +83,13 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it('describes itself in one line', () => {
-    expect(releasesStrategy(config, { pm2: sandbox.client }).describe({ from: 'v2', to: 'v1' })).toBe(
+    expect(releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() }).describe({ from: 'v2', to: 'v1' })).toBe(
       `releases: ${path.join(sandbox.dir, 'current')} -> releases/v1, pm2 reload web`,
     );
   });
 
   it('rolls back to v1: swaps the symlink, reloads, and v1 answers', async () => {
-    const strategy = createStrategy(config, { pm2: sandbox.client });
+    const strategy = createStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
     expect(strategy.type).toBe('releases');
     expect(await strategy.check(context('v1'))).toEqual([]);
 
@@ -106,7 +109,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it('is idempotent: a second execute keeps v1 and skips the swap', async () => {
-    const strategy = releasesStrategy(config, { pm2: sandbox.client });
+    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
     const progress: string[] = [];
     await strategy.execute(context('v1', progress));
 
@@ -117,7 +120,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it('lists a missing release as a problem and refuses to execute it', async () => {
-    const strategy = releasesStrategy(config, { pm2: sandbox.client });
+    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
     const problems = await strategy.check(context('v9'));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain(path.join(sandbox.dir, 'releases', 'v9'));
@@ -131,7 +134,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it.each(['../etc', '..', '.', 'v1/../../etc', '/etc', 'v1 v2', ''])('refuses the version %j', async (version) => {
-    const strategy = releasesStrategy(config, { pm2: sandbox.client });
+    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
     const problems = await strategy.check(context(version));
     expect(problems.join('\n')).toMatch(/is not allowed/);
 
@@ -144,7 +147,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   it('lists an unknown pm2 app and a current that is not a symlink as problems', async () => {
     const strategy = releasesStrategy(
       { ...config, pm2_app: 'no-such-app', current: 'releases' },
-      { pm2: sandbox.client },
+      { pm2: sandbox.client, run: new ProcessRunner() },
     );
     const problems = await strategy.check(context('v1'));
     expect(problems).toEqual([
@@ -162,7 +165,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
       env: { PORT: String(await freePort()) },
     });
     try {
-      const problems = await releasesStrategy({ ...config, pm2_app: name }, { pm2: sandbox.client }).check(
+      const problems = await releasesStrategy({ ...config, pm2_app: name }, { pm2: sandbox.client, run: new ProcessRunner() }).check(
         context('v1'),
       );
       expect(problems).toEqual([expect.stringContaining('not a path through')]);
