@@ -46,7 +46,7 @@ export function createProbe(config: ProbeConfig, deps: ProbeDeps): Probe {
       throw new ProbeError(
         `unknown probe type "${(unknown as { type?: unknown }).type}"`,
         'probe_unknown_type',
-        'use one of: http, system, process',
+        `use one of: ${Object.keys(probeFactories).join(', ')}`,
       );
     }
   }

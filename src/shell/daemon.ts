@@ -26,7 +26,11 @@ export interface RunningDaemon {
 
 /** Whether anything in the config talks to pm2. */
 function needsPm2(config: Config): boolean {
-  return Boolean(config.pm2) || config.probes.some((p) => p.type === 'process') || config.rollback.steps.length > 0;
+  return (
+    Boolean(config.pm2) ||
+    config.probes.some((p) => p.type === 'process' && p.pm2_app !== undefined) ||
+    config.rollback.steps.some((s) => s.type === 'releases' || s.type === 'pm2')
+  );
 }
 
 /** Builds and starts everything; the caller decides when to stop. */
