@@ -233,7 +233,141 @@ const pm2Strategy = z
   })
   .strict();
 
-export const strategySchema = z.discriminatedUnion('type', [releasesStrategy, pm2Strategy]);
+/** A program and its arguments, run without a shell. `{from}` / `{to}` in arguments become versions. */
+const argv = (description: string) =>
+  z.array(z.string().min(1)).min(1, 'a program and its arguments, e.g. [npm, ci]').describe(description);
+
+const stepTimeout = (ms: number) => duration('Give up on this step after this long').default(ms);
+
+const gitStrategy = z
+  .object({
+    type: z.literal('git'),
+    dir: z.string().min(1).describe('Working tree of the deployed app'),
+    tag_prefix: z.string().regex(/^[A-Za-z0-9._/-]*$/, 'letters, digits, ".", "_", "/" or "-"').default('').describe('Tag of version V is <tag_prefix>V'),
+    install: argv('Install command run in dir after checkout').default(['npm', 'ci']).nullable(),
+    build: argv('Build command run in dir after install').default(['npm', 'run', 'build']).nullable(),
+    pm2_app: safeName('pm2 app restarted after the build').optional(),
+    timeout: stepTimeout(600_000),
+  })
+  .strict();
+
+const configFilesStrategy = z
+  .object({
+    type: z.literal('config'),
+    dir: z.string().min(1).describe('Directory the files are relative to'),
+    files: z.array(z.string().min(1)).min(1).describe('Config files snapshot when a window opens and restored on rollback (.env.local, next.config.mjs, …)'),
+    pm2_app: safeName('pm2 app restarted after the restore').optional(),
+    restart_mode: z.enum(['restart', 'reload']).default('restart').describe('How the app picks the restored files up'),
+    timeout: stepTimeout(60_000),
+  })
+  .strict();
+
+const databaseStrategy = z
+  .object({
+    type: z.literal('database'),
+    host: z.string().min(1).default('127.0.0.1').describe('MySQL/MariaDB host'),
+    port: z.number().int().min(1).max(65535).default(3306).describe('Port'),
+    user: z.string().min(1).describe('Account allowed to dump and restore'),
+    ...secretSource,
+    database: z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a database name: letters, digits, "_" or "$"').describe('Database to back up and restore'),
+    backup_on_release: z.boolean().default(true).describe('mysqldump the database when a release window opens'),
+    migrate_down: argv('Migration-down command, e.g. [npx, knex, migrate:rollback]').optional(),
+    migrate_cwd: z.string().min(1).optional().describe('Working directory of migrate_down'),
+    restore: z
+      .enum(['never', 'automatic'])
+      .default('never')
+      .describe('Restore the pre-release backup on rollback. It loses every write since the backup: automatic only when you accept that'),
+    stop_app: safeName('pm2 app stopped before a restore (no writes during it) and started after').optional(),
+    check_tables: z.array(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a table name')).default([]).describe('Tables that must exist, with row counts not below the pre-release snapshot'),
+    mysqldump: z.string().min(1).default('mysqldump').describe('mysqldump program'),
+    mysql: z.string().min(1).default('mysql').describe('mysql client program'),
+    timeout: stepTimeout(600_000),
+  })
+  .strict();
+
+const redisStrategy = z
+  .object({
+    type: z.literal('redis'),
+    host: z.string().min(1).default('127.0.0.1').describe('Redis host'),
+    port: z.number().int().min(1).max(65535).default(6379).describe('Port'),
+    ...secretSource,
+    timeout: stepTimeout(120_000),
+  })
+  .strict();
+
+const dockerStrategy = z
+  .object({
+    type: z.literal('docker'),
+    mode: z.enum(['run', 'compose']).default('run').describe('run: replace the container with the previous image; compose: up -d the previous compose file'),
+    container: safeName('Container name (run mode)').optional(),
+    image: z.string().regex(/^[a-z0-9][a-z0-9._/:-]*$/, 'an image repository, e.g. registry/my-app').optional().describe('Image repository; the previous version runs <image>:<version>'),
+    ports: z.array(z.string().regex(/^[0-9.:]+(\/(tcp|udp))?$/, 'host:container, e.g. 3000:3000')).default([]).describe('Published ports'),
+    env_file: z.string().min(1).optional().describe('--env-file for the container'),
+    compose_file: z.string().min(1).optional().describe('compose mode: the previous file; {to} becomes the version, e.g. docker-compose.{to}.yml'),
+    docker: z.string().min(1).default('docker').describe('docker program'),
+    timeout: stepTimeout(300_000),
+  })
+  .strict()
+  .refine((d) => (d.mode === 'run' ? Boolean(d.container && d.image) : Boolean(d.compose_file)), {
+    message: 'run mode needs container and image; compose mode needs compose_file',
+  });
+
+const kubernetesStrategy = z
+  .object({
+    type: z.literal('kubernetes'),
+    deployment: safeName('Deployment to roll back'),
+    namespace: safeName('Namespace').default('default'),
+    context: z.string().min(1).optional().describe('kubectl context'),
+    to_revision: z.number().int().min(1).optional().describe('Revision to return to (default: the previous one)'),
+    kubectl: z.string().min(1).default('kubectl').describe('kubectl program'),
+    timeout: stepTimeout(300_000),
+  })
+  .strict();
+
+const blueGreenStrategy = z
+  .object({
+    type: z.literal('blue_green'),
+    mode: z.enum(['nginx', 'kubernetes']).default('nginx').describe('How traffic is switched'),
+    colors: z
+      .record(z.enum(['blue', 'green']), z.string().min(1))
+      .describe('nginx: colour -> upstream server (127.0.0.1:3001); kubernetes: colour -> selector value'),
+    upstream_file: z.string().min(1).optional().describe('nginx: the include file holding the upstream block'),
+    upstream_name: safeName('nginx: upstream name').default('app'),
+    nginx: z.string().min(1).default('nginx').describe('nginx program'),
+    nginx_args: z.array(z.string()).default([]).describe('Extra nginx arguments, e.g. [-c, /etc/nginx/nginx.conf]'),
+    service: safeName('kubernetes: Service whose selector is switched').optional(),
+    selector_label: z.string().min(1).default('color').describe('kubernetes: the selector label'),
+    namespace: safeName('kubernetes: namespace').default('default'),
+    kubectl: z.string().min(1).default('kubectl').describe('kubectl program'),
+    timeout: stepTimeout(60_000),
+  })
+  .strict()
+  .refine((b) => (b.mode === 'nginx' ? Boolean(b.upstream_file) : Boolean(b.service)), {
+    message: 'nginx mode needs upstream_file; kubernetes mode needs service',
+  });
+
+const commandStrategy = z
+  .object({
+    type: z.literal('command'),
+    command: argv('Program and arguments, e.g. [/usr/local/bin/notify-cdn, purge, "{to}"]'),
+    cwd: z.string().min(1).optional().describe('Working directory'),
+    env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'), z.string()).default({}).describe('Extra environment'),
+    timeout: stepTimeout(60_000),
+  })
+  .strict();
+
+export const strategySchema = z.discriminatedUnion('type', [
+  releasesStrategy,
+  pm2Strategy,
+  gitStrategy,
+  configFilesStrategy,
+  databaseStrategy,
+  redisStrategy,
+  dockerStrategy,
+  kubernetesStrategy,
+  blueGreenStrategy,
+  commandStrategy,
+]);
 
 const ruleBase = { enabled: z.boolean().default(true).describe('Turn the rule off') };
 
@@ -506,4 +640,12 @@ export type RedisProbeConfig = Extract<ProbeConfig, { type: 'redis' }>;
 export type StrategyConfig = z.infer<typeof strategySchema>;
 export type ReleasesStrategyConfig = Extract<StrategyConfig, { type: 'releases' }>;
 export type Pm2StrategyConfig = Extract<StrategyConfig, { type: 'pm2' }>;
+export type GitStrategyConfig = Extract<StrategyConfig, { type: 'git' }>;
+export type ConfigFilesStrategyConfig = Extract<StrategyConfig, { type: 'config' }>;
+export type DatabaseStrategyConfig = Extract<StrategyConfig, { type: 'database' }>;
+export type RedisStrategyConfig = Extract<StrategyConfig, { type: 'redis' }>;
+export type DockerStrategyConfig = Extract<StrategyConfig, { type: 'docker' }>;
+export type KubernetesStrategyConfig = Extract<StrategyConfig, { type: 'kubernetes' }>;
+export type BlueGreenStrategyConfig = Extract<StrategyConfig, { type: 'blue_green' }>;
+export type CommandStrategyConfig = Extract<StrategyConfig, { type: 'command' }>;
 export type RulesConfig = Config['rules'];
