@@ -28,6 +28,7 @@ export function policyFrom(config: Config): Policy {
     verifyTimeoutMs: config.verification.timeout,
     settleMs: config.release.settle,
     maxAttempts: 3,
+    verificationSuite: false,
     historyLimit: 500,
   };
 }

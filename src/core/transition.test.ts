@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ALLOWED_EDGES, failedVersions, initialState, rollbackTarget, transition } from './transition.js';
-import type { Event, GuardState, Policy, RuleVerdict } from './types.js';
+import type { Effect, Event, GuardState, Policy, RuleVerdict } from './types.js';
 
 const policy: Policy = {
   windowMs: 600_000,
@@ -10,6 +10,7 @@ const policy: Policy = {
   verifyTimeoutMs: 60_000,
   settleMs: 30_000,
   maxAttempts: 3,
+  verificationSuite: false,
   historyLimit: 500,
 };
 
@@ -87,6 +88,42 @@ describe('transition', () => {
     const gaveUp = transition(state, { type: 'daemonStarted', at: 8 }, policy);
     expect(gaveUp.state.phase).toBe('failed');
     expect(gaveUp.effects.filter((e) => e.type === 'rollback')).toHaveLength(0);
+  });
+
+  it('persists each step; a resumed plan skips finished steps and re-runs the interrupted one', () => {
+    let state = transition(guardingV2(), { type: 'evaluated', verdicts: [fail], at: 5 }, policy).state;
+    for (const event of [
+      { type: 'stepStarted', index: 0, stepType: 'config', description: 'restore .env', at: 6 },
+      { type: 'stepFinished', index: 0, ok: true, output: ['restored .env'], at: 7 },
+      { type: 'stepStarted', index: 1, stepType: 'releases', description: 'swap current', at: 8 },
+    ] as Event[]) state = transition(state, event, policy).state;
+    // The daemon dies here, in the middle of step 2.
+    const resumed = transition(state, { type: 'daemonStarted', at: 20 }, policy);
+    expect(resumed.effects.find((e) => e.type === 'rollback')).toMatchObject({ attempt: 2, fromStep: 1 });
+    state = resumed.state;
+    for (const event of [
+      { type: 'stepStarted', index: 1, stepType: 'releases', description: 'swap current', at: 21 },
+      { type: 'stepFinished', index: 1, ok: true, output: ['swapped'], at: 22 },
+      { type: 'rollbackExecuted', ok: true, at: 22 },
+      ...[23, 24, 25].map((at) => ({ type: 'verifySample', ok: true, version: 'v1', at })),
+    ] as Event[]) state = transition(state, event, policy).state;
+    expect(state.phase).toBe('rolled_back');
+    expect(state.rollback!.steps.map((s) => [s.index, s.ok, s.attempt])).toEqual([[0, true, 1], [1, true, 2]]);
+  });
+
+  it('with a verification suite, health passes lead to the suite, and a failed check ends in failed', () => {
+    const suitePolicy = { ...policy, verificationSuite: true };
+    let state = transition(guardingV2(), { type: 'evaluated', verdicts: [fail], at: 5 }, suitePolicy).state;
+    state = transition(state, { type: 'rollbackExecuted', ok: true, at: 6 }, suitePolicy).state;
+    let effects: Effect[] = [];
+    for (const at of [7, 8, 9]) ({ state, effects } = transition(state, { type: 'verifySample', ok: true, version: 'v1', at }, suitePolicy));
+    expect(state.phase).toBe('verifying');
+    expect(effects).toContainEqual(expect.objectContaining({ type: 'verify' }));
+    const results = [{ name: 'admin requires a token', type: 'security', ok: false, detail: 'GET /admin without a token answered 200, expected 401 or 403', durationMs: 3 }];
+    const end = transition(state, { type: 'verificationFinished', ok: false, results, at: 10 }, suitePolicy);
+    expect(end.state.phase).toBe('failed');
+    expect(end.state.failure).toMatch(/verification failed: admin requires a token: GET \/admin without a token answered 200/);
+    expect(end.effects.find((e) => e.type === 'writeRecord')).toMatchObject({ record: { outcome: 'failed', verification: { checks: results } } });
   });
 
   it('stale samples of the rolled-back version do not open a new window', () => {

@@ -125,7 +125,7 @@ function startRollback(state: GuardState, breach: Breach, to: string, policy: Po
   void policy;
   return {
     state: enter(state, 'rolling_back', breach.decidedAt, {
-      rollback: { from: release.version, to, breach, startedAt: breach.decidedAt, attempt: 1, verifyPasses: 0 },
+      rollback: { from: release.version, to, breach, startedAt: breach.decidedAt, attempt: 1, steps: [], verifyPasses: 0 },
       wouldRollBack: null,
       autoRollbacks: automatic
         ? [...state.autoRollbacks.filter((r) => breach.decidedAt - r.at < 24 * HOUR_MS), { version: release.version, at: breach.decidedAt }]
@@ -138,7 +138,7 @@ function startRollback(state: GuardState, breach: Breach, to: string, policy: Po
         severity: 'critical',
         message: `rolling back ${release.version} -> ${to}: ${breach.reason}`,
       },
-      { type: 'rollback', release, from: release.version, to, breach, attempt: 1 },
+      { type: 'rollback', release, from: release.version, to, breach, attempt: 1, fromStep: 0 },
     ],
   };
 }
@@ -227,6 +227,8 @@ function record(state: GuardState, outcome: RollbackRecord['outcome'], at: numbe
       executedAt: rb.executedAt ?? null,
       finishedAt: at,
       attempts: rb.attempt,
+      steps: rb.steps,
+      verification: { healthPasses: rb.verifyPasses, checks: rb.suite?.results ?? [] },
       ...(failure ? { failure } : {}),
     },
   };
@@ -341,6 +343,24 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       return startRollback({ ...state, release }, breach, to, policy, false);
     }
 
+    case 'stepStarted': {
+      if (state.phase !== 'rolling_back') return unchanged(state);
+      const rb = state.rollback!;
+      const step = { index: event.index, type: event.stepType, description: event.description, startedAt: at, output: [], attempt: rb.attempt };
+      // A resumed plan re-runs the interrupted step: its new run replaces the unfinished one.
+      const steps = [...rb.steps.filter((s) => s.index !== event.index), step].sort((a, b) => a.index - b.index);
+      return { state: { ...state, rollback: { ...rb, steps } }, effects: [] };
+    }
+
+    case 'stepFinished': {
+      if (state.phase !== 'rolling_back') return unchanged(state);
+      const rb = state.rollback!;
+      const steps = rb.steps.map((s) =>
+        s.index === event.index ? { ...s, finishedAt: at, ok: event.ok, output: event.output, ...(event.error ? { error: event.error } : {}) } : s,
+      );
+      return { state: { ...state, rollback: { ...rb, steps } }, effects: [] };
+    }
+
     case 'rollbackExecuted': {
       if (state.phase !== 'rolling_back') return unchanged(state);
       if (!event.ok) return fail(state, at, event.error ?? 'rollback plan failed', policy);
@@ -350,28 +370,31 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       };
     }
 
+    case 'verificationFinished': {
+      if (state.phase !== 'verifying' || !state.rollback?.suite || state.rollback.suite.results) return unchanged(state);
+      const rb = { ...state.rollback, suite: { ...state.rollback.suite, results: event.results } };
+      const withResults = { ...state, rollback: rb };
+      if (!event.ok) {
+        const failedChecks = event.results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.detail}`).join('; ');
+        return fail(withResults, at, `verification failed: ${failedChecks || 'no check passed'}`, policy);
+      }
+      return rolledBack(withResults, at, policy);
+    }
+
     case 'verifySample': {
-      if (state.phase !== 'verifying') return unchanged(state);
+      if (state.phase !== 'verifying' || state.rollback!.suite) return unchanged(state);
       const rb = state.rollback!;
       const good = event.ok && (event.version === undefined || event.version === rb.to);
       const passes = good ? rb.verifyPasses + 1 : 0;
       if (passes < policy.verifyPasses) {
         return passes === rb.verifyPasses ? unchanged(state) : { state: { ...state, rollback: { ...rb, verifyPasses: passes } }, effects: [] };
       }
-      const next = enter(state, 'rolled_back', at, {
-        rollback: { ...rb, verifyPasses: passes },
-        running: rb.to,
-        stable: rb.to,
-        breached: [],
-        history: withHistory(state, { version: rb.from, at, status: 'rolled_back', deployedBy: state.release!.deployedBy, note: rb.breach.reason }, policy),
-      });
-      return {
-        state: next,
-        effects: [
-          { type: 'notify', kind: 'rollback_finished', severity: 'warning', message: `rolled back ${rb.from} -> ${rb.to}, verified ${passes}/${policy.verifyPasses}` },
-          record(next, 'rolled_back', at),
-        ],
-      };
+      if (policy.verificationSuite) {
+        // Health is proven; the functional, performance, data and security checks come next.
+        const next = { ...rb, verifyPasses: passes, suite: { startedAt: at } };
+        return { state: { ...state, rollback: next }, effects: [{ type: 'verify', rollback: next }] };
+      }
+      return rolledBack({ ...state, rollback: { ...rb, verifyPasses: passes } }, at, policy);
     }
 
     case 'promoteRequested': {
@@ -397,19 +420,24 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
         if (rb.attempt >= policy.maxAttempts) {
           return fail(state, at, `rollback interrupted ${rb.attempt} times; giving up`, policy);
         }
-        // The plan's steps are idempotent: running it again converges, it is not a second rollback.
+        // Steps that finished ok are kept; the interrupted one runs again (steps are idempotent).
+        // Resuming is finishing the same rollback, not a second one.
+        let fromStep = 0;
+        while (rb.steps.some((s) => s.index === fromStep && s.ok === true)) fromStep++;
         const next = { ...state, rollback: { ...rb, attempt: rb.attempt + 1 } };
         return {
           state: next,
           effects: [
-            { type: 'notify', kind: 'rollback_started', severity: 'critical', message: `resuming interrupted rollback ${rb.from} -> ${rb.to} (attempt ${rb.attempt + 1})` },
-            { type: 'rollback', release: state.release!, from: rb.from, to: rb.to, breach: rb.breach, attempt: rb.attempt + 1 },
+            { type: 'notify', kind: 'rollback_started', severity: 'critical', message: `resuming interrupted rollback ${rb.from} -> ${rb.to} at step ${fromStep + 1} (attempt ${rb.attempt + 1})` },
+            { type: 'rollback', release: state.release!, from: rb.from, to: rb.to, breach: rb.breach, attempt: rb.attempt + 1, fromStep },
           ],
         };
       }
       if (state.phase === 'verifying') {
-        // Restart the verification clock: passes seen before the restart are not trusted.
-        return { state: enter(state, 'verifying', at, { rollback: { ...state.rollback!, verifyPasses: 0 } }), effects: [] };
+        // Restart the verification clock: passes (and a suite) seen before the restart are not trusted.
+        const { suite: _suite, ...rb } = state.rollback!;
+        void _suite;
+        return { state: enter(state, 'verifying', at, { rollback: { ...rb, verifyPasses: 0 } }), effects: [] };
       }
       return unchanged(state);
     }
@@ -452,6 +480,24 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       return unchanged(state);
     }
   }
+}
+
+function rolledBack(state: GuardState, at: number, policy: Policy): Transition {
+  const rb = state.rollback!;
+  const next = enter(state, 'rolled_back', at, {
+    running: rb.to,
+    stable: rb.to,
+    breached: [],
+    history: withHistory(state, { version: rb.from, at, status: 'rolled_back', deployedBy: state.release!.deployedBy, note: rb.breach.reason }, policy),
+  });
+  const checks = rb.suite?.results ? `, ${rb.suite.results.length} checks passed` : '';
+  return {
+    state: next,
+    effects: [
+      { type: 'notify', kind: 'rollback_finished', severity: 'warning', message: `rolled back ${rb.from} -> ${rb.to}, verified ${rb.verifyPasses}/${policy.verifyPasses}${checks}` },
+      record(next, 'rolled_back', at),
+    ],
+  };
 }
 
 function promote(state: GuardState, at: number, why: string, policy: Policy): Transition {

@@ -99,6 +99,30 @@ export interface DeploymentEntry {
   note?: string;
 }
 
+/** One step of a rollback plan as it ran; persisted before and after the step. */
+export interface StepRecord {
+  index: number;
+  type: string;
+  description: string;
+  startedAt: number;
+  finishedAt?: number;
+  ok?: boolean;
+  error?: string;
+  /** The step's progress lines, last few. */
+  output: string[];
+  /** Which attempt of the plan ran it (a resumed plan re-runs the step that was interrupted). */
+  attempt: number;
+}
+
+/** One check of the verification suite after a rollback. */
+export interface CheckOutcome {
+  name: string;
+  type: string;
+  ok: boolean;
+  detail: string;
+  durationMs: number;
+}
+
 export interface RollbackInProgress {
   from: string;
   to: string;
@@ -106,9 +130,12 @@ export interface RollbackInProgress {
   startedAt: number;
   /** 1 for the first run; incremented when a restarted daemon resumes the plan. */
   attempt: number;
-  /** Timestamps of the plan's completion, filled as it goes. */
+  steps: StepRecord[];
+  /** When the plan's last step finished. */
   executedAt?: number;
   verifyPasses: number;
+  /** Health proven; the verification suite is running (or ran). */
+  suite?: { startedAt: number; results?: CheckOutcome[] };
 }
 
 /** The whole persisted state. Everything the guard must remember across a restart is here. */
@@ -145,7 +172,10 @@ export type Event =
   | { type: 'evaluated'; verdicts: RuleVerdict[]; at: number }
   | { type: 'crashed'; detail: string; at: number }
   | { type: 'rollbackRequested'; to?: string; reason: string; by: string; at: number }
+  | { type: 'stepStarted'; index: number; stepType: string; description: string; at: number }
+  | { type: 'stepFinished'; index: number; ok: boolean; error?: string; output: string[]; at: number }
   | { type: 'rollbackExecuted'; ok: boolean; error?: string; at: number }
+  | { type: 'verificationFinished'; ok: boolean; results: CheckOutcome[]; at: number }
   | { type: 'verifySample'; ok: boolean; version?: string; at: number }
   | { type: 'promoteRequested'; by: string; at: number }
   | { type: 'pauseRequested'; by: string; at: number }
@@ -175,7 +205,11 @@ export type Effect =
       to: string;
       breach: Breach;
       attempt: number;
+      /** First step to run: steps before it finished ok in an earlier attempt. */
+      fromStep: number;
     }
+  /** Health passed N times after a rollback: run the rest of the verification suite. */
+  | { type: 'verify'; rollback: RollbackInProgress }
   | { type: 'notify'; kind: NotifyKind; severity: 'info' | 'warning' | 'critical'; message: string }
   | { type: 'writeRecord'; record: RollbackRecord }
   /** A window opened: let each rollback step snapshot what it will need (config, backups). */
@@ -194,6 +228,8 @@ export interface RollbackRecord {
   finishedAt: number;
   failure?: string;
   attempts: number;
+  steps: StepRecord[];
+  verification: { healthPasses: number; checks: CheckOutcome[] };
 }
 
 /** Knobs of the pure machine, taken from the config by the shell. All durations in ms. */
@@ -207,6 +243,8 @@ export interface Policy {
   settleMs: number;
   /** At most this many resumed attempts of one interrupted rollback. */
   maxAttempts: number;
+  /** Whether checks beyond health follow the health passes (verification.checks configured). */
+  verificationSuite: boolean;
   historyLimit: number;
 }
 

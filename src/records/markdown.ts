@@ -5,12 +5,11 @@
  */
 import { formatDuration } from '../config/duration.js';
 import type { RollbackRecord } from '../core/types.js';
-import type { StepResult } from '../shell/rollback-runner.js';
 
 export interface RecordDetails {
   service: string;
-  steps: StepResult[];
-  verification: { probe: string; passes: number; required: number };
+  verificationProbe: string;
+  requiredPasses: number;
   logs: string[];
 }
 
@@ -29,7 +28,7 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
   lines.push(`- **Trigger:** ${breach.trigger}${breach.rules.length ? ` (${breach.rules.join(', ')})` : ''}`);
   lines.push(`- **Reason:** ${breach.reason}`);
   lines.push(`- **Release:** ${release.version} (previous ${release.previous ?? 'none'}), ${release.source} at ${iso(release.startedAt)}, deployed by ${release.deployedBy}`);
-  lines.push(`- **Method:** ${details.steps.map((s) => s.type).join(' → ') || 'none ran'}`);
+  lines.push(`- **Method:** ${record.steps.map((s) => s.type).join(' → ') || 'none ran'}`);
   lines.push(`- **Attempts:** ${record.attempts}`);
   lines.push('');
   lines.push('## Timeline', '');
@@ -49,19 +48,26 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
     lines.push('');
   }
   lines.push('## Steps', '');
-  if (details.steps.length === 0) lines.push('No step ran.');
+  if (record.steps.length === 0) lines.push('No step ran.');
   else {
-    lines.push('| # | step | result | duration |', '| --- | --- | --- | --- |');
-    for (const s of details.steps) {
-      lines.push(`| ${s.index + 1} | ${cell(s.description)} | ${s.ok ? 'ok' : `failed: ${cell(s.error ?? '')}`} | ${formatDuration(s.durationMs)} |`);
+    lines.push('| # | step | result | duration | attempt |', '| --- | --- | --- | --- | --- |');
+    for (const s of record.steps) {
+      const result = s.ok === undefined ? 'interrupted' : s.ok ? 'ok' : `failed: ${cell(s.error ?? '')}`;
+      const duration = s.finishedAt ? formatDuration(s.finishedAt - s.startedAt) : '—';
+      lines.push(`| ${s.index + 1} | ${cell(s.description)} | ${result} | ${duration} | ${s.attempt} |`);
     }
-    const withOutput = details.steps.filter((s) => s.output.length > 0);
-    for (const s of withOutput) {
+    for (const s of record.steps.filter((step) => step.output.length > 0)) {
       lines.push('', `Step ${s.index + 1} output:`, '', '```', ...s.output, '```');
     }
   }
   lines.push('', '## Verification', '');
-  lines.push(`Health probe \`${details.verification.probe}\`: ${details.verification.passes}/${details.verification.required} consecutive passes reporting ${record.to}.`);
+  lines.push(`Health probe \`${details.verificationProbe}\`: ${record.verification.healthPasses}/${details.requiredPasses} consecutive passes reporting ${record.to}.`);
+  if (record.verification.checks.length > 0) {
+    lines.push('', '| check | type | result | detail | duration |', '| --- | --- | --- | --- | --- |');
+    for (const c of record.verification.checks) {
+      lines.push(`| ${cell(c.name)} | ${c.type} | ${c.ok ? 'pass' : 'FAIL'} | ${cell(c.detail)} | ${formatDuration(c.durationMs)} |`);
+    }
+  }
   if (details.logs.length > 0) {
     lines.push('', '## Application logs (last lines)', '', '```', ...details.logs, '```');
   }

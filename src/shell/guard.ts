@@ -19,7 +19,7 @@ import type { Probe } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
 import type { Baselines, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
-import { runPlan, stepDataDir, type PlanStep, type StepResult } from './rollback-runner.js';
+import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 
 export interface GuardDeps {
   config: Config;
@@ -53,7 +53,6 @@ export class Guard implements GuardControl {
   private wake = new AbortController();
   private loops: Promise<void>[] = [];
   private rollbackRun: Promise<void> | null = null;
-  private lastSteps: StepResult[] = [];
   private crashExits: number[] = [];
   private lastRecord: RollbackRecord | null = null;
   /** When the running version last changed: samples before it belong to another version. */
@@ -168,15 +167,27 @@ export class Guard implements GuardControl {
 
   private async executeRollback(effect: Extract<Effect, { type: 'rollback' }>): Promise<void> {
     const { config, clock, log } = this.deps;
-    log.warn(`rollback ${effect.from} -> ${effect.to} (attempt ${effect.attempt}): ${effect.breach.reason}`, { component: 'rollback' });
+    log.warn(`rollback ${effect.from} -> ${effect.to} (attempt ${effect.attempt}, from step ${effect.fromStep + 1}): ${effect.breach.reason}`, { component: 'rollback' });
+    const hooks = {
+      stepStarted: async (index: number, stepType: string, description: string) =>
+        void (await this.dispatch({ type: 'stepStarted', index, stepType, description, at: clock.now() })),
+      stepFinished: async (index: number, ok: boolean, output: string[], error?: string) =>
+        void (await this.dispatch({ type: 'stepFinished', index, ok, output, ...(error ? { error } : {}), at: clock.now() })),
+    };
     let result;
     try {
       // Not tied to `stopping`: a SIGTERM lets the running step finish (bounded by its timeout).
-      result = await runPlan(this.deps.plan, { service: config.service, from: effect.from, to: effect.to }, { clock, log, signal: new AbortController().signal, stateDir: config.state_dir });
+      result = await runPlan(this.deps.plan, { service: config.service, from: effect.from, to: effect.to }, {
+        clock,
+        log,
+        signal: new AbortController().signal,
+        stateDir: config.state_dir,
+        fromStep: effect.fromStep,
+        hooks,
+      });
     } catch (error) {
-      result = { ok: false, steps: [], error: `rollback plan crashed: ${errorMessage(error)}` };
+      result = { ok: false, error: `rollback plan crashed: ${errorMessage(error)}` };
     }
-    this.lastSteps = result.steps;
     await this.dispatch({ type: 'rollbackExecuted', ok: result.ok, ...(result.error ? { error: result.error } : {}), at: clock.now() });
   }
 
@@ -211,19 +222,9 @@ export class Guard implements GuardControl {
     if (pm2 && config.pm2) {
       logs = await pm2.logTail(config.pm2.app, 40).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
     }
-    const details = {
-      service: config.service,
-      steps: this.lastSteps,
-      verification: { probe: config.verification.probe, passes: this.state.rollback?.verifyPasses ?? 0, required: config.verification.passes },
-      logs,
-    };
+    const details = { service: config.service, verificationProbe: config.verification.probe, requiredPasses: config.verification.passes, logs };
     try {
-      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), {
-        service: config.service,
-        steps: details.steps,
-        verification: details.verification,
-        logs,
-      });
+      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs });
       log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
     } catch (error) {
       log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });

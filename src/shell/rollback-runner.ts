@@ -10,22 +10,15 @@ import type { Logger } from '../log.js';
 import type { RollbackStrategy } from '../strategies/types.js';
 import type { Clock } from './clock.js';
 
-export interface StepResult {
-  index: number;
-  type: StrategyConfig['type'];
-  description: string;
+export interface PlanResult {
   ok: boolean;
-  startedAt: number;
-  durationMs: number;
-  /** Progress lines the step reported, last 20. */
-  output: string[];
   error?: string;
 }
 
-export interface PlanResult {
-  ok: boolean;
-  steps: StepResult[];
-  error?: string;
+/** Called before and after each step; the guard persists both before the plan goes on. */
+export interface PlanHooks {
+  stepStarted(index: number, type: string, description: string): Promise<void>;
+  stepFinished(index: number, ok: boolean, output: string[], error?: string): Promise<void>;
 }
 
 export interface PlanStep {
@@ -41,15 +34,16 @@ export function stepDataDir(stateDir: string, version: string, index: number, ty
 export async function runPlan(
   steps: readonly PlanStep[],
   target: { service: string; from: string; to: string },
-  deps: { clock: Clock; log: Logger; signal: AbortSignal; stateDir: string },
+  deps: { clock: Clock; log: Logger; signal: AbortSignal; stateDir: string; fromStep: number; hooks: PlanHooks },
 ): Promise<PlanResult> {
-  const results: StepResult[] = [];
   for (const [index, { config, strategy }] of steps.entries()) {
+    if (index < deps.fromStep) continue;
     const description = strategy.describe(target);
     const output: string[] = [];
     const startedAt = deps.clock.now();
     const log = deps.log.child({ component: 'rollback', step: index + 1, strategy: config.type });
     log.info(`step ${index + 1}/${steps.length} started: ${description}`);
+    await deps.hooks.stepStarted(index, config.type, description);
     const timeout = AbortSignal.timeout(config.timeout);
     const signal = AbortSignal.any([deps.signal, timeout]);
     const dataDir = stepDataDir(deps.stateDir, target.from, index, config.type);
@@ -67,18 +61,16 @@ export async function runPlan(
       await raceAbort(strategy.execute(ctx), signal, () =>
         timeout.aborted ? `timed out after ${config.timeout}ms` : 'the guard is stopping',
       );
-      const durationMs = deps.clock.now() - startedAt;
-      results.push({ index, type: config.type, description, ok: true, startedAt, durationMs, output: output.slice(-20) });
-      log.info(`step ${index + 1}/${steps.length} done in ${durationMs}ms`);
+      log.info(`step ${index + 1}/${steps.length} done in ${deps.clock.now() - startedAt}ms`);
+      await deps.hooks.stepFinished(index, true, output.slice(-20));
     } catch (error) {
-      const durationMs = deps.clock.now() - startedAt;
       const message = errorMessage(error);
-      results.push({ index, type: config.type, description, ok: false, startedAt, durationMs, output: output.slice(-20), error: message });
-      log.error(`step ${index + 1}/${steps.length} failed after ${durationMs}ms: ${message}`);
-      return { ok: false, steps: results, error: `step ${index + 1} (${config.type}) failed: ${message}` };
+      log.error(`step ${index + 1}/${steps.length} failed after ${deps.clock.now() - startedAt}ms: ${message}`);
+      await deps.hooks.stepFinished(index, false, output.slice(-20), message);
+      return { ok: false, error: `step ${index + 1} (${config.type}) failed: ${message}` };
     }
   }
-  return { ok: true, steps: results };
+  return { ok: true };
 }
 
 /** Strategies honour the signal, but a stuck library call must not hold the plan past its timeout. */
