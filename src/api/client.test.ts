@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { initialState } from '../core/transition.js';
 import type { GuardState } from '../core/types.js';
 import { ApiError } from '../errors.js';
 import { ApiClient } from './client.js';
@@ -10,20 +11,13 @@ import type { ControlRequest, ControlResult, GuardControl, StatusView } from './
 const TOKEN = 'client-test-token';
 
 const state: GuardState = {
-  schemaVersion: 1,
+  ...initialState(0),
   phase: 'guarding',
   since: 0,
   paused: false,
   stable: '1.4.1',
   running: '1.5.0',
   release: { version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'alice', source: 'manual' },
-  rollback: null,
-  wouldRollBack: null,
-  failure: null,
-  breached: [],
-  blind: [],
-  autoRollbacks: [],
-  history: [],
 };
 
 const statusView: StatusView = {
@@ -43,6 +37,7 @@ const statusView: StatusView = {
   },
   rollback: null,
   wouldRollBack: null,
+  pendingRollback: null,
   failure: null,
   rules: [{ rule: 'health', outcome: 'pass', observed: 0, threshold: 3, unit: 'failures', message: 'health: 0 consecutive failures < 3' }],
   lastRollback: null,

@@ -61,6 +61,11 @@ export class ApiClient {
     return this.request('POST', '/resume', { by });
   }
 
+  /** Stops a rollback that is waiting out its veto window. */
+  veto(options: { reason?: string; by?: string } = {}): Promise<ControlSummary> {
+    return this.request('POST', '/veto', { reason: options.reason, by: options.by });
+  }
+
   private async request<T>(method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (method === 'POST') {

@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { initialState } from '../core/transition.js';
 import type { GuardState } from '../core/types.js';
 import { startApiServer, type ApiServer } from './server.js';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, StatusView } from './types.js';
@@ -7,20 +8,13 @@ import type { ControlRequest, ControlResult, GuardControl, HistoryView, StatusVi
 const TOKEN = 's3cret-token-0123456789abcdef';
 
 const state: GuardState = {
-  schemaVersion: 1,
+  ...initialState(0),
   phase: 'guarding',
   since: Date.parse('2024-05-01T12:00:00Z'),
   paused: false,
   stable: '1.4.1',
   running: '1.5.0',
   release: { version: '1.5.0', previous: '1.4.1', startedAt: Date.parse('2024-05-01T12:00:00Z'), deployedBy: 'ci', source: 'manual' },
-  rollback: null,
-  wouldRollBack: null,
-  failure: null,
-  breached: [],
-  blind: [],
-  autoRollbacks: [],
-  history: [],
 };
 
 const statusView: StatusView = {
@@ -33,6 +27,7 @@ const statusView: StatusView = {
   release: null,
   rollback: null,
   wouldRollBack: null,
+  pendingRollback: null,
   failure: null,
   rules: [],
   lastRollback: null,

@@ -66,6 +66,7 @@ const bodies = {
   release: z.strictObject({ version, deployedBy: actor.optional() }),
   rollback: z.strictObject({ to: version.optional(), reason, by: actor.optional() }),
   actor: z.strictObject({ by: actor.optional() }),
+  veto: z.strictObject({ reason: reason.optional(), by: actor.optional() }),
 };
 
 interface Route {
@@ -155,6 +156,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     '/promote': controlRoute((body) => ({ action: 'promote', by: validate(bodies.actor, body).by ?? 'api' })),
     '/pause': controlRoute((body) => ({ action: 'pause', by: validate(bodies.actor, body).by ?? 'api' })),
     '/resume': controlRoute((body) => ({ action: 'resume', by: validate(bodies.actor, body).by ?? 'api' })),
+    '/veto': controlRoute((body) => {
+      const parsed = validate(bodies.veto, body);
+      return { action: 'veto', by: parsed.by ?? 'api', reason: parsed.reason ?? 'vetoed' };
+    }),
   };
 
   const authorized = (req: IncomingMessage): boolean => {

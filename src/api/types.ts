@@ -23,6 +23,8 @@ export interface StatusView {
   } | null;
   rollback: { from: string; to: string; reason: string; trigger: string; startedAt: string; attempt: number } | null;
   wouldRollBack: string | null;
+  /** A decided rollback waiting out the veto window: `release-guard veto` stops it. */
+  pendingRollback: { to: string; reason: string; at: string } | null;
   failure: string | null;
   /** The latest verdict of every rule. */
   rules: RuleVerdict[];
@@ -44,6 +46,7 @@ export type ControlRequest =
   | { action: 'release'; version: string; deployedBy: string }
   | { action: 'rollback'; to?: string; reason: string; by: string }
   | { action: 'promote'; by: string }
+  | { action: 'veto'; by: string; reason: string }
   | { action: 'pause'; by: string }
   | { action: 'resume'; by: string };
 

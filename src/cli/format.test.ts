@@ -19,6 +19,7 @@ const guarding: StatusView = {
   },
   rollback: null,
   wouldRollBack: null,
+  pendingRollback: null,
   failure: null,
   rules: [
     { rule: 'health', outcome: 'pass', observed: 0, threshold: 3, unit: 'failures', message: 'health: 0 consecutive failures < 3' },

@@ -79,6 +79,13 @@ export function formatStatus(view: StatusView, opts: FormatOptions): string {
       paint('red', `${rb.from} → ${rb.to}`) + ` (${rb.trigger}: ${rb.reason}), attempt ${rb.attempt}, started ${formatTime(rb.startedAt)}`,
     ]);
   }
+  if (view.pendingRollback) {
+    const left = Math.max(0, Date.parse(view.pendingRollback.at) - now);
+    facts.push([
+      'rolling back',
+      paint('red', `to ${view.pendingRollback.to} in ${formatDuration(left)} unless vetoed (release-guard veto)`) + `: ${view.pendingRollback.reason}`,
+    ]);
+  }
   if (view.wouldRollBack !== null) facts.push(['would roll back', paint('yellow', view.wouldRollBack)]);
   if (view.failure !== null) facts.push(['failure', paint('red', view.failure)]);
   lines.push(...table(facts));

@@ -132,6 +132,14 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
     });
 
+  clientCommand('veto', 'stop a rollback that is waiting out its veto window (rollback.veto)')
+    .option('--reason <text>', 'why (kept in the log and notifications)')
+    .option('--by <name>', 'who asks (default: api)')
+    .action(async (opts: ClientOptions & { reason?: string; by?: string }) => {
+      const client = await connect(opts, true);
+      printSummary(await client.veto({ reason: opts.reason, by: opts.by }), 'veto');
+    });
+
   for (const [action, description] of [
     ['promote', 'end the release window now and accept the release as stable'],
     ['pause', 'stop acting on breaches (they are still reported) until resume'],

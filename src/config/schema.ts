@@ -556,6 +556,7 @@ export const configSchema = z
       .object({
         automatic: z.boolean().default(true).describe('Roll back by itself on a breach inside a release window'),
         max_per_hour: z.number().int().min(0).default(3).describe('Automatic rollbacks allowed per hour'),
+        veto: duration('Announce "rolling back in N s unless vetoed" and wait this long (0: act at once)').default(0),
         steps: z.array(strategySchema).min(1, 'at least one rollback step is needed').describe('The plan, in order'),
       })
       .strict(),

@@ -29,6 +29,7 @@ export function policyFrom(config: Config): Policy {
     settleMs: config.release.settle,
     maxAttempts: 3,
     verificationSuite: false,
+    vetoMs: config.rollback.veto,
     historyLimit: 500,
   };
 }

@@ -11,6 +11,7 @@ const policy: Policy = {
   settleMs: 30_000,
   maxAttempts: 3,
   verificationSuite: false,
+  vetoMs: 0,
   historyLimit: 500,
 };
 
@@ -149,6 +150,24 @@ describe('transition', () => {
     expect(end.effects).toContainEqual(expect.objectContaining({ kind: 'rule_blind', message: expect.stringMatching(/v2 not promoted: .*no data for error_rate/) }));
   });
 
+  it('with a veto window, announces the rollback, acts when it ends, and a veto stops it for good', () => {
+    const vetoPolicy = { ...policy, vetoMs: 60_000 };
+    const decided = transition(guardingV2(), { type: 'evaluated', verdicts: [fail], at: 5 }, vetoPolicy);
+    expect(decided.state).toMatchObject({ phase: 'guarding', pending: { to: 'v1', until: 60_005 } });
+    expect(decided.effects).toContainEqual(expect.objectContaining({ kind: 'rollback_pending', message: expect.stringMatching(/in 60s unless vetoed/) }));
+    expect(transition(decided.state, { type: 'tick', at: 30_000 }, vetoPolicy).state).toBe(decided.state);
+    const acted = transition(decided.state, { type: 'tick', at: 60_005 }, vetoPolicy);
+    expect(acted.state.phase).toBe('rolling_back');
+    expect(acted.effects.filter((e) => e.type === 'rollback')).toHaveLength(1);
+
+    const vetoed = transition(decided.state, { type: 'vetoRequested', by: 'alice', reason: 'known blip', at: 10_000 }, vetoPolicy);
+    expect(vetoed.state).toMatchObject({ pending: null, vetoed: ['v2'] });
+    const later = transition(vetoed.state, { type: 'evaluated', verdicts: [fail], at: 90_000 }, vetoPolicy);
+    expect(later.effects.filter((e) => e.type === 'rollback')).toHaveLength(0);
+    expect(transition(vetoed.state, { type: 'tick', at: 70_000 }, vetoPolicy).state.phase).toBe('guarding');
+    expect(transition(guardingV2(), { type: 'vetoRequested', by: 'alice', reason: 'x', at: 1 }, vetoPolicy).rejected).toMatch(/no rollback is waiting/);
+  });
+
   it('rate-limits automatic rollbacks per hour', () => {
     const state: GuardState = {
       ...guardingV2(),
@@ -179,6 +198,7 @@ describe('transition', () => {
           { type: 'rollbackExecuted', ok: random() > 0.2, at },
           { type: 'verifySample', ok: random() > 0.2, version, at },
           { type: 'pauseRequested', by: 'ops', at },
+          { type: 'vetoRequested', by: 'ops', reason: 'x', at },
           { type: 'resumeRequested', by: 'ops', at },
           { type: 'daemonStarted', at },
           { type: 'tick', at },

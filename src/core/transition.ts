@@ -38,6 +38,8 @@ export function initialState(at: number): GuardState {
     release: null,
     rollback: null,
     wouldRollBack: null,
+    pending: null,
+    vetoed: [],
     failure: null,
     breached: [],
     blind: [],
@@ -82,6 +84,7 @@ function openWindow(state: GuardState, release: Release, policy: Policy): Transi
       running: release.version,
       rollback: null,
       wouldRollBack: null,
+      pending: null,
       breached: [],
       blind: [],
     }),
@@ -100,6 +103,7 @@ function openWindow(state: GuardState, release: Release, policy: Policy): Transi
 /** Why automation may not act on this breach now, or null when it may. */
 function automationBlocked(state: GuardState, version: string, at: number, policy: Policy): string | null {
   if (state.paused) return 'automation is paused';
+  if (state.vetoed.includes(version)) return `the automatic rollback of ${version} was vetoed`;
   if (!policy.automatic) return 'automatic rollback is disabled (rollback.automatic: false)';
   if (state.autoRollbacks.some((r) => r.version === version)) {
     return `release ${version} was already rolled back automatically once`;
@@ -127,6 +131,7 @@ function startRollback(state: GuardState, breach: Breach, to: string, policy: Po
     state: enter(state, 'rolling_back', breach.decidedAt, {
       rollback: { from: release.version, to, breach, startedAt: breach.decidedAt, attempt: 1, steps: [], verifyPasses: 0 },
       wouldRollBack: null,
+      pending: null,
       autoRollbacks: automatic
         ? [...state.autoRollbacks.filter((r) => breach.decidedAt - r.at < 24 * HOUR_MS), { version: release.version, at: breach.decidedAt }]
         : state.autoRollbacks,
@@ -146,6 +151,7 @@ function startRollback(state: GuardState, breach: Breach, to: string, policy: Po
 /** A breach inside a release window: roll back, or say why not. */
 function onBreach(state: GuardState, breach: Breach, policy: Policy): Transition {
   const release = state.release!;
+  if (state.pending) return unchanged(state); // already decided, waiting out the veto window
   const blocked = automationBlocked(state, release.version, breach.decidedAt, policy);
   if (blocked) {
     if (state.wouldRollBack) return unchanged(state);
@@ -167,6 +173,20 @@ function onBreach(state: GuardState, breach: Breach, policy: Policy): Transition
     return {
       state: enter(state, 'failed', breach.decidedAt, { failure, wouldRollBack: breach }),
       effects: [{ type: 'notify', kind: 'rollback_failed', severity: 'critical', message: `${failure}; ${breach.reason}` }],
+    };
+  }
+  if (policy.vetoMs > 0) {
+    const until = breach.decidedAt + policy.vetoMs;
+    return {
+      state: { ...state, pending: { breach, to, until } },
+      effects: [
+        {
+          type: 'notify',
+          kind: 'rollback_pending',
+          severity: 'critical',
+          message: `rolling back ${release.version} -> ${to} in ${Math.round(policy.vetoMs / 1000)}s unless vetoed (release-guard veto): ${breach.reason}`,
+        },
+      ],
     };
   }
   return startRollback(state, breach, to, policy, true);
@@ -402,6 +422,15 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       return promote(state, at, `promoted by ${event.by}`, policy);
     }
 
+    case 'vetoRequested': {
+      if (!state.pending || state.phase !== 'guarding') return reject(state, 'no rollback is waiting for a veto');
+      const version = state.release!.version;
+      return {
+        state: { ...state, pending: null, wouldRollBack: state.pending.breach, vetoed: [...state.vetoed, version].slice(-50) },
+        effects: [{ type: 'notify', kind: 'vetoed', severity: 'warning', message: `rollback of ${version} vetoed by ${event.by}: ${event.reason}` }],
+      };
+    }
+
     case 'pauseRequested':
       if (state.paused) return unchanged(state);
       return { state: { ...state, paused: true }, effects: [{ type: 'notify', kind: 'paused', severity: 'warning', message: `automation paused by ${event.by}` }] };
@@ -443,6 +472,11 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
     }
 
     case 'tick': {
+      if (state.phase === 'guarding' && state.pending) {
+        if (at < state.pending.until) return unchanged(state);
+        if (state.paused) return { state: { ...state, pending: null, wouldRollBack: state.pending.breach }, effects: [] };
+        return startRollback(state, state.pending.breach, state.pending.to, policy, true);
+      }
       if (state.phase === 'guarding' && at >= state.release!.startedAt + policy.windowMs) {
         if (state.wouldRollBack) {
           // Breached while automation could not act: the release is not good, but it stays running.

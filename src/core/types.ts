@@ -154,6 +154,10 @@ export interface GuardState {
   rollback: RollbackInProgress | null;
   /** A breach seen while automation could not act (paused, limit reached); reported, not acted on. */
   wouldRollBack: Breach | null;
+  /** A decided rollback waiting out the veto window (rollback.veto), so a human can stop it. */
+  pending: { breach: Breach; to: string; until: number } | null;
+  /** Releases whose automatic rollback a human vetoed: automation leaves them alone. */
+  vetoed: string[];
   /** Why the machine is in `failed`. */
   failure: string | null;
   /** Rules currently breached, so alerts fire on change rather than on every evaluation. */
@@ -179,6 +183,7 @@ export type Event =
   | { type: 'verifySample'; ok: boolean; version?: string; at: number }
   | { type: 'promoteRequested'; by: string; at: number }
   | { type: 'pauseRequested'; by: string; at: number }
+  | { type: 'vetoRequested'; by: string; reason: string; at: number }
   | { type: 'resumeRequested'; by: string; at: number }
   | { type: 'daemonStarted'; at: number }
   | { type: 'tick'; at: number };
@@ -195,7 +200,10 @@ export type NotifyKind =
   | 'promoted'
   | 'crash'
   | 'paused'
-  | 'resumed';
+  | 'resumed'
+  | 'rollback_pending'
+  | 'vetoed'
+  | 'rollback_not_ready';
 
 export type Effect =
   | {
@@ -245,6 +253,8 @@ export interface Policy {
   maxAttempts: number;
   /** Whether checks beyond health follow the health passes (verification.checks configured). */
   verificationSuite: boolean;
+  /** How long a decided automatic rollback waits for a veto (0: act at once). */
+  vetoMs: number;
   historyLimit: number;
 }
 

@@ -404,6 +404,7 @@ export class Guard implements GuardControl {
         ? { from: s.rollback.from, to: s.rollback.to, reason: s.rollback.breach.reason, trigger: s.rollback.breach.trigger, startedAt: iso(s.rollback.startedAt), attempt: s.rollback.attempt }
         : null,
       wouldRollBack: s.wouldRollBack?.reason ?? null,
+      pendingRollback: s.pending ? { to: s.pending.to, reason: s.pending.breach.reason, at: iso(s.pending.until) } : null,
       failure: s.failure,
       rules: this.verdicts,
       lastRollback: this.lastRecord
@@ -437,6 +438,8 @@ export class Guard implements GuardControl {
           ? { type: 'rollbackRequested', ...(request.to ? { to: request.to } : {}), reason: request.reason, by: request.by, at }
           : request.action === 'promote'
             ? { type: 'promoteRequested', by: request.by, at }
+            : request.action === 'veto'
+              ? { type: 'vetoRequested', by: request.by, reason: request.reason, at }
             : request.action === 'pause'
               ? { type: 'pauseRequested', by: request.by, at }
               : { type: 'resumeRequested', by: request.by, at };

@@ -1,0 +1,209 @@
+/**
+ * ProcessRunner against real programs (sh, sleep, printf, node): exit codes, output tails,
+ * timeouts and aborts that really kill, stdin and stdout files, and arguments kept literal.
+ */
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RollbackError } from '../errors.js';
+import { ProcessRunner } from './process-runner.js';
+
+const runner = new ProcessRunner();
+const node = process.execPath;
+let dir: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'rg-runner-'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+/** Rejection of `promise`, which must be a RollbackError. */
+async function rollbackError(promise: Promise<unknown>): Promise<RollbackError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(RollbackError);
+  return error as RollbackError;
+}
+
+/** Waits for a pid file written by the program under test. */
+async function pidFrom(file: string): Promise<number> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    const pid = Number.parseInt(text, 10);
+    if (pid > 0) return pid;
+    if (Date.now() > deadline) throw new Error(`no pid in ${file}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('ProcessRunner.run', () => {
+  it('resolves on exit 0 with the stdout tail', async () => {
+    const result = await runner.run('sh', ['-c', 'for i in $(seq 1 100); do echo line $i; done; echo warn >&2'], {
+      timeoutMs: 10_000,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdoutTail).toHaveLength(40);
+    expect(result.stdoutTail.at(0)).toBe('line 61');
+    expect(result.stdoutTail.at(-1)).toBe('line 100');
+    expect(result.stderrTail).toEqual(['warn']);
+    expect(result.durationMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('rejects a non-zero exit with the code and the stderr tail', async () => {
+    const error = await rollbackError(
+      runner.run('sh', ['-c', 'echo out; echo first >&2; echo "disk full" >&2; exit 3'], { timeoutMs: 10_000 }),
+    );
+    expect(error.message).toContain('exited with code 3');
+    expect(error.message).toContain('first | disk full');
+    expect(error.message).not.toContain('out;');
+    expect(error.step).toBe('sh');
+  });
+
+  it('kills a program that runs past its timeout', async () => {
+    const pidFile = path.join(dir, 'pid');
+    const started = Date.now();
+    // exec: the pid written is the sleep's own.
+    const running = runner.run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], { timeoutMs: 300 });
+    const pid = await pidFrom(pidFile);
+    const error = await rollbackError(running);
+    expect(error.message).toContain('timed out after 300ms');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('rejects a plain `sleep 30` with timeoutMs 300 within a few seconds', async () => {
+    const started = Date.now();
+    const error = await rollbackError(runner.run('sleep', ['30'], { timeoutMs: 300 }));
+    expect(error.message).toBe('sleep 30: timed out after 300ms');
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('SIGKILLs a program that ignores SIGTERM', async () => {
+    const pidFile = path.join(dir, 'pid');
+    const script = `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);`;
+    const running = runner.run(node, ['-e', script], { timeoutMs: 300 });
+    const pid = await pidFrom(pidFile);
+    const error = await rollbackError(running);
+    expect(error.message).toContain('timed out');
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('kills the program when the signal aborts', async () => {
+    const pidFile = path.join(dir, 'pid');
+    const controller = new AbortController();
+    const running = runner.run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], {
+      timeoutMs: 30_000,
+      signal: controller.signal,
+    });
+    const pid = await pidFrom(pidFile);
+    controller.abort();
+    const error = await rollbackError(running);
+    expect(error.message).toContain('cancelled');
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('does not start anything for an already aborted signal', async () => {
+    const marker = path.join(dir, 'ran');
+    const error = await rollbackError(
+      runner.run('sh', ['-c', `sleep 0.2; touch "${marker}"`], { timeoutMs: 30_000, signal: AbortSignal.abort() }),
+    );
+    expect(error.message).toContain('cancelled');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await expect(readFile(marker)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('says "not installed" for a program that is not on PATH', async () => {
+    const error = await rollbackError(runner.run('release-guard-no-such-program', ['x'], { timeoutMs: 1000 }));
+    expect(error.message).toBe('release-guard-no-such-program: not installed (not found on PATH)');
+  });
+
+  it('feeds stdin from text', async () => {
+    const result = await runner.run('sh', ['-c', 'tr a-z A-Z'], { timeoutMs: 10_000, stdin: { text: 'hello\nworld\n' } });
+    expect(result.stdoutTail).toEqual(['HELLO', 'WORLD']);
+  });
+
+  it('streams stdin from a file', async () => {
+    const input = path.join(dir, 'dump.sql');
+    const lines = Array.from({ length: 5000 }, (_, i) => `INSERT INTO t VALUES (${i});`);
+    await writeFile(input, `${lines.join('\n')}\n`);
+    const result = await runner.run('wc', ['-l'], { timeoutMs: 10_000, stdin: { file: input } });
+    expect(result.stdoutTail).toEqual(['5000']);
+  });
+
+  it('judges a program that stops reading stdin by its exit code', async () => {
+    const input = path.join(dir, 'big');
+    await writeFile(input, 'x'.repeat(4 * 1024 * 1024));
+    const result = await runner.run('head', ['-c', '1'], { timeoutMs: 10_000, stdin: { file: input } });
+    expect(result.code).toBe(0);
+  });
+
+  it('streams stdout to a file instead of the tail', async () => {
+    const output = path.join(dir, 'out.txt');
+    const result = await runner.run('seq', ['1', '100000'], { timeoutMs: 10_000, stdoutFile: output });
+    expect(result.stdoutTail).toEqual([]);
+    const text = await readFile(output, 'utf8');
+    expect(text.split('\n').filter(Boolean)).toHaveLength(100_000);
+    expect(text.endsWith('99999\n100000\n')).toBe(true);
+  });
+
+  it.each([
+    'a;rm -rf /',
+    '$(touch pwned)',
+    '`touch pwned`',
+    "it's \"quoted\"",
+    'a && b || c | d > e < f',
+    '*',
+    '$HOME',
+    '--help',
+  ])('passes %j literally, never through a shell', async (arg) => {
+    const result = await runner.run('printf', ['%s', arg], { timeoutMs: 10_000, cwd: dir });
+    expect(result.stdoutTail).toEqual([arg]);
+    await expect(readFile(path.join(dir, 'pwned'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('runs in cwd with extra environment on top of its own', async () => {
+    const result = await runner.run('sh', ['-c', 'pwd; echo "$RG_EXTRA"; test -n "$PATH" && echo has-path'], {
+      timeoutMs: 10_000,
+      cwd: dir,
+      env: { RG_EXTRA: 'extra value' },
+    });
+    expect(result.stdoutTail).toEqual([await import('node:fs/promises').then((fs) => fs.realpath(dir)), 'extra value', 'has-path']);
+  });
+});
+
+describe('ProcessRunner.which', () => {
+  it('finds programs on PATH', async () => {
+    expect(await runner.which('sh')).toMatch(/\/sh$/);
+  });
+
+  it('returns null for a missing program', async () => {
+    expect(await runner.which('release-guard-no-such-program')).toBeNull();
+  });
+
+  it('takes a path as given, if it is executable', async () => {
+    const script = path.join(dir, 'tool');
+    await writeFile(script, '#!/bin/sh\nexit 0\n');
+    expect(await runner.which(script)).toBeNull();
+    await chmod(script, 0o755);
+    expect(await runner.which(script)).toBe(script);
+  });
+});
