@@ -18,6 +18,8 @@ export class GuardMetrics {
   private readonly rollbacks = new Counter({ name: 'release_guard_rollbacks_total', help: 'Rollbacks by trigger and outcome', labelNames: ['trigger', 'outcome'] as const, registers: [this.registry] });
   private readonly rollbackDuration = new Histogram({ name: 'release_guard_rollback_duration_seconds', help: 'From rollback decision to verified (or failed)', buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600], registers: [this.registry] });
   private readonly detection = new Histogram({ name: 'release_guard_detection_seconds', help: 'From the first bad evidence of a fault to the rollback decision', buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
+  private readonly ready = new Gauge({ name: 'release_guard_rollback_ready', help: '1 when every rollback step passed its readiness check at the last preflight', registers: [this.registry] });
+  private readonly readinessProblems = new Gauge({ name: 'release_guard_rollback_problems', help: 'Readiness problems found at the last preflight, per step', labelNames: ['step'] as const, registers: [this.registry] });
   private readonly lastRollback = new Gauge({ name: 'release_guard_last_rollback_timestamp_seconds', help: 'When the last rollback finished (unix seconds)', registers: [this.registry] });
 
   constructor() {
@@ -54,6 +56,12 @@ export class GuardMetrics {
     this.rollbacks.inc({ trigger, outcome });
     this.rollbackDuration.observe(Math.max(0, finishedAt - startedAt) / 1000);
     this.lastRollback.set(finishedAt / 1000);
+  }
+
+  observePreflight(ready: boolean, problemsPerStep: readonly { index: number; type: string; problems: readonly string[] }[]): void {
+    this.ready.set(ready ? 1 : 0);
+    this.readinessProblems.reset();
+    for (const step of problemsPerStep) this.readinessProblems.set({ step: `${step.index + 1}-${step.type}` }, step.problems.length);
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

@@ -76,6 +76,7 @@ describe('ApiClient', () => {
       status: () => statusView,
       history: async () => ({ service: 'web', deployments: [], candidates: [], previousStable: null, rollbacks: [] }),
       metrics: async () => ({ contentType: 'text/plain', body: '' }),
+      preflight: async () => ({ ready: false, from: '1.5.0', to: '1.4.1', problems: [], steps: [{ index: 0, type: 'releases', description: 'releases: swap', problems: ['releases/1.4.1 is missing'] }], checkedAt: '2024-05-01T12:00:00.000Z' }),
       control: async (request) => {
         calls.push(request);
         return next;
@@ -160,5 +161,9 @@ describe('ApiClient', () => {
       silent.closeAllConnections();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
+  });
+  it('reads the preflight without a token and carries the problems', async () => {
+    const view = await new ApiClient({ baseUrl: server.url }).preflight();
+    expect(view).toMatchObject({ ready: false, steps: [{ problems: ['releases/1.4.1 is missing'] }] });
   });
 });

@@ -4,7 +4,7 @@
  */
 import { ApiError, errorMessage } from '../errors.js';
 import type { ControlSummary } from './server.js';
-import type { HistoryView, StatusView } from './types.js';
+import type { HistoryView, PreflightView, StatusView } from './types.js';
 
 export interface ApiClientOptions {
   /** e.g. `http://127.0.0.1:9464`. */
@@ -59,6 +59,10 @@ export class ApiClient {
 
   resume(by?: string): Promise<ControlSummary> {
     return this.request('POST', '/resume', { by });
+  }
+
+  preflight(): Promise<PreflightView> {
+    return this.request('GET', '/preflight');
   }
 
   /** Stops a rollback that is waiting out its veto window. */

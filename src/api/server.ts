@@ -143,6 +143,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
     '/status': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, control.status()) },
     '/history': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, await control.history()) },
+    '/preflight': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, await control.preflight()) },
     '/releases': controlRoute((body) => {
       const parsed = validate(bodies.release, body);
       return { action: 'release', version: parsed.version, deployedBy: parsed.deployedBy ?? 'api' };

@@ -52,9 +52,22 @@ export type ControlRequest =
 
 export type ControlResult = { ok: true; state: GuardState } | { ok: false; error: string };
 
+/** GET /preflight: can the running release be rolled back right now? */
+export interface PreflightView {
+  ready: boolean;
+  from: string | null;
+  to: string | null;
+  /** Problems not tied to a step (no target version, …). */
+  problems: string[];
+  steps: { index: number; type: string; description: string; problems: string[] }[];
+  checkedAt: string;
+}
+
 export interface GuardControl {
   status(): StatusView;
   history(): Promise<HistoryView>;
+  /** Runs every rollback step's readiness check (read-only). */
+  preflight(): Promise<PreflightView>;
   /** Prometheus text exposition and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Feeds the request into the state machine; `ok: false` carries why it was refused. */

@@ -15,6 +15,7 @@ import { ApiClient, type ControlSummary } from '../api/client.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
+import { FileStore } from '../store/file-store.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
@@ -48,6 +49,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const color = io.color ?? (process.stdout.isTTY === true && env.NO_COLOR === undefined);
   const print = (text: string) => out(text.endsWith('\n') ? text : `${text}\n`);
 
+  let exitCode = 0;
   const program = new Command('release-guard');
   // Before any .command(): subcommands inherit these settings.
   program
@@ -103,17 +105,56 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     });
 
   clientCommand('status', 'show the state, the release under guard, every rule and the last rollback')
-    .option('--json', 'print the raw JSON view (stable field names, for scripts)')
-    .action(async (opts: ClientOptions & { json?: boolean }) => {
-      const view = await (await connect(opts, false)).status();
-      print(opts.json ? JSON.stringify(view, null, 2) : formatStatus(view, { color }));
+    .option('--json', 'print the raw JSON view (stable field names, for scripts); with --watch, one line per refresh')
+    .option('-w, --watch', 'refresh until Ctrl-C (in place on a terminal, repeated otherwise)')
+    .option('--interval <duration>', 'refresh interval with --watch (e.g. 500ms, 2s)', '2s')
+    .action(async (opts: ClientOptions & { json?: boolean; watch?: boolean; interval: string }) => {
+      const client = await connect(opts, false);
+      if (!opts.watch) {
+        const view = await client.status();
+        print(opts.json ? JSON.stringify(view, null, 2) : formatStatus(view, { color }));
+        return;
+      }
+      const intervalMs = parseDuration(opts.interval);
+      if (intervalMs === null || intervalMs < 100) {
+        throw new GuardError(`--interval ${JSON.stringify(opts.interval)} is not a duration of at least 100ms; use e.g. 500ms or 2s`, 'usage');
+      }
+      // In place only on a real terminal we write to ourselves; tests and pipes get plain frames.
+      const tty = io.out === undefined && process.stdout.isTTY === true && !opts.json;
+      await watchStatus(client, { intervalMs, tty, json: opts.json === true, color, out, err });
     });
 
-  clientCommand('history', 'show the deployments and rollbacks')
+  clientCommand('history', 'show the deployments and rollbacks; `history show ID` prints one rollback record')
+    .argument('[show]', '"show" to print one rollback record')
+    .argument('[id]', 'the record id (from `history`)')
+    .option('--json', 'print the raw JSON view')
+    .action(async (show: string | undefined, id: string | undefined, opts: ClientOptions & { json?: boolean }) => {
+      if (show === undefined) {
+        const view = await (await connect(opts, false)).history();
+        print(opts.json ? JSON.stringify(view, null, 2) : formatHistory(view, { color }));
+        return;
+      }
+      if (show !== 'show' || id === undefined) throw new GuardError('usage: release-guard history show ID (ids are listed by release-guard history)', 'usage');
+      // Records are read from the state dir, so they can be read while the daemon is down.
+      const cfg = await loadConfig(opts.config ?? defaultConfig());
+      const record = await new FileStore(cfg.state_dir).readRecord(id);
+      if (!record) throw new GuardError(`no rollback record "${id}" in ${cfg.state_dir}/rollbacks; release-guard history lists them`, 'not_found');
+      print(opts.json ? JSON.stringify(record.json, null, 2) : record.markdown);
+    });
+
+  clientCommand('preflight', 'check that the running release can be rolled back now (exit 1 when not)')
     .option('--json', 'print the raw JSON view')
     .action(async (opts: ClientOptions & { json?: boolean }) => {
-      const view = await (await connect(opts, false)).history();
-      print(opts.json ? JSON.stringify(view, null, 2) : formatHistory(view, { color }));
+      const view = await (await connect(opts, false)).preflight();
+      if (opts.json) print(JSON.stringify(view, null, 2));
+      else {
+        const lines = [`rollback ${view.from ?? '?'} -> ${view.to ?? '?'}: ${view.ready ? 'READY' : 'NOT READY'}`, ...view.problems.map((p) => `  ✖ ${p}`)];
+        for (const step of view.steps) {
+          lines.push(`  ${step.problems.length === 0 ? '✔' : '✖'} step ${step.index + 1} ${step.description}`, ...step.problems.map((p) => `      ${p}`));
+        }
+        print(lines.join('\n'));
+      }
+      exitCode = view.ready ? 0 : 1;
     });
 
   clientCommand('release', 'open a release window for <version> by hand (when it is not detected)')
@@ -195,7 +236,6 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       }
     });
 
-  let exitCode = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
@@ -223,6 +263,71 @@ function checkUrl(text: string): string {
     throw new GuardError(`--url ${JSON.stringify(text)} must be an http:// or https:// URL`, 'usage');
   }
   return url.href.replace(/\/+$/, '');
+}
+
+interface WatchOptions {
+  intervalMs: number;
+  /** Redraw in place (a terminal) rather than print frame after frame. */
+  tty: boolean;
+  /** One compact JSON view per line. */
+  json: boolean;
+  color: boolean;
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/**
+ * `status --watch`: asks /status every interval until SIGINT or SIGTERM (then resolves, exit 0).
+ * On a terminal each frame is drawn over the last one (cursor home, each line cleared to its end,
+ * the rest of the screen cleared: no flicker, no scrollback flood); elsewhere frames follow one
+ * another under a time header. A daemon that does not answer is shown as such and asked again:
+ * the watch outlives a daemon restart.
+ */
+async function watchStatus(client: ApiClient, options: WatchOptions): Promise<void> {
+  const { out, err } = options;
+  const CSI = '\u001b[';
+  const grey = (text: string) => (options.color ? `${CSI}90m${text}${CSI}0m` : text);
+  const stop = new AbortController();
+  const stopped = new Promise<null>((resolve) => stop.signal.addEventListener('abort', () => resolve(null), { once: true }));
+  const onSignal = () => stop.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  if (options.tty) out(`${CSI}?25l${CSI}2J`); // hide the cursor, clear the screen once
+  try {
+    while (!stop.signal.aborted) {
+      let body = '';
+      let failure: string | null = null;
+      try {
+        const view = await Promise.race([client.status(), stopped]);
+        if (view === null) break;
+        body = options.json ? `${JSON.stringify(view)}\n` : formatStatus(view, { color: options.color });
+      } catch (error) {
+        if (!(error instanceof GuardError)) throw error;
+        failure = `release-guard: ${error.message}`;
+      }
+      const stamp = `${new Date().toISOString().slice(11, 19)}Z`;
+      const every = formatDuration(options.intervalMs);
+      if (options.json) {
+        if (failure === null) out(body);
+        else err(`${failure}\n`);
+      } else if (options.tty) {
+        const lines = failure === null ? body.replace(/\n$/, '').split('\n') : [failure, grey('(asking again)')];
+        lines.push('', grey(`${failure === null ? 'updated' : 'no answer at'} ${stamp}, every ${every}; Ctrl-C to stop`));
+        out(`${CSI}H${lines.map((line) => `${line}${CSI}K`).join('\n')}\n${CSI}J`);
+      } else {
+        out(`${grey(`--- ${stamp} (every ${every}; Ctrl-C to stop) ---`)}\n`);
+        if (failure === null) out(body);
+        else err(`${failure}\n`);
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, options.intervalMs))), stopped]);
+      clearTimeout(timer);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (options.tty) out(`${CSI}?25h`); // the cursor back
+  }
 }
 
 /** The server's listen address as a URL to connect to: a wildcard address means this host. */

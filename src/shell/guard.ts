@@ -4,11 +4,11 @@
  * persists each new state before carrying out its effects, and executes the effects.
  */
 import { mkdir } from 'node:fs/promises';
-import type { ControlRequest, ControlResult, GuardControl, HistoryView, StatusView } from '../api/types.js';
+import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
 import { evaluateRules, learnBaseline } from '../core/rules.js';
 import { policyFrom, probeIntervalMs } from '../core/schedule.js';
-import { initialState, transition } from '../core/transition.js';
+import { initialState, rollbackTarget, transition } from '../core/transition.js';
 import type { Effect, Event, GuardState, Policy, Release, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import { candidates } from '../core/versions.js';
 import { errorMessage } from '../errors.js';
@@ -212,6 +212,44 @@ export class Guard implements GuardControl {
         stepLog.error('could not prepare the rollback of this release', { error: errorMessage(error), release: release.version });
       }
     }
+    // A release that cannot be rolled back is reported now, not discovered during the outage.
+    const readiness = await this.preflight();
+    if (!readiness.ready && !this.stopping.signal.aborted) {
+      const problems = [...readiness.problems, ...readiness.steps.flatMap((s) => s.problems.map((p) => `step ${s.index + 1} (${s.type}): ${p}`))];
+      log.error(`release ${release.version} cannot be rolled back: ${problems.join('; ')}`, { component: 'notify', kind: 'rollback_not_ready' });
+    }
+  }
+
+  async preflight(): Promise<PreflightView> {
+    const { config, clock } = this.deps;
+    const from = this.state.running;
+    const to = from ? rollbackTarget(this.state, from) : null;
+    const problems: string[] = [];
+    if (!from) problems.push('no running version is known yet');
+    else if (!to) problems.push(`no version to roll back to from ${from} (no successful earlier version recorded)`);
+    const steps = await Promise.all(
+      this.deps.plan.map(async (step, index) => {
+        const description = step.strategy.describe({ from: from ?? '?', to: to ?? '?' });
+        if (!from || !to) return { index, type: step.config.type, description, problems: [] as string[] };
+        let stepProblems: string[];
+        try {
+          stepProblems = await step.strategy.check({
+            service: config.service,
+            from,
+            to,
+            signal: AbortSignal.timeout(Math.min(step.config.timeout, 30_000)),
+            progress: () => undefined,
+            dataDir: stepDataDir(config.state_dir, from, index, step.config.type),
+          });
+        } catch (error) {
+          stepProblems = [`readiness check failed: ${errorMessage(error)}`];
+        }
+        return { index, type: step.config.type, description, problems: stepProblems };
+      }),
+    );
+    const ready = problems.length === 0 && steps.every((s) => s.problems.length === 0);
+    this.deps.metrics.observePreflight(ready, steps);
+    return { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };
   }
 
   private async writeRecord(record: RollbackRecord): Promise<void> {

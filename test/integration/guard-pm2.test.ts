@@ -132,6 +132,25 @@ describe('guarding a pm2 app', () => {
     expect(daemon.guard.current.history.at(-1)).toMatchObject({ version: 'v2', status: 'success' });
   });
 
+  it('preflight: reports at once when the previous release is gone and cannot be rolled back to', async () => {
+    const s = await setup({ window: '1m' });
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const daemon = await inProcess(s);
+    cleanups.push(() => daemon.stop());
+    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    await deploy(s, 'v2');
+    await waitFor(() => daemon.guard.current.phase === 'guarding', 10_000);
+    const ready = (await (await fetch(`${daemon.url}/preflight`)).json()) as { ready: boolean; from: string; to: string };
+    expect(ready).toMatchObject({ ready: true, from: 'v2', to: 'v1' });
+
+    await rm(join(s.sandbox.dir, 'releases', 'v1'), { recursive: true });
+    const view = await daemon.guard.preflight();
+    expect(view.ready).toBe(false);
+    expect(view.steps[0]!.problems.join(' ')).toMatch(/v1/);
+    const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
+    expect(metrics).toMatch(/release_guard_rollback_ready 0/);
+  });
+
   it('sees a crash of the new version on the pm2 bus and rolls back at once', async () => {
     const s = await setup();
     cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
