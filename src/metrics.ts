@@ -20,6 +20,9 @@ export class GuardMetrics {
   private readonly detection = new Histogram({ name: 'release_guard_detection_seconds', help: 'From the first bad evidence of a fault to the rollback decision', buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
   private readonly ready = new Gauge({ name: 'release_guard_rollback_ready', help: '1 when every rollback step passed its readiness check at the last preflight', registers: [this.registry] });
   private readonly readinessProblems = new Gauge({ name: 'release_guard_rollback_problems', help: 'Readiness problems found at the last preflight, per step', labelNames: ['step'] as const, registers: [this.registry] });
+  private readonly drillDuration = new Gauge({ name: 'release_guard_drill_duration_seconds', help: 'Duration of each leg of the last rollback drill (rollback, roll forward), plan to verified', labelNames: ['leg'] as const, registers: [this.registry] });
+  private readonly drillOk = new Gauge({ name: 'release_guard_drill_success', help: '1 when the last rollback drill passed', registers: [this.registry] });
+  private readonly lastDrill = new Gauge({ name: 'release_guard_last_drill_timestamp_seconds', help: 'When the last rollback drill finished (unix seconds)', registers: [this.registry] });
   private readonly lastRollback = new Gauge({ name: 'release_guard_last_rollback_timestamp_seconds', help: 'When the last rollback finished (unix seconds)', registers: [this.registry] });
 
   constructor() {
@@ -62,6 +65,12 @@ export class GuardMetrics {
     this.ready.set(ready ? 1 : 0);
     this.readinessProblems.reset();
     for (const step of problemsPerStep) this.readinessProblems.set({ step: `${step.index + 1}-${step.type}` }, step.problems.length);
+  }
+
+  drillFinished(record: { ok: boolean; finishedAt: number; legs: readonly { totalMs: number }[] }): void {
+    record.legs.forEach((leg, i) => this.drillDuration.set({ leg: i === 0 ? 'rollback' : 'roll_forward' }, leg.totalMs / 1000));
+    this.drillOk.set(record.ok ? 1 : 0);
+    this.lastDrill.set(record.finishedAt / 1000);
   }
 
   async text(): Promise<{ contentType: string; body: string }> {

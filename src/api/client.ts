@@ -4,6 +4,7 @@
  */
 import { ApiError, errorMessage } from '../errors.js';
 import type { ControlSummary } from './server.js';
+import type { DrillRecord } from '../shell/drill.js';
 import type { HistoryView, PreflightView, StatusView } from './types.js';
 
 export interface ApiClientOptions {
@@ -61,6 +62,11 @@ export class ApiClient {
     return this.request('POST', '/resume', { by });
   }
 
+  /** Runs a rollback drill; it takes as long as two rollbacks and their verification. */
+  drill(by?: string): Promise<DrillRecord> {
+    return this.request('POST', '/drill', { by }, 15 * 60_000);
+  }
+
   preflight(): Promise<PreflightView> {
     return this.request('GET', '/preflight');
   }
@@ -70,7 +76,7 @@ export class ApiClient {
     return this.request('POST', '/veto', { reason: options.reason, by: options.by });
   }
 
-  private async request<T>(method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<T> {
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: Record<string, unknown>, timeoutMs = this.timeoutMs): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (method === 'POST') {
       headers['content-type'] = 'application/json';
@@ -84,11 +90,11 @@ export class ApiClient {
         headers,
         // JSON.stringify drops the undefined fields: optional ones are simply not sent.
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       text = await response.text();
     } catch (error) {
-      throw this.networkError(error);
+      throw this.networkError(error, timeoutMs);
     }
     const data = parseJson(text);
     if (response.ok) {
@@ -110,9 +116,9 @@ export class ApiClient {
     throw new ApiError(`release-guard at ${this.baseUrl} answered ${method} ${path} with HTTP ${response.status}`, response.status);
   }
 
-  private networkError(error: unknown): ApiError {
+  private networkError(error: unknown, timeoutMs: number): ApiError {
     if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-      return new ApiError(`release-guard at ${this.baseUrl} did not answer within ${formatMs(this.timeoutMs)}`, 0, { cause: error });
+      return new ApiError(`release-guard at ${this.baseUrl} did not answer within ${formatMs(timeoutMs)}`, 0, { cause: error });
     }
     const code = causeCode(error);
     if (code === 'ECONNREFUSED') {

@@ -44,6 +44,7 @@ function fakeControl() {
     status: () => statusView,
     history: async () => historyView,
     metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: 'release_guard_state{state="stable"} 1\n' }),
+    drill: async () => ({ ok: false, error: 'drills refuse a target marked environment: production' }),
     preflight: async () => ({ ready: true, from: '1.5.0', to: '1.4.1', problems: [], steps: [], checkedAt: '2024-05-01T12:00:00.000Z' }),
     control: async (request) => {
       calls.push(request);

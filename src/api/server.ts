@@ -157,6 +157,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     '/promote': controlRoute((body) => ({ action: 'promote', by: validate(bodies.actor, body).by ?? 'api' })),
     '/pause': controlRoute((body) => ({ action: 'pause', by: validate(bodies.actor, body).by ?? 'api' })),
     '/resume': controlRoute((body) => ({ action: 'resume', by: validate(bodies.actor, body).by ?? 'api' })),
+    '/drill': {
+      method: 'POST',
+      async handle({ res, body }) {
+        const by = validate(bodies.actor, body ?? {}).by ?? 'api';
+        const result = await control.drill(by);
+        sendJson(res, result.ok ? 200 : 409, result.ok ? result.record : { error: result.error });
+      },
+    },
     '/veto': controlRoute((body) => {
       const parsed = validate(bodies.veto, body);
       return { action: 'veto', by: parsed.by ?? 'api', reason: parsed.reason ?? 'vetoed' };

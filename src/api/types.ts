@@ -3,6 +3,7 @@
  * of probes or strategies; the daemon implements this interface.
  */
 import type { DeploymentEntry, GuardState, Phase, RuleVerdict } from '../core/types.js';
+import type { DrillRecord } from '../shell/drill.js';
 
 /** GET /status (and `release-guard status --json`): stable field names for scripts. */
 export interface StatusView {
@@ -66,6 +67,8 @@ export interface PreflightView {
 export interface GuardControl {
   status(): StatusView;
   history(): Promise<HistoryView>;
+  /** Runs a rollback drill (back to the previous version and forward again) and records it. */
+  drill(by: string): Promise<{ ok: true; record: DrillRecord } | { ok: false; error: string }>;
   /** Runs every rollback step's readiness check (read-only). */
   preflight(): Promise<PreflightView>;
   /** Prometheus text exposition and its content type. */

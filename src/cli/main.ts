@@ -173,6 +173,24 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
     });
 
+  clientCommand('drill', 'rehearse a rollback: back to the previous version and forward again, timed and recorded')
+    .option('--by <name>', 'who asks (default: api)')
+    .option('--json', 'print the drill record as JSON')
+    .action(async (opts: ClientOptions & { by?: string; json?: boolean }) => {
+      const client = await connect(opts, true);
+      err('drill running: rollback to the previous version, verification, roll forward, verification...\n');
+      const record = await client.drill(opts.by);
+      if (opts.json) print(JSON.stringify(record, null, 2));
+      else {
+        const lines = [`drill ${record.ok ? 'PASSED' : 'FAILED'} (${record.id})`];
+        for (const leg of record.legs) {
+          lines.push(`  ${leg.from} -> ${leg.to}: ${leg.ok ? 'ok' : `FAILED: ${leg.error ?? ''}`}  plan ${leg.planMs}ms, verified after ${leg.verifyMs}ms, total ${leg.totalMs}ms`);
+        }
+        print(lines.join('\n'));
+      }
+      exitCode = record.ok ? 0 : 1;
+    });
+
   clientCommand('veto', 'stop a rollback that is waiting out its veto window (rollback.veto)')
     .option('--reason <text>', 'why (kept in the log and notifications)')
     .option('--by <name>', 'who asks (default: api)')
@@ -193,6 +211,24 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
         printSummary(await client[action](opts.by), action);
       });
   }
+
+  program
+    .command('init')
+    .description('write a starter config for a service after looking at what runs (pm2 app, health URL, releases dir, Prometheus)')
+    .option('--pm2-app <name>', 'the pm2 app to guard: its script path tells the deploy layout (releases strategy) or pm2 restart')
+    .option('--pm2-home <dir>', 'PM2_HOME of the pm2 running the app (default: $PM2_HOME, else ~/.pm2)')
+    .option('--health-url <url>', 'the app\'s health endpoint; a version in its JSON is how releases are detected')
+    .option('--prometheus-url <url>', 'a Prometheus server with the app\'s request metrics (adds a traffic probe)')
+    .option('--releases-dir <dir>', 'a Capistrano deploy root (releases/<version>/ + current symlink), if not found through pm2')
+    .option('--service <name>', 'service name (default: the pm2 app name)')
+    .option('--state-dir <dir>', 'where the guard keeps its state (default: /var/lib/release-guard as root, else ~/.local/state/release-guard/<service>)')
+    .option('-o, --out <file>', 'the config file to write', 'release-guard.yaml')
+    .option('--force', 'overwrite the file if it exists')
+    .action(async (opts: { pm2App?: string; pm2Home?: string; healthUrl?: string; prometheusUrl?: string; releasesDir?: string; service?: string; stateDir?: string; out: string; force?: boolean }) => {
+      const { defaultInitDeps, formatInitReport, runInit } = await import('./init.js');
+      const result = await runInit({ ...opts, force: opts.force === true }, defaultInitDeps(env));
+      print(formatInitReport(result, opts.out));
+    });
 
   const config = program.command('config').description('work with config files');
   config

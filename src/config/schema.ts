@@ -4,6 +4,7 @@
  * CPU > 70 %, memory > 80 %, 3 consecutive health failures). Unknown keys are errors, never
  * silently dropped: a misspelt threshold must stop the guard, not weaken it.
  */
+import cron from 'node-cron';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 
@@ -382,6 +383,22 @@ export type TrafficSourceType = keyof typeof MIN_SAMPLES_BY_SOURCE;
 export const configSchema = z
   .object({
     service: safeName('Name of the guarded service (labels, records)'),
+    environment: z
+      .enum(['production', 'staging', 'development'])
+      .default('production')
+      .describe('What the guarded target is; rollback drills refuse production unless drill.allow_production'),
+    drill: z
+      .object({
+        schedule: z
+          .string()
+          .refine((expr) => cron.validate(expr), 'not a cron expression; e.g. "0 4 * * 1" (Mondays 04:00)')
+          .optional()
+          .describe('Run a drill on this cron schedule (node-cron syntax)'),
+        allow_production: z.boolean().default(false).describe('Allow drills on a target marked environment: production'),
+      })
+      .strict()
+      .default({ allow_production: false })
+      .describe('Rollback drills: roll back to the previous version and forward again, and record both durations'),
     state_dir: z
       .string()
       .min(1)

@@ -40,6 +40,7 @@ export function initialState(at: number): GuardState {
     wouldRollBack: null,
     pending: null,
     vetoed: [],
+    drill: null,
     failure: null,
     breached: [],
     blind: [],
@@ -271,6 +272,7 @@ function fail(state: GuardState, at: number, failure: string, policy: Policy): T
 
 export function transition(state: GuardState, event: Event, policy: Policy): Transition {
   const at = event.at;
+  if (state.drill) return duringDrill(state, event);
   switch (event.type) {
     case 'versionObserved': {
       if (state.running === null && state.stable === null && state.phase === 'stable') {
@@ -431,6 +433,24 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       };
     }
 
+    case 'drillStarted': {
+      if (state.phase !== 'stable' && state.phase !== 'promoted' && state.phase !== 'rolled_back') {
+        return reject(state, `a drill needs no release under guard and no rollback running (now ${state.phase})`);
+      }
+      if (state.paused) return reject(state, 'automation is paused; resume first');
+      const from = state.running;
+      if (!from || from !== state.stable) return reject(state, `the running version ${from ?? 'unknown'} is not the known-good one`);
+      const to = rollbackTarget(state, from);
+      if (!to) return reject(state, `no earlier successful version to drill a rollback to from ${from}`);
+      return {
+        state: { ...state, drill: { from, to, startedAt: at, by: event.by } },
+        effects: [{ type: 'notify', kind: 'drill', severity: 'info', message: `rollback drill started by ${event.by}: ${from} -> ${to} -> ${from}` }],
+      };
+    }
+
+    case 'drillFinished':
+      return unchanged(state);
+
     case 'pauseRequested':
       if (state.paused) return unchanged(state);
       return { state: { ...state, paused: true }, effects: [{ type: 'notify', kind: 'paused', severity: 'warning', message: `automation paused by ${event.by}` }] };
@@ -513,6 +533,35 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       }
       return unchanged(state);
     }
+  }
+}
+
+/** While a drill moves versions on purpose, the machine only follows the running version. */
+function duringDrill(state: GuardState, event: Event): Transition {
+  const drill = state.drill!;
+  switch (event.type) {
+    case 'versionObserved':
+      return event.version === state.running ? unchanged(state) : { state: { ...state, running: event.version }, effects: [] };
+    case 'drillFinished':
+      return {
+        state: { ...state, drill: null },
+        effects: [{ type: 'notify', kind: 'drill', severity: event.ok ? 'info' : 'critical', message: `rollback drill ${drill.from} -> ${drill.to} -> ${drill.from} ${event.ok ? 'passed' : 'FAILED'}` }],
+      };
+    case 'daemonStarted':
+      return {
+        state: { ...state, drill: null },
+        effects: [{ type: 'notify', kind: 'drill', severity: 'critical', message: `the rollback drill ${drill.from} -> ${drill.to} was interrupted by a restart; check which version runs (last seen ${state.running ?? 'unknown'})` }],
+      };
+    case 'releaseRequested':
+    case 'rollbackRequested':
+    case 'promoteRequested':
+    case 'drillStarted':
+    case 'pauseRequested':
+    case 'resumeRequested':
+    case 'vetoRequested':
+      return reject(state, `a rollback drill (${drill.from} -> ${drill.to}) is running`);
+    default:
+      return unchanged(state);
   }
 }
 

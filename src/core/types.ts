@@ -158,6 +158,8 @@ export interface GuardState {
   pending: { breach: Breach; to: string; until: number } | null;
   /** Releases whose automatic rollback a human vetoed: automation leaves them alone. */
   vetoed: string[];
+  /** A rollback drill in progress: versions move on purpose, so no window opens and nothing acts. */
+  drill: { from: string; to: string; startedAt: number; by: string } | null;
   /** Why the machine is in `failed`. */
   failure: string | null;
   /** Rules currently breached, so alerts fire on change rather than on every evaluation. */
@@ -184,6 +186,8 @@ export type Event =
   | { type: 'promoteRequested'; by: string; at: number }
   | { type: 'pauseRequested'; by: string; at: number }
   | { type: 'vetoRequested'; by: string; reason: string; at: number }
+  | { type: 'drillStarted'; by: string; at: number }
+  | { type: 'drillFinished'; ok: boolean; at: number }
   | { type: 'resumeRequested'; by: string; at: number }
   | { type: 'daemonStarted'; at: number }
   | { type: 'tick'; at: number };
@@ -203,7 +207,8 @@ export type NotifyKind =
   | 'resumed'
   | 'rollback_pending'
   | 'vetoed'
-  | 'rollback_not_ready';
+  | 'rollback_not_ready'
+  | 'drill';
 
 export type Effect =
   | {

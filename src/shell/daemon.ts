@@ -3,6 +3,7 @@
  * a Guard, then runs until SIGTERM/SIGINT, when it lets a running rollback step finish, persists
  * and exits 0.
  */
+import cron from 'node-cron';
 import { startApiServer } from '../api/server.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
@@ -54,11 +55,19 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     control: guard,
     log: (level, message, fields) => log.log(level, message, { component: 'api', ...fields }),
   });
+  // Scheduled drills (seed: rehearse rollbacks regularly); a refused or failed drill is logged.
+  const drills = config.drill.schedule
+    ? cron.schedule(config.drill.schedule, async () => {
+        const result = await guard.drill('schedule').catch((error: unknown) => ({ ok: false as const, error: String(error) }));
+        if (!result.ok) log.warn(`scheduled drill not run: ${result.error}`, { component: 'drill' });
+      })
+    : null;
   log.info('release-guard running', { component: 'daemon', service: config.service, url: server.url, state_dir: config.state_dir });
   return {
     guard,
     url: server.url,
     async stop() {
+      await drills?.stop();
       await server.close();
       await guard.stop();
       await pm2?.disconnect().catch(() => undefined);

@@ -19,6 +19,7 @@ import type { Probe } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
 import type { Baselines, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
+import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 
 export interface GuardDeps {
@@ -218,6 +219,27 @@ export class Guard implements GuardControl {
       const problems = [...readiness.problems, ...readiness.steps.flatMap((s) => s.problems.map((p) => `step ${s.index + 1} (${s.type}): ${p}`))];
       log.error(`release ${release.version} cannot be rolled back: ${problems.join('; ')}`, { component: 'notify', kind: 'rollback_not_ready' });
     }
+  }
+
+  async drill(by: string): Promise<{ ok: true; record: DrillRecord } | { ok: false; error: string }> {
+    const { config, clock, log, store } = this.deps;
+    if (config.environment === 'production' && !config.drill.allow_production) {
+      return { ok: false, error: 'drills refuse a target marked environment: production; use a staging target or set drill.allow_production: true' };
+    }
+    const started = await this.dispatch({ type: 'drillStarted', by, at: clock.now() });
+    if (started.rejected) return { ok: false, error: started.rejected };
+    const { from, to } = this.state.drill!;
+    const probe = this.deps.probes.find((p) => p.name === config.verification.probe)!;
+    let record: DrillRecord;
+    try {
+      record = await runDrill({ config, clock, log, plan: this.deps.plan, probe }, { from, to, by });
+    } finally {
+      await this.dispatch({ type: 'drillFinished', ok: false, at: clock.now() }).catch(() => undefined);
+    }
+    this.deps.metrics.drillFinished(record);
+    const path = await store.writeDrill(record.id, record, renderDrillMarkdown(record));
+    log.info(`drill ${record.ok ? 'passed' : 'FAILED'}; record ${path}`, { component: 'drill' });
+    return { ok: true, record };
   }
 
   async preflight(): Promise<PreflightView> {

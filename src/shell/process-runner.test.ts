@@ -81,11 +81,11 @@ describe('ProcessRunner.run', () => {
   it('kills a program that runs past its timeout', async () => {
     const pidFile = path.join(dir, 'pid');
     const started = Date.now();
-    // exec: the pid written is the sleep's own.
-    const running = runner.run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], { timeoutMs: 300 });
+    // exec: the pid written is the sleep's own. The timeout leaves sh time to start on a busy host.
+    const outcome = rollbackError(runner.run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], { timeoutMs: 1000 }));
     const pid = await pidFrom(pidFile);
-    const error = await rollbackError(running);
-    expect(error.message).toContain('timed out after 300ms');
+    const error = await outcome;
+    expect(error.message).toContain('timed out after 1000ms');
     expect(Date.now() - started).toBeLessThan(5000);
     expect(isAlive(pid)).toBe(false);
   });
@@ -99,24 +99,29 @@ describe('ProcessRunner.run', () => {
 
   it('SIGKILLs a program that ignores SIGTERM', async () => {
     const pidFile = path.join(dir, 'pid');
-    const script = `require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);`;
-    const running = runner.run(node, ['-e', script], { timeoutMs: 300 });
+    // The pid is written once SIGTERM is ignored, so the kill below meets a deaf program.
+    const script = `process.on('SIGTERM', () => {}); require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000);`;
+    const controller = new AbortController();
+    const outcome = rollbackError(runner.run(node, ['-e', script], { timeoutMs: 30_000, signal: controller.signal }));
     const pid = await pidFrom(pidFile);
-    const error = await rollbackError(running);
-    expect(error.message).toContain('timed out');
+    const started = Date.now();
+    controller.abort();
+    const error = await outcome;
+    expect(error.message).toContain('cancelled');
+    // SIGTERM was ignored: only the SIGKILL after the 2 s grace ended it.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
     expect(isAlive(pid)).toBe(false);
   });
 
   it('kills the program when the signal aborts', async () => {
     const pidFile = path.join(dir, 'pid');
     const controller = new AbortController();
-    const running = runner.run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], {
-      timeoutMs: 30_000,
-      signal: controller.signal,
-    });
+    const outcome = rollbackError(
+      runner.run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], { timeoutMs: 30_000, signal: controller.signal }),
+    );
     const pid = await pidFrom(pidFile);
     controller.abort();
-    const error = await rollbackError(running);
+    const error = await outcome;
     expect(error.message).toContain('cancelled');
     expect(isAlive(pid)).toBe(false);
   });

@@ -97,6 +97,15 @@ export class FileStore implements StateStore {
     return { json, markdown: md };
   }
 
+  async writeDrill(id: string, json: unknown, markdown: string): Promise<string> {
+    if (!RECORD_ID.test(id)) throw new StoreError(`unsafe drill id ${JSON.stringify(id)}`, 'store_id');
+    const dir = join(this.dir, 'drills');
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    await writeFileAtomic(join(dir, `${id}.json`), JSON.stringify(json, null, 2), dir);
+    await writeFileAtomic(join(dir, `${id}.md`), markdown, dir);
+    return join(dir, `${id}.md`);
+  }
+
   async listRecords() {
     const names = (await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
     const records = await Promise.all(names.map((n) => readJson<RollbackRecord & Record<string, unknown>>(join(this.records, n))));

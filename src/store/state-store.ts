@@ -17,4 +17,6 @@ export interface StateStore {
   writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>): Promise<{ json: string; markdown: string }>;
   listRecords(): Promise<(RollbackRecord & Record<string, unknown>)[]>;
   readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string } | null>;
+  /** Writes `drills/<id>.json` and `.md`; returns the Markdown path. */
+  writeDrill(id: string, json: unknown, markdown: string): Promise<string>;
 }

@@ -29,7 +29,7 @@ interface Setup {
   logs: string[];
 }
 
-async function setup(options: { window?: string; instances?: number } = {}): Promise<Setup> {
+async function setup(options: { window?: string; instances?: number; environment?: string } = {}): Promise<Setup> {
   const sandbox = await createPm2Sandbox();
   const stateDir = await mkdtemp(join(tmpdir(), 'rg-state-'));
   const appPort = await freePort();
@@ -47,6 +47,7 @@ async function setup(options: { window?: string; instances?: number } = {}): Pro
   process.env.RG_TEST_TOKEN = TOKEN;
   const yaml = stringify({
     service: APP,
+    environment: options.environment ?? 'production',
     state_dir: stateDir,
     server: { host: '127.0.0.1', port: guardPort, token_env: 'RG_TEST_TOKEN' },
     log: { level: 'debug', format: 'json' },
@@ -116,6 +117,11 @@ describe('guarding a pm2 app', () => {
     expect(refused.status).toBe(401);
     expect(daemon.guard.current.phase).toBe('rolled_back');
     expect(s.logs.join('\n')).not.toContain(TOKEN);
+
+    // Drills refuse a target marked production (the default) unless allowed.
+    const drill = await fetch(`${daemon.url}/drill`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(drill.status).toBe(409);
+    expect(((await drill.json()) as { error: string }).error).toMatch(/refuse a target marked environment: production/);
   });
 
   it('promotes a good release when its window ends clean', async () => {
@@ -149,6 +155,27 @@ describe('guarding a pm2 app', () => {
     expect(view.steps[0]!.problems.join(' ')).toMatch(/v1/);
     const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
     expect(metrics).toMatch(/release_guard_rollback_ready 0/);
+  });
+
+  it('drills a rollback on a staging target: back to v1 and forward to v2, timed and recorded', async () => {
+    const s = await setup({ window: '3s', environment: 'staging' });
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const daemon = await inProcess(s);
+    cleanups.push(() => daemon.stop());
+    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    await deploy(s, 'v2');
+    await waitFor(() => daemon.guard.current.phase === 'promoted', 20_000);
+
+    const response = await fetch(`${daemon.url}/drill`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{"by":"test"}' });
+    expect(response.status).toBe(200);
+    const record = (await response.json()) as { ok: boolean; legs: { from: string; to: string; ok: boolean; totalMs: number }[] };
+    expect(record.ok).toBe(true);
+    expect(record.legs.map((l) => [l.from, l.to, l.ok])).toEqual([['v2', 'v1', true], ['v1', 'v2', true]]);
+    expect(await version(s)).toBe('v2');
+    // The drill moved versions on purpose: no release window, no rollback, v2 still the stable one.
+    expect(daemon.guard.current).toMatchObject({ phase: 'promoted', stable: 'v2', running: 'v2', drill: null, autoRollbacks: [] });
+    expect((await readdir(join(s.stateDir, 'drills'))).filter((n) => n.endsWith('.md'))).toHaveLength(1);
+    expect(await (await fetch(`${daemon.url}/metrics`)).text()).toMatch(/release_guard_drill_duration_seconds\{leg="roll_forward"\} \d/);
   });
 
   it('sees a crash of the new version on the pm2 bus and rolls back at once', async () => {
