@@ -7,47 +7,11 @@
 import cron from 'node-cron';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { notifiersSchema } from '../notify/schema.js';
+import { verificationChecksSchema } from '../verification/schema.js';
+import { duration, ratio, safeName, SAFE_NAME, url } from './schema-helpers.js';
 
-/** A duration such as `250ms`, `5s`, `2m`; parsed to milliseconds. */
-const duration = (description: string) =>
-  z
-    .union([z.string(), z.number()])
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === null) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `"${value}" is not a duration; use a number with ms, s, m or h (e.g. 250ms, 5s, 2m)`,
-        });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .describe(description);
-
-const ratio = (description: string) =>
-  z.number().gt(0, 'must be above 0').max(1, 'must be at most 1 (a fraction: 0.05 = 5 %)').describe(description);
-
-/** Application names, versions and probe names end up in paths and pm2 calls: keep them plain. */
-export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const safeName = (description: string) =>
-  z
-    .string()
-    .regex(SAFE_NAME, 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit')
-    .describe(description);
-
-const url = (description: string) =>
-  z
-    .string()
-    .refine((value) => {
-      try {
-        const parsed = new URL(value);
-        return parsed.protocol === 'http:' || parsed.protocol === 'https:';
-      } catch {
-        return false;
-      }
-    }, 'must be an http:// or https:// URL')
-    .describe(description);
+export { SAFE_NAME };
 
 const httpProbe = z
   .object({
@@ -582,10 +546,13 @@ export const configSchema = z
         probe: safeName('http probe that must pass and report the previous version'),
         passes: z.number().int().min(1).default(3).describe('Consecutive passing checks that prove the rollback'),
         timeout: duration('Verification fails if not proven within this').default(60_000),
+        checks: verificationChecksSchema.describe(
+          'After health is proven: functional, performance, data, security and resource checks (seed §3); any failure ends in failed',
+        ),
       })
       .strict(),
+    notifiers: notifiersSchema.describe('Where release detected, breaches, rollbacks and promotions are announced'),
   })
-  .strict()
   .strict();
 
 /**

@@ -28,7 +28,7 @@ export function policyFrom(config: Config): Policy {
     verifyTimeoutMs: config.verification.timeout,
     settleMs: config.release.settle,
     maxAttempts: 3,
-    verificationSuite: false,
+    verificationSuite: config.verification.checks.length > 0,
     vetoMs: config.rollback.veto,
     historyLimit: 500,
   };

@@ -6,70 +6,13 @@
  * "no data" (`unavailable`), never a bad release; a query that fails or is too slow on a reachable
  * server is a failed check (`ok: false`).
  */
-import { readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createPool, type PoolConnection } from 'mysql2/promise';
 import type { MysqlProbeConfig } from '../config/schema.js';
+import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
 import type { Sample } from '../core/types.js';
-import { errorMessage, ProbeError } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import type { ProbeFactory } from './types.js';
-
-/** Where a password may come from; both the mysql and the redis probe take these keys. */
-export interface SecretSource {
-  password_file?: string | undefined;
-  password_env?: string | undefined;
-}
-
-/**
- * Reads a probe's password once, at creation: `password_file` (trimmed; must not be readable by
- * others, must not be empty) wins over `password_env` (must be set and non-empty). Undefined when
- * neither key is configured. Throws a ProbeError naming the file or variable, never the value:
- * a configured secret that cannot be read is a misconfiguration and must stop start-up.
- */
-export function readPassword(probe: string, source: SecretSource, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const file = source.password_file;
-  if (file !== undefined) {
-    let mode: number;
-    let text: string;
-    try {
-      mode = statSync(file).mode;
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
-      throw new ProbeError(
-        `probe "${probe}": password_file ${file} cannot be read (${code})`,
-        'probe_secret_unreadable',
-        'point password_file at a file readable by the user running release-guard',
-        { cause: error },
-      );
-    }
-    if ((mode & 0o004) !== 0) {
-      throw new ProbeError(
-        `probe "${probe}": password_file ${file} is readable by everyone; run: chmod o-r ${file}`,
-        'probe_secret_insecure',
-      );
-    }
-    const password = text.trim();
-    if (password === '') throw new ProbeError(`probe "${probe}": password_file ${file} is empty`, 'probe_secret_empty');
-    return password;
-  }
-  const name = source.password_env;
-  if (name === undefined) return undefined;
-  const value = env[name];
-  if (value === undefined || value === '') {
-    throw new ProbeError(
-      `probe "${probe}": environment variable ${name} (password_env) is not set`,
-      'probe_secret_missing',
-      `export ${name} before starting release-guard, or use password_file`,
-    );
-  }
-  return value;
-}
-
-/** Replaces every occurrence of the secret, in case a driver ever echoes it back in a message. */
-export function redactSecret(text: string, secret: string | undefined): string {
-  return secret === undefined || secret === '' ? text : text.split(secret).join('***');
-}
 
 /** Error codes that mean the server is gone or refused us, whenever they happen. */
 const UNREACHABLE_CODES = new Set([
@@ -106,7 +49,7 @@ type Outcome =
  * The password is read once here and never appears in a sample. Never throws, never logs.
  */
 export const mysqlProbe: ProbeFactory<MysqlProbeConfig> = (config, deps) => {
-  const password = readPassword(config.name, config);
+  const password = readPassword(`probe "${config.name}"`, config, process.env, probeSecretError);
   const where = `mysql ${config.host}:${config.port}`;
   const pool = createPool({
     host: config.host,

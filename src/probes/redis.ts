@@ -8,9 +8,9 @@
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { RedisProbeConfig } from '../config/schema.js';
+import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
 import type { Sample } from '../core/types.js';
 import { errorMessage } from '../errors.js';
-import { readPassword, redactSecret } from './mysql.js';
 import type { ProbeFactory } from './types.js';
 
 /** Background reconnect delay after the n-th failed attempt: 100 ms doubling, capped at 2 s. */
@@ -37,7 +37,7 @@ type Outcome =
  * client's 'error' events are recorded as the reason of the next unavailable sample.
  */
 export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
-  const password = readPassword(config.name, config);
+  const password = readPassword(`probe "${config.name}"`, config, process.env, probeSecretError);
   const where = `redis ${config.host}:${config.port}`;
   const client = new Redis({
     host: config.host,

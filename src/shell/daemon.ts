@@ -16,6 +16,7 @@ import { createProbe } from '../probes/index.js';
 import { createStrategy } from '../strategies/index.js';
 import { FileStore } from '../store/file-store.js';
 import { systemClock, type Clock } from './clock.js';
+import { NotificationDispatcher, routesFromConfig } from '../notify/dispatcher.js';
 import { Guard } from './guard.js';
 import { ProcessRunner } from './process-runner.js';
 
@@ -46,7 +47,11 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
   const probes = config.probes.map((p) => createProbe(p, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) }));
   const run = new ProcessRunner();
   const plan = config.rollback.steps.map((step) => ({ config: step, strategy: createStrategy(step, { pm2: pm2!, run }) }));
-  const guard = new Guard({ config, store, clock, log, metrics, probes, plan, ...(pm2 ? { pm2 } : {}) });
+  const notifications = new NotificationDispatcher(routesFromConfig(config.notifiers), {
+    log: (level, message, fields) => log.log(level, message, { component: 'notify', ...fields }),
+    clock,
+  });
+  const guard = new Guard({ config, store, clock, log, metrics, probes, plan, notify: (event) => notifications.publish(event), ...(pm2 ? { pm2 } : {}) });
   await guard.start();
   const server = await startApiServer({
     host: config.server.host,
@@ -70,6 +75,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
       await drills?.stop();
       await server.close();
       await guard.stop();
+      await notifications.close(5000);
       await pm2?.disconnect().catch(() => undefined);
     },
   };

@@ -3,13 +3,16 @@
  * samples, verdicts, pm2 crashes and operator requests through one serialized event queue,
  * persists each new state before carrying out its effects, and executes the effects.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
 import { evaluateRules, learnBaseline } from '../core/rules.js';
 import { policyFrom, probeIntervalMs } from '../core/schedule.js';
 import { initialState, rollbackTarget, transition } from '../core/transition.js';
-import type { Effect, Event, GuardState, Policy, Release, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
+import type { Effect, Event, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
+import type { NotificationEvent } from '../notify/types.js';
+import { runVerificationSuite } from '../verification/suite.js';
 import { candidates } from '../core/versions.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -31,6 +34,8 @@ export interface GuardDeps {
   probes: Probe[];
   plan: PlanStep[];
   pm2?: Pm2Client;
+  /** Hands an announcement to the notifiers; must return at once (never blocks a rollback). */
+  notify?: (event: NotificationEvent) => void;
 }
 
 /** Samples older than this are dropped: longer than any rule window or sustain duration. */
@@ -141,13 +146,14 @@ export class Guard implements GuardControl {
   }
 
   private async runEffect(effect: Effect): Promise<void> {
-    const log = this.deps.log;
     switch (effect.type) {
-      case 'notify': {
-        const level = effect.severity === 'critical' ? 'error' : effect.severity === 'warning' ? 'warn' : 'info';
-        log.log(level, effect.message, { component: 'notify', kind: effect.kind });
+      case 'notify':
+        this.announce(effect.kind, effect.severity, effect.message);
         return;
-      }
+      case 'verify':
+        // Not awaited: the checks take seconds and the queue must keep flowing meanwhile.
+        void this.runVerificationSuite(effect.rollback);
+        return;
       case 'rollback': {
         if (effect.attempt === 1) this.deps.metrics.rollbackDecided(effect.breach.faultAt, effect.breach.decidedAt);
         // Not awaited: the queue keeps serving status, pause and samples while the plan runs.
@@ -192,6 +198,62 @@ export class Guard implements GuardControl {
     await this.dispatch({ type: 'rollbackExecuted', ok: result.ok, ...(result.error ? { error: result.error } : {}), at: clock.now() });
   }
 
+  /** Logs an announcement and hands it to the notifiers. */
+  private announce(kind: NotifyKind, severity: 'info' | 'warning' | 'critical', message: string): void {
+    const level = severity === 'critical' ? 'error' : severity === 'warning' ? 'warn' : 'info';
+    this.deps.log.log(level, message, { component: 'notify', kind });
+    const release = this.state.release ? { version: this.state.release.version, previous: this.state.release.previous } : undefined;
+    this.deps.notify?.({ kind, severity, message, service: this.deps.config.service, at: this.deps.clock.now(), ...(release ? { release } : {}) });
+  }
+
+  /** Seed §3 after health is proven: functional, performance, data, security, resources. */
+  private async runVerificationSuite(rollback: RollbackInProgress): Promise<void> {
+    const { config, clock, log } = this.deps;
+    log.info('verification suite started', { component: 'verify', checks: config.verification.checks.length });
+    let outcome;
+    try {
+      outcome = await runVerificationSuite(config.verification.checks, {
+        signal: this.stopping.signal,
+        now: () => clock.now(),
+        rowSnapshot: await this.rowSnapshot(rollback.from),
+        resources: this.latestResources(),
+      });
+    } catch (error) {
+      outcome = { ok: false, results: [{ name: 'suite', type: 'suite', ok: false, detail: `the suite could not run: ${errorMessage(error)}`, durationMs: 0 }] };
+    }
+    for (const r of outcome.results) log.log(r.ok ? 'info' : 'error', `check ${r.name}: ${r.ok ? 'pass' : 'FAIL'}: ${r.detail}`, { component: 'verify' });
+    await this.dispatch({ type: 'verificationFinished', ok: outcome.ok, results: outcome.results, at: clock.now() });
+  }
+
+  /** Row counts the database steps recorded when the window of `version` opened. */
+  private async rowSnapshot(version: string): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const [index, step] of this.deps.plan.entries()) {
+      if (step.config.type !== 'database') continue;
+      const file = join(stepDataDir(this.deps.config.state_dir, version, index, step.config.type), 'snapshot.json');
+      try {
+        const snapshot = JSON.parse(await readFile(file, 'utf8')) as { counts?: Record<string, unknown> };
+        for (const [table, n] of Object.entries(snapshot.counts ?? {})) if (typeof n === 'number') counts[table] = n;
+      } catch {
+        // No snapshot: a `snapshot` row check then fails with "no data", which is the truth.
+      }
+    }
+    return counts;
+  }
+
+  /** The latest host CPU and memory readings, for the resources check. */
+  private latestResources(): { cpu?: number; memory?: number } {
+    const out: { cpu?: number; memory?: number } = {};
+    for (const probe of this.deps.probes.filter((p) => p.type === 'system')) {
+      const samples = this.samples.get(probe.name) ?? [];
+      for (let i = samples.length - 1; i >= 0 && (out.cpu === undefined || out.memory === undefined); i--) {
+        out.cpu ??= samples[i]!.values.cpu;
+        out.memory ??= samples[i]!.values.memory;
+      }
+    }
+    return out;
+  }
+
   /** Lets each rollback step snapshot what it will need to undo this release. */
   private async prepareRelease(release: Release): Promise<void> {
     const { config, log } = this.deps;
@@ -217,7 +279,7 @@ export class Guard implements GuardControl {
     const readiness = await this.preflight();
     if (!readiness.ready && !this.stopping.signal.aborted) {
       const problems = [...readiness.problems, ...readiness.steps.flatMap((s) => s.problems.map((p) => `step ${s.index + 1} (${s.type}): ${p}`))];
-      log.error(`release ${release.version} cannot be rolled back: ${problems.join('; ')}`, { component: 'notify', kind: 'rollback_not_ready' });
+      this.announce('rollback_not_ready', 'critical', `release ${release.version} cannot be rolled back: ${problems.join('; ')}`);
     }
   }
 

@@ -154,12 +154,9 @@ describe('ProcessRunner.run', () => {
     expect(result.stdoutTail).toEqual(['5000']);
   });
 
-  // KNOWN BUG in process-runner.ts (not this test's file): the stdin pipeline rejects with EPIPE
-  // when the program exits without reading all of stdin, and that rejection (a) turns exit 0 into
-  // a RollbackError and (b) is unhandled until 'close' (Node 20 exits on unhandled rejections).
-  // Fix: `.catch` EPIPE/ERR_STREAM_PREMATURE_CLOSE on the stdin pipeline and attach a no-op catch
-  // to every `io` promise as it is created. Remove `.skip` once fixed.
-  it.skip('judges a program that stops reading stdin by its exit code', async () => {
+  // A program may exit without reading all of stdin: judged by its exit code, and the EPIPE of
+  // the stdin pipeline must never become an unhandled rejection (Node 20 exits on those).
+  it('judges a program that stops reading stdin by its exit code', async () => {
     const input = path.join(dir, 'big');
     await writeFile(input, 'x'.repeat(4 * 1024 * 1024));
     const result = await runner.run('head', ['-c', '1'], { timeoutMs: 10_000, stdin: { file: input } });
@@ -175,8 +172,8 @@ describe('ProcessRunner.run', () => {
     expect(text.endsWith('99999\n100000\n')).toBe(true);
   });
 
-  // Same KNOWN BUG: an unopenable stdoutFile rejects its pipeline before 'close', unhandled.
-  it.skip('rejects (without an unhandled rejection) when stdoutFile cannot be opened', async () => {
+  // An unopenable stdoutFile rejects its pipeline before 'close': reported, never unhandled.
+  it('rejects (without an unhandled rejection) when stdoutFile cannot be opened', async () => {
     const error = await rollbackError(
       runner.run('sh', ['-c', 'sleep 0.2; echo hi'], { timeoutMs: 10_000, stdoutFile: path.join(dir, 'missing', 'out') }),
     );

@@ -62,13 +62,24 @@ export class ProcessRunner implements CommandRunner {
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.signal?.aborted) onAbort();
 
+      // I/O results are judged once the program has exited (below); until then a rejection must
+      // not go unhandled, or it would take the daemon down.
       const io: Promise<unknown>[] = [];
-      if (options.stdoutFile) io.push(pipeline(child.stdout, createWriteStream(options.stdoutFile, { mode: 0o600 })));
+      const track = (work: Promise<unknown>) => {
+        work.catch(() => undefined);
+        io.push(work);
+      };
+      if (options.stdoutFile) track(pipeline(child.stdout, createWriteStream(options.stdoutFile, { mode: 0o600 })));
       else child.stdout.on('data', (c: Buffer) => stdout.push(c));
       child.stderr.on('data', (c: Buffer) => stderr.push(c));
-      if (options.stdin && 'file' in options.stdin) io.push(pipeline(createReadStream(options.stdin.file), child.stdin));
-      else child.stdin.end(options.stdin && 'text' in options.stdin ? options.stdin.text : undefined);
-      // A program that exits without reading all of stdin is judged by its exit code, not EPIPE.
+      if (options.stdin && 'file' in options.stdin) {
+        // A program that exits without reading all of stdin is judged by its exit code, not EPIPE.
+        track(
+          pipeline(createReadStream(options.stdin.file), child.stdin).catch((error: NodeJS.ErrnoException) => {
+            if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;
+          }),
+        );
+      } else child.stdin.end(options.stdin && 'text' in options.stdin ? options.stdin.text : undefined);
       child.stdin.on('error', () => undefined);
 
       const finish = (error: RollbackError | null, code: number) => {
@@ -87,11 +98,12 @@ export class ProcessRunner implements CommandRunner {
           const ioError = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
           const tail = stderr.lines().slice(-5).join(' | ');
           if (stopped) return finish(new RollbackError(`${label}: ${stopped}${tail ? `; stderr: ${tail}` : ''}`, command), code ?? -1);
+          // A failed stdin/stdout file is the cause when the program then dies of it (SIGPIPE).
+          if (ioError) return finish(new RollbackError(`${label}: ${String(ioError.reason)}`, command, { cause: ioError.reason }), code ?? -1);
           if (code !== 0) {
             const how = code === null ? `killed by ${signal}` : `exited with code ${code}`;
             return finish(new RollbackError(`${label}: ${how}${tail ? `; stderr: ${tail}` : ''}`, command), code ?? -1);
           }
-          if (ioError) return finish(new RollbackError(`${label}: ${String(ioError.reason)}`, command, { cause: ioError.reason }), code);
           finish(null, 0);
         });
       });

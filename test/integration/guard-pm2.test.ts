@@ -29,12 +29,14 @@ interface Setup {
   logs: string[];
 }
 
-async function setup(options: { window?: string; instances?: number; environment?: string } = {}): Promise<Setup> {
+async function setup(
+  options: { window?: string; instances?: number; environment?: string; v1?: Record<string, unknown>; extra?: (appPort: number) => Record<string, unknown> } = {},
+): Promise<Setup> {
   const sandbox = await createPm2Sandbox();
   const stateDir = await mkdtemp(join(tmpdir(), 'rg-state-'));
   const appPort = await freePort();
   const guardPort = await freePort();
-  await buildRelease(sandbox.dir, 'v1');
+  await buildRelease(sandbox.dir, 'v1', options.v1 ?? {});
   await pointCurrent(sandbox.dir, 'v1');
   await sandbox.client.start({
     name: APP,
@@ -58,6 +60,7 @@ async function setup(options: { window?: string; instances?: number; environment
     rules: { health: { probe: 'health', consecutive: 3 } },
     rollback: { steps: [{ type: 'releases', dir: sandbox.dir, pm2_app: APP, restart_mode: 'reload', timeout: '30s' }] },
     verification: { probe: 'health', passes: 3, timeout: '20s' },
+    ...options.extra?.(appPort),
   });
   return { sandbox, stateDir, appPort, guardPort, yaml, logs: [] };
 }
@@ -176,6 +179,52 @@ describe('guarding a pm2 app', () => {
     expect(daemon.guard.current).toMatchObject({ phase: 'promoted', stable: 'v2', running: 'v2', drill: null, autoRollbacks: [] });
     expect((await readdir(join(s.stateDir, 'drills'))).filter((n) => n.endsWith('.md'))).toHaveLength(1);
     expect(await (await fetch(`${daemon.url}/metrics`)).text()).toMatch(/release_guard_drill_duration_seconds\{leg="roll_forward"\} \d/);
+  });
+
+  it('a bad verification (the protected endpoint answers without a token) ends in failed; the webhook hears every step', async () => {
+    const http = await import('node:http');
+    const received: { kind: string; severity: string; message: string }[] = [];
+    const hook = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as { kind: string; severity: string; message: string });
+        res.end('ok');
+      });
+    });
+    const hookPort = await freePort();
+    await new Promise<void>((resolve) => hook.listen(hookPort, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => hook.close(resolve)));
+    process.env.RG_TEST_HOOK = `http://127.0.0.1:${hookPort}/hook`;
+
+    // v1 itself has the security regression: the rollback to it must not be called a success.
+    const s = await setup({
+      v1: { adminOpen: true },
+      extra: (appPort) => ({
+        verification: {
+          probe: 'health',
+          passes: 3,
+          timeout: '20s',
+          checks: [
+            { type: 'http', name: 'core-api', url: `http://127.0.0.1:${appPort}/api/items`, max_latency: '500ms' },
+            { type: 'security', name: 'admin-auth', url: `http://127.0.0.1:${appPort}/admin` },
+          ],
+        },
+        notifiers: [{ type: 'webhook', name: 'ops', url_env: 'RG_TEST_HOOK', format: 'json' }],
+      }),
+    });
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const daemon = await inProcess(s);
+    cleanups.push(() => daemon.stop());
+    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1000 });
+    await waitFor(() => daemon.guard.current.phase === 'failed', 30_000);
+    expect(daemon.guard.current.failure).toMatch(/verification failed: admin-auth: .*without authorization -> 200, expected 401 or 403/);
+    const record = daemon.guard.current.rollback!;
+    expect(record.suite?.results?.map((r) => [r.name, r.ok])).toEqual([['core-api', true], ['admin-auth', false]]);
+    await waitFor(() => received.some((e) => e.kind === 'rollback_failed'), 10_000);
+    expect(received.map((e) => e.kind)).toEqual(expect.arrayContaining(['release_detected', 'rollback_started', 'rollback_failed']));
+    expect(received.find((e) => e.kind === 'rollback_failed')!.severity).toBe('critical');
   });
 
   it('sees a crash of the new version on the pm2 bus and rolls back at once', async () => {

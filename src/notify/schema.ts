@@ -1,0 +1,101 @@
+/**
+ * Schema of the notifiers (DESIGN §6): webhooks in generic JSON or Slack-compatible form, each with
+ * its own filters and delivery limits. A webhook URL is a secret (whoever has it can post to the
+ * channel): it may come from a file or the environment and is never logged.
+ */
+import { z } from 'zod';
+import type { NotifyKind } from '../core/types.js';
+
+import { duration, SAFE_NAME } from '../config/schema-helpers.js';
+
+/** Every kind the guard emits, with what it means; the compiler keeps this in step with NotifyKind. */
+export const NOTIFY_KINDS: Record<NotifyKind, string> = {
+  release_detected: 'A new version is running; its release window opened',
+  rule_breached: 'A rule started failing',
+  rule_recovered: 'A failing rule passes again',
+  rule_blind: 'A rule has no data or its source fails',
+  would_roll_back: 'A breach that automation did not act on (paused, rate limit)',
+  rollback_started: 'A rollback began',
+  rollback_finished: 'A rollback finished and was verified',
+  rollback_failed: 'A rollback or its verification failed; automation is frozen',
+  promoted: 'A release window ended clean; the version is the new stable',
+  crash: 'The new version crashed',
+  paused: 'Automation was paused',
+  resumed: 'Automation was resumed',
+  rollback_pending: 'A rollback was decided and waits out the veto window',
+  vetoed: 'A human vetoed a pending rollback',
+  rollback_not_ready: 'A rollback step is not ready (its preflight check found problems)',
+  drill: 'A scheduled or requested rollback drill started or ended',
+};
+const kinds = Object.keys(NOTIFY_KINDS) as [NotifyKind, ...NotifyKind[]];
+
+const webhookNotifier = z
+  .object({
+    type: z.literal('webhook'),
+    name: z
+      .string()
+      .regex(SAFE_NAME, 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit')
+      .describe('Notifier name, used in logs'),
+    url: z
+      .string()
+      .refine((value) => {
+        try {
+          return ['http:', 'https:'].includes(new URL(value).protocol);
+        } catch {
+          return false;
+        }
+      }, 'must be an http:// or https:// URL')
+      .optional()
+      .describe('Webhook URL; prefer url_file or url_env, as the URL is a secret'),
+    url_file: z.string().min(1).optional().describe('File holding the webhook URL (not readable by group or others)'),
+    url_env: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
+      .optional()
+      .describe('Environment variable holding the webhook URL'),
+    format: z
+      .enum(['json', 'slack'])
+      .default('json')
+      .describe('json: the event as a JSON object (ISO time); slack: a Slack incoming-webhook message'),
+    headers: z
+      .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name'), z.string())
+      .default({})
+      .describe('Extra request headers, e.g. an Authorization for a generic receiver (never logged)'),
+    events: z
+      .array(z.enum(kinds))
+      .min(1)
+      .optional()
+      .describe(`Kinds sent (default: all): ${kinds.join(', ')}`),
+    min_severity: z.enum(['info', 'warning', 'critical']).default('info').describe('Less severe events are not sent'),
+    timeout: duration('Per delivery attempt').default(5000),
+    retries: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(3)
+      .describe('Further attempts after a failed one, with exponential backoff (0.5s, 1s, 2s, …)'),
+  })
+  .strict()
+  .refine((n) => [n.url, n.url_file, n.url_env].filter((v) => v !== undefined).length === 1, {
+    message: 'set exactly one of url, url_file or url_env',
+    path: ['url'],
+  });
+
+export const notifierSchema = z.discriminatedUnion('type', [webhookNotifier]);
+
+export const notifiersSchema = z
+  .array(notifierSchema)
+  .default([])
+  .superRefine((notifiers, ctx) => {
+    const seen = new Set<string>();
+    notifiers.forEach((notifier, index) => {
+      if (seen.has(notifier.name)) ctx.addIssue({ code: 'custom', message: `duplicate notifier name "${notifier.name}"`, path: [index, 'name'] });
+      seen.add(notifier.name);
+    });
+  })
+  .describe('Where notifications go; delivery never delays a rollback');
+
+export type NotifierConfig = z.infer<typeof notifierSchema>;
+export type NotifiersInput = z.input<typeof notifiersSchema>;
+export type WebhookNotifierConfig = Extract<NotifierConfig, { type: 'webhook' }>;

@@ -1,0 +1,216 @@
+/**
+ * The webhook notifier: one POST per event, as generic JSON or as a Slack incoming-webhook
+ * message, over node:http(s) with one timer bounding the exchange and the response body capped.
+ *
+ * The URL is a secret (anyone holding a Slack webhook URL can post to the channel), and so are
+ * custom header values: no error message contains either. Messages name the notifier instead.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { formatDuration } from '../config/duration.js';
+import { redactSecret } from '../config/secrets.js';
+import { errorMessage, GuardError } from '../errors.js';
+import { describeNetworkError } from '../probes/http-fetch.js';
+import type { WebhookNotifierConfig } from './schema.js';
+import type { NotificationEvent, Notifier, Severity } from './types.js';
+
+/** Receivers answer with a few bytes ("ok"); anything beyond this is not read. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+/** How much of a refusing receiver's answer is quoted in the error (Slack: "invalid_payload", …). */
+const QUOTED_BYTES = 200;
+
+/** A delivery that failed; `retryable: false` when trying again cannot help (e.g. 404, 400). */
+export class NotifyError extends GuardError {
+  constructor(
+    message: string,
+    code: string,
+    readonly retryable: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, code, undefined, options);
+  }
+}
+
+/** The generic JSON body: the event itself, its time as ISO 8601. */
+export function jsonPayload(event: NotificationEvent): Record<string, unknown> {
+  return {
+    kind: event.kind,
+    severity: event.severity,
+    message: event.message,
+    service: event.service,
+    at: new Date(event.at).toISOString(),
+    release: event.release ?? null,
+  };
+}
+
+const SLACK_COLORS: Record<Severity, string> = { info: '#2eb886', warning: '#daa038', critical: '#a30200' };
+
+/** Slack wants &, < and > escaped in message text. */
+function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * A Slack incoming-webhook message: `text` (shown in notifications and as the fallback) and one
+ * attachment coloured by severity, with service, kind, severity and release fields.
+ */
+export function slackPayload(event: NotificationEvent): Record<string, unknown> {
+  const text = slackEscape(`[${event.severity}] ${event.service}: ${event.message}`);
+  const fields = [
+    { title: 'Service', value: slackEscape(event.service), short: true },
+    { title: 'Kind', value: slackEscape(event.kind), short: true },
+    { title: 'Severity', value: event.severity, short: true },
+  ];
+  if (event.release) {
+    const previous = event.release.previous ?? 'none';
+    fields.push({ title: 'Release', value: slackEscape(`${event.release.version} (previous: ${previous})`), short: true });
+  }
+  return {
+    text,
+    attachments: [
+      {
+        color: SLACK_COLORS[event.severity],
+        fallback: text,
+        text: slackEscape(event.message),
+        fields,
+        footer: 'release-guard',
+        ts: Math.floor(event.at / 1000),
+      },
+    ],
+  };
+}
+
+/**
+ * The webhook URL from `url`, `url_file` (trimmed; must not be readable by group or others) or
+ * `url_env`. Read once, when the notifier is created: a configured secret that cannot be read is
+ * a misconfiguration and must stop start-up. Errors name the file or variable, never the value.
+ */
+export function readWebhookUrl(config: WebhookNotifierConfig, env: NodeJS.ProcessEnv = process.env): URL {
+  const owner = `notifier "${config.name}"`;
+  let text: string | undefined;
+  let source: string;
+  if (config.url !== undefined) {
+    text = config.url;
+    source = 'url';
+  } else if (config.url_file !== undefined) {
+    const file = config.url_file;
+    source = `url_file ${file}`;
+    let mode: number;
+    try {
+      mode = statSync(file).mode;
+      text = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+      throw new GuardError(`${owner}: url_file ${file} cannot be read (${code})`, 'secret_unreadable', 'point url_file at a file readable by the user running release-guard', {
+        cause: error,
+      });
+    }
+    if ((mode & 0o044) !== 0) {
+      throw new GuardError(`${owner}: url_file ${file} is readable by its group or by everyone; run: chmod go-r ${file}`, 'secret_insecure');
+    }
+  } else if (config.url_env !== undefined) {
+    source = `url_env ${config.url_env}`;
+    text = env[config.url_env];
+    if (text === undefined || text.trim() === '') {
+      throw new GuardError(`${owner}: environment variable ${config.url_env} (url_env) is not set`, 'secret_missing', `export ${config.url_env} before starting release-guard, or use url_file`);
+    }
+    text = text.trim();
+  } else {
+    throw new GuardError(`${owner}: set one of url, url_file or url_env`, 'config_invalid');
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new GuardError(`${owner}: ${source} does not hold an http:// or https:// URL`, 'secret_invalid');
+  }
+  return url;
+}
+
+/**
+ * Creates a webhook notifier (reads the URL now; throws a GuardError when it cannot). `send` makes
+ * one attempt bounded by `config.timeout` and `signal`; 2xx is delivered. Failures reject with a
+ * NotifyError: retryable for timeouts, network errors, 408, 425, 429 and 5xx; not for other
+ * statuses (a 404 or 400 will not fix itself). Redirects are not followed.
+ */
+export function createWebhookNotifier(config: WebhookNotifierConfig, env: NodeJS.ProcessEnv = process.env): Notifier {
+  const url = readWebhookUrl(config, env);
+  const owner = `webhook "${config.name}"`;
+  // Everything secret that a message could possibly echo: the URL and its parts, header values.
+  const secrets = [url.href, `${url.pathname}${url.search}`, url.pathname, url.search, url.username, url.password, ...Object.values(config.headers)]
+    .filter((s) => s.length >= 4 && s !== '/')
+    .sort((a, b) => b.length - a.length);
+  const scrub = (text: string) => secrets.reduce((out, secret) => redactSecret(out, secret), text);
+  // No `cause` is attached: a driver error could carry the URL in its own fields.
+  const fail = (message: string, code: string, retryable: boolean) => new NotifyError(scrub(`${owner}: ${message}`), code, retryable);
+
+  return {
+    name: config.name,
+    send(event, signal) {
+      const body = JSON.stringify(config.format === 'slack' ? slackPayload(event) : jsonPayload(event));
+      const headers: Record<string, string> = {
+        'user-agent': 'release-guard',
+        ...config.headers,
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': String(Buffer.byteLength(body)),
+      };
+      return new Promise<void>((resolve, reject) => {
+        if (signal.aborted) {
+          reject(fail('aborted', 'notify_aborted', true));
+          return;
+        }
+        let req: http.ClientRequest | undefined;
+        let settled = false;
+        const finish = (error?: NotifyError) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          // Whatever the outcome, nothing is left open (agent: false, no keep-alive).
+          req?.destroy();
+          if (error) reject(error);
+          else resolve();
+        };
+        const onAbort = () => finish(fail('aborted', 'notify_aborted', true));
+        const timer = setTimeout(() => finish(fail(`timeout after ${formatDuration(config.timeout)}`, 'notify_timeout', true)), config.timeout);
+        signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          req = (url.protocol === 'https:' ? https : http).request(url, { method: 'POST', headers, agent: false });
+        } catch (error) {
+          // e.g. a header value with a newline; rejected before anything is sent.
+          finish(fail(`request could not be sent: ${errorMessage(error)}`, 'notify_invalid', false));
+          return;
+        }
+        req.on('error', (error) => finish(fail(describeNetworkError(error), 'notify_network', true)));
+        req.on('response', (res) => {
+          const status = res.statusCode ?? 0;
+          const chunks: Buffer[] = [];
+          let size = 0;
+          const judge = () => {
+            if (status >= 200 && status < 300) return finish();
+            const quoted = Buffer.concat(chunks).subarray(0, QUOTED_BYTES).toString('utf8').replace(/\s+/g, ' ').trim();
+            const retryable = status >= 500 || status === 408 || status === 425 || status === 429;
+            const why = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
+            finish(fail(`receiver answered ${status}${why}${quoted ? `: ${quoted}` : ''}`, 'notify_rejected', retryable));
+          };
+          res.on('data', (chunk: Buffer) => {
+            if (size < MAX_RESPONSE_BYTES) chunks.push(chunk);
+            size += chunk.length;
+            // The status is all that counts: stop reading a receiver that talks too much.
+            if (size >= MAX_RESPONSE_BYTES) judge();
+          });
+          res.on('end', judge);
+          res.on('error', () => judge());
+          res.on('close', () => {
+            if (!res.complete) judge();
+          });
+        });
+        req.end(body);
+      });
+    },
+  };
+}

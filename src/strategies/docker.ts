@@ -1,0 +1,219 @@
+/**
+ * Docker strategy (the runbook's 容器化回滚, Docker part), every call an argument vector:
+ *
+ * run mode — replace the container with one of the previous image:
+ *   docker inspect --type container --format '{{.Config.Image}} {{.State.Running}}' <container>
+ *   docker stop <container>; docker rm <container>
+ *   docker run -d --name <container> [-p <port>]… [--env-file <file>] <image>:<to>
+ *   then `docker inspect --format '{{.State.Running}} {{.State.Status}}'` every 500 ms until the
+ *   container is seen running twice in a row (fails at once when it has exited).
+ * compose mode — `docker compose -f <compose_file, {to} expanded> up -d`.
+ *
+ * Idempotent: run mode looks before it acts — a container that already runs `<image>:<to>` is
+ * left alone (a resumed plan only waits for it), and "No such container" from stop or rm counts
+ * as done, so a plan that crashed between rm and run converges by running the new container.
+ * `compose up -d` converges by itself.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { DockerStrategyConfig } from '../config/schema.js';
+import { errorMessage, RollbackError } from '../errors.js';
+import { systemClock } from '../shell/clock.js';
+import type { CommandResult } from './command-runner.js';
+import { reportOutput, runProgram, type RunProgramOptions } from './command.js';
+import { expandArg } from './placeholders.js';
+import { stepScope, versionProblem, type StepScope } from './step.js';
+import type { RollbackContext, StrategyFactory } from './types.js';
+
+/** How often a new container's state is read while waiting for it to run. */
+const RUNNING_POLL_MS = 500;
+/** Read-only calls made by `check`. */
+const CHECK_TIMEOUT_MS = 30_000;
+/** docker's answer for a container (or object) that is not there; its wording varies by version. */
+const NO_SUCH = /No such (container|object)/i;
+
+interface ContainerState {
+  image: string;
+  running: boolean;
+}
+
+export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { run }) => {
+  const docker = config.docker;
+
+  /** `<image>:<to>`, refusing an unusable version or a run-mode config without container and image. */
+  function runTarget(to: string): { container: string; ref: string } {
+    const issue = versionProblem(to);
+    if (issue) throw new RollbackError(`refusing to roll back: ${issue}`, 'validate');
+    if (!config.container || !config.image) throw new RollbackError('docker run mode needs container and image', 'validate');
+    return { container: config.container, ref: `${config.image}:${to}` };
+  }
+
+  /** The compose file of `to`, resolved; refuses an unusable version. */
+  function composeFile(ctx: Pick<RollbackContext, 'from' | 'to'>): string {
+    if (!config.compose_file) throw new RollbackError('docker compose mode needs compose_file', 'validate');
+    return path.resolve(expandArg(config.compose_file, ctx));
+  }
+
+  const dockerRun = (scope: StepScope, step: string, args: readonly string[], options?: RunProgramOptions) =>
+    runProgram(run, scope, step, docker, args, options);
+
+  /** The container's image and whether it runs, or null when docker has no such container. */
+  async function inspect(scope: StepScope, container: string): Promise<ContainerState | null> {
+    let result: CommandResult;
+    try {
+      result = await dockerRun(scope, 'inspect', ['inspect', '--type', 'container', '--format', '{{.Config.Image}} {{.State.Running}}', container]);
+    } catch (error) {
+      if (!scope.signal.aborted && NO_SUCH.test(errorMessage(error))) return null;
+      throw error;
+    }
+    const [image = '', running = ''] = (result.stdoutTail.at(-1) ?? '').trim().split(/\s+/);
+    return { image, running: running === 'true' };
+  }
+
+  /** `docker <verb> <container>`, where "No such container" means there is nothing left to do. */
+  async function removeStep(ctx: RollbackContext, scope: StepScope, verb: 'stop' | 'rm', container: string): Promise<void> {
+    try {
+      await dockerRun(scope, verb, [verb, container]);
+    } catch (error) {
+      if (scope.signal.aborted || !NO_SUCH.test(errorMessage(error))) throw error;
+      ctx.progress(`${container}: no such container; ${verb} not needed`);
+    }
+  }
+
+  /** Polls until the container is seen running twice in a row; fails when it has stopped. */
+  async function waitRunning(ctx: RollbackContext, scope: StepScope, container: string): Promise<void> {
+    const args = ['inspect', '--type', 'container', '--format', '{{.State.Running}} {{.State.Status}}', container];
+    let seen = 0;
+    for (let polls = 0; ; polls += 1) {
+      const result = await dockerRun(scope, 'wait-running', args, { announce: polls === 0 });
+      const [running = '', status = 'unknown'] = (result.stdoutTail.at(-1) ?? '').trim().split(/\s+/);
+      if (running === 'true') {
+        seen += 1;
+        if (seen >= 2) return ctx.progress(`${container} is running`);
+      } else if (status === 'exited' || status === 'dead') {
+        throw new RollbackError(`${container} did not stay up: status ${status}${await logTail(scope, container)}`, 'wait-running');
+      } else {
+        seen = 0;
+      }
+      await systemClock.sleep(RUNNING_POLL_MS, scope.signal);
+      if (scope.signal.aborted) {
+        const why = scope.caller.aborted ? 'was cancelled' : `timed out after ${scope.timeoutMs} ms`;
+        throw new RollbackError(`waiting for ${container} to run ${why} (last status ${status})`, 'wait-running');
+      }
+    }
+  }
+
+  /** The container's last log lines, for the error of a container that exited. */
+  async function logTail(scope: StepScope, container: string): Promise<string> {
+    try {
+      const result = await dockerRun(scope, 'wait-running', ['logs', '--tail', '20', container], { announce: false });
+      const lines = [...result.stdoutTail, ...result.stderrTail].slice(-5);
+      return lines.length > 0 ? `; its last log lines: ${lines.join(' | ')}` : '';
+    } catch (error) {
+      return `; docker logs failed too: ${errorMessage(error)}`;
+    }
+  }
+
+  async function executeRun(ctx: RollbackContext): Promise<void> {
+    const { container, ref } = runTarget(ctx.to);
+    const scope = stepScope(ctx, config.timeout);
+    const current = await inspect(scope, container);
+    if (current === null) {
+      ctx.progress(`${container}: no such container (removed by an earlier attempt?)`);
+    } else {
+      ctx.progress(`${container} runs ${current.image} (${current.running ? 'running' : 'not running'})`);
+    }
+    if (current?.image === ref && current.running) {
+      ctx.progress(`${container} already runs ${ref}; not replaced`);
+    } else {
+      if (current !== null) {
+        await removeStep(ctx, scope, 'stop', container);
+        await removeStep(ctx, scope, 'rm', container);
+      }
+      const args = ['run', '-d', '--name', container];
+      for (const port of config.ports) args.push('-p', port);
+      if (config.env_file) args.push('--env-file', path.resolve(config.env_file));
+      args.push(ref);
+      const result = await dockerRun(scope, 'run', args);
+      const id = result.stdoutTail.at(-1)?.trim();
+      if (id) ctx.progress(`started container ${id.slice(0, 12)}`);
+    }
+    await waitRunning(ctx, scope, container);
+  }
+
+  async function executeCompose(ctx: RollbackContext): Promise<void> {
+    const file = composeFile(ctx);
+    const scope = stepScope(ctx, config.timeout);
+    const result = await dockerRun(scope, 'compose-up', ['compose', '-f', file, 'up', '-d']);
+    // compose reports progress on stderr.
+    reportOutput(scope, [...result.stdoutTail, ...result.stderrTail]);
+  }
+
+  async function problems(ctx: RollbackContext): Promise<string[]> {
+    const found: string[] = [];
+    if ((await run.which(docker)) === null) found.push(`${docker} is not installed (not found or not executable)`);
+    if (config.env_file) {
+      const envFile = path.resolve(config.env_file);
+      try {
+        await stat(envFile);
+      } catch (error) {
+        found.push(`env_file ${envFile} cannot be read: ${errorMessage(error)}`);
+      }
+    }
+    if (config.mode === 'compose') {
+      let file: string;
+      try {
+        file = composeFile(ctx);
+      } catch (error) {
+        return [...found, errorMessage(error)];
+      }
+      try {
+        if (!(await stat(file)).isFile()) found.push(`compose file ${file} is not a file`);
+      } catch (error) {
+        found.push(`compose file ${file} cannot be read: ${errorMessage(error)}`);
+      }
+      return found;
+    }
+    let ref: string;
+    try {
+      ref = runTarget(ctx.to).ref;
+    } catch (error) {
+      return [...found, errorMessage(error)];
+    }
+    if (found.length > 0) return found; // without docker, asking about the image only repeats that
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout));
+    try {
+      await dockerRun(scope, 'check', ['image', 'inspect', '--format', '{{.Id}}', ref], { announce: false });
+    } catch (error) {
+      found.push(`image ${ref} is not available locally: ${errorMessage(error)}`);
+    }
+    return found;
+  }
+
+  return {
+    type: 'docker',
+
+    describe({ from, to }) {
+      if (config.mode === 'compose') {
+        let file = config.compose_file ?? '';
+        try {
+          file = composeFile({ from, to });
+        } catch {
+          // An unusable version: shown unexpanded; check and execute refuse it.
+        }
+        return `docker: compose -f ${file} up -d`;
+      }
+      return `docker: replace container ${config.container ?? '?'} with ${config.image ?? '?'}:${to}`;
+    },
+
+    async check(ctx) {
+      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+      return problems(ctx);
+    },
+
+    async execute(ctx) {
+      if (config.mode === 'compose') return executeCompose(ctx);
+      return executeRun(ctx);
+    },
+  };
+};

@@ -1,0 +1,223 @@
+/**
+ * Git strategy (the runbook's slow path, 代码回滚): put the working tree back on the previous
+ * release's tag, reinstall, rebuild and restart.
+ *   1. record `git status --porcelain` and HEAD as progress (what `--force` is about to discard);
+ *   2. `git fetch --all --tags` when the tree has a remote (a failed fetch is reported and the
+ *      local tags are used: a rollback must not depend on the network if the tag is already here);
+ *   3. `git checkout --force refs/tags/<tag_prefix><to>` — the full ref, so a branch that happens
+ *      to share the tag's name can never be picked instead; skipped when HEAD is already there
+ *      and the tree is clean; HEAD is then checked against the tag's commit;
+ *   4. `install` and `build` (argument vectors, `{from}`/`{to}` expanded) run in `dir`;
+ *   5. `pm2 restart <pm2_app>` and wait until every instance is online.
+ * Idempotent: every step converges — a second checkout of the same tag changes nothing, install
+ * and build rebuild the same tree, and a restart of a running app is harmless. Untracked files
+ * (build output, node_modules, .env) are left alone, never `git clean`ed; install and build
+ * overwrite what they produce.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { GitStrategyConfig } from '../config/schema.js';
+import { errorMessage, RollbackError } from '../errors.js';
+import type { CommandResult } from './command-runner.js';
+import { commandLine, reportOutput, runProgram, type RunProgramOptions } from './command.js';
+import { expandArgs } from './placeholders.js';
+import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
+import type { RollbackContext, StrategyFactory } from './types.js';
+
+/** A fetch that hangs (unreachable remote) must not use up the whole step. */
+const FETCH_TIMEOUT_MS = 120_000;
+/** Budget of each read-only git call made by `check`. */
+const CHECK_TIMEOUT_MS = 30_000;
+/** git must never stop to ask for credentials: there is nobody to answer. */
+const NO_PROMPT = { GIT_TERMINAL_PROMPT: '0' };
+
+type Outcome = { ok: true; result: CommandResult } | { ok: false; error: unknown };
+
+export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, run }) => {
+  const dir = path.resolve(config.dir);
+  const tagOf = (to: string) => `${config.tag_prefix}${to}`;
+  const refOf = (to: string) => `refs/tags/${tagOf(to)}`;
+
+  /** `git -C dir <args>` inside the scope. */
+  const git = (scope: StepScope, step: string, args: readonly string[], options: RunProgramOptions = {}) =>
+    runProgram(run, scope, step, 'git', ['-C', dir, ...args], { env: NO_PROMPT, ...options });
+
+  const attempt = async (work: () => Promise<CommandResult>): Promise<Outcome> => {
+    try {
+      return { ok: true, result: await work() };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  };
+
+  /** The commit the tag of `to` points at, or null when there is no such tag in `dir`. */
+  async function tagCommit(scope: StepScope, step: string, to: string, announce: boolean): Promise<string | null> {
+    const found = await attempt(() =>
+      git(scope, step, ['rev-parse', '--verify', '--quiet', `${refOf(to)}^{commit}`], { announce }),
+    );
+    if (!found.ok) {
+      if (scope.signal.aborted) throw found.error;
+      return null; // --quiet: exit 1 and no output is how rev-parse says "no such ref"
+    }
+    return found.result.stdoutTail[0]?.trim() ?? null;
+  }
+
+  async function remotes(scope: StepScope, step: string, announce: boolean): Promise<string[]> {
+    const result = await git(scope, step, ['remote'], { announce });
+    return result.stdoutTail.map((line) => line.trim()).filter(Boolean);
+  }
+
+  /** install and build, expanded; throws the `validate` RollbackError for an unusable version. */
+  function commands(ctx: Pick<RollbackContext, 'from' | 'to'>): { name: 'install' | 'build'; argv: string[] }[] {
+    const list: { name: 'install' | 'build'; argv: string[] }[] = [];
+    if (config.install) list.push({ name: 'install', argv: expandArgs(config.install, ctx) });
+    if (config.build) list.push({ name: 'build', argv: expandArgs(config.build, ctx) });
+    return list;
+  }
+
+  /** Everything that would make `execute` fail; read-only (it asks remotes, never fetches). */
+  async function problems(ctx: RollbackContext): Promise<string[]> {
+    const versionIssue = versionProblem(ctx.to);
+    if (versionIssue) return [versionIssue];
+    const found: string[] = [];
+    let programs: { name: string; argv: string[] }[] = [];
+    try {
+      programs = commands(ctx);
+    } catch (error) {
+      found.push(errorMessage(error));
+    }
+    for (const { name, argv } of programs) {
+      const [program] = argv;
+      if (program === undefined) continue;
+      // A relative program path (./scripts/build.sh) is resolved from dir, where it runs.
+      if ((await run.which(program.includes('/') ? path.resolve(dir, program) : program)) === null) {
+        found.push(`${name} program ${program} is not installed (not found or not executable)`);
+      }
+    }
+    if (config.pm2_app) {
+      try {
+        if ((await pm2.describe(config.pm2_app)).length === 0) found.push(`pm2 does not know app "${config.pm2_app}"`);
+      } catch (error) {
+        found.push(`could not ask pm2 about app "${config.pm2_app}": ${errorMessage(error)}`);
+      }
+    }
+
+    if ((await run.which('git')) === null) return [...found, 'git is not installed (not found on PATH)'];
+    try {
+      if (!(await stat(dir)).isDirectory()) return [...found, `${dir} is not a directory`];
+    } catch (error) {
+      return [...found, `${dir} cannot be used: ${errorMessage(error)}`];
+    }
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout));
+    const inside = await attempt(() => git(scope, 'check', ['rev-parse', '--is-inside-work-tree'], { announce: false }));
+    if (!inside.ok || inside.result.stdoutTail[0]?.trim() !== 'true') {
+      const why = inside.ok ? 'it is a bare repository' : errorMessage(inside.error);
+      return [...found, `${dir} is not a git work tree (${why})`];
+    }
+    if ((await tagCommit(scope, 'check', ctx.to, false)) !== null) return found;
+
+    // Not here yet; execute fetches first, so a tag on a remote is fine.
+    const tag = tagOf(ctx.to);
+    const names = await remotes(scope, 'check', false);
+    if (names.length === 0) return [...found, `tag ${tag} does not exist in ${dir}, which has no remote to fetch it from`];
+    const unreachable: string[] = [];
+    for (const remote of names) {
+      const listed = await attempt(() =>
+        git(scope, 'check', ['ls-remote', '--tags', remote, refOf(ctx.to)], { announce: false }),
+      );
+      if (listed.ok && listed.result.stdoutTail.length > 0) return found;
+      if (!listed.ok) unreachable.push(`${remote} (${errorMessage(listed.error)})`);
+    }
+    const asked = unreachable.length > 0 ? `; could not ask ${unreachable.join(', ')}` : '';
+    return [...found, `tag ${tag} exists neither in ${dir} nor on its remotes (${names.join(', ')})${asked}`];
+  }
+
+  async function checkout(ctx: RollbackContext, scope: StepScope): Promise<void> {
+    const inside = await git(scope, 'check', ['rev-parse', '--is-inside-work-tree'], { announce: false });
+    if (inside.stdoutTail[0]?.trim() !== 'true') throw new RollbackError(`${dir} is not a git work tree`, 'check');
+
+    // What `checkout --force` is about to discard, kept in the record before it is gone.
+    const status = await git(scope, 'status', ['status', '--porcelain']);
+    if (status.stdoutTail.length === 0) ctx.progress('working tree clean');
+    else {
+      ctx.progress(`working tree changes before checkout (tracked ones are discarded by --force; untracked files stay):`);
+      reportOutput(scope, status.stdoutTail);
+    }
+    const head = (await git(scope, 'status', ['rev-parse', 'HEAD'], { announce: false })).stdoutTail[0]?.trim() ?? '';
+    ctx.progress(`HEAD was ${head}`);
+
+    const names = await remotes(scope, 'fetch', false);
+    if (names.length === 0) {
+      ctx.progress('no remote: git fetch skipped, using the tags in the working tree');
+    } else {
+      const fetched = await attempt(() => git(scope, 'fetch', ['fetch', '--all', '--tags'], { timeoutMs: FETCH_TIMEOUT_MS }));
+      if (!fetched.ok) {
+        if (scope.signal.aborted) throw fetched.error;
+        ctx.progress(`git fetch failed, using the tags already in the working tree: ${errorMessage(fetched.error)}`);
+      }
+    }
+
+    const tag = tagOf(ctx.to);
+    const target = await tagCommit(scope, 'checkout', ctx.to, true);
+    if (target === null) {
+      throw new RollbackError(
+        `tag ${tag} does not exist in ${dir}${names.length > 0 ? ` (nor on ${names.join(', ')} after fetching)` : ''}; ` +
+          `tag each release as ${config.tag_prefix}<version>`,
+        'checkout',
+      );
+    }
+    if (head === target && status.stdoutTail.every((line) => line.startsWith('??'))) {
+      ctx.progress(`already at ${tag} (${target}) with no tracked changes; checkout skipped`);
+      return;
+    }
+    await git(scope, 'checkout', ['checkout', '--force', refOf(ctx.to)]);
+    const now = (await git(scope, 'checkout', ['rev-parse', 'HEAD'], { announce: false })).stdoutTail[0]?.trim();
+    if (now !== target) {
+      throw new RollbackError(`after checking out ${tag}, HEAD is ${now ?? 'unknown'}, not ${target}`, 'checkout');
+    }
+    ctx.progress(`HEAD is now ${target} (${tag})`);
+  }
+
+  return {
+    type: 'git',
+
+    describe({ from, to }) {
+      const steps = [`git checkout ${tagOf(to)} in ${dir}`];
+      try {
+        for (const { argv } of commands({ from, to })) steps.push(commandLine(argv[0] ?? '', argv.slice(1)));
+      } catch {
+        // An unusable version: describe stays informative; check and execute refuse it.
+      }
+      if (config.pm2_app) steps.push(`pm2 restart ${config.pm2_app}`);
+      return `git: ${steps.join(', ')}`;
+    },
+
+    async check(ctx) {
+      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+      return problems(ctx);
+    },
+
+    async execute(ctx) {
+      const versionIssue = versionProblem(ctx.to);
+      if (versionIssue) throw new RollbackError(`refusing to roll back: ${versionIssue}`, 'validate');
+      const programs = commands(ctx);
+      if ((await run.which('git')) === null) throw new RollbackError('git is not installed (not found on PATH)', 'check');
+      const scope = stepScope(ctx, config.timeout);
+
+      await checkout(ctx, scope);
+      for (const { name, argv } of programs) {
+        const [program, ...args] = argv;
+        if (program === undefined) continue;
+        const result = await runProgram(run, scope, name, program, args, { cwd: dir });
+        reportOutput(scope, result.stdoutTail);
+      }
+
+      if (config.pm2_app) {
+        const app = config.pm2_app;
+        ctx.progress(`pm2 restart ${app}`);
+        await within(scope, 'restart', `pm2 restart ${app}`, () => pm2.restart(app));
+        await waitUntilOnline(pm2, app, scope, 'wait-online');
+      }
+    },
+  };
+};

@@ -1,0 +1,191 @@
+/**
+ * Kubernetes strategy (the runbook's 容器化回滚, Kubernetes part, and k8s-rollback.sh):
+ *   kubectl [--context c] -n <ns> rollout history deployment/<d>      (recorded: 查看部署历史)
+ *   kubectl [--context c] -n <ns> rollout undo deployment/<d> [--to-revision=N]
+ *   kubectl [--context c] -n <ns> rollout status deployment/<d> --timeout=<timeout>s
+ *
+ * Idempotency. `rollout undo` is not idempotent: undo copies the target revision's template into
+ * a new, highest revision, so a second undo "rolls back the rollback" to the bad release. Before
+ * undoing, the step reads the deployment's current revision (its
+ * `deployment.kubernetes.io/revision` annotation) and records `{revisionBefore, targetRevision}`
+ * in `<dataDir>/kubernetes.json` (atomically). Run again — a plan resumed after a crash — with
+ * that record present and the revision now above `revisionBefore`, the undo has happened and is
+ * skipped; only `rollout status` is waited for. With the revision still at `revisionBefore`, the
+ * undo never took effect and is issued again. (A deploy made between the crash and the resume
+ * also moves the revision on; the step then does not undo it either, which is the safe side.)
+ *
+ * The rollback target is a revision, not a version: `to` is not passed to kubectl; the guard's
+ * verification confirms that the previous version answers.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { KubernetesStrategyConfig } from '../config/schema.js';
+import { errorMessage, RollbackError } from '../errors.js';
+import { reportOutput, runProgram, type RunProgramOptions } from './command.js';
+import { stepScope, type StepScope } from './step.js';
+import type { RollbackContext, StrategyFactory } from './types.js';
+
+/** What the step records before `rollout undo`, so a resumed run can tell whether it happened. */
+export interface UndoRecord {
+  schemaVersion: 1;
+  namespace: string;
+  deployment: string;
+  /** The deployment's revision before the undo. */
+  revisionBefore: number;
+  /** The revision undone to: `to_revision`, or the previous one in the history (null if none). */
+  targetRevision: number | null;
+  at: string;
+}
+
+/** File name of the UndoRecord inside the step's data directory. */
+export const UNDO_RECORD = 'kubernetes.json';
+const CHECK_TIMEOUT_MS = 30_000;
+const REVISION_JSONPATH = 'jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}';
+
+/** Revision numbers listed by `kubectl rollout history` (the lines under `REVISION  CHANGE-CAUSE`). */
+export function parseHistory(lines: readonly string[]): number[] {
+  return lines
+    .map((line) => /^\s*(\d+)(\s|$)/.exec(line)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
+}
+
+export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (config, { run }) => {
+  const target = `deployment/${config.deployment}`;
+  const global = [...(config.context ? ['--context', config.context] : []), '-n', config.namespace];
+  const undoArgs = ['rollout', 'undo', target, ...(config.to_revision ? [`--to-revision=${config.to_revision}`] : [])];
+
+  const kubectl = (scope: StepScope, step: string, args: readonly string[], options?: RunProgramOptions) =>
+    runProgram(run, scope, step, config.kubectl, [...global, ...args], options);
+
+  async function history(scope: StepScope, step: string, announce: boolean): Promise<{ lines: string[]; revisions: number[] }> {
+    const lines = (await kubectl(scope, step, ['rollout', 'history', target], { announce })).stdoutTail;
+    return { lines, revisions: parseHistory(lines) };
+  }
+
+  async function currentRevision(scope: StepScope, step: string): Promise<number> {
+    const result = await kubectl(scope, step, ['get', target, '-o', REVISION_JSONPATH], { announce: false });
+    const text = (result.stdoutTail.at(-1) ?? '').trim();
+    const revision = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(revision)) {
+      throw new RollbackError(`${target} in ${config.namespace} has no revision annotation (got "${text}")`, step);
+    }
+    return revision;
+  }
+
+  async function readRecord(file: string): Promise<UndoRecord | null> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new RollbackError(`${file} cannot be read: ${errorMessage(error)}`, 'undo', { cause: error });
+    }
+    let record: Partial<UndoRecord>;
+    try {
+      record = JSON.parse(text) as Partial<UndoRecord>;
+    } catch (error) {
+      throw new RollbackError(`${file} is not valid JSON; remove it only if no undo was issued`, 'undo', { cause: error });
+    }
+    if (record.schemaVersion !== 1 || typeof record.revisionBefore !== 'number') {
+      throw new RollbackError(`${file} is not an undo record (schemaVersion 1); remove it only if no undo was issued`, 'undo');
+    }
+    if (record.deployment !== config.deployment || record.namespace !== config.namespace) {
+      throw new RollbackError(
+        `${file} records an undo of deployment/${record.deployment} in ${record.namespace}, not ${target} in ${config.namespace}`,
+        'undo',
+      );
+    }
+    return record as UndoRecord;
+  }
+
+  async function writeRecord(file: string, record: UndoRecord): Promise<void> {
+    const temp = `${file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flush: true });
+      await rename(temp, file);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw new RollbackError(`could not record the undo in ${file}: ${errorMessage(error)}`, 'undo', { cause: error });
+    }
+  }
+
+  async function problems(ctx: RollbackContext): Promise<string[]> {
+    if ((await run.which(config.kubectl)) === null) return [`${config.kubectl} is not installed (not found or not executable)`];
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout));
+    try {
+      await kubectl(scope, 'check', ['get', target, '-o', 'name'], { announce: false });
+    } catch (error) {
+      return [`${target} cannot be read in namespace ${config.namespace}: ${errorMessage(error)}`];
+    }
+    if (config.to_revision === undefined) return [];
+    try {
+      const { revisions } = await history(scope, 'check', false);
+      if (!revisions.includes(config.to_revision)) {
+        return [`revision ${config.to_revision} is not in the rollout history of ${target} (it has ${revisions.join(', ') || 'none'})`];
+      }
+    } catch (error) {
+      return [`rollout history of ${target} cannot be read: ${errorMessage(error)}`];
+    }
+    return [];
+  }
+
+  return {
+    type: 'kubernetes',
+
+    describe() {
+      const to = config.to_revision ? ` --to-revision=${config.to_revision}` : '';
+      return `kubernetes: rollout undo ${target}${to} in ${config.namespace}${config.context ? ` (context ${config.context})` : ''}, wait for rollout status`;
+    },
+
+    async check(ctx) {
+      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+      return problems(ctx);
+    },
+
+    async execute(ctx) {
+      const scope = stepScope(ctx, config.timeout);
+      const recordFile = path.join(ctx.dataDir, UNDO_RECORD);
+
+      const { lines, revisions } = await history(scope, 'history', true);
+      reportOutput(scope, lines);
+      const revision = await currentRevision(scope, 'history');
+      const record = await readRecord(recordFile);
+
+      if (record && revision > record.revisionBefore) {
+        ctx.progress(
+          `undo already done: ${target} is at revision ${revision}, past ${record.revisionBefore} recorded before the undo ` +
+            `(a second undo would return to the bad release); not undoing again`,
+        );
+      } else {
+        if (config.to_revision !== undefined && !revisions.includes(config.to_revision)) {
+          throw new RollbackError(
+            `revision ${config.to_revision} is not in the rollout history of ${target} (it has ${revisions.join(', ') || 'none'})`,
+            'undo',
+          );
+        }
+        if (record) {
+          ctx.progress(`an earlier undo was recorded but ${target} is still at revision ${revision}; undoing again`);
+        } else {
+          const previous = revisions.filter((r) => r < revision).sort((a, b) => b - a)[0] ?? null;
+          await writeRecord(recordFile, {
+            schemaVersion: 1,
+            namespace: config.namespace,
+            deployment: config.deployment,
+            revisionBefore: revision,
+            targetRevision: config.to_revision ?? previous,
+            at: new Date().toISOString(),
+          });
+        }
+        const result = await kubectl(scope, 'undo', undoArgs);
+        reportOutput(scope, result.stdoutTail);
+      }
+
+      const seconds = Math.max(1, Math.ceil(config.timeout / 1000));
+      const status = await kubectl(scope, 'status', ['rollout', 'status', target, `--timeout=${seconds}s`]);
+      reportOutput(scope, status.stdoutTail);
+      ctx.progress(`${target} is at revision ${await currentRevision(scope, 'status')} (was ${record?.revisionBefore ?? revision})`);
+    },
+  };
+};
