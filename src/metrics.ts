@@ -30,7 +30,10 @@ export class GuardMetrics {
     for (const phase of PHASES) this.state.set({ state: phase }, 0);
     for (const rule of RULE_NAMES) this.ruleBreached.set({ rule }, 0);
     this.ruleBreached.set({ rule: 'crash' }, 0);
-    this.rollbacks.inc({ trigger: 'rule', outcome: 'rolled_back' }, 0);
+    // Every series exists from the start, so increase() sees the first rollback of each kind.
+    for (const trigger of ['rule', 'crash', 'manual'] as const) {
+      for (const outcome of ['rolled_back', 'failed'] as const) this.rollbacks.inc({ trigger, outcome }, 0);
+    }
   }
 
   observeState(state: GuardState): void {
