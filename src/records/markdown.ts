@@ -11,6 +11,8 @@ export interface RecordDetails {
   verificationProbe: string;
   requiredPasses: number;
   logs: string[];
+  /** File name of the timeline SVG written beside the record, if any. */
+  timeline?: string;
 }
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : '—');
@@ -39,6 +41,7 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
   lines.push(`| plan finished | ${iso(record.executedAt)} | ${since(fault, record.executedAt)} |`);
   lines.push(`| ${record.outcome === 'rolled_back' ? 'verified' : 'failed'} | ${iso(record.finishedAt)} | ${since(fault, record.finishedAt)} |`);
   lines.push('', `Release window length until the decision: ${formatDuration(breach.decidedAt - release.startedAt)}.`, '');
+  if (details.timeline) lines.push(`![release window timeline](${details.timeline})`, '');
   if (breach.verdicts.length > 0) {
     lines.push('## Rules at the decision', '');
     lines.push('| rule | outcome | observed | threshold | detail |', '| --- | --- | --- | --- | --- |');

@@ -20,6 +20,8 @@ import type { GuardMetrics } from '../metrics.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
 import type { Probe } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
+import { renderTimelineSvg } from '../records/timeline-svg.js';
+import { windowTimeline } from '../records/window-series.js';
 import type { Baselines, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
@@ -344,9 +346,10 @@ export class Guard implements GuardControl {
     if (pm2 && config.pm2) {
       logs = await pm2.logTail(config.pm2.app, 40).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
     }
-    const details = { service: config.service, verificationProbe: config.verification.probe, requiredPasses: config.verification.passes, logs };
+    const svg = renderTimelineSvg(windowTimeline(record, this.samples, this.probeTypes, config.service));
+    const details = { service: config.service, verificationProbe: config.verification.probe, requiredPasses: config.verification.passes, logs, timeline: `${record.id}.svg` };
     try {
-      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs });
+      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs }, svg);
       log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
     } catch (error) {
       log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });

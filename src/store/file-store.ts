@@ -88,11 +88,12 @@ export class FileStore implements StateStore {
     return writeFileAtomic(join(this.dir, 'baselines.json'), JSON.stringify(baselines, null, 2), this.dir);
   }
 
-  async writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>) {
+  async writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>, svg?: string) {
     if (!RECORD_ID.test(record.id)) throw new StoreError(`unsafe record id ${JSON.stringify(record.id)}`, 'store_id');
     const json = join(this.records, `${record.id}.json`);
     const md = join(this.records, `${record.id}.md`);
     await writeFileAtomic(json, JSON.stringify({ ...record, ...extra }, null, 2), this.records);
+    if (svg !== undefined) await writeFileAtomic(join(this.records, `${record.id}.svg`), svg, this.records);
     await writeFileAtomic(md, markdown, this.records);
     return { json, markdown: md };
   }

@@ -13,8 +13,8 @@ export interface StateStore {
   saveState(state: GuardState): Promise<void>;
   loadBaselines(): Promise<Baselines>;
   saveBaselines(baselines: Baselines): Promise<void>;
-  /** Writes `<id>.json` and `<id>.md`; returns their paths. */
-  writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>): Promise<{ json: string; markdown: string }>;
+  /** Writes `<id>.json`, `<id>.md` and, when given, the timeline picture `<id>.svg`; returns their paths. */
+  writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>, svg?: string): Promise<{ json: string; markdown: string }>;
   listRecords(): Promise<(RollbackRecord & Record<string, unknown>)[]>;
   readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string } | null>;
   /** Writes `drills/<id>.json` and `.md`; returns the Markdown path. */

@@ -3,7 +3,7 @@
  * rolls a bad one back with the releases strategy, proves the old version answers, promotes a
  * good one, and survives SIGKILL in the middle of a rollback without rolling back twice.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,8 @@ import type { GuardState } from '../../src/core/types.js';
 import { createLogger } from '../../src/log.js';
 import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
 import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { ensureDebianPackage } from '../helpers/apt.js';
+import { decodePng } from '../helpers/png.js';
 import { buildRelease, createPm2Sandbox, freePort, getJson, pointCurrent, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 
 const APP = 'web';
@@ -104,11 +106,25 @@ describe('guarding a pm2 app', () => {
     // The record is an effect of the transition to rolled_back: it lands just after the state does.
     const records = await waitFor(async () => {
       const names = (await readdir(join(s.stateDir, 'rollbacks'))).sort();
-      return names.length === 2 ? names : null;
+      return names.length === 3 ? names : null;
     }, 5000);
     const md = await readFile(join(s.stateDir, 'rollbacks', records.find((r) => r.endsWith('.md'))!), 'utf8');
     expect(md).toContain('# Rollback: web v2 → v1');
     expect(md).toMatch(/health: 3 consecutive failures >= 3/);
+
+    // The record's picture of the window renders with a real SVG renderer and marks the events.
+    const svgName = records.find((r) => r.endsWith('.svg'))!;
+    expect(md).toContain(`![release window timeline](${svgName})`);
+    const svg = await readFile(join(s.stateDir, 'rollbacks', svgName), 'utf8');
+    for (const label of ['release v2', 'breach: health', 'rolled back to v1', 'verified']) expect(svg).toContain(label);
+    const rsvg = (await ensureDebianPackage('rsvg-convert', 'librsvg2-bin')).path;
+    const png = join(s.stateDir, 'timeline.png');
+    await new Promise<void>((resolve, reject) =>
+      execFile(rsvg, ['-f', 'png', '-o', png, join(s.stateDir, 'rollbacks', svgName)], (error) => (error ? reject(error) : resolve())),
+    );
+    const image = decodePng(await readFile(png));
+    expect(image.width).toBe(900);
+    expect(new Set(Array.from({ length: 200 }, (_, i) => image.pixels.readUInt32BE(((i * 7919) % (image.width * image.height)) * 4))).size).toBeGreaterThan(2);
 
     const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
     expect(metrics).toMatch(/release_guard_rollbacks_total\{trigger="rule",outcome="rolled_back"\} 1/);
@@ -281,7 +297,7 @@ describe('guarding a pm2 app', () => {
     expect(state.autoRollbacks.filter((r) => r.version === 'v2')).toHaveLength(1);
     expect(state.history.filter((h) => h.version === 'v2')).toEqual([expect.objectContaining({ status: 'rolled_back' })]);
     expect(await version(s)).toBe('v1');
-    await waitFor(async () => (await readdir(join(s.stateDir, 'rollbacks'))).length === 2, 5000);
+    await waitFor(async () => (await readdir(join(s.stateDir, 'rollbacks'))).length === 3, 5000);
     expect((await readdir(join(s.stateDir, 'rollbacks'))).filter((n) => n.endsWith('.json'))).toHaveLength(1);
 
     second.kill('SIGTERM');
