@@ -18,6 +18,8 @@ export class GuardMetrics {
   private readonly rollbacks = new Counter({ name: 'release_guard_rollbacks_total', help: 'Rollbacks by trigger and outcome', labelNames: ['trigger', 'outcome'] as const, registers: [this.registry] });
   private readonly rollbackDuration = new Histogram({ name: 'release_guard_rollback_duration_seconds', help: 'From rollback decision to verified (or failed)', buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600], registers: [this.registry] });
   private readonly detection = new Histogram({ name: 'release_guard_detection_seconds', help: 'From the first bad evidence of a fault to the rollback decision', buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
+  private readonly stepSeconds = new Gauge({ name: 'release_guard_rollback_step_seconds', help: 'Duration of each step of the last rollback plan, by step and outcome', labelNames: ['step', 'outcome'] as const, registers: [this.registry] });
+  private readonly stepRunning = new Gauge({ name: 'release_guard_rollback_step_running', help: '1 while a rollback step runs (label: the step)', labelNames: ['step'] as const, registers: [this.registry] });
   private readonly ready = new Gauge({ name: 'release_guard_rollback_ready', help: '1 when every rollback step passed its readiness check at the last preflight', registers: [this.registry] });
   private readonly readinessProblems = new Gauge({ name: 'release_guard_rollback_problems', help: 'Readiness problems found at the last preflight, per step', labelNames: ['step'] as const, registers: [this.registry] });
   private readonly drillDuration = new Gauge({ name: 'release_guard_drill_duration_seconds', help: 'Duration of each leg of the last rollback drill (rollback, roll forward), plan to verified', labelNames: ['leg'] as const, registers: [this.registry] });
@@ -62,6 +64,17 @@ export class GuardMetrics {
     this.rollbacks.inc({ trigger, outcome });
     this.rollbackDuration.observe(Math.max(0, finishedAt - startedAt) / 1000);
     this.lastRollback.set(finishedAt / 1000);
+  }
+
+  stepStarted(index: number, type: string): void {
+    if (index === 0) this.stepSeconds.reset();
+    this.stepRunning.reset();
+    this.stepRunning.set({ step: `${index + 1}-${type}` }, 1);
+  }
+
+  stepFinished(index: number, type: string, ok: boolean, seconds: number): void {
+    this.stepRunning.reset();
+    this.stepSeconds.set({ step: `${index + 1}-${type}`, outcome: ok ? 'ok' : 'failed' }, seconds);
   }
 
   observePreflight(ready: boolean, problemsPerStep: readonly { index: number; type: string; problems: readonly string[] }[]): void {

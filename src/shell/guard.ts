@@ -177,11 +177,18 @@ export class Guard implements GuardControl {
   private async executeRollback(effect: Extract<Effect, { type: 'rollback' }>): Promise<void> {
     const { config, clock, log } = this.deps;
     log.warn(`rollback ${effect.from} -> ${effect.to} (attempt ${effect.attempt}, from step ${effect.fromStep + 1}): ${effect.breach.reason}`, { component: 'rollback' });
+    const startedAt = new Map<number, number>();
     const hooks = {
-      stepStarted: async (index: number, stepType: string, description: string) =>
-        void (await this.dispatch({ type: 'stepStarted', index, stepType, description, at: clock.now() })),
-      stepFinished: async (index: number, ok: boolean, output: string[], error?: string) =>
-        void (await this.dispatch({ type: 'stepFinished', index, ok, output, ...(error ? { error } : {}), at: clock.now() })),
+      stepStarted: async (index: number, stepType: string, description: string) => {
+        startedAt.set(index, clock.now());
+        this.deps.metrics.stepStarted(index, stepType);
+        await this.dispatch({ type: 'stepStarted', index, stepType, description, at: clock.now() });
+      },
+      stepFinished: async (index: number, ok: boolean, output: string[], error?: string) => {
+        const stepType = this.deps.plan[index]!.config.type;
+        this.deps.metrics.stepFinished(index, stepType, ok, (clock.now() - (startedAt.get(index) ?? clock.now())) / 1000);
+        await this.dispatch({ type: 'stepFinished', index, ok, output, ...(error ? { error } : {}), at: clock.now() });
+      },
     };
     let result;
     try {

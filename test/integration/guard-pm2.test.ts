@@ -130,6 +130,7 @@ describe('guarding a pm2 app', () => {
     expect(metrics).toMatch(/release_guard_rollbacks_total\{trigger="rule",outcome="rolled_back"\} 1/);
     expect(metrics).toMatch(/release_guard_state\{state="rolled_back"\} 1/);
     expect(metrics).toMatch(/release_guard_detection_seconds_count 1/);
+    expect(metrics).toMatch(/release_guard_rollback_step_seconds\{step="1-releases",outcome="ok"\} \d/);
 
     // The control API refuses a request without the token and the state does not change.
     const refused = await fetch(`${daemon.url}/rollback`, { method: 'POST', body: JSON.stringify({ reason: 'x' }), headers: { 'content-type': 'application/json' } });
