@@ -12,12 +12,14 @@ import { errorMessage } from '../errors.js';
 export interface FetchOptions {
   method?: string;
   headers?: Record<string, string>;
+  /** A request body (e.g. a login check's JSON); content-length is set from it. */
+  body?: string | undefined;
   /** Bounds the whole exchange: connect, headers and body. */
   timeoutMs: number;
   /** Larger bodies fail the exchange, whether declared by content-length or streamed. */
   maxBodyBytes: number;
-  /** An https.Agent for https: URLs. */
-  agent: http.Agent;
+  /** An https.Agent for https: URLs; false for a fresh connection closed afterwards. */
+  agent: http.Agent | false;
   signal: AbortSignal;
 }
 
@@ -69,7 +71,11 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
     try {
       const transport = target.protocol === 'https:' ? https : http;
       const requestOptions: http.RequestOptions = { method: options.method ?? 'GET', agent: options.agent };
-      if (options.headers !== undefined) requestOptions.headers = options.headers;
+      const headers: Record<string, string> = { ...options.headers };
+      if (options.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) {
+        headers['content-length'] = String(Buffer.byteLength(options.body));
+      }
+      requestOptions.headers = headers;
       req = transport.request(target, requestOptions);
     } catch (error) {
       // e.g. a header value with a newline: rejected synchronously before anything is sent.
@@ -99,7 +105,7 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
         if (!res.complete) finish({ failure: 'connection closed before the body was complete' });
       });
     });
-    req.end();
+    req.end(options.body);
   });
 }
 

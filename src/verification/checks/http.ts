@@ -7,12 +7,9 @@
  * capped while it streams, nothing lingers after a failure) but able to send a request body,
  * which a login check needs.
  */
-import http from 'node:http';
-import https from 'node:https';
-import { performance } from 'node:perf_hooks';
 import { formatDuration } from '../../config/duration.js';
-import { errorMessage } from '../../errors.js';
-import { describeNetworkError, type Exchange } from '../../probes/http-fetch.js';
+import { percentile } from '../../core/rules.js';
+import { fetchCapped, type Exchange } from '../../probes/http-fetch.js';
 import type { HttpCheckConfig } from '../schema.js';
 import type { CheckResult, VerificationContext } from '../suite.js';
 
@@ -27,69 +24,11 @@ export interface RequestOptions {
 }
 
 /**
- * Performs one request without following redirects. Resolves exactly once and never rejects;
- * destroys the socket on every failure. Failure texts never contain header values or the body.
+ * One request without following redirects, on a fresh connection (a verification observes the
+ * service as a new client would, and leaves no sockets behind). Never rejects.
  */
 export function sendRequest(target: URL, options: RequestOptions): Promise<Exchange> {
-  const started = performance.now();
-  const { signal } = options;
-  if (signal.aborted) return Promise.resolve({ failure: 'aborted', latencyMs: 0 });
-
-  return new Promise((resolve) => {
-    let req: http.ClientRequest | undefined;
-    let status: number | undefined;
-    let settled = false;
-    const finish = (outcome: { body?: Buffer; failure?: string }) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      if (outcome.failure !== undefined) req?.destroy();
-      const result: Exchange = { ...outcome, latencyMs: performance.now() - started };
-      if (status !== undefined) result.status = status;
-      resolve(result);
-    };
-    const onAbort = () => finish({ failure: 'aborted' });
-    const timer = setTimeout(() => finish({ failure: `timeout after ${formatDuration(options.timeoutMs)}` }), options.timeoutMs);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const tooLarge = `body larger than ${options.maxBodyBytes} bytes`;
-
-    const headers: Record<string, string> = { ...options.headers };
-    if (options.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) {
-      headers['content-length'] = String(Buffer.byteLength(options.body));
-    }
-    try {
-      const transport = target.protocol === 'https:' ? https : http;
-      // agent: false: a fresh connection per request, closed afterwards; a verification must
-      // observe the service as a new client would, and leave no sockets behind.
-      req = transport.request(target, { method: options.method, headers, agent: false });
-    } catch (error) {
-      finish({ failure: `request could not be sent: ${errorMessage(error)}` });
-      return;
-    }
-    req.on('error', (error) => finish({ failure: describeNetworkError(error) }));
-    req.on('response', (res) => {
-      status = res.statusCode;
-      const declared = Number(res.headers['content-length']);
-      if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
-        finish({ failure: tooLarge });
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > options.maxBodyBytes) finish({ failure: tooLarge });
-        else chunks.push(chunk);
-      });
-      res.on('end', () => finish({ body: Buffer.concat(chunks, size) }));
-      res.on('error', (error) => finish({ failure: `response failed: ${describeNetworkError(error)}` }));
-      res.on('close', () => {
-        if (!res.complete) finish({ failure: 'connection closed before the body was complete' });
-      });
-    });
-    req.end(options.body);
-  });
+  return fetchCapped(target, { ...options, agent: false });
 }
 
 /** `GET http://host:port/path`: no credentials, query string or fragment (they may hold secrets). */
@@ -101,10 +40,9 @@ export function formatStatuses(expected: readonly number[]): string {
   return expected.length === 1 ? String(expected[0]) : `${expected.slice(0, -1).join(', ')} or ${expected.at(-1)}`;
 }
 
-/** Nearest-rank p95. */
+/** Nearest-rank p95, as the rules compute it. */
 export function p95(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(sorted.length * 0.95) - 1)] ?? 0;
+  return percentile(values, 95) ?? 0;
 }
 
 const ms = (value: number) => formatDuration(Math.round(value));
