@@ -228,6 +228,15 @@ export function renderMarkdown(schema: JsonSchema): string {
     const nonNull = members?.filter((m) => m.type !== 'null');
     if (nonNull && nonNull.length === 1 && nonNull[0]) return visitValue(nonNull[0], path, level);
     if (isSection(node)) return collect(node, path, path, level);
+    const alternatives = members ? variants(node) : null;
+    if (alternatives) {
+      // A key holding one of several shapes, chosen by a discriminator (e.g. `store: {type: redis, …}`).
+      const union: Section = { title: path, path, level, schema: node };
+      sections.push(union);
+      byPath.set(node, union);
+      for (const kind of alternatives) collect(kind.schema, path, `${path} ${kind.key}: ${kind.value}`, Math.min(level + 1, 4), `${kind.key}: ${kind.value}`);
+      return;
+    }
     if (node.items) {
       const kinds = variants(node.items);
       if (kinds) {
@@ -291,7 +300,7 @@ export function renderMarkdown(schema: JsonSchema): string {
     const kinds = node.oneOf || node.anyOf ? variants(node) : null;
     if (kinds) {
       out.push(
-        `Each item is one of the following, chosen by its ${code(kinds[0]?.key ?? 'type')} key:`,
+        `${section.path.endsWith('[]') ? 'Each item is' : 'It is'} one of the following, chosen by its ${code(kinds[0]?.key ?? 'type')} key:`,
         '',
         ...kinds.map((k) => `- ${linkTo(k.schema) ?? code(k.value)}${k.schema.description ? `: ${cell(k.schema.description)}` : ''}`),
         '',

@@ -25,15 +25,19 @@ export class GuardMetrics {
   private readonly drillDuration = new Gauge({ name: 'release_guard_drill_duration_seconds', help: 'Duration of each leg of the last rollback drill (rollback, roll forward), plan to verified', labelNames: ['leg'] as const, registers: [this.registry] });
   private readonly drillOk = new Gauge({ name: 'release_guard_drill_success', help: '1 when the last rollback drill passed', registers: [this.registry] });
   private readonly lastDrill = new Gauge({ name: 'release_guard_last_drill_timestamp_seconds', help: 'When the last rollback drill finished (unix seconds)', registers: [this.registry] });
+  private readonly leader = new Gauge({ name: 'release_guard_leader', help: '1 while this guard holds the lease and acts; 0 while it stands by (or cannot reach its store)', registers: [this.registry] });
+  private readonly storeUp = new Gauge({ name: 'release_guard_store_up', help: '1 while the state store answers; 0 while it cannot be read or written (the guard then observes but does not act)', registers: [this.registry] });
   private readonly lastRollback = new Gauge({ name: 'release_guard_last_rollback_timestamp_seconds', help: 'When the last rollback finished (unix seconds)', registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    this.leader.set(1);
+    this.storeUp.set(1);
     for (const phase of PHASES) this.state.set({ state: phase }, 0);
     for (const rule of RULE_NAMES) this.ruleBreached.set({ rule }, 0);
     this.ruleBreached.set({ rule: 'crash' }, 0);
     // Every series exists from the start, so increase() sees the first rollback of each kind.
-    for (const trigger of ['rule', 'crash', 'manual'] as const) {
+    for (const trigger of ['rule', 'crash', 'manual', 'fleet'] as const) {
       for (const outcome of ['rolled_back', 'failed'] as const) this.rollbacks.inc({ trigger, outcome }, 0);
     }
   }
@@ -46,6 +50,12 @@ export class GuardMetrics {
       const previous = state.release?.version === state.running ? (state.release.previous ?? '') : (state.stable === state.running ? '' : (state.stable ?? ''));
       this.releaseInfo.set({ version: state.running, previous }, 1);
     }
+  }
+
+  /** Whether this guard acts (holds the lease) and whether its store answers. */
+  observeLeadership(leader: boolean, storeUp: boolean): void {
+    this.leader.set(leader ? 1 : 0);
+    this.storeUp.set(storeUp ? 1 : 0);
   }
 
   observeVerdicts(verdicts: readonly RuleVerdict[], crashing: boolean): void {

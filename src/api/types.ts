@@ -31,6 +31,15 @@ export interface StatusView {
   rules: RuleVerdict[];
   lastRollback: { id: string; from: string; to: string; outcome: string; finishedAt: string } | null;
   now: string;
+  /**
+   * Who acts. `leader`: this guard holds the lease and acts; false: it stands by (or cannot reach
+   * its store). `holder`/`token`: the lease as last seen (this guard's or the acting guard's).
+   */
+  lease?: { leader: boolean; holder: string | null; token: number | null; hostId: string | null };
+  /** Whether the state store answers; while it does not, the guard observes and does not act. */
+  store?: { type: 'file' | 'redis'; up: boolean; error: string | null };
+  /** Fleets: this host's id and the hosts whose clean window it still waits for before promoting. */
+  fleet?: { hostId: string; waitingFor: string[] };
 }
 
 /** GET /history. */

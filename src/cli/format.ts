@@ -88,6 +88,16 @@ export function formatStatus(view: StatusView, opts: FormatOptions): string {
   }
   if (view.wouldRollBack !== null) facts.push(['would roll back', paint('yellow', view.wouldRollBack)]);
   if (view.failure !== null) facts.push(['failure', paint('red', view.failure)]);
+  if (view.store && !view.store.up) facts.push(['store', paint('red', `${view.store.type} unreachable: observing, not acting (${view.store.error ?? 'no answer'})`)]);
+  if (view.lease && view.lease.hostId !== null) {
+    facts.push([
+      'lease',
+      view.lease.leader
+        ? `this guard acts for ${view.lease.hostId}`
+        : paint('yellow', `standing by for ${view.lease.hostId}; acting: ${view.lease.holder ?? 'nobody (lease free)'}`),
+    ]);
+  }
+  if (view.fleet && view.fleet.waitingFor.length > 0) facts.push(['fleet', `waiting for ${view.fleet.waitingFor.join(', ')} to end their windows clean`]);
   lines.push(...table(facts));
 
   lines.push('', paint('bold', 'rules'), ...formatVerdicts(view.rules, opts));

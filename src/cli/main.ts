@@ -16,6 +16,7 @@ import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
 import { FileStore } from '../store/file-store.js';
+import { openStore } from '../store/index.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
@@ -137,8 +138,15 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       if (show !== 'show' || id === undefined) throw new GuardError('usage: release-guard history show ID (ids are listed by release-guard history)', 'usage');
       // Records are read from the state dir, so they can be read while the daemon is down.
       const cfg = await loadConfig(opts.config ?? defaultConfig());
-      const record = await new FileStore(cfg.state_dir).readRecord(id);
-      if (!record) throw new GuardError(`no rollback record "${id}" in ${cfg.state_dir}/rollbacks; release-guard history lists them`, 'not_found');
+      let record;
+      if (cfg.store.type === 'redis') {
+        const opened = await openStore(cfg);
+        record = await opened.store.readRecord(id).finally(() => opened.close());
+      } else {
+        record = await new FileStore(cfg.state_dir).readRecord(id);
+      }
+      const where = cfg.store.type === 'redis' ? `the redis store (${cfg.store.host}:${cfg.store.port})` : `${cfg.state_dir}/rollbacks`;
+      if (!record) throw new GuardError(`no rollback record "${id}" in ${where}; release-guard history lists them`, 'not_found');
       print(opts.json ? JSON.stringify(record.json, null, 2) : record.markdown);
     });
 

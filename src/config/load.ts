@@ -5,13 +5,20 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError, type ConfigProblem } from '../errors.js';
+import { ConfigError, errorMessage, type ConfigProblem } from '../errors.js';
 import { configSchema, referenceProblems, type Config } from './schema.js';
+import { quoted } from './schema-helpers.js';
 
+/** `rules.health.probe`, `probes[2].url`; a key that is empty, odd or huge is quoted and cut: `headers["a.b"]`. */
 function formatPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return '(top level)';
   return path
-    .map((key, i) => (typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${String(key)}`))
+    .map((key, i) => {
+      if (typeof key === 'number') return `[${key}]`;
+      const name = String(key);
+      if (/^[A-Za-z_][\w-]{0,63}$/.test(name)) return `${i === 0 ? '' : '.'}${name}`;
+      return `[${quoted(name, 40)}]`;
+    })
     .join('');
 }
 
@@ -24,9 +31,27 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   return current;
 }
 
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
+}
+
+/** A short rendering of a config value for messages; never throws, whatever the value. */
 function show(value: unknown): string {
-  const text = JSON.stringify(value);
-  if (text === undefined) return String(value);
+  let text: string | undefined;
+  try {
+    // Cut long strings before quoting them: a 10 MB value must not become a 10 MB message.
+    text = JSON.stringify(typeof value === 'string' && value.length > 60 ? value.slice(0, 60) : value);
+  } catch {
+    // Too deeply nested, circular or a BigInt: name the kind instead.
+    text = Array.isArray(value) ? '[…]' : typeof value === 'object' && value !== null ? '{…}' : undefined;
+  }
+  if (text === undefined) {
+    try {
+      text = String(value);
+    } catch {
+      text = typeof value;
+    }
+  }
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
@@ -46,6 +71,13 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): ConfigProblem[]
     case 'invalid_value':
       return [{ path: formatPath(path), message: `${show(value)} is not allowed; allowed: ${issue.values.map((v) => show(v)).join(', ')}` }];
     case 'invalid_union': {
+      if (issue.discriminator === undefined) {
+        // A plain union (a duration is a string or a number; json_field.equals a scalar).
+        const expected = [...new Set(issue.errors.flat().flatMap((e) => (e.code === 'invalid_type' ? [e.expected] : [])))];
+        const kinds = expected.length > 0 ? expected.join(' or ') : 'an allowed value';
+        if (value === undefined) return [{ path: formatPath(path), message: `required, expected ${kinds}` }];
+        return [{ path: formatPath(path), message: `${show(value)} is not a ${kinds}` }];
+      }
       // A discriminated union (probes[].type, rollback.steps[].type) names the allowed kinds.
       const allowed = [...issue.message.matchAll(/'([^']+)'/g)].map((m) => m[1]);
       const at = path.at(-1) === 'type' ? path : [...path, 'type'];
@@ -78,11 +110,18 @@ export function parseConfigText(text: string, file = 'config'): Config {
       file,
       doc.errors.map((e) => ({
         path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)',
-        message: `YAML syntax: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+        // The parser's first line may quote the offending text: keep it readable, whatever its size.
+        message: `YAML syntax: ${cut(e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), 200)}`,
       })),
     );
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (error) {
+    // e.g. alias expansion past the yaml library's limit ("billion laughs"): refuse, do not crash.
+    throw new ConfigError(file, [{ path: '(yaml)', message: `cannot be read: ${errorMessage(error)}` }], { cause: error });
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(file, [{ path: '(top level)', message: 'the file must be a YAML mapping of keys (service, probes, rules, …)' }]);
   }

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { notifiersSchema } from '../notify/schema.js';
 import { verificationChecksSchema } from '../verification/schema.js';
-import { duration, ratio, safeName, SAFE_NAME, url } from './schema-helpers.js';
+import { duration, mysqlConnection, nameList, quoted, ratio, redisConnection, safeName, SAFE_NAME, url } from './schema-helpers.js';
 
 export { SAFE_NAME };
 
@@ -71,16 +71,6 @@ const processProbe = z
     path: ['pm2_app'],
   });
 
-/** A secret is never written in the config itself: it comes from a file or the environment. */
-const secretSource = {
-  password_file: z.string().min(1).optional().describe('File holding the password (not world-readable)'),
-  password_env: z
-    .string()
-    .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
-    .optional()
-    .describe('Environment variable holding the password'),
-};
-
 const prometheusProbe = z
   .object({
     type: z.literal('prometheus'),
@@ -98,7 +88,7 @@ const prometheusProbe = z
       .string()
       .min(1)
       .optional()
-      .describe('File whose content is sent as the Authorization header (e.g. "Bearer …")'),
+      .describe('File whose content is sent as the Authorization header (e.g. "Bearer …"); not readable by group or others'),
   })
   .strict();
 
@@ -124,10 +114,7 @@ const mysqlProbe = z
   .object({
     type: z.literal('mysql'),
     name: safeName('Probe name'),
-    host: z.string().min(1).default('127.0.0.1').describe('MySQL/MariaDB host'),
-    port: z.number().int().min(1).max(65535).default(3306).describe('Port'),
-    user: z.string().min(1).describe('A read-only account'),
-    ...secretSource,
+    ...mysqlConnection('A read-only account'),
     database: z.string().min(1).optional().describe('Database to use'),
     query: z.string().min(1).default('SELECT 1').describe('Read-only query whose latency is measured (seed: DB query < 100 ms)'),
     timeout: duration('Connect + query timeout; a timeout is a failed sample').default(2000),
@@ -139,9 +126,7 @@ const redisProbe = z
   .object({
     type: z.literal('redis'),
     name: safeName('Probe name'),
-    host: z.string().min(1).default('127.0.0.1').describe('Redis host'),
-    port: z.number().int().min(1).max(65535).default(6379).describe('Port'),
-    ...secretSource,
+    ...redisConnection,
     db: z.number().int().min(0).default(0).describe('Database number'),
     timeout: duration('PING timeout').default(1000),
   })
@@ -230,10 +215,7 @@ const configFilesStrategy = z
 const databaseStrategy = z
   .object({
     type: z.literal('database'),
-    host: z.string().min(1).default('127.0.0.1').describe('MySQL/MariaDB host'),
-    port: z.number().int().min(1).max(65535).default(3306).describe('Port'),
-    user: z.string().min(1).describe('Account allowed to dump and restore'),
-    ...secretSource,
+    ...mysqlConnection('Account allowed to dump and restore'),
     database: z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a database name: letters, digits, "_" or "$"').describe('Database to back up and restore'),
     backup_on_release: z.boolean().default(true).describe('mysqldump the database when a release window opens'),
     migrate_down: argv('Migration-down command, e.g. [npx, knex, migrate:rollback]').optional(),
@@ -253,9 +235,7 @@ const databaseStrategy = z
 const redisStrategy = z
   .object({
     type: z.literal('redis'),
-    host: z.string().min(1).default('127.0.0.1').describe('Redis host'),
-    port: z.number().int().min(1).max(65535).default(6379).describe('Port'),
-    ...secretSource,
+    ...redisConnection,
     timeout: stepTimeout(120_000),
   })
   .strict();
@@ -334,6 +314,42 @@ export const strategySchema = z.discriminatedUnion('type', [
   commandStrategy,
 ]);
 
+/** Where state, records and the lease live: the embedded file store, or Redis for HA and fleets. */
+const storeSchema = z
+  .discriminatedUnion('type', [
+    z
+      .object({
+        type: z.literal('file').describe('The embedded file store in state_dir: one guard per instance, no server needed'),
+      })
+      .strict(),
+    z
+      .object({
+        type: z.literal('redis').describe('Redis: several guards per instance (one acts, the others stand by) and fleets of hosts'),
+        ...redisConnection,
+        db: z.number().int().min(0).default(0).describe('Database number'),
+        key_prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._:{}-]{1,100}$/, 'letters, digits and . _ : { } - only')
+          .optional()
+          .describe('Prefix of every key (default release-guard:<service>:); hosts of one fleet share it'),
+        lease_ttl: duration(
+          'Lease of the acting guard, renewed every third of it; a standby takes over within this after the leader dies',
+        ).default(10_000),
+        fleet: z
+          .boolean()
+          .default(true)
+          .describe(
+            "Share release verdicts with the other hosts under key_prefix: a rollback on one host rolls the release back on all, and a release is promoted only when every host's window ended clean",
+          ),
+        fleet_wait: duration(
+          'How long a host whose window ended clean waits for every other host to end clean; then the release is not promoted',
+        ).default(600_000),
+      })
+      .strict(),
+  ])
+  .default({ type: 'file' })
+  .describe('Where state, history, records and the lease are kept');
+
 const ruleBase = { enabled: z.boolean().default(true).describe('Turn the rule off') };
 
 /**
@@ -368,6 +384,10 @@ export const configSchema = z
       .min(1)
       .default('/var/lib/release-guard')
       .describe('Where the embedded file store keeps state, history and rollback records'),
+    host_id: safeName(
+      "This host's name in a fleet (redis store): it names the guarded instance, so guards watching the same instance share it (default: the machine's hostname)",
+    ).optional(),
+    store: storeSchema,
     server: z
       .object({
         host: z.string().min(1).default('127.0.0.1').describe('Address of the metrics and control API'),
@@ -537,6 +557,7 @@ export const configSchema = z
       .object({
         automatic: z.boolean().default(true).describe('Roll back by itself on a breach inside a release window'),
         max_per_hour: z.number().int().min(0).default(3).describe('Automatic rollbacks allowed per hour'),
+        cooldown: duration('No automatic rollback within this long after the previous automatic one finished (flap protection; 0: none)').default(300_000),
         veto: duration('Announce "rolling back in N s unless vetoed" and wait this long (0: act at once)').default(0),
         steps: z.array(strategySchema).min(1, 'at least one rollback step is needed').describe('The plan, in order'),
       })
@@ -566,23 +587,24 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   const byName = new Map<string, Record<string, unknown>>();
   probes.forEach((probe, index) => {
     if (typeof probe.name !== 'string') return;
-    if (byName.has(probe.name)) problems.push({ path: `probes[${index}].name`, message: `duplicate probe name "${probe.name}"` });
+    if (byName.has(probe.name)) problems.push({ path: `probes[${index}].name`, message: `duplicate probe name ${quoted(probe.name)}` });
     byName.set(probe.name, probe);
   });
-  const known = [...byName.keys()].join(', ') || 'none';
+  const known = nameList([...byName.keys()]) || 'none';
   const needProbe = (path: string, name: unknown, types: string[]) => {
     if (typeof name !== 'string') return; // the shape check reports it
     const probe = byName.get(name);
-    if (!probe) problems.push({ path, message: `no probe named "${name}"; defined probes: ${known}` });
-    else if (!types.includes(String(probe.type))) {
-      problems.push({ path, message: `probe "${name}" is of type ${String(probe.type)}; this needs a ${types.join(' or ')} probe` });
+    if (!probe) problems.push({ path, message: `no probe named ${quoted(name)}; defined probes: ${known}` });
+    // A probe without a usable type is reported by the shape check.
+    else if (typeof probe.type === 'string' && !types.includes(probe.type)) {
+      problems.push({ path, message: `probe ${quoted(name)} is of type ${quoted(probe.type, 30).slice(1, -1)}; this needs a ${types.join(' or ')} probe` });
     }
   };
   const release = isRecord(input.release) ? input.release : {};
   needProbe('release.version_probe', release.version_probe, ['http']);
   const versionProbe = typeof release.version_probe === 'string' ? byName.get(release.version_probe) : undefined;
   if (versionProbe?.type === 'http' && versionProbe.version_path === undefined) {
-    problems.push({ path: 'release.version_probe', message: `probe "${release.version_probe}" has no version_path; set one so releases can be detected` });
+    problems.push({ path: 'release.version_probe', message: `probe ${quoted(release.version_probe)} has no version_path; set one so releases can be detected` });
   }
   const verification = isRecord(input.verification) ? input.verification : {};
   needProbe('verification.probe', verification.probe, ['http']);
@@ -600,8 +622,11 @@ export function referenceProblems(input: unknown): { path: string; message: stri
     if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, [...types]);
   }
   const schedule = isRecord(input.schedule) ? input.schedule : {};
-  const fast = parseDuration((schedule.fast_interval as string | number | undefined) ?? 250);
-  const slow = parseDuration((schedule.interval as string | number | undefined) ?? 1000);
+  // Raw input: anything but a string or a number is a shape error, reported by the schema.
+  const asDuration = (value: unknown, fallback: number) =>
+    value === undefined ? fallback : typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : null;
+  const fast = asDuration(schedule.fast_interval, 250);
+  const slow = asDuration(schedule.interval, 1000);
   if (fast !== null && slow !== null && fast > slow) {
     problems.push({ path: 'schedule.fast_interval', message: 'must not be longer than schedule.interval' });
   }
@@ -613,6 +638,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 export type Config = z.infer<typeof configSchema>;
+export type StoreConfig = Config['store'];
+export type RedisStoreConfig = Extract<StoreConfig, { type: 'redis' }>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type ProbeConfig = z.infer<typeof probeSchema>;
 export type HttpProbeConfig = Extract<ProbeConfig, { type: 'http' }>;

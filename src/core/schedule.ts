@@ -24,6 +24,7 @@ export function policyFrom(config: Config): Policy {
     windowMs: config.release.window,
     automatic: config.rollback.automatic,
     maxRollbacksPerHour: config.rollback.max_per_hour,
+    cooldownMs: config.rollback.cooldown,
     verifyPasses: config.verification.passes,
     verifyTimeoutMs: config.verification.timeout,
     settleMs: config.release.settle,
@@ -31,5 +32,7 @@ export function policyFrom(config: Config): Policy {
     verificationSuite: config.verification.checks.length > 0,
     vetoMs: config.rollback.veto,
     historyLimit: 500,
+    // Hosts sharing a redis store form a fleet unless told otherwise (store.fleet: false).
+    ...(config.store.type === 'redis' && config.store.fleet ? { fleetWaitMs: config.store.fleet_wait } : {}),
   };
 }

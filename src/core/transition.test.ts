@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ALLOWED_EDGES, failedVersions, initialState, rollbackTarget, transition } from './transition.js';
+import { ALLOWED_EDGES, failedVersions, finishedRollbackRecord, initialState, rollbackTarget, transition } from './transition.js';
 import type { Effect, Event, GuardState, Policy, RuleVerdict } from './types.js';
 
 const policy: Policy = {
   windowMs: 600_000,
   automatic: true,
   maxRollbacksPerHour: 3,
+  cooldownMs: 0,
   verifyPasses: 3,
   verifyTimeoutMs: 60_000,
   settleMs: 30_000,
@@ -127,6 +128,30 @@ describe('transition', () => {
     expect(end.effects.find((e) => e.type === 'writeRecord')).toMatchObject({ record: { outcome: 'failed', verification: { checks: results } } });
   });
 
+  it('rebuilds the record of a finished rollback from the persisted state alone (a crash may fall between state and record)', () => {
+    let state = transition(guardingV2(), { type: 'evaluated', verdicts: [fail], at: 5 }, policy).state;
+    expect(finishedRollbackRecord(state)).toBeNull();
+    state = transition(state, { type: 'stepStarted', index: 0, stepType: 'command', description: 'purge', at: 6 }, policy).state;
+    state = transition(state, { type: 'stepFinished', index: 0, ok: true, output: ['ok'], at: 7 }, policy).state;
+    state = transition(state, { type: 'rollbackExecuted', ok: true, at: 8 }, policy).state;
+    let last = transition(state, { type: 'verifySample', ok: true, version: 'v1', at: 9 }, policy);
+    for (const at of [10, 11]) last = transition(last.state, { type: 'verifySample', ok: true, version: 'v1', at }, policy);
+    expect(last.state.phase).toBe('rolled_back');
+    const written = last.effects.find((e) => e.type === 'writeRecord');
+    expect(written).toBeDefined();
+    expect(finishedRollbackRecord(structuredClone(last.state))).toEqual(written!.type === 'writeRecord' ? written!.record : null);
+
+    const failed = transition(state, { type: 'tick', at: 8 + policy.verifyTimeoutMs }, policy);
+    expect(failed.state.phase).toBe('failed');
+    const failedRecord = failed.effects.find((e) => e.type === 'writeRecord');
+    expect(finishedRollbackRecord(failed.state)).toEqual(failedRecord!.type === 'writeRecord' ? failedRecord!.record : null);
+    expect(finishedRollbackRecord(failed.state)).toMatchObject({ outcome: 'failed', failure: expect.stringMatching(/verification timed out/) });
+
+    // Nothing is owed once the machine moved on, nor for a failure without a rollback.
+    expect(finishedRollbackRecord(transition(last.state, { type: 'tick', at: 11 + policy.settleMs }, policy).state)).toBeNull();
+    expect(finishedRollbackRecord(transition(failed.state, { type: 'resumeRequested', by: 'ops', at: 99_999 }, policy).state)).toBeNull();
+  });
+
   it('stale samples of the rolled-back version do not open a new window', () => {
     const { state } = run([
       { type: 'versionObserved', version: 'v1', at: 1 },
@@ -178,47 +203,310 @@ describe('transition', () => {
     expect(t.effects).toContainEqual(expect.objectContaining({ kind: 'would_roll_back', message: expect.stringMatching(/rate limit/) }));
   });
 
-  it('random event sequences keep the invariants', () => {
-    // A small deterministic PRNG so a failure is reproducible from the seed.
-    let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const pick = <T,>(items: T[]) => items[Math.floor(random() * items.length)]!;
-    for (let trial = 0; trial < 200; trial++) {
-      let state = initialState(0);
-      let at = 0;
-      const autoByVersion = new Map<string, number>();
-      for (let step = 0; step < 60; step++) {
-        at += Math.floor(random() * 120_000);
-        const version = pick(['v1', 'v2', 'v3', 'v4']);
-        const event: Event = pick<Event>([
-          { type: 'versionObserved', version, at },
-          { type: 'releaseRequested', version, deployedBy: 'ci', at },
-          { type: 'evaluated', verdicts: [pick([fail, pass])], at },
-          { type: 'crashed', detail: 'exit 1', at },
-          { type: 'rollbackExecuted', ok: random() > 0.2, at },
-          { type: 'verifySample', ok: random() > 0.2, version, at },
-          { type: 'pauseRequested', by: 'ops', at },
-          { type: 'vetoRequested', by: 'ops', reason: 'x', at },
-          { type: 'resumeRequested', by: 'ops', at },
-          { type: 'daemonStarted', at },
-          { type: 'tick', at },
-        ]);
-        const before = state;
-        const t = transition(state, event, policy);
+  describe('flap protection', () => {
+    const MIN = 60_000;
+    const cooldown = { ...policy, cooldownMs: 5 * MIN, maxRollbacksPerHour: 10 };
+    /** Guarding v3 (previous v1) at `now`, after an automatic rollback of `old` decided at `at` and finished at `finishedAt`. */
+    const after = (entry: GuardState['autoRollbacks'][number], now: number): GuardState => {
+      const base = guardingV2();
+      return {
+        ...base,
+        release: { ...base.release!, version: 'v3', startedAt: now - 1000 },
+        running: 'v3',
+        since: now - 1000,
+        autoRollbacks: [entry],
+      };
+    };
+    const breachAt = (state: GuardState, at: number, p: Policy) => transition(state, { type: 'evaluated', verdicts: [fail], at }, p);
+
+    it.each<[string, GuardState['autoRollbacks'][number], number, Policy, RegExp | null]>([
+      ['within the cooldown after the previous one finished', { version: 'v2', at: 0, finishedAt: MIN }, 2 * MIN, cooldown, /cooldown: the automatic rollback of v2 finished 1m ago \(rollback.cooldown 5m\)/],
+      ['just before the cooldown ends', { version: 'v2', at: 0, finishedAt: MIN }, 6 * MIN - 1, cooldown, /cooldown/],
+      ['once the cooldown has passed', { version: 'v2', at: 0, finishedAt: MIN }, 6 * MIN, cooldown, null],
+      ['counted from the finish, not the decision', { version: 'v2', at: 0, finishedAt: 10 * MIN }, 12 * MIN, cooldown, /cooldown: .*finished 2m ago/],
+      ['a legacy entry without finishedAt counts from its decision', { version: 'v2', at: 0 }, 4 * MIN, cooldown, /cooldown/],
+      ['a legacy entry past the cooldown', { version: 'v2', at: 0 }, 5 * MIN, cooldown, null],
+      ['cooldown 0 disables it', { version: 'v2', at: 0, finishedAt: MIN }, MIN + 1, { ...cooldown, cooldownMs: 0 }, null],
+      ['the hourly limit still applies after the cooldown', { version: 'v2', at: 0, finishedAt: MIN }, 7 * MIN, { ...cooldown, maxRollbacksPerHour: 1 }, /rate limit: 1 automatic rollbacks in the last hour/],
+      ['the same release is never rolled back automatically twice', { version: 'v3', at: 0, finishedAt: MIN }, 30 * MIN, cooldown, /already rolled back automatically once/],
+    ])('%s', (_name, entry, now, p, blocked) => {
+      const t = breachAt(after(entry, now), now, p);
+      if (blocked === null) {
+        expect(t.state.phase).toBe('rolling_back');
+        expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(1);
+      } else {
+        expect(t.state.phase).toBe('guarding');
+        expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(0);
+        expect(t.effects).toContainEqual(expect.objectContaining({ kind: 'would_roll_back', message: expect.stringMatching(blocked) }));
+        expect(t.state.wouldRollBack).not.toBeNull();
+      }
+    });
+
+    it('records when an automatic rollback finished (verified or failed); a manual one starts no cooldown', () => {
+      let state = breachAt(guardingV2(), 5, cooldown).state;
+      state = transition(state, { type: 'rollbackExecuted', ok: true, at: 10 }, cooldown).state;
+      for (const at of [11, 12, 13]) state = transition(state, { type: 'verifySample', ok: true, version: 'v1', at }, cooldown).state;
+      expect(state.phase).toBe('rolled_back');
+      expect(state.autoRollbacks).toEqual([{ version: 'v2', at: 5, finishedAt: 13 }]);
+
+      let failed = breachAt(guardingV2(), 5, cooldown).state;
+      failed = transition(failed, { type: 'rollbackExecuted', ok: false, error: 'step 1 failed', at: 20 }, cooldown).state;
+      expect(failed).toMatchObject({ phase: 'failed', autoRollbacks: [{ version: 'v2', at: 5, finishedAt: 20 }] });
+
+      // A manual rollback: no autoRollbacks entry, so the next release is judged without a cooldown.
+      let manual = transition(guardingV2(), { type: 'rollbackRequested', reason: 'ops', by: 'alice', at: 5 }, cooldown).state;
+      manual = transition(manual, { type: 'rollbackExecuted', ok: true, at: 6 }, cooldown).state;
+      for (const at of [7, 8, 9]) manual = transition(manual, { type: 'verifySample', ok: true, version: 'v1', at }, cooldown).state;
+      expect(manual).toMatchObject({ phase: 'rolled_back', autoRollbacks: [] });
+      const next = transition(manual, { type: 'versionObserved', version: 'v3', at: 10 }, cooldown).state;
+      expect(breachAt(next, 11, cooldown).state.phase).toBe('rolling_back');
+    });
+
+    it('a release deployed again and again is rolled back once, then only reported (no flapping)', () => {
+      let state = guardingV2();
+      let rollbacks = 0;
+      let at = 10;
+      for (let round = 0; round < 5; round++) {
+        const t = breachAt(state, (at += 1000), cooldown);
+        rollbacks += t.effects.filter((e) => e.type === 'rollback').length;
         state = t.state;
-        if (state.phase !== before.phase) expect(ALLOWED_EDGES[before.phase]).toContain(state.phase);
-        for (const effect of t.effects) {
-          if (effect.type !== 'rollback' || effect.attempt > 1) continue;
-          // Never acting while paused or frozen, never to a failed version, once per release.
-          expect(before.paused).toBe(false);
-          expect(before.phase).not.toBe('failed');
-          expect(effect.to).not.toBe(effect.from);
-          expect(failedVersions(before).has(effect.to)).toBe(false);
-          const count = (autoByVersion.get(effect.from) ?? 0) + 1;
-          autoByVersion.set(effect.from, count);
-          expect(count).toBe(1);
+        if (state.phase === 'rolling_back') {
+          state = transition(state, { type: 'rollbackExecuted', ok: true, at: (at += 1000) }, cooldown).state;
+          for (let i = 0; i < 3; i++) state = transition(state, { type: 'verifySample', ok: true, version: 'v1', at: (at += 100) }, cooldown).state;
+        }
+        // The deploy pipeline puts v2 back.
+        state = transition(state, { type: 'versionObserved', version: 'v2', at: (at += 60 * MIN) }, cooldown).state;
+        if (state.phase === 'rolled_back') state = transition(state, { type: 'tick', at: (at += 60 * MIN) }, cooldown).state;
+        state = transition(state, { type: 'versionObserved', version: 'v2', at: (at += 1000) }, cooldown).state;
+      }
+      expect(rollbacks).toBe(1);
+    });
+  });
+
+  describe('random event sequences keep the invariants', () => {
+    const policies: [string, Policy][] = [
+      ['act at once, health only', policy],
+      ['veto window', { ...policy, vetoMs: 90_000 }],
+      ['verification suite', { ...policy, verificationSuite: true }],
+      ['veto + suite + cooldown + tight limit', { ...policy, vetoMs: 30_000, verificationSuite: true, cooldownMs: 300_000, maxRollbacksPerHour: 1 }],
+      ['automation off', { ...policy, automatic: false }],
+    ];
+
+    it.each(policies)('%s', (_name, p) => {
+      // A small deterministic PRNG so a failure is reproducible from the seed.
+      let seed = 42;
+      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const pick = <T,>(items: T[]) => items[Math.floor(random() * items.length)]!;
+      const check = { name: 'core-api', type: 'http', ok: true, detail: 'ok', durationMs: 3 };
+      const ROLLING = new Set(['rolling_back', 'verifying']);
+      let automatic = 0;
+      for (let trial = 0; trial < 300; trial++) {
+        let state = initialState(0);
+        let at = 0;
+        const autoByVersion = new Map<string, number>();
+        const autoDecided: number[] = [];
+        let lastAutoFinished = Number.NEGATIVE_INFINITY;
+        const records = new Set<string>();
+        for (let step = 0; step < 80; step++) {
+          at += 1 + Math.floor(random() * 120_000);
+          // Bias towards the versions in play, so rollbacks get verified and suites run.
+          const version = state.rollback && random() < 0.5 ? state.rollback.to : pick(['v1', 'v2', 'v3', 'v4']);
+          const index = pick([0, 1, 2]);
+          const event: Event = pick<Event>([
+            { type: 'versionObserved', version, at },
+            { type: 'versionObserved', version, at },
+            { type: 'releaseRequested', version, deployedBy: 'ci', at },
+            { type: 'evaluated', verdicts: [pick([fail, pass])], at },
+            { type: 'evaluated', verdicts: [fail], at },
+            { type: 'crashed', detail: 'exit 1', at },
+            { type: 'rollbackRequested', reason: 'by hand', by: 'ops', ...(random() < 0.5 ? { to: pick(['v1', 'v2', 'v3']) } : {}), at },
+            { type: 'stepStarted', index, stepType: 'command', description: 'step', at },
+            { type: 'stepFinished', index, ok: random() > 0.1, output: [], at },
+            { type: 'rollbackExecuted', ok: random() > 0.2, at },
+            { type: 'verifySample', ok: random() > 0.2, ...(random() < 0.9 ? { version } : {}), at },
+            { type: 'verifySample', ok: true, version, at },
+            { type: 'verificationFinished', ok: random() > 0.3, results: [check], at },
+            { type: 'promoteRequested', by: 'ops', at },
+            { type: 'pauseRequested', by: 'ops', at },
+            { type: 'vetoRequested', by: 'ops', reason: 'x', at },
+            { type: 'resumeRequested', by: 'ops', at },
+            { type: 'drillStarted', by: 'ops', at },
+            { type: 'drillFinished', ok: random() > 0.5, at },
+            { type: 'daemonStarted', at },
+            { type: 'tick', at },
+            { type: 'tick', at },
+          ]);
+          const before = state;
+          const t = transition(state, event, p);
+          state = t.state;
+          const where = `seed 42, trial ${trial}, step ${step}: ${before.phase} --${event.type}--> ${state.phase}`;
+
+          // Every phase change is a legal edge.
+          if (state.phase !== before.phase) expect(ALLOWED_EDGES[before.phase], where).toContain(state.phase);
+          // A rejected request changes nothing.
+          if (t.rejected) expect(t.state, where).toBe(before);
+          // Shape of each phase.
+          if (state.phase === 'guarding') expect(state.release, where).not.toBeNull();
+          if (ROLLING.has(state.phase)) expect(state.rollback !== null && state.release !== null, where).toBe(true);
+          if (state.phase === 'failed') expect(state.failure, where).toBeTruthy();
+          if (state.pending) expect(state.phase, where).toBe('guarding');
+          if (state.drill) expect(['stable', 'promoted', 'rolled_back'], where).toContain(state.phase);
+          // While a drill runs, or while frozen, nothing but announcements happen.
+          if (before.drill || before.phase === 'failed') {
+            expect(t.effects.filter((e) => e.type !== 'notify'), where).toEqual([]);
+          }
+
+          for (const effect of t.effects) {
+            if (effect.type === 'writeRecord') {
+              // A record is written once, when a rollback ends.
+              expect(records.has(effect.record.id), where).toBe(false);
+              records.add(effect.record.id);
+              expect(ROLLING.has(before.phase) && (state.phase === 'rolled_back' || state.phase === 'failed'), where).toBe(true);
+            }
+            if (effect.type === 'verify') expect(p.verificationSuite && state.phase === 'verifying', where).toBe(true);
+            if (effect.type !== 'rollback') continue;
+            expect(effect.to, where).not.toBe(effect.from);
+            expect(before.drill, where).toBeNull();
+            expect(before.phase, where).not.toBe('failed');
+            if (effect.attempt > 1) {
+              // Only a restart resumes, and resuming is the same rollback, not a new decision.
+              expect(event.type, where).toBe('daemonStarted');
+              expect(state.autoRollbacks, where).toEqual(before.autoRollbacks);
+              continue;
+            }
+            expect(failedVersions(before).has(effect.to), where).toBe(false);
+            if (effect.breach.trigger === 'manual') {
+              expect(event.type, where).toBe('rollbackRequested');
+              continue;
+            }
+            // Automatic: inside a window, not paused, allowed, once per release, within the limits.
+            automatic++;
+            expect(p.automatic, where).toBe(true);
+            expect(before.phase, where).toBe('guarding');
+            expect(before.paused, where).toBe(false);
+            expect(before.vetoed, where).not.toContain(effect.from);
+            const count = (autoByVersion.get(effect.from) ?? 0) + 1;
+            autoByVersion.set(effect.from, count);
+            expect(count, where).toBe(1);
+            const decided = effect.breach.decidedAt;
+            expect(autoDecided.filter((d) => decided - d < 3_600_000).length, where).toBeLessThan(p.maxRollbacksPerHour);
+            expect(decided - lastAutoFinished, where).toBeGreaterThanOrEqual(p.cooldownMs);
+            autoDecided.push(decided);
+            expect(state.autoRollbacks.length, where).toBeGreaterThan(0);
+          }
+          // An automatic rollback that ends starts the cooldown.
+          if (ROLLING.has(before.phase) && !ROLLING.has(state.phase) && before.rollback!.breach.trigger !== 'manual') lastAutoFinished = at;
+          if (!t.effects.some((e) => e.type === 'rollback' && e.attempt === 1 && e.breach.trigger !== 'manual')) {
+            expect(state.autoRollbacks.length, where).toBeLessThanOrEqual(before.autoRollbacks.length);
+          }
         }
       }
-    }
+      // The sequences reach automatic rollbacks at all (or the policy forbids them).
+      if (p.automatic) expect(automatic).toBeGreaterThan(10);
+      else expect(automatic).toBe(0);
+    });
+  });
+});
+
+describe('transition: fleets', () => {
+  const fleet: Policy = { ...policy, fleetWaitMs: 120_000 };
+  const step = (state: GuardState, event: Event, p: Policy = fleet) => transition(state, event, p);
+  const guarding = () =>
+    [
+      { type: 'versionObserved', version: 'v1', at: 1 },
+      { type: 'versionObserved', version: 'v2', at: 2 },
+    ].reduce<GuardState>((s, e) => step(s, e as Event).state, initialState(0));
+  const verdicts = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'fleetVerdict' ? [[e.version, e.verdict]] : []));
+  const windowEnd = 2 + fleet.windowMs;
+
+  it('reports guarding when a window opens, and nothing without a fleet', () => {
+    const opened = step(step(initialState(0), { type: 'versionObserved', version: 'v1', at: 1 }).state, { type: 'versionObserved', version: 'v2', at: 2 });
+    expect(verdicts(opened.effects)).toEqual([['v2', 'guarding']]);
+    const alone = transition(transition(initialState(0), { type: 'versionObserved', version: 'v1', at: 1 }, policy).state, { type: 'versionObserved', version: 'v2', at: 2 }, policy);
+    expect(verdicts(alone.effects)).toEqual([]);
+  });
+
+  it('a clean window waits for the fleet, still guarding, and promotes when every host ended clean', () => {
+    const ended = step(guarding(), { type: 'tick', at: windowEnd });
+    expect(ended.state).toMatchObject({ phase: 'guarding', stable: 'v1', fleetWait: { version: 'v2', since: windowEnd } });
+    expect(verdicts(ended.effects)).toEqual([['v2', 'clean']]);
+    // Later ticks inside the wait change nothing.
+    expect(step(ended.state, { type: 'tick', at: windowEnd + 1000 }).state).toBe(ended.state);
+    // A promotion signal for another version is ignored.
+    expect(step(ended.state, { type: 'fleetCleared', version: 'v3', at: windowEnd + 1500 }).state).toBe(ended.state);
+    const promoted = step(ended.state, { type: 'fleetCleared', version: 'v2', at: windowEnd + 2000 });
+    expect(promoted.state).toMatchObject({ phase: 'promoted', stable: 'v2' });
+    expect(promoted.state.fleetWait).toBeUndefined();
+    expect(promoted.effects.find((e) => e.type === 'notify')).toMatchObject({ kind: 'promoted', message: expect.stringContaining('every host of the fleet') });
+  });
+
+  it('fleetCleared before this host ended its window does not promote', () => {
+    const state = guarding();
+    expect(step(state, { type: 'fleetCleared', version: 'v2', at: 10 }).state).toBe(state);
+  });
+
+  it('gives up after the fleet wait: not promoted, the previous version stays known-good, the others are told', () => {
+    const waiting = step(guarding(), { type: 'tick', at: windowEnd }).state;
+    const gaveUp = step(waiting, { type: 'tick', at: windowEnd + fleet.fleetWaitMs! });
+    expect(gaveUp.state).toMatchObject({ phase: 'stable', stable: 'v1', running: 'v2', release: null });
+    expect(gaveUp.state.fleetWait).toBeUndefined();
+    expect(verdicts(gaveUp.effects)).toEqual([['v2', 'not_promoted']]);
+    expect(gaveUp.effects.find((e) => e.type === 'notify')).toMatchObject({ kind: 'fleet', severity: 'critical' });
+  });
+
+  it('a breach while waiting for the fleet still rolls back, and tells the fleet', () => {
+    const waiting = step(guarding(), { type: 'tick', at: windowEnd }).state;
+    const rolled = step(waiting, { type: 'evaluated', verdicts: [fail], at: windowEnd + 10 });
+    expect(rolled.state.phase).toBe('rolling_back');
+    expect(rolled.state.fleetWait).toBeUndefined();
+    expect(verdicts(rolled.effects)).toEqual([['v2', 'rolled_back']]);
+  });
+
+  it.each<[string, (s: GuardState) => GuardState]>([
+    ['inside the window', (s) => s],
+    ['while waiting for the fleet', (s) => step(s, { type: 'tick', at: windowEnd }).state],
+  ])('another host rolled the release back: roll it back here too (%s)', (_name, prepare) => {
+    const state = prepare(guarding());
+    const t = step(state, { type: 'fleetRolledBack', version: 'v2', host: 'web-a', at: windowEnd + 5 });
+    expect(t.state).toMatchObject({ phase: 'rolling_back', rollback: { from: 'v2', to: 'v1', breach: { trigger: 'fleet', reason: 'release v2 was rolled back on host web-a' } } });
+    expect(t.state.autoRollbacks.map((r) => r.version)).toEqual(['v2']);
+    expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(1);
+    expect(verdicts(t.effects)).toEqual([['v2', 'rolled_back']]);
+  });
+
+  it('a fleet rollback respects pause and the once-per-release limit', () => {
+    const paused = step(guarding(), { type: 'pauseRequested', by: 'ops', at: 3 }).state;
+    const t = step(paused, { type: 'fleetRolledBack', version: 'v2', host: 'web-a', at: 4 });
+    expect(t.state.phase).toBe('guarding');
+    expect(t.state.wouldRollBack?.trigger).toBe('fleet');
+    expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(0);
+  });
+
+  it('follows a fleet rollback after a window that was not promoted, or just promoted', () => {
+    const waiting = step(guarding(), { type: 'tick', at: windowEnd }).state;
+    const notPromoted = step(waiting, { type: 'tick', at: windowEnd + fleet.fleetWaitMs! }).state;
+    expect(step(notPromoted, { type: 'fleetRolledBack', version: 'v2', host: 'web-c', at: windowEnd + fleet.fleetWaitMs! + 1 }).state).toMatchObject({
+      phase: 'rolling_back',
+      rollback: { from: 'v2', to: 'v1' },
+    });
+    const promoted = step(waiting, { type: 'fleetCleared', version: 'v2', at: windowEnd + 1 }).state;
+    expect(step(promoted, { type: 'fleetRolledBack', version: 'v2', host: 'web-c', at: windowEnd + 2 }).state).toMatchObject({
+      phase: 'rolling_back',
+      rollback: { from: 'v2', to: 'v1' },
+    });
+  });
+
+  it('never rolls back a settled known-good version, nor one that does not run here', () => {
+    const waiting = step(guarding(), { type: 'tick', at: windowEnd }).state;
+    const promoted = step(waiting, { type: 'fleetCleared', version: 'v2', at: windowEnd + 1 }).state;
+    const settled = step(promoted, { type: 'tick', at: windowEnd + 1 + fleet.settleMs }).state;
+    expect(settled).toMatchObject({ phase: 'stable', stable: 'v2', running: 'v2' });
+    expect(step(settled, { type: 'fleetRolledBack', version: 'v2', host: 'web-c', at: windowEnd + 100_000 }).state).toBe(settled);
+    expect(step(guarding(), { type: 'fleetRolledBack', version: 'v9', host: 'web-c', at: 10 }).effects).toEqual([]);
+  });
+
+  it('after a rollback here, later fleet news about the release changes nothing', () => {
+    const rolling = step(guarding(), { type: 'fleetRolledBack', version: 'v2', host: 'web-a', at: 5 }).state;
+    expect(step(rolling, { type: 'fleetRolledBack', version: 'v2', host: 'web-b', at: 6 }).state).toBe(rolling);
   });
 });

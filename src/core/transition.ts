@@ -9,12 +9,14 @@
  * Unhandled (state, event) pairs return the same state object and no effects, so the shell can
  * persist only real changes (`next.state !== state`).
  */
+import { formatDuration } from '../config/duration.js';
 import { candidates, latestStatus } from './versions.js';
 import type {
   Breach,
   DeploymentEntry,
   Effect,
   Event,
+  FleetVerdict,
   GuardState,
   Phase,
   Policy,
@@ -68,7 +70,15 @@ function withHistory(state: GuardState, entry: DeploymentEntry, policy: Policy):
 }
 
 function enter(state: GuardState, phase: Phase, at: number, patch: Partial<GuardState> = {}): GuardState {
-  return { ...state, ...patch, phase, since: at };
+  // Waiting for the fleet belongs to one phase of one window: any phase change ends it.
+  const { fleetWait: _fleetWait, ...rest } = state;
+  void _fleetWait;
+  return { ...rest, ...patch, phase, since: at };
+}
+
+/** Fleets: the effect that tells the other hosts what this host's window of `version` came to. */
+function fleetVerdict(policy: Policy, version: string, verdict: FleetVerdict): Effect[] {
+  return policy.fleetWaitMs === undefined ? [] : [{ type: 'fleetVerdict', version, verdict }];
 }
 
 /** Versions that failed or were rolled back: never a rollback target. */
@@ -77,7 +87,6 @@ export function failedVersions(state: GuardState): Set<string> {
 }
 
 function openWindow(state: GuardState, release: Release, policy: Policy): Transition {
-  void policy;
   const previous = release.previous ?? 'none';
   return {
     state: enter(state, 'guarding', release.startedAt, {
@@ -97,6 +106,7 @@ function openWindow(state: GuardState, release: Release, policy: Policy): Transi
         message: `release ${release.version} (previous ${previous}) guarded by ${release.deployedBy}`,
       },
       { type: 'prepareRelease', release },
+      ...fleetVerdict(policy, release.version, 'guarding'),
     ],
   };
 }
@@ -113,7 +123,24 @@ function automationBlocked(state: GuardState, version: string, at: number, polic
   if (lastHour >= policy.maxRollbacksPerHour) {
     return `rate limit: ${lastHour} automatic rollbacks in the last hour (max_per_hour ${policy.maxRollbacksPerHour})`;
   }
+  // Entries written before finishedAt existed count from their decision.
+  const previous = state.autoRollbacks.reduce<{ version: string; end: number } | null>((latest, r) => {
+    const end = r.finishedAt ?? r.at;
+    return latest === null || end > latest.end ? { version: r.version, end } : latest;
+  }, null);
+  if (previous !== null && policy.cooldownMs > 0 && at - previous.end < policy.cooldownMs) {
+    return `cooldown: the automatic rollback of ${previous.version} finished ${formatDuration(Math.max(0, at - previous.end))} ago (rollback.cooldown ${formatDuration(policy.cooldownMs)})`;
+  }
   return null;
+}
+
+/** Marks the automatic rollback now ending (verified or failed) as finished, for the cooldown. */
+function autoRollbackFinished(state: GuardState, at: number): GuardState['autoRollbacks'] {
+  const rb = state.rollback;
+  if (!rb) return state.autoRollbacks;
+  return state.autoRollbacks.map((r) =>
+    r.version === rb.from && r.at === rb.startedAt && r.finishedAt === undefined ? { ...r, finishedAt: at } : r,
+  );
 }
 
 /** The version to roll back to: the release's previous version unless it failed, else the newest good one. */
@@ -127,7 +154,6 @@ export function rollbackTarget(state: GuardState, from: string, requested?: stri
 
 function startRollback(state: GuardState, breach: Breach, to: string, policy: Policy, automatic: boolean): Transition {
   const release = state.release!;
-  void policy;
   return {
     state: enter(state, 'rolling_back', breach.decidedAt, {
       rollback: { from: release.version, to, breach, startedAt: breach.decidedAt, attempt: 1, steps: [], verifyPasses: 0 },
@@ -145,6 +171,7 @@ function startRollback(state: GuardState, breach: Breach, to: string, policy: Po
         message: `rolling back ${release.version} -> ${to}: ${breach.reason}`,
       },
       { type: 'rollback', release, from: release.version, to, breach, attempt: 1, fromStep: 0 },
+      ...fleetVerdict(policy, release.version, 'rolled_back'),
     ],
   };
 }
@@ -255,10 +282,24 @@ function record(state: GuardState, outcome: RollbackRecord['outcome'], at: numbe
   };
 }
 
+/**
+ * The record of the rollback that ended in `state` (rolled_back, or failed with a rollback), rebuilt
+ * from the persisted state alone: the same id and content as the `writeRecord` effect that ended it.
+ * The shell persists the state before carrying out that effect, so a crash in between would lose
+ * the record; on start it writes this one when the store does not have it. Null in other phases.
+ */
+export function finishedRollbackRecord(state: GuardState): RollbackRecord | null {
+  if (!state.rollback || !state.release) return null;
+  if (state.phase !== 'rolled_back' && state.phase !== 'failed') return null;
+  const effect = record(state, state.phase, state.since, state.phase === 'failed' ? (state.failure ?? undefined) : undefined);
+  return effect.type === 'writeRecord' ? effect.record : null;
+}
+
 function fail(state: GuardState, at: number, failure: string, policy: Policy): Transition {
   const rb = state.rollback!;
   const next = enter(state, 'failed', at, {
     failure,
+    autoRollbacks: autoRollbackFinished(state, at),
     history: withHistory(state, { version: rb.from, at, status: 'failed', deployedBy: state.release!.deployedBy, note: failure }, policy),
   });
   return {
@@ -302,9 +343,14 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
               running: event.version,
               release: null,
               wouldRollBack: null,
+              // A rollback waiting out its veto window is moot: the release is gone.
+              pending: null,
               history: withHistory(state, { version: current.version, at, status: 'rolled_back', deployedBy: current.deployedBy, note: 'rolled back outside release-guard' }, policy),
             }),
-            effects: [{ type: 'notify', kind: 'rollback_finished', severity: 'warning', message: `${current.version} replaced by ${event.version} outside release-guard` }],
+            effects: [
+              { type: 'notify', kind: 'rollback_finished', severity: 'warning', message: `${current.version} replaced by ${event.version} outside release-guard` },
+              ...fleetVerdict(policy, current.version, 'rolled_back'),
+            ],
           };
         }
         // A newer release replaced the one under guard: guard the newest against the same good version.
@@ -491,6 +537,14 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       return unchanged(state);
     }
 
+    case 'fleetRolledBack':
+      return onFleetRollback(state, event.version, event.host, at, policy);
+
+    case 'fleetCleared': {
+      if (state.phase !== 'guarding' || state.fleetWait?.version !== event.version) return unchanged(state);
+      return promote(state, at, 'every host of the fleet ended its window clean', policy);
+    }
+
     case 'tick': {
       if (state.phase === 'guarding' && state.pending) {
         if (at < state.pending.until) return unchanged(state);
@@ -506,7 +560,10 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
               release: null,
               history: withHistory(state, { version: release.version, at, status: 'failed', deployedBy: release.deployedBy, note: `window ended with a breach: ${state.wouldRollBack.reason}` }, policy),
             }),
-            effects: [{ type: 'notify', kind: 'rule_breached', severity: 'critical', message: `release ${release.version} not promoted: it breached while automation could not act` }],
+            effects: [
+              { type: 'notify', kind: 'rule_breached', severity: 'critical', message: `release ${release.version} not promoted: it breached while automation could not act` },
+              ...fleetVerdict(policy, release.version, 'not_promoted'),
+            ],
           };
         }
         if (state.blind.length > 0) {
@@ -519,9 +576,10 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
               kind: 'rule_blind',
               severity: 'critical',
               message: `release ${release.version} not promoted: window ended with no data for ${state.blind.join(', ')}; ${release.previous ?? 'the previous version'} stays the known-good version`,
-            }],
+            }, ...fleetVerdict(policy, release.version, 'not_promoted')],
           };
         }
+        if (policy.fleetWaitMs !== undefined) return awaitFleet(state, at, policy.fleetWaitMs, policy);
         return promote(state, at, 'window ended clean', policy);
       }
       if (state.phase === 'verifying' && at >= state.since + policy.verifyTimeoutMs) {
@@ -534,6 +592,61 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       return unchanged(state);
     }
   }
+}
+
+/**
+ * Fleets: this host's window ended clean. It tells the others, keeps guarding (a breach still rolls
+ * back) and promotes on `fleetCleared`; when not every host ended clean within the fleet wait, the
+ * window ends without promotion: the release keeps running, the previous version stays the
+ * known-good one, and the other hosts (told `not_promoted`) cannot promote it either.
+ */
+function awaitFleet(state: GuardState, at: number, waitMs: number, policy: Policy): Transition {
+  const release = state.release!;
+  if (state.fleetWait?.version !== release.version) {
+    return {
+      state: { ...state, fleetWait: { version: release.version, since: at } },
+      effects: [
+        { type: 'notify', kind: 'fleet', severity: 'info', message: `release ${release.version}: window ended clean here; waiting up to ${formatDuration(waitMs)} for every host of the fleet` },
+        ...fleetVerdict(policy, release.version, 'clean'),
+      ],
+    };
+  }
+  if (at < state.fleetWait.since + waitMs) return unchanged(state);
+  return {
+    state: enter(state, 'stable', at, { release: null }),
+    effects: [
+      {
+        type: 'notify',
+        kind: 'fleet',
+        severity: 'critical',
+        message: `release ${release.version} not promoted: not every host of the fleet ended its window clean within ${formatDuration(waitMs)}; ${release.previous ?? 'the previous version'} stays the known-good version`,
+      },
+      ...fleetVerdict(policy, release.version, 'not_promoted'),
+    ],
+  };
+}
+
+/**
+ * Fleets: another host rolled `version` back, so this host rolls it back too — inside its window
+ * like any breach (veto window, pause and limits apply; waiting for the fleet is still inside it),
+ * and after it while `version` still runs here and is not the settled known-good version (the
+ * window ended without promotion, or it was promoted just before the other host's breach).
+ */
+function onFleetRollback(state: GuardState, version: string, host: string, at: number, policy: Policy): Transition {
+  const breach: Breach = { trigger: 'fleet', rules: [], reason: `release ${version} was rolled back on host ${host}`, verdicts: [], decidedAt: at, faultAt: at };
+  if (state.phase === 'guarding' && state.release?.version === version) return onBreach(state, breach, policy);
+  // Outside its window only a release that is not (or only just) the known-good one: a long-stable
+  // version is never rolled back automatically.
+  const notPromoted = state.phase === 'stable' && state.stable !== version;
+  const justPromoted = state.phase === 'promoted' && state.release?.version === version;
+  if (state.running !== version || !(notPromoted || justPromoted)) return unchanged(state);
+  if (automationBlocked(state, version, at, policy)) return unchanged(state);
+  const release: Release = state.release?.version === version
+    ? state.release
+    : { version, previous: state.stable === version ? null : state.stable, startedAt: at, deployedBy: `fleet (host ${host})`, source: 'detected' };
+  const to = rollbackTarget({ ...state, release }, version);
+  if (!to) return unchanged(state);
+  return startRollback({ ...state, release }, breach, to, policy, true);
 }
 
 /** While a drill moves versions on purpose, the machine only follows the running version. */
@@ -571,6 +684,7 @@ function rolledBack(state: GuardState, at: number, policy: Policy): Transition {
     running: rb.to,
     stable: rb.to,
     breached: [],
+    autoRollbacks: autoRollbackFinished(state, at),
     history: withHistory(state, { version: rb.from, at, status: 'rolled_back', deployedBy: state.release!.deployedBy, note: rb.breach.reason }, policy),
   });
   const checks = rb.suite?.results ? `, ${rb.suite.results.length} checks passed` : '';
@@ -589,6 +703,8 @@ function promote(state: GuardState, at: number, why: string, policy: Policy): Tr
     state: enter(state, 'promoted', at, {
       stable: release.version,
       wouldRollBack: null,
+      // Promoting by hand during a veto window cancels the pending rollback.
+      pending: null,
       history: withHistory(state, { version: release.version, at, status: 'success', deployedBy: release.deployedBy }, policy),
     }),
     effects: [{ type: 'notify', kind: 'promoted', severity: 'info', message: `release ${release.version} promoted (${why})` }],

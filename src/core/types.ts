@@ -75,7 +75,11 @@ export interface Release {
   source: 'detected' | 'manual';
 }
 
-export type Trigger = 'rule' | 'crash' | 'manual';
+/** `fleet`: another host of the fleet rolled the same release back. */
+export type Trigger = 'rule' | 'crash' | 'manual' | 'fleet';
+
+/** One host's verdict on a release, shared with the other hosts of a fleet. */
+export type FleetVerdict = 'guarding' | 'clean' | 'rolled_back' | 'not_promoted';
 
 /** Why a rollback was (or would have been) decided. */
 export interface Breach {
@@ -166,10 +170,18 @@ export interface GuardState {
   breached: RuleName[];
   /** Rules currently without data or with a failing source (inconclusive / error). */
   blind: RuleName[];
-  /** Automatic rollbacks: which release, when (for one-per-release and the hourly limit). */
-  autoRollbacks: { version: string; at: number }[];
+  /**
+   * Automatic rollbacks: which release, when it was decided (one-per-release and the hourly limit)
+   * and when it finished, verified or failed (the cooldown). `finishedAt` is absent while it runs.
+   */
+  autoRollbacks: { version: string; at: number; finishedAt?: number }[];
   /** Deployment history, newest last, capped. */
   history: DeploymentEntry[];
+  /**
+   * Fleets only: this host's window of `version` ended clean at `since`; it keeps guarding and
+   * promotes when every host's window ended clean (or gives up after the fleet wait).
+   */
+  fleetWait?: { version: string; since: number };
 }
 
 export type Event =
@@ -190,6 +202,10 @@ export type Event =
   | { type: 'drillFinished'; ok: boolean; at: number }
   | { type: 'resumeRequested'; by: string; at: number }
   | { type: 'daemonStarted'; at: number }
+  /** Another host of the fleet rolled `version` back. */
+  | { type: 'fleetRolledBack'; version: string; host: string; at: number }
+  /** Every host of the fleet reported its window of `version` ended clean. */
+  | { type: 'fleetCleared'; version: string; at: number }
   | { type: 'tick'; at: number };
 
 export type NotifyKind =
@@ -208,7 +224,8 @@ export type NotifyKind =
   | 'rollback_pending'
   | 'vetoed'
   | 'rollback_not_ready'
-  | 'drill';
+  | 'drill'
+  | 'fleet';
 
 export type Effect =
   | {
@@ -226,7 +243,9 @@ export type Effect =
   | { type: 'notify'; kind: NotifyKind; severity: 'info' | 'warning' | 'critical'; message: string }
   | { type: 'writeRecord'; record: RollbackRecord }
   /** A window opened: let each rollback step snapshot what it will need (config, backups). */
-  | { type: 'prepareRelease'; release: Release };
+  | { type: 'prepareRelease'; release: Release }
+  /** Fleets: tell the other hosts what this host's window of `version` came to. */
+  | { type: 'fleetVerdict'; version: string; verdict: FleetVerdict };
 
 /** What a finished (or failed) rollback leaves behind; rendered as JSON and Markdown. */
 export interface RollbackRecord {
@@ -250,6 +269,8 @@ export interface Policy {
   windowMs: number;
   automatic: boolean;
   maxRollbacksPerHour: number;
+  /** No automatic rollback within this long after the previous automatic one finished (0: none). */
+  cooldownMs: number;
   verifyPasses: number;
   verifyTimeoutMs: number;
   /** How long rolled_back / promoted stay visible before the machine returns to stable. */
@@ -261,6 +282,11 @@ export interface Policy {
   /** How long a decided automatic rollback waits for a veto (0: act at once). */
   vetoMs: number;
   historyLimit: number;
+  /**
+   * Set for a fleet of hosts sharing verdicts: a host whose window ended clean waits at most this
+   * long for every other host's window to end clean before promoting. Undefined: no fleet.
+   */
+  fleetWaitMs?: number;
 }
 
 /** The result of one transition. `rejected` explains why a requested action was refused. */

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { NotifyKind } from '../core/types.js';
 
-import { duration, SAFE_NAME } from '../config/schema-helpers.js';
+import { duration, quoted, SAFE_NAME } from '../config/schema-helpers.js';
 
 /** Every kind the guard emits, with what it means; the compiler keeps this in step with NotifyKind. */
 export const NOTIFY_KINDS: Record<NotifyKind, string> = {
@@ -26,6 +26,7 @@ export const NOTIFY_KINDS: Record<NotifyKind, string> = {
   vetoed: 'A human vetoed a pending rollback',
   rollback_not_ready: 'A rollback step is not ready (its preflight check found problems)',
   drill: 'A scheduled or requested rollback drill started or ended',
+  fleet: 'Fleets: a clean window waits for the other hosts, or a release is not promoted because not every host ended clean',
 };
 const kinds = Object.keys(NOTIFY_KINDS) as [NotifyKind, ...NotifyKind[]];
 
@@ -90,7 +91,7 @@ export const notifiersSchema = z
   .superRefine((notifiers, ctx) => {
     const seen = new Set<string>();
     notifiers.forEach((notifier, index) => {
-      if (seen.has(notifier.name)) ctx.addIssue({ code: 'custom', message: `duplicate notifier name "${notifier.name}"`, path: [index, 'name'] });
+      if (seen.has(notifier.name)) ctx.addIssue({ code: 'custom', message: `duplicate notifier name ${quoted(notifier.name)}`, path: [index, 'name'] });
       seen.add(notifier.name);
     });
   })

@@ -141,7 +141,14 @@ export function createWebhookNotifier(config: WebhookNotifierConfig, env: NodeJS
   const url = readWebhookUrl(config, env);
   const owner = `webhook "${config.name}"`;
   // Everything secret that a message could possibly echo: the URL and its parts, header values.
-  const secrets = [url.href, `${url.pathname}${url.search}`, url.pathname, url.search, url.username, url.password, ...Object.values(config.headers)]
+  // A receiver may echo one part alone ("unknown token XYZ"): long path segments and query values too.
+  // So may a header's credential without its scheme ("Bearer <token>" -> "<token>").
+  const parts = [
+    ...url.pathname.split('/').filter((p) => p.length >= 12),
+    ...[...url.searchParams.values()].filter((v) => v.length >= 8),
+    ...Object.values(config.headers).map((v) => v.trim().split(/\s+/).pop() ?? '').filter((v) => v.length >= 8),
+  ];
+  const secrets = [url.href, `${url.pathname}${url.search}`, url.pathname, url.search, url.username, url.password, ...parts, ...Object.values(config.headers)]
     .filter((s) => s.length >= 4 && s !== '/')
     .sort((a, b) => b.length - a.length);
   const scrub = (text: string) => secrets.reduce((out, secret) => redactSecret(out, secret), text);

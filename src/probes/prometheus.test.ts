@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -210,6 +210,20 @@ describe('prometheus probe', () => {
       expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: empty }), { now: () => 0 })).toThrow(
         /auth_header_file .*empty must hold one non-empty line/,
       );
+    });
+
+    it.each([[0o644, 'everyone'], [0o640, 'its group']])('a file with mode %s is refused at creation (readable by %s)', async (mode, who) => {
+      const open = path.join(dir, `open-${mode.toString(8)}`);
+      await writeFile(open, `${TOKEN}\n`);
+      await chmod(open, mode);
+      expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: open }), { now: () => 0 })).toThrow(
+        new RegExp(`auth_header_file ${open} is readable by ${who}; run: chmod 600`),
+      );
+      try {
+        prometheusProbe(config({ v: 'one' }, { auth_header_file: open }), { now: () => 0 });
+      } catch (error) {
+        expect(String(error)).not.toContain(TOKEN);
+      }
     });
   });
 });

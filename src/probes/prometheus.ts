@@ -19,7 +19,7 @@
  * The Authorization header comes from `auth_header_file`, read once when the probe is created;
  * its content never appears in an error text (it is scrubbed even from network errors).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { PrometheusProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import { errorMessage, ProbeError } from '../errors.js';
@@ -171,13 +171,16 @@ function parsePromValue(text: string): number | null {
 }
 
 /**
- * Reads the header value once, at creation: a missing or empty file is a configuration error the
- * guard must report at start-up, not a probe failure found later. The message names the file only.
+ * Reads the header value once, at creation: a missing, empty or group/world-readable file is a
+ * configuration error the guard must report at start-up, not a probe failure found later. The
+ * message names the file only.
  */
 function readAuthHeader(file: string, probe: string): string {
   let content: string;
+  let mode: number;
   try {
     content = readFileSync(file, 'utf8').trim();
+    mode = statSync(file).mode;
   } catch (error) {
     throw new ProbeError(
       `probe "${probe}": cannot read auth_header_file ${file}: ${errorMessage(error)}`,
@@ -190,6 +193,13 @@ function readAuthHeader(file: string, probe: string): string {
     throw new ProbeError(
       `probe "${probe}": auth_header_file ${file} must hold one non-empty line (e.g. "Bearer <token>")`,
       'probe_auth_file',
+    );
+  }
+  // A credential like the API token and the passwords: not readable by group or others.
+  if ((mode & 0o044) !== 0) {
+    throw new ProbeError(
+      `probe "${probe}": auth_header_file ${file} is readable by ${(mode & 0o004) !== 0 ? 'everyone' : 'its group'}; run: chmod 600 ${file}`,
+      'probe_secret_insecure',
     );
   }
   return content;

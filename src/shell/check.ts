@@ -11,6 +11,7 @@ import type { RuleVerdict, Sample } from '../core/types.js';
 import type { Pm2Client } from '../pm2/client.js';
 import { createProbe } from '../probes/index.js';
 import { FileStore } from '../store/file-store.js';
+import { openStore, type OpenedStore } from '../store/index.js';
 import type { Clock } from './clock.js';
 
 export type CheckOutcome = 'pass' | 'fail' | 'inconclusive';
@@ -32,10 +33,11 @@ export function checkOutcome(verdicts: readonly RuleVerdict[]): CheckOutcome {
   return 'pass';
 }
 
-/** Baselines of the stable version recorded by a daemon using the same state_dir, if any. */
+/** Baselines of the stable version recorded by a daemon using the same store, if any (read only). */
 async function storedBaseline(config: Config): Promise<{ version: string | null; p95: Map<string, number> }> {
+  let opened: OpenedStore | undefined;
   try {
-    const store = new FileStore(config.state_dir);
+    const store = config.store.type === 'redis' ? (opened = await openStore(config)).store : new FileStore(config.state_dir);
     const state = await store.loadState();
     const version = state?.stable ?? null;
     const baselines = version ? (await store.loadBaselines())[version] ?? {} : {};
@@ -43,6 +45,8 @@ async function storedBaseline(config: Config): Promise<{ version: string | null;
   } catch {
     // No daemon state here (or unreadable): latency_ratio will say it has no baseline.
     return { version: null, p95: new Map() };
+  } finally {
+    await opened?.close();
   }
 }
 

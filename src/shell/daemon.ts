@@ -14,10 +14,11 @@ import type { Pm2Client } from '../pm2/client.js';
 import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
 import { createProbe } from '../probes/index.js';
 import { createStrategy } from '../strategies/index.js';
-import { FileStore } from '../store/file-store.js';
+import { openStore } from '../store/index.js';
 import { systemClock, type Clock } from './clock.js';
 import { NotificationDispatcher, routesFromConfig } from '../notify/dispatcher.js';
 import { Guard } from './guard.js';
+import { Leadership } from './leadership.js';
 import { ProcessRunner } from './process-runner.js';
 
 export interface RunningDaemon {
@@ -41,7 +42,10 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
   const clock = options.clock ?? systemClock;
   const token = await readToken(config.server);
   if (!token) log.warn('no API token configured: POST endpoints will refuse every request', { component: 'api', token_env: config.server.token_env });
-  const store = await new FileStore(config.state_dir).open();
+  const opened = await openStore(config);
+  const { store } = opened;
+  // A shared store (redis): only the guard holding the lease acts; the others stand by.
+  const leadership = opened.lease ? new Leadership(store, { ttlMs: opened.lease.ttlMs, clock, log, hostId: opened.hostId }) : undefined;
   const pm2 = options.pm2 ?? (needsPm2(config) ? new Pm2ApiClient(config.pm2?.home ? { home: config.pm2.home } : {}) : undefined);
   const metrics = new GuardMetrics();
   const probes = config.probes.map((p) => createProbe(p, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) }));
@@ -51,7 +55,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     log: (level, message, fields) => log.log(level, message, { component: 'notify', ...fields }),
     clock,
   });
-  const guard = new Guard({ config, store, clock, log, metrics, probes, plan, notify: (event) => notifications.publish(event), ...(pm2 ? { pm2 } : {}) });
+  const guard = new Guard({ config, store, clock, log, metrics, probes, plan, notify: (event) => notifications.publish(event), ...(pm2 ? { pm2 } : {}), ...(leadership ? { leadership } : {}), ...(opened.fleet ? { fleet: opened.fleet } : {}) });
   await guard.start();
   const server = await startApiServer({
     host: config.server.host,
@@ -77,6 +81,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
       await guard.stop();
       await notifications.close(5000);
       await pm2?.disconnect().catch(() => undefined);
+      await opened.close().catch(() => undefined);
     },
   };
 }
@@ -84,9 +89,11 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
 export async function runDaemon(options: { configPath: string }): Promise<void> {
   const config = await loadConfig(options.configPath);
   const log = createLogger(config.log);
-  const daemon = await startDaemon(config, { log });
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
+  // Listen before starting: start-up may already resume an interrupted rollback, and a SIGTERM
+  // arriving then must let the running step finish, not kill the process mid-step by default.
+  let onSignal!: (signal: NodeJS.Signals) => void;
+  const stopRequested = new Promise<void>((resolve) => {
+    onSignal = (signal) => {
       log.info(`received ${signal}: finishing the current step and stopping`, { component: 'daemon' });
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
@@ -95,6 +102,15 @@ export async function runDaemon(options: { configPath: string }): Promise<void> 
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  let daemon: RunningDaemon;
+  try {
+    daemon = await startDaemon(config, { log });
+  } catch (error) {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    throw error;
+  }
+  await stopRequested;
   await daemon.stop();
   log.end();
 }

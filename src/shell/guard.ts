@@ -9,12 +9,12 @@ import type { ControlRequest, ControlResult, GuardControl, HistoryView, Prefligh
 import type { Config } from '../config/schema.js';
 import { evaluateRules, learnBaseline } from '../core/rules.js';
 import { policyFrom, probeIntervalMs } from '../core/schedule.js';
-import { initialState, rollbackTarget, transition } from '../core/transition.js';
-import type { Effect, Event, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
+import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
+import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import type { NotificationEvent } from '../notify/types.js';
 import { runVerificationSuite } from '../verification/suite.js';
 import { candidates } from '../core/versions.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GuardMetrics } from '../metrics.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
@@ -22,8 +22,9 @@ import type { Probe } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
 import { windowTimeline } from '../records/window-series.js';
-import type { Baselines, StateStore } from '../store/state-store.js';
+import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
+import type { Leadership } from './leadership.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 
@@ -38,6 +39,13 @@ export interface GuardDeps {
   pm2?: Pm2Client;
   /** Hands an announcement to the notifiers; must return at once (never blocks a rollback). */
   notify?: (event: NotificationEvent) => void;
+  /**
+   * With a store several guards share: the lease loop. Only the lease holder acts (persists
+   * transitions, runs plans, writes records, notifies); the others stand by. Absent: always acts.
+   */
+  leadership?: Leadership;
+  /** Fleets: the hosts' shared verdicts on each release. */
+  fleet?: FleetBoard;
 }
 
 /** Samples older than this are dropped: longer than any rule window or sustain duration. */
@@ -67,6 +75,12 @@ export class Guard implements GuardControl {
   private runningSince = 0;
   private lastBaselineAt = 0;
   private unsubscribePm2: (() => void) | null = null;
+  /** Whether this guard has taken over (always, without leadership); see `acts`. */
+  private acting = true;
+  private storeUp = true;
+  private storeError: string | null = null;
+  /** Fleets: hosts whose clean window this host is still waiting for. */
+  private fleetWaiting: string[] = [];
 
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
@@ -85,16 +99,28 @@ export class Guard implements GuardControl {
 
   /** Loads state, resumes whatever a previous run left unfinished, and starts watching. */
   async start(): Promise<void> {
-    const { store, clock, log } = this.deps;
+    const { store, clock, log, leadership } = this.deps;
+    // Take the lease (if free) before reading, so a leader reads what no one else writes.
+    this.acting = leadership ? await leadership.tryAcquire() : true;
     this.state = (await store.loadState()) ?? initialState(clock.now());
     this.baselines = await store.loadBaselines();
     this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? null;
     log.info('guard starting', { component: 'guard', phase: this.state.phase, stable: this.state.stable, running: this.state.running });
     this.deps.metrics.observeState(this.state);
-    await this.dispatch({ type: 'daemonStarted', at: clock.now() });
+    this.observeLeadership();
+    if (this.acts) {
+      await this.dispatch({ type: 'daemonStarted', at: clock.now() });
+      await this.writeOwedRecord();
+    }
+    else log.info('standing by: another guard holds the lease; probing and evaluating, not acting', { component: 'lease', holder: leadership?.view.holder });
     if (this.deps.pm2 && this.deps.config.pm2) await this.watchPm2();
     for (const probe of this.deps.probes) this.loops.push(this.probeLoop(probe));
     this.loops.push(this.tickLoop());
+    leadership?.run({
+      gained: () => this.takeOver(),
+      lost: () => this.stepDown(),
+      storeAnswered: (up, error) => this.markStore(up, error),
+    });
   }
 
   /**
@@ -111,6 +137,8 @@ export class Guard implements GuardControl {
       await this.rollbackRun;
     }
     await this.queue.catch(() => undefined);
+    // Only now hand the lease over: a standby must not start while this guard's step runs.
+    await this.deps.leadership?.stop({ release: true });
     await Promise.allSettled(this.deps.probes.map((p) => p.close?.()));
     this.deps.log.info('guard stopped', { component: 'guard', phase: this.state.phase });
   }
@@ -124,10 +152,18 @@ export class Guard implements GuardControl {
 
   private async apply(event: Event): Promise<Transition> {
     const before = this.state;
+    // A standby follows the leader's persisted state (tickLoop) and changes nothing itself.
+    if (!this.acts) return { state: before, effects: [], rejected: this.standbyReason() };
     const result = transition(before, event, this.policy);
     if (result.state !== before) {
-      // Persist before acting: a crash after this point resumes from the new state.
-      await this.deps.store.saveState(result.state);
+      // Persist before acting: a crash after this point resumes from the new state. A state that
+      // cannot be kept is not acted on: the event is retried by the next sample or tick.
+      try {
+        await this.deps.store.saveState(result.state);
+      } catch (error) {
+        return this.notKept(before, error);
+      }
+      this.markStore(true);
       if (result.state.running !== before.running || (result.state.phase === 'verifying' && before.phase !== 'verifying')) {
         this.runningSince = event.at;
       }
@@ -148,6 +184,7 @@ export class Guard implements GuardControl {
   }
 
   private async runEffect(effect: Effect): Promise<void> {
+    if (!this.acts) return;
     switch (effect.type) {
       case 'notify':
         this.announce(effect.kind, effect.severity, effect.message);
@@ -171,6 +208,9 @@ export class Guard implements GuardControl {
         // Not awaited: snapshots and backups must never delay the guard's eyes.
         void this.prepareRelease(effect.release);
         return;
+      case 'fleetVerdict':
+        await this.reportToFleet(effect.version, effect.verdict);
+        return;
     }
   }
 
@@ -178,16 +218,28 @@ export class Guard implements GuardControl {
     const { config, clock, log } = this.deps;
     log.warn(`rollback ${effect.from} -> ${effect.to} (attempt ${effect.attempt}, from step ${effect.fromStep + 1}): ${effect.breach.reason}`, { component: 'rollback' });
     const startedAt = new Map<number, number>();
+    // With leadership, this term's signal: losing the lease stops the running step at once.
+    const term = this.deps.leadership?.signal;
+    // Set when the plan stopped because a step could not be recorded or the lease not confirmed:
+    // an interruption (resumed like a restart), not a failed rollback.
+    let interrupted: string | null = null;
+    const kept = (t: Transition) => {
+      if (t.rejected) throw new Error((interrupted = `step not recorded, plan stopped: ${t.rejected}`));
+    };
     const hooks = {
       stepStarted: async (index: number, stepType: string, description: string) => {
+        // Every step starts only on a lease confirmed with the store, and only once persisted.
+        await this.deps.leadership?.confirm().catch((error: unknown) => {
+          throw new Error((interrupted = `lease not confirmed, plan stopped: ${errorMessage(error)}`));
+        });
         startedAt.set(index, clock.now());
         this.deps.metrics.stepStarted(index, stepType);
-        await this.dispatch({ type: 'stepStarted', index, stepType, description, at: clock.now() });
+        kept(await this.dispatch({ type: 'stepStarted', index, stepType, description, at: clock.now() }));
       },
       stepFinished: async (index: number, ok: boolean, output: string[], error?: string) => {
         const stepType = this.deps.plan[index]!.config.type;
         this.deps.metrics.stepFinished(index, stepType, ok, (clock.now() - (startedAt.get(index) ?? clock.now())) / 1000);
-        await this.dispatch({ type: 'stepFinished', index, ok, output, ...(error ? { error } : {}), at: clock.now() });
+        kept(await this.dispatch({ type: 'stepFinished', index, ok, output, ...(error ? { error } : {}), at: clock.now() }));
       },
     };
     let result;
@@ -196,13 +248,17 @@ export class Guard implements GuardControl {
       result = await runPlan(this.deps.plan, { service: config.service, from: effect.from, to: effect.to }, {
         clock,
         log,
-        signal: new AbortController().signal,
+        signal: term ?? new AbortController().signal,
         stateDir: config.state_dir,
         fromStep: effect.fromStep,
         hooks,
       });
     } catch (error) {
       result = { ok: false, error: `rollback plan crashed: ${errorMessage(error)}` };
+    }
+    if (term?.aborted || !this.acts || interrupted !== null) {
+      log.warn('rollback plan interrupted: whoever acts next resumes it from the first step not finished', { component: 'rollback', reason: interrupted ?? 'the lease was lost', error: result.error });
+      return;
     }
     await this.dispatch({ type: 'rollbackExecuted', ok: result.ok, ...(result.error ? { error: result.error } : {}), at: clock.now() });
   }
@@ -345,6 +401,23 @@ export class Guard implements GuardControl {
     return { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };
   }
 
+  /**
+   * A rollback's record is written just after its end (rolled_back / failed) is persisted; a crash
+   * in between would lose it. On start, write it if the store does not have it yet.
+   */
+  private async writeOwedRecord(): Promise<void> {
+    const owed = finishedRollbackRecord(this.state);
+    if (!owed) return;
+    try {
+      if (await this.deps.store.readRecord(owed.id)) return;
+    } catch (error) {
+      this.deps.log.warn('could not check for the record of the last rollback', { component: 'record', id: owed.id, error: errorMessage(error) });
+      return;
+    }
+    this.deps.log.warn('the last rollback ended without its record (the guard stopped in between); writing it now', { component: 'record', id: owed.id });
+    await this.writeRecord(owed);
+  }
+
   private async writeRecord(record: RollbackRecord): Promise<void> {
     const { config, store, log, metrics, pm2 } = this.deps;
     metrics.rollbackFinished(record.breach.trigger, record.outcome, record.breach.decidedAt, record.finishedAt);
@@ -453,9 +526,17 @@ export class Guard implements GuardControl {
     while (!this.stopping.signal.aborted) {
       await clock.sleep(1000, this.stopping.signal);
       if (this.stopping.signal.aborted) break;
+      if (!this.acts) {
+        // Standing by (or cut off from the store): stay warm, follow the leader, act never.
+        await this.followLeader();
+        await this.evaluate();
+        continue;
+      }
+      await this.resumeInterruptedPlan();
       await this.dispatch({ type: 'tick', at: clock.now() });
       await this.evaluate();
       await this.refreshBaseline();
+      await this.syncFleet();
     }
   }
 
@@ -543,6 +624,9 @@ export class Guard implements GuardControl {
         ? { id: this.lastRecord.id, from: this.lastRecord.from, to: this.lastRecord.to, outcome: this.lastRecord.outcome, finishedAt: iso(this.lastRecord.finishedAt) }
         : null,
       now: iso(this.deps.clock.now()),
+      lease: this.leaseView(),
+      store: { type: this.deps.config.store.type, up: this.storeUp, error: this.storeError },
+      ...(this.deps.fleet ? { fleet: { hostId: this.deps.fleet.hostId, waitingFor: this.fleetWaiting } } : {}),
     };
   }
 
@@ -578,5 +662,194 @@ export class Guard implements GuardControl {
     this.deps.log.info(`control request: ${request.action}`, { component: 'api', ...request });
     const result = await this.dispatch(event);
     return result.rejected ? { ok: false, error: result.rejected } : { ok: true, state: result.state };
+  }
+
+  // ---- High availability: the lease, the store's health, fleets ----
+
+  /** Whether this guard acts: it has taken over and its lease is still valid (always, without leadership). */
+  private get acts(): boolean {
+    return this.acting && (this.deps.leadership?.isLeader ?? true);
+  }
+
+  /** Runs `work` in the event queue, so nothing interleaves with it. */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Why this guard changes nothing now. */
+  private standbyReason(): string {
+    if (!this.storeUp) return `the state store is unreachable (${this.storeError ?? 'no answer'}): this guard observes but does not act until it is back`;
+    const holder = this.deps.leadership?.view.holder;
+    return `this guard stands by: the acting guard is ${holder ?? 'not known yet (the lease is free)'}`;
+  }
+
+  /** A new state that could not be saved: nothing is done. A write refused as stale ends the leadership. */
+  private notKept(state: GuardState, error: unknown): Transition {
+    const code = error instanceof StoreError ? error.code : undefined;
+    if (code === 'store_not_leader' || code === 'store_fenced' || code === 'store_conflict') {
+      this.deps.leadership?.lose(`the store refused a write: ${errorMessage(error)}`);
+    } else {
+      this.markStore(false, error);
+    }
+    return { state, effects: [], rejected: `the new state could not be saved, so nothing was done: ${errorMessage(error)}` };
+  }
+
+  /** Logs when the store stops or starts answering; the gauge and /status say so all along. */
+  private markStore(up: boolean, error?: unknown): void {
+    const message = up ? null : errorMessage(error);
+    const type = this.deps.config.store.type;
+    if (up && !this.storeUp) this.deps.log.info('state store reachable again', { component: 'store', type });
+    if (!up && this.storeUp) {
+      this.deps.log.error('DEGRADED: state store unreachable; still probing and evaluating, acting on nothing it cannot persist', { component: 'store', type, error: message });
+    }
+    this.storeUp = up;
+    this.storeError = message;
+    this.observeLeadership();
+  }
+
+  private observeLeadership(): void {
+    this.deps.metrics.observeLeadership(this.acts, this.storeUp);
+  }
+
+  private leaseView(): NonNullable<StatusView['lease']> {
+    const view = this.deps.leadership?.view;
+    return view ? { ...view, leader: this.acts } : { leader: this.acts, holder: null, token: null, hostId: null };
+  }
+
+  /** Standing by: the leader's persisted state is this guard's view, kept fresh for status and probes. */
+  private followLeader(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.acts) return;
+      let stored: GuardState | null;
+      try {
+        stored = await this.deps.store.loadState();
+      } catch (error) {
+        this.markStore(false, error);
+        return;
+      }
+      this.markStore(true);
+      if (!stored) return;
+      if (stored.running !== this.state.running) this.runningSince = this.deps.clock.now();
+      const phaseChanged = stored.phase !== this.state.phase;
+      this.state = stored;
+      this.deps.metrics.observeState(stored);
+      if (phaseChanged) this.wakeLoops();
+    });
+  }
+
+  /**
+   * Just took the lease: adopt the persisted state — or, when the store lost it (Redis restarted
+   * empty), write back the state this guard kept — then resume like a restarted daemon: an
+   * interrupted plan goes on from the first step that did not finish ok.
+   */
+  private async takeOver(): Promise<void> {
+    const { store, clock, log } = this.deps;
+    if (this.stopping.signal.aborted) throw new Error('the guard is stopping');
+    // A plan of an earlier term, stopped when that lease was lost, winds down first.
+    if (this.rollbackRun) await this.rollbackRun;
+    await this.enqueue(async () => {
+      const stored = await store.loadState();
+      if (stored) this.state = stored;
+      else {
+        log.warn('the store holds no state (did it lose its data?): writing back the state this guard kept', { component: 'store', phase: this.state.phase });
+        await store.saveState(this.state);
+      }
+      const baselines = await store.loadBaselines();
+      if (Object.keys(baselines).length > 0) this.baselines = baselines;
+      else if (Object.keys(this.baselines).length > 0) await store.saveBaselines(this.baselines);
+      this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? this.lastRecord;
+      this.acting = true;
+      this.markStore(true);
+      this.deps.metrics.observeState(this.state);
+      log.warn('took over: this guard holds the lease and acts', { component: 'lease', phase: this.state.phase, release: this.state.release?.version });
+    });
+    await this.dispatch({ type: 'daemonStarted', at: clock.now() });
+    // The previous leader may have died between the end of a rollback and its record.
+    if (this.acts) await this.writeOwedRecord();
+    this.wakeLoops();
+  }
+
+  /**
+   * A plan interrupted while this guard kept acting (a store blip: a step could not be recorded)
+   * leaves rolling_back with no plan running: resume it as a restart would.
+   */
+  private async resumeInterruptedPlan(): Promise<void> {
+    const stalled = await this.enqueue(() => Promise.resolve(this.acts && this.state.phase === 'rolling_back' && this.rollbackRun === null));
+    if (stalled) await this.dispatch({ type: 'daemonStarted', at: this.deps.clock.now() });
+  }
+
+  /** The lease is gone: stop acting at once (the running step was aborted by the term's signal). */
+  private stepDown(): void {
+    this.acting = false;
+    this.observeLeadership();
+    this.wakeLoops();
+  }
+
+  private async reportToFleet(version: string, verdict: FleetVerdict): Promise<void> {
+    const { fleet, clock, log } = this.deps;
+    if (!fleet) return;
+    try {
+      await fleet.report(version, verdict, clock.now());
+      log.info(`fleet: reported ${verdict} for ${version}`, { component: 'fleet', host: fleet.hostId, version, verdict });
+    } catch (error) {
+      log.error('fleet: verdict not reported', { component: 'fleet', version, verdict, error: errorMessage(error) });
+    }
+  }
+
+  /**
+   * Fleets, every tick (1 s) while acting. The protocol, deliberately small (no cluster protocol,
+   * just a shared table in Redis, polled):
+   *
+   * - Each host (`host_id`; its own state key and lease) writes its verdict on release N into the
+   *   hash `fleet:release:N` (host -> guarding | clean | rolled_back | not_promoted), as a fenced
+   *   write of the acting guard: `guarding` when its window opens, `rolled_back` when it decides a
+   *   rollback (any trigger), `clean` when its window ended clean, `not_promoted` when the window
+   *   ended without promotion (breach while paused, blind, or the fleet wait ran out).
+   * - Any other host's `rolled_back` on the release running here -> `fleetRolledBack` (trigger
+   *   `fleet`, the reason names the host): rolled back here too, subject to pause, veto and limits.
+   * - A host whose window ended clean keeps guarding and promotes (`fleetCleared`) only when every
+   *   member says `clean`. Members: the hosts alive now (a guard holds their lease) plus every host
+   *   that reported on N. A host that is down and never reported on N is not waited for; one that
+   *   reported `guarding` and then went silent is waited for.
+   * - A host that never reports `clean` (still deploying, dead, blind) makes the others wait at
+   *   most `fleet_wait`; then each ends its window without promoting (N keeps running, the previous
+   *   version stays known-good, a critical notification) and says `not_promoted`, so no host
+   *   promotes N afterwards. A `rolled_back` arriving later still rolls N back on every host
+   *   where it runs and is not the settled known-good version.
+   * - Redis unreachable: nobody acts (no lease). A `rolled_back` report lost to a failure right
+   *   after the decision was saved is made again here, while the rollback is still in view.
+   */
+  private async syncFleet(): Promise<void> {
+    const { fleet, clock } = this.deps;
+    if (!fleet || this.state.drill) return;
+    const state = this.state;
+    const rb = state.rollback;
+    if (rb && ['rolling_back', 'verifying', 'rolled_back', 'failed'].includes(state.phase)) {
+      const mine = await fleet.read(rb.from).then((b) => b.verdicts[fleet.hostId]?.verdict ?? 'none', () => 'unknown');
+      if (mine !== 'unknown' && mine !== 'rolled_back') await this.reportToFleet(rb.from, 'rolled_back');
+    }
+    const version = state.phase === 'guarding' ? state.release!.version : state.running;
+    if (!version) return;
+    let board;
+    try {
+      board = await fleet.read(version);
+    } catch (error) {
+      this.markStore(false, error);
+      return;
+    }
+    const rolledBack = Object.entries(board.verdicts).find(([host, v]) => host !== fleet.hostId && v.verdict === 'rolled_back');
+    if (rolledBack) {
+      await this.dispatch({ type: 'fleetRolledBack', version, host: rolledBack[0], at: clock.now() });
+      return;
+    }
+    if (state.fleetWait?.version !== version) {
+      this.fleetWaiting = [];
+      return;
+    }
+    const members = new Set([fleet.hostId, ...board.live, ...Object.keys(board.verdicts)]);
+    this.fleetWaiting = [...members].filter((host) => board.verdicts[host]?.verdict !== 'clean').sort();
+    if (this.fleetWaiting.length === 0) await this.dispatch({ type: 'fleetCleared', version, at: clock.now() });
   }
 }

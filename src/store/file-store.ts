@@ -4,11 +4,12 @@
  * old or the new content. No server is needed.
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { GuardState, RollbackRecord } from '../core/types.js';
 import { StoreError } from '../errors.js';
-import type { Baselines, StateStore } from './state-store.js';
+import type { Baselines, Lease, StateStore } from './state-store.js';
 
 const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
@@ -53,6 +54,7 @@ async function readJson<T>(path: string): Promise<T | null> {
 
 export class FileStore implements StateStore {
   private readonly records: string;
+  private readonly lease: Lease = { token: 1, holder: `${hostname()}/${process.pid}` };
 
   constructor(private readonly dir: string) {
     this.records = join(dir, 'rollbacks');
@@ -111,6 +113,27 @@ export class FileStore implements StateStore {
     const names = (await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
     const records = await Promise.all(names.map((n) => readJson<RollbackRecord & Record<string, unknown>>(join(this.records, n))));
     return records.filter((r): r is RollbackRecord & Record<string, unknown> => r !== null);
+  }
+
+  /**
+   * The file store belongs to one guard process (its state_dir is not shared), so its lease is
+   * that process's alone: acquiring and renewing always succeed, the token is fixed for the life of
+   * this store object, and writes are never fenced. Several guards on one service need the redis store.
+   */
+  acquireLease(): Promise<Lease> {
+    return Promise.resolve(this.lease);
+  }
+
+  renewLease(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  releaseLease(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  leaseHolder(): Promise<Lease> {
+    return Promise.resolve(this.lease);
   }
 
   async readRecord(id: string) {

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 
-import { duration, ratio, safeName, url } from '../config/schema-helpers.js';
+import { duration, mysqlConnection, quoted, ratio, safeName, url } from '../config/schema-helpers.js';
 
 const statuses = (fallback: number[], description: string) =>
   z.array(z.number().int().min(100).max(599)).min(1).default(fallback).describe(description);
@@ -80,15 +80,7 @@ const mysqlCheck = z
   .object({
     type: z.literal('mysql'),
     name: safeName('Check name'),
-    host: z.string().min(1).default('127.0.0.1').describe('MySQL/MariaDB host'),
-    port: z.number().int().min(1).max(65535).default(3306).describe('Port'),
-    user: z.string().min(1).describe('A read-only account (SELECT is enough)'),
-    password_file: z.string().min(1).optional().describe('File holding the password (not readable by group or others)'),
-    password_env: z
-      .string()
-      .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
-      .optional()
-      .describe('Environment variable holding the password'),
+    ...mysqlConnection('A read-only account (SELECT is enough)'),
     database: identifier('Database whose tables are checked').optional(),
     tables: z.array(identifier('Table name')).default([]).describe('Tables that must exist'),
     min_rows: z
@@ -125,7 +117,7 @@ export const verificationChecksSchema = z
   .superRefine((checks, ctx) => {
     const seen = new Set<string>();
     checks.forEach((check, index) => {
-      if (seen.has(check.name)) ctx.addIssue({ code: 'custom', message: `duplicate check name "${check.name}"`, path: [index, 'name'] });
+      if (seen.has(check.name)) ctx.addIssue({ code: 'custom', message: `duplicate check name ${quoted(check.name)}`, path: [index, 'name'] });
       seen.add(check.name);
     });
   })
