@@ -13,7 +13,6 @@ import { finishedRollbackRecord, initialState, rollbackTarget, transition } from
 import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import type { NotificationEvent } from '../notify/types.js';
 import { runVerificationSuite } from '../verification/suite.js';
-import { candidates } from '../core/versions.js';
 import { errorMessage, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GuardMetrics } from '../metrics.js';
@@ -27,6 +26,7 @@ import type { Clock } from './clock.js';
 import type { Leadership } from './leadership.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
+import { controlEvent, historyView, statusView } from './views.js';
 
 export interface GuardDeps {
   config: Config;
@@ -594,36 +594,15 @@ export class Guard implements GuardControl {
   // ---- GuardControl (the HTTP API) ----
 
   status(): StatusView {
-    const s = this.state;
-    const iso = (ms: number) => new Date(ms).toISOString();
     return {
-      service: this.deps.config.service,
-      phase: s.phase,
-      paused: s.paused,
-      since: iso(s.since),
-      stable: s.stable,
-      running: s.running,
-      release: s.release
-        ? {
-            version: s.release.version,
-            previous: s.release.previous,
-            startedAt: iso(s.release.startedAt),
-            deployedBy: s.release.deployedBy,
-            source: s.release.source,
-            windowEndsAt: s.phase === 'guarding' ? iso(s.release.startedAt + this.policy.windowMs) : null,
-          }
-        : null,
-      rollback: s.rollback
-        ? { from: s.rollback.from, to: s.rollback.to, reason: s.rollback.breach.reason, trigger: s.rollback.breach.trigger, startedAt: iso(s.rollback.startedAt), attempt: s.rollback.attempt }
-        : null,
-      wouldRollBack: s.wouldRollBack?.reason ?? null,
-      pendingRollback: s.pending ? { to: s.pending.to, reason: s.pending.breach.reason, at: iso(s.pending.until) } : null,
-      failure: s.failure,
-      rules: this.verdicts,
-      lastRollback: this.lastRecord
-        ? { id: this.lastRecord.id, from: this.lastRecord.from, to: this.lastRecord.to, outcome: this.lastRecord.outcome, finishedAt: iso(this.lastRecord.finishedAt) }
-        : null,
-      now: iso(this.deps.clock.now()),
+      ...statusView({
+        service: this.deps.config.service,
+        state: this.state,
+        windowMs: this.policy.windowMs,
+        verdicts: this.verdicts,
+        lastRecord: this.lastRecord,
+        now: this.deps.clock.now(),
+      }),
       lease: this.leaseView(),
       store: { type: this.deps.config.store.type, up: this.storeUp, error: this.storeError },
       ...(this.deps.fleet ? { fleet: { hostId: this.deps.fleet.hostId, waitingFor: this.fleetWaiting } } : {}),
@@ -631,14 +610,7 @@ export class Guard implements GuardControl {
   }
 
   async history(): Promise<HistoryView> {
-    const records = await this.deps.store.listRecords();
-    return {
-      service: this.deps.config.service,
-      deployments: this.state.history.map((h) => ({ ...h, at: new Date(h.at).toISOString() })),
-      candidates: candidates(this.state.history),
-      previousStable: this.state.stable,
-      rollbacks: records.map((r) => ({ id: r.id, from: r.from, to: r.to, outcome: r.outcome, finishedAt: new Date(r.finishedAt).toISOString(), reason: r.breach.reason })),
-    };
+    return historyView(this.deps.config.service, this.state, await this.deps.store.listRecords());
   }
 
   metrics() {
@@ -646,19 +618,7 @@ export class Guard implements GuardControl {
   }
 
   async control(request: ControlRequest): Promise<ControlResult> {
-    const at = this.deps.clock.now();
-    const event: Event =
-      request.action === 'release'
-        ? { type: 'releaseRequested', version: request.version, deployedBy: request.deployedBy, at }
-        : request.action === 'rollback'
-          ? { type: 'rollbackRequested', ...(request.to ? { to: request.to } : {}), reason: request.reason, by: request.by, at }
-          : request.action === 'promote'
-            ? { type: 'promoteRequested', by: request.by, at }
-            : request.action === 'veto'
-              ? { type: 'vetoRequested', by: request.by, reason: request.reason, at }
-            : request.action === 'pause'
-              ? { type: 'pauseRequested', by: request.by, at }
-              : { type: 'resumeRequested', by: request.by, at };
+    const event = controlEvent(request, this.deps.clock.now());
     this.deps.log.info(`control request: ${request.action}`, { component: 'api', ...request });
     const result = await this.dispatch(event);
     return result.rejected ? { ok: false, error: result.rejected } : { ok: true, state: result.state };
