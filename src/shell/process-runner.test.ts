@@ -6,8 +6,8 @@ import { chmod, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promi
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RollbackError } from '../errors.js';
 import { ProcessRunner } from './process-runner.js';
+import { rejection as rollbackError } from '../../test/helpers/rejection.js';
 
 const runner = new ProcessRunner();
 const node = process.execPath;
@@ -29,18 +29,6 @@ function isAlive(pid: number): boolean {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw error;
   }
-}
-
-/** Rejection of `promise`, which must be a RollbackError. */
-async function rollbackError(promise: Promise<unknown>): Promise<RollbackError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RollbackError);
-  return error as RollbackError;
 }
 
 /** Waits for a pid file written by the program under test. */

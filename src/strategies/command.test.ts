@@ -6,11 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { strategySchema, type CommandStrategyConfig } from '../config/schema.js';
-import { RollbackError } from '../errors.js';
 import type { Pm2Client } from '../pm2/client.js';
 import { ProcessRunner } from '../shell/process-runner.js';
 import { commandLine, commandStrategy } from './command.js';
 import type { RollbackContext } from './types.js';
+import { rejection } from '../../test/helpers/rejection.js';
 
 const node = process.execPath;
 /** The command strategy never talks to pm2. */
@@ -43,17 +43,6 @@ function context(overrides: Partial<RollbackContext> = {}): RollbackContext & { 
     lines,
     ...overrides,
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RollbackError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RollbackError);
-  return error as RollbackError;
 }
 
 describe('command strategy', () => {

@@ -9,13 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { strategySchema, type ConfigFilesStrategyConfig } from '../../src/config/schema.js';
-import { RollbackError } from '../../src/errors.js';
 import type { Pm2Client } from '../../src/pm2/client.js';
 import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { configFilesStrategy, type SnapshotManifest } from '../../src/strategies/config-files.js';
 import { createStrategy } from '../../src/strategies/index.js';
 import type { ReleaseContext, RollbackContext } from '../../src/strategies/types.js';
 import { buildRelease, createPm2Sandbox, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
+import { rejection } from '../helpers/rejection.js';
 
 const GOOD_ENV = 'API_URL=https://api.example.com\nFEATURE_NEW_PLAYER=off\n';
 const BAD_ENV = 'API_URL=https://api.example.con\nFEATURE_NEW_PLAYER=on\n';
@@ -48,17 +48,6 @@ function context(dataDir: string, overrides: Partial<RollbackContext> = {}): Rol
     lines,
     ...overrides,
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RollbackError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RollbackError);
-  return error as RollbackError;
 }
 
 const modeOf = async (file: string) => (await stat(file)).mode & 0o777;

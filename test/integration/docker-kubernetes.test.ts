@@ -13,13 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { strategySchema, type DockerStrategyConfig, type KubernetesStrategyConfig } from '../../src/config/schema.js';
-import { RollbackError } from '../../src/errors.js';
 import type { Pm2Client } from '../../src/pm2/client.js';
 import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { dockerStrategy } from '../../src/strategies/docker.js';
 import { createStrategy } from '../../src/strategies/index.js';
 import { kubernetesStrategy, parseHistory, UNDO_RECORD } from '../../src/strategies/kubernetes.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
+import { rejection } from '../helpers/rejection.js';
 
 /** Shared by both fakes: argv log, state file, failure injection. */
 const FAKE_COMMON = String.raw`
@@ -244,17 +244,6 @@ function context(overrides: Partial<RollbackContext> = {}): RollbackContext & { 
     lines,
     ...overrides,
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RollbackError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RollbackError);
-  return error as RollbackError;
 }
 
 describe('docker strategy (fake docker on PATH)', () => {

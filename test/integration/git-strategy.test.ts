@@ -10,13 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { strategySchema, type GitStrategyConfig } from '../../src/config/schema.js';
-import { RollbackError } from '../../src/errors.js';
 import type { Pm2Client } from '../../src/pm2/client.js';
 import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { gitStrategy } from '../../src/strategies/git.js';
 import { createStrategy } from '../../src/strategies/index.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
 import { createPm2Sandbox, DEMO_APP, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
+import { rejection } from '../helpers/rejection.js';
 
 const node = process.execPath;
 const GIT_ENV = {
@@ -86,17 +86,6 @@ function context(overrides: Partial<RollbackContext> = {}): RollbackContext & { 
     lines,
     ...overrides,
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RollbackError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(RollbackError);
-  return error as RollbackError;
 }
 
 describe('git strategy (real git)', () => {
