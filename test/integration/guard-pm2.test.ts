@@ -244,6 +244,37 @@ describe('guarding a pm2 app', () => {
     expect(received.find((e) => e.kind === 'rollback_failed')!.severity).toBe('critical');
   });
 
+  it('a failing step stops the plan: later steps never run, the machine fails, the record names the step and why', async () => {
+    const s = await setup({
+      extra: () => ({
+        rollback: {
+          steps: [
+            { type: 'command', command: [process.execPath, '-e', 'console.error("cache purge refused: 403 from CDN"); process.exit(3)'], timeout: '10s' },
+            { type: 'releases', dir: '/nonexistent', pm2_app: APP },
+          ],
+        },
+      }),
+    });
+    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
+    const daemon = await inProcess(s);
+    cleanups.push(() => daemon.stop());
+    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1000 });
+    await waitFor(() => daemon.guard.current.phase === 'failed', 30_000);
+    const state = daemon.guard.current;
+    expect(state.failure).toMatch(/step 1 \(command\) failed: .*exited with code 3.*cache purge refused: 403 from CDN/);
+    expect(state.rollback!.steps.map((st) => [st.index, st.ok])).toEqual([[0, false]]);
+    const md = await waitFor(async () => {
+      const name = (await readdir(join(s.stateDir, 'rollbacks'))).find((n) => n.endsWith('.md'));
+      return name ? readFile(join(s.stateDir, 'rollbacks', name), 'utf8') : null;
+    }, 5000);
+    expect(md).toContain('# Failed rollback: web v2 → v1');
+    expect(md).toMatch(/\| 1 \| command: .* \| failed: .*cache purge refused: 403 from CDN/);
+    expect(md).not.toMatch(/\| 2 \| releases/);
+    // Automation is frozen until a human resumes it; v2 still runs.
+    expect(await version(s)).toBe('v2');
+  });
+
   it('sees a crash of the new version on the pm2 bus and rolls back at once', async () => {
     const s = await setup();
     cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
