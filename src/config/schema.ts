@@ -455,6 +455,9 @@ export const configSchema = z
           30_000,
         ),
         settle: duration('How long rolled_back / promoted are shown before returning to stable').default(30_000),
+        rollout_grace: duration(
+          'A rolling deploy serves old and new versions side by side: the previous version seen within this of the release start is not taken for a rollback done outside the guard',
+        ).default(30_000),
       })
       .strict(),
     rules: z

@@ -28,6 +28,7 @@ export function policyFrom(config: Config): Policy {
     verifyPasses: config.verification.passes,
     verifyTimeoutMs: config.verification.timeout,
     settleMs: config.release.settle,
+    rolloutGraceMs: config.release.rollout_grace,
     maxAttempts: 3,
     verificationSuite: config.verification.checks.length > 0,
     vetoMs: config.rollback.veto,

@@ -10,6 +10,7 @@ const policy: Policy = {
   verifyPasses: 3,
   verifyTimeoutMs: 60_000,
   settleMs: 30_000,
+  rolloutGraceMs: 0,
   maxAttempts: 3,
   verificationSuite: false,
   vetoMs: 0,
@@ -45,6 +46,15 @@ describe('transition', () => {
 
   it('a version change opens a window with the previous stable version', () => {
     expect(guardingV2()).toMatchObject({ phase: 'guarding', release: { version: 'v2', previous: 'v1', source: 'detected' } });
+  });
+
+  it('the previous version answering during a rolling deploy is not a rollback; after the grace it is', () => {
+    const grace = { ...policy, rolloutGraceMs: 30_000 };
+    const state = guardingV2();
+    expect(transition(state, { type: 'versionObserved', version: 'v1', at: 5_000 }, grace).state).toBe(state);
+    const later = transition(state, { type: 'versionObserved', version: 'v1', at: 40_000 }, grace);
+    expect(later.state).toMatchObject({ phase: 'stable', running: 'v1' });
+    expect(later.state.history.at(-1)).toMatchObject({ version: 'v2', status: 'rolled_back', note: 'rolled back outside release-guard' });
   });
 
   it('returns the same object for no-op events so the shell persists only changes', () => {

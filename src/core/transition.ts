@@ -336,6 +336,9 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       }
       if (state.phase === 'guarding') {
         const current = state.release!;
+        // During a rolling deploy (pm2 cluster reload, Kubernetes rollout) old and new instances
+        // answer side by side for a while: the previous version seen then is not a rollback.
+        if (event.version === current.previous && at - current.startedAt < policy.rolloutGraceMs) return unchanged(state);
         if (event.version === current.previous) {
           // Someone put the previous version back by hand: the release is over, rolled back.
           return {

@@ -275,6 +275,8 @@ export interface Policy {
   verifyTimeoutMs: number;
   /** How long rolled_back / promoted stay visible before the machine returns to stable. */
   settleMs: number;
+  /** How long after a release starts the previous version may still answer (a rolling deploy). */
+  rolloutGraceMs: number;
   /** At most this many resumed attempts of one interrupted rollback. */
   maxAttempts: number;
   /** Whether checks beyond health follow the health passes (verification.checks configured). */
