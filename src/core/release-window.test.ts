@@ -105,7 +105,7 @@ function simulate(
       samples.get('health')!.push(sample);
       feed({ type: 'versionObserved', version: w.version, at: t });
       if (state.phase === 'verifying') feed({ type: 'verifySample', ok: w.ok, version: w.version, at: t });
-      nextProbe = t + probeIntervalMs(state, t, cfg.schedule);
+      nextProbe = t + probeIntervalMs(state, t, cfg.schedule, 'http', !w.ok);
     }
     if (t >= nextHost) {
       samples.get('host')!.push({ probe: 'host', startedAt: t, at: t, ok: true, values: { cpu: w.cpu, memory: w.memory } });
@@ -179,6 +179,15 @@ describe('release windows', () => {
     // Fault at 90 s; probes every 250 ms; three failures → decided by 90 s + 3 × 250 ms (+ eval step).
     expect(rollback.breach.decidedAt - (T0 + 90_000)).toBeLessThanOrEqual(1000);
     expect(rollback.breach.faultAt).toBe(T0 + 90_000);
+  });
+
+  it('later in the window, a failure streak is probed fast: a hang is judged in seconds, not 3 slow intervals', () => {
+    // Fast probing ends 2 min into the window; the fault comes at 5 min, when checks run every 1 s.
+    const run = simulate(config(), release((w) => ({ ...w, ok: false }), 60_000, 360_000), 400_000);
+    const [rollback] = rollbacks(run);
+    if (rollback?.type !== 'rollback') throw new Error('expected a rollback');
+    // First failing check ≤ 1 s after the fault, then two more 250 ms apart (+ evaluation step).
+    expect(rollback.breach.decidedAt - (T0 + 360_000)).toBeLessThanOrEqual(1_750);
   });
 
   it('rolls back at once on a crash of the new version', () => {

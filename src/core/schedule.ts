@@ -1,6 +1,7 @@
 /**
- * How often probes run, as a pure function of the state and time: fast early in a release window
- * and while a rollback is being verified (when seconds matter), slow otherwise.
+ * How often probes run, as a pure function of the state and time: fast early in a release window,
+ * while a failure streak is open inside a window, and while a rollback is being verified (when
+ * seconds matter); slow otherwise.
  */
 import type { Config } from '../config/schema.js';
 import type { GuardState, Policy } from './types.js';
@@ -9,10 +10,15 @@ import type { GuardState, Policy } from './types.js';
  * Prometheus readings keep the normal interval (their rules judge minutes, not seconds). */
 const FAST_PROBES = new Set(['http', 'scrape']);
 
-export function probeIntervalMs(state: GuardState, now: number, schedule: Config['schedule'], probeType = 'http'): number {
+/**
+ * `lastFailed`: the probe's latest sample failed. Inside a window that opens a streak the health
+ * rule is counting: the next checks come at the fast interval, so a hang later in the window is
+ * judged in timeout + 2 × fast_interval rather than timeout + 2 × interval.
+ */
+export function probeIntervalMs(state: GuardState, now: number, schedule: Config['schedule'], probeType = 'http', lastFailed = false): number {
   if (!FAST_PROBES.has(probeType)) return schedule.interval;
   if (state.phase === 'verifying' || state.phase === 'rolling_back') return schedule.fast_interval;
-  if (state.phase === 'guarding' && state.release && now - state.release.startedAt < schedule.fast_for) {
+  if (state.phase === 'guarding' && state.release && (lastFailed || now - state.release.startedAt < schedule.fast_for)) {
     return schedule.fast_interval;
   }
   return schedule.interval;

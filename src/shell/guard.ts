@@ -451,7 +451,8 @@ export class Guard implements GuardControl {
     let lastLaunch = Number.NEGATIVE_INFINITY;
     while (!this.stopping.signal.aborted) {
       const now = clock.now();
-      const interval = probeIntervalMs(this.state, now, config.schedule, probe.type);
+      const lastFailed = this.samples.get(probe.name)?.at(-1)?.ok === false;
+      const interval = probeIntervalMs(this.state, now, config.schedule, probe.type, lastFailed);
       const due = lastLaunch + interval;
       if (now >= due) {
         lastLaunch = now;
