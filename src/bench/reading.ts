@@ -1,0 +1,135 @@
+/**
+ * The "Reading" section of BENCHMARKS.md: the targets met and missed, and what the numbers of
+ * this run say, stated plainly. Each sentence is built from the results; the explanations of a
+ * miss are only printed when that miss happened.
+ */
+import { checkTargets, triggerOf, type BenchResults } from './report.js';
+import { summarize, type RunResult } from './results.js';
+
+const sec = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixed(2)} s`);
+
+/** Why a target can be missed, by the check's name: the cause found while building the bench. */
+const CAUSES: { match: RegExp; cause: string }[] = [
+  {
+    match: /verified" after/,
+    cause:
+      'The guard\'s "verified" trails what users see because verification only starts once the plan has returned: `pm2 reload` returns after the replaced worker has exited (a hung worker holds out until pm2\'s kill_timeout, 1.6 s), the releases strategy then polls pm2 every 200 ms until every instance is online, and only checks launched after that count (3 at 250 ms). The old version is already answering meanwhile.',
+  },
+  {
+    match: /hang \(early.*detection/,
+    cause:
+      'With a 1 s probe timeout (the bench\'s, and monit\'s) the health rule cannot decide a hang before timeout + 2 × fast interval = 1.5 s: the first hung check fails 1 s after its launch, the next two were launched 250 and 500 ms after it. The median sits on that floor. Beating it needs checks that give up sooner early in a window (e.g. a timeout derived from the stable version\'s latency) — not a faster schedule.',
+  },
+  {
+    match: /after fast probing\): detection/,
+    cause:
+      'Later in a window checks run every 1 s, so the third consecutive failure of a hang is the check launched 2 s after the first hung one, failing at its 1 s timeout: U(0, 1) + 2 + 1 s, 3.5 s on average — the target sits on the mean. Probing at the fast interval while a failure streak is open (src/core/schedule.ts) would make it ≈ U(0, 1) + 1 + 0.5 s.',
+  },
+  {
+    match: /crash loop: failed requests/,
+    cause:
+      'After a crash the guard decides within ~20 ms and swaps the symlink ~10 ms later, but pm2 has already restarted the crashed worker on v2 (it restarts at once), which must crash again before a v1 worker starts; users wait for one or two worker start-ups (~0.2–0.6 s), whatever the guard does. monit\'s script swaps after ~1 s, when the next pm2 restart picks v1 up at once — its failures are mostly its detection.',
+  },
+  {
+    match: /RSS/,
+    cause:
+      'The guard loads every probe\'s and strategy\'s client library at start whether configured or not (src/probes/index.ts and src/strategies/index.ts import mysql2, ioredis, …): a bare Node is ≈ 39 MB RSS, importing the probes alone ≈ 68 MB; the retained samples (15 min) grow the heap on top.',
+  },
+  {
+    match: /CPU, .*endpoints|p99 probe launch delay/,
+    cause:
+      'At 200 endpoints every sample triggers a full evaluation of all rules (src/shell/guard.ts onSample → evaluate), each filtering and sorting the retained samples of its probe.',
+  },
+  {
+    match: /CPU, one service/,
+    cause:
+      'In a release window the health check and the /metrics scrape run every 250 ms, the pm2 process reading and the database query every second, and every sample triggers a full rule evaluation that filters and sorts all retained samples of each rule\'s probe since the window opened (src/core/rules.ts samplesOf), so the cost per sample grows through the window.',
+  },
+];
+
+function guardRuns(results: BenchResults, id: string): RunResult[] {
+  return results.runs.filter((r) => r.scenario === id && r.tool === 'release-guard' && r.completed);
+}
+function monitRuns(results: BenchResults, id: string): RunResult[] {
+  return results.runs.filter((r) => r.scenario === id && r.tool === 'monit' && r.completed);
+}
+const median = (runs: RunResult[], pick: (r: RunResult) => number | null) => summarize(runs.map(pick)).median;
+
+export function readingOf(results: BenchResults): string[] {
+  const out: string[] = [];
+  const checks = checkTargets(results);
+  const missed = checks.filter((c) => c.met === false);
+  out.push(`${checks.length - missed.length} of ${checks.length} targets met${missed.length ? `; **missed: ${missed.map((c) => `${c.what} (${c.measured}, wanted ${c.target})`).join('; ')}**` : ''}.`);
+  const causes = new Set<string>();
+  for (const c of missed) for (const { match, cause } of CAUSES) if (match.test(c.what)) causes.add(cause);
+  for (const cause of causes) out.push(`Why: ${cause}`);
+  const broken = results.runs.filter((r) => r.tool === 'release-guard' && r.switchFailures !== null && r.switchFailures > 0);
+  if (broken.length > 0) {
+    out.push(
+      `Switch failures: ${broken
+        .map((r) => `${r.scenario} run ${r.run}: ${r.switchFailures} (${Object.entries(r.failedByOutcome).filter(([k]) => !results.scenarios.find((x) => x.id === r.scenario)?.faultOutcomes?.includes(k as never)).map(([k, v]) => `${v} ${k}`).join(', ')})`)
+        .join('; ')} — a request not answered within 2 s (or reset) while the old worker was replaced. The dedicated switch measurement below (both versions healthy) lost none in cluster mode.`,
+    );
+  }
+
+  // Side by side where monit can see the fault.
+  const pairs: string[] = [];
+  for (const s of results.scenarios) {
+    if (s.kind !== 'fault' || !s.monit.sees) continue;
+    const g = guardRuns(results, s.id);
+    const m = monitRuns(results, s.id);
+    if (g.length === 0 || m.length === 0) continue;
+    const gd = median(g, (r) => r.detectionMs);
+    const md = median(m, (r) => r.detectionMs);
+    const gf = median(g, (r) => r.failedRequests);
+    const mf = median(m, (r) => r.failedRequests);
+    pairs.push(`${s.title}: ${sec(gd)} vs ${md === null ? 'never' : sec(md)}, ${gf ?? '–'} vs ${mf ?? '–'} failed requests`);
+  }
+  if (pairs.length) out.push(`Detection and failed requests, release-guard vs monit (medians): ${pairs.join('; ')}.`);
+  const blind = results.scenarios.filter((s) => s.kind === 'fault' && !s.monit.sees && guardRuns(results, s.id).length > 0);
+  if (blind.length) {
+    out.push(
+      `monit cannot see ${blind.map((s) => s.title).join(' or ')} at all (it checks an endpoint, not traffic); release-guard rolled ${blind
+        .map((s) => `${s.title} back in ${sec(median(guardRuns(results, s.id), (r) => r.detectionMs))}`)
+        .join(' and ')} (median detection).`,
+    );
+  }
+
+  // What caught the resource faults: the rule that fired says how.
+  for (const id of ['cpu-hog', 'memory-growth']) {
+    const g = guardRuns(results, id);
+    if (g.length === 0) continue;
+    const rule = id === 'cpu-hog' ? 'cpu' : 'memory';
+    const title = results.scenarios.find((s) => s.id === id)!.title;
+    const rolledBack = g.filter((r) => r.rolledBack);
+    const how = rolledBack.map((r) => `${triggerOf(r)} after ${sec(r.detectionMs)}`).join(', ');
+    const byOther = rolledBack.filter((r) => !triggerOf(r).includes(rule));
+    let text = `${title}: rolled back in ${rolledBack.length} of ${g.length} runs${how ? ` (${how})` : ''}.`;
+    if (byOther.length > 0) text += ` Where another rule fired it was because the fault slowed requests (traffic p95 > 3× v1's).`;
+    if (id === 'cpu-hog') {
+      text +=
+        ' The cpu rule cannot fire here: the process probe reports CPU as a share of the whole host (pm2\'s per-core percent ÷ cores, src/probes/process.ts summarize), so one Node worker on this 2-core machine tops out at 50 %, below the 70 % threshold; the hog is caught only when it slows requests enough, which at ≈ 75 % of a core it mostly does not.';
+    }
+    out.push(text);
+  }
+  const m = monitRuns(results, 'cpu-hog');
+  if (m.length > 0 && m.every((r) => !r.rolledBack)) out.push('monit never acted on the CPU hog: its process `cpu` is also a share of all cores, so a single worker cannot pass 70 % on this machine.');
+
+  const db = guardRuns(results, 'slow-db');
+  const dbm = monitRuns(results, 'slow-db');
+  if (db.length && dbm.length) {
+    const gd = median(db, (r) => r.detectionMs);
+    const md = median(dbm, (r) => r.detectionMs);
+    if (gd !== null && md !== null && gd > md) {
+      out.push(`Slow database: monit (a \`check program\` running the query, 3 cycles) acted before release-guard (${sec(md)} vs ${sec(gd)}), because the guard's db_latency rule waits for 10 s of sustained slowness by design and queries at the normal 1 s interval, not the fast one.`);
+    }
+  }
+  const oneService = results.cost?.oneService ?? [];
+  if (oneService.length > 0 && oneService.length < 3) {
+    out.push('Cost: these windows are short (the guard keeps 15 min of samples, so its heap grows through a release window); newer runs of the bench also measure 4 min into a window.');
+  }
+  out.push(
+    'The scenarios run the app as a single pm2 cluster instance on purpose: its /metrics counters are per worker, and the scrape probe opens a new connection for every scrape (no keep-alive), which pm2 cluster mode hands round-robin to the next worker — with 2+ instances consecutive scrapes read different processes\' counters, so the deltas the traffic rules judge are differences between two workers (about half the traffic, and negative — read as a counter reset — whenever the workers are unbalanced).',
+  );
+  return out;
+}
