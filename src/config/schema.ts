@@ -62,7 +62,7 @@ const processProbe = z
   .object({
     type: z.literal('process'),
     name: safeName('Probe name'),
-    pm2_app: safeName('pm2 app name whose CPU and memory are read (all its instances summed)').optional(),
+    pm2_app: safeName('pm2 app whose CPU (share of the cores its instances can use) and memory (share of the host) are read').optional(),
     pid_file: z.string().min(1).optional().describe('Or: a pid file; the process is read from /proc/<pid>'),
   })
   .strict()

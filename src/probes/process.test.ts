@@ -20,7 +20,7 @@ function fakePm2(describe: (app: string) => Promise<Pm2ProcessInfo[]>): Pm2Clien
 }
 
 describe('summarize', () => {
-  it('sums every instance as shares of the host', () => {
+  it('sums every instance: cpu as a share of the cores the instances can use, memory of the host', () => {
     const values = summarize(
       [
         instance({ cpuPercent: 50, memoryBytes: 100, restarts: 2 }),
@@ -29,7 +29,12 @@ describe('summarize', () => {
       ],
       { cpus: 4, memoryBytes: 1_000 },
     );
-    expect(values).toEqual({ instances: 3, online: 2, restarts: 10, cpu: 0.25, memory: 0.5, memory_bytes: 500 });
+    // 100 % of CPU over 3 single-threaded instances on a 4-core host: 3 usable cores.
+    expect(values).toEqual({ instances: 3, online: 2, restarts: 10, cpu: 1 / 3, memory: 0.5, memory_bytes: 500 });
+  });
+
+  it('one worker pinned at 100 % on a many-core host is a saturated app', () => {
+    expect(summarize([instance({ cpuPercent: 100, memoryBytes: 1 })], { cpus: 8, memoryBytes: 10 }).cpu).toBe(1);
   });
 
   it('omits cpu and memory instead of summing a partial picture', () => {

@@ -33,7 +33,10 @@ export function summarize(instances: readonly Pm2ProcessInfo[], host: HostCapaci
     restarts: instances.reduce((sum, i) => sum + (Number.isFinite(i.restarts) ? i.restarts : 0), 0),
   };
   if (instances.every((i) => Number.isFinite(i.cpuPercent))) {
-    values.cpu = instances.reduce((sum, i) => sum + i.cpuPercent, 0) / 100 / host.cpus;
+    // A share of the cores the app can use: each Node process runs on one core, so a single
+    // worker on a 4-core host pinned at 100 % is a saturated app, not 25 % load.
+    const usable = Math.max(1, Math.min(instances.length, host.cpus));
+    values.cpu = instances.reduce((sum, i) => sum + i.cpuPercent, 0) / 100 / usable;
   }
   if (instances.every((i) => Number.isFinite(i.memoryBytes))) {
     values.memory_bytes = instances.reduce((sum, i) => sum + i.memoryBytes, 0);
