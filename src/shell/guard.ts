@@ -486,6 +486,9 @@ export class Guard implements GuardControl {
       log.debug('probe failed', { component: 'probe', probe: probe.name, error: sample.error });
     }
     const list = this.samples.get(probe.name)!;
+    // A failure opens a streak inside a window: the loops, asleep on the slow interval, must
+    // recompute now so the next check follows at the fast one.
+    if (!sample.ok && list.at(-1)?.ok !== false && this.state.phase === 'guarding') this.wakeLoops();
     list.push(sample);
     const horizon = sample.at - RETENTION_MS;
     while (list.length > MAX_SAMPLES_PER_PROBE || (list.length > 0 && list[0]!.at < horizon)) list.shift();
