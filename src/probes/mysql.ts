@@ -10,9 +10,9 @@ import { performance } from 'node:perf_hooks';
 import { createPool, type PoolConnection } from 'mysql2/promise';
 import type { MysqlProbeConfig } from '../config/schema.js';
 import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
-import type { Sample } from '../core/types.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeFactory } from './types.js';
+import { latencySample, type LatencyOutcome } from './latency-outcome.js';
 
 /** Error codes that mean the server is gone or refused us, whenever they happen. */
 const UNREACHABLE_CODES = new Set([
@@ -28,11 +28,6 @@ const UNREACHABLE_CODES = new Set([
   'ER_SERVER_SHUTDOWN',
   'ER_CONNECTION_KILLED',
 ]);
-
-type Outcome =
-  | { kind: 'done'; latencyMs: number }
-  | { kind: 'unavailable'; error: string }
-  | { kind: 'failed'; error: string };
 
 /**
  * Takes one sample per call: borrows a pooled connection, runs `query`, returns it. One timer of
@@ -80,7 +75,7 @@ export const mysqlProbe: ProbeFactory<MysqlProbeConfig> = (config, deps) => {
     return redactSecret(code === undefined ? errorMessage(error) : `${errorMessage(error)} (${code})`, password);
   };
 
-  async function run(signal: AbortSignal): Promise<Outcome> {
+  async function run(signal: AbortSignal): Promise<LatencyOutcome> {
     if (signal.aborted) return { kind: 'failed', error: 'aborted' };
     if (closing) return { kind: 'unavailable', error: `${where}: probe closed` };
     const queued = outstanding >= config.pool_size;
@@ -105,7 +100,7 @@ export const mysqlProbe: ProbeFactory<MysqlProbeConfig> = (config, deps) => {
     });
     // Set by `work`, read after the race: an object, so the compiler does not narrow it to 'connect'.
     const progress: { stage: 'connect' | 'query' } = { stage: 'connect' };
-    const work = (async (): Promise<Outcome> => {
+    const work = (async (): Promise<LatencyOutcome> => {
       try {
         connection = await pool.getConnection();
       } catch (error) {
@@ -153,11 +148,7 @@ export const mysqlProbe: ProbeFactory<MysqlProbeConfig> = (config, deps) => {
     type: 'mysql',
     async sample(startedAt, signal) {
       const outcome = await run(signal);
-      const sample: Sample = { probe: config.name, startedAt, at: deps.now(), ok: outcome.kind === 'done', values: {} };
-      if (outcome.kind === 'done') sample.values.latency_ms = outcome.latencyMs;
-      else sample.error = outcome.error;
-      if (outcome.kind === 'unavailable') sample.unavailable = true;
-      return sample;
+      return latencySample(config.name, startedAt, deps.now(), outcome);
     },
     close() {
       // Idempotent; a pool whose server is gone still ends (its sockets are already closed).

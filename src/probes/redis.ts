@@ -9,19 +9,14 @@ import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { RedisProbeConfig } from '../config/schema.js';
 import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
-import type { Sample } from '../core/types.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeFactory } from './types.js';
+import { latencySample, type LatencyOutcome } from './latency-outcome.js';
 
 /** Background reconnect delay after the n-th failed attempt: 100 ms doubling, capped at 2 s. */
 export function reconnectDelay(attempt: number): number {
   return Math.min(100 * 2 ** Math.min(Math.max(attempt, 1) - 1, 5), 2000);
 }
-
-type Outcome =
-  | { kind: 'done'; latencyMs: number }
-  | { kind: 'unavailable'; error: string }
-  | { kind: 'failed'; error: string };
 
 /**
  * Takes one sample per call. One timer of `timeout` bounds the sample: waiting for the connection
@@ -95,7 +90,7 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
     });
   }
 
-  async function run(signal: AbortSignal): Promise<Outcome> {
+  async function run(signal: AbortSignal): Promise<LatencyOutcome> {
     if (signal.aborted) return { kind: 'failed', error: 'aborted' };
     if (closed) return { kind: 'unavailable', error: `${where}: probe closed` };
     let onAbort: (() => void) | undefined;
@@ -116,7 +111,7 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
       // The PING's own rejection, if it comes after the deadline, is settled here, never unhandled.
       const ping = client.ping().then(
         () => ({ kind: 'done', latencyMs: performance.now() - started }) as const,
-        (error: unknown): Outcome =>
+        (error: unknown): LatencyOutcome =>
           (error as Error | undefined)?.name === 'ReplyError'
             ? { kind: 'failed', error: `PING failed: ${describe(error)}` }
             : { kind: 'unavailable', error: `${where}: connection lost: ${describe(error)}` },
@@ -136,11 +131,7 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
     type: 'redis',
     async sample(startedAt, signal) {
       const outcome = await run(signal);
-      const sample: Sample = { probe: config.name, startedAt, at: deps.now(), ok: outcome.kind === 'done', values: {} };
-      if (outcome.kind === 'done') sample.values.latency_ms = outcome.latencyMs;
-      else sample.error = outcome.error;
-      if (outcome.kind === 'unavailable') sample.unavailable = true;
-      return sample;
+      return latencySample(config.name, startedAt, deps.now(), outcome);
     },
     async close() {
       closed = true;
