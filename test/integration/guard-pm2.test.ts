@@ -64,7 +64,17 @@ async function setup(
     verification: { probe: 'health', passes: 3, timeout: '20s' },
     ...options.extra?.(appPort),
   });
+  cleanups.push(() => sandbox.cleanup(), () => rm(stateDir, { recursive: true, force: true }));
   return { sandbox, stateDir, appPort, guardPort, yaml, logs: [] };
+}
+
+/** A sandboxed app on v1 and an in-process guard that already knows v1 as stable. */
+async function guarded(options: Parameters<typeof setup>[0] = {}): Promise<{ s: Setup; daemon: RunningDaemon }> {
+  const s = await setup(options);
+  const daemon = await inProcess(s);
+  cleanups.push(() => daemon.stop());
+  await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+  return { s, daemon };
 }
 
 function inProcess(s: Setup): Promise<RunningDaemon> {
@@ -89,11 +99,7 @@ afterEach(async () => {
 
 describe('guarding a pm2 app', () => {
   it('rolls a bad release (5xx) back automatically, verifies v1, records and exports it', async () => {
-    const s = await setup();
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
-    const daemon = await inProcess(s);
-    cleanups.push(() => daemon.stop());
-    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    const { s, daemon } = await guarded();
 
     await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1500 });
     await waitFor(() => daemon.guard.current.phase === 'rolled_back', 30_000);
@@ -145,11 +151,7 @@ describe('guarding a pm2 app', () => {
   });
 
   it('promotes a good release when its window ends clean', async () => {
-    const s = await setup({ window: '4s' });
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
-    const daemon = await inProcess(s);
-    cleanups.push(() => daemon.stop());
-    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    const { s, daemon } = await guarded({ window: '4s' });
     await deploy(s, 'v2');
     await waitFor(() => daemon.guard.current.phase === 'guarding', 10_000);
     await waitFor(() => daemon.guard.current.phase === 'promoted', 15_000);
@@ -159,11 +161,7 @@ describe('guarding a pm2 app', () => {
   });
 
   it('preflight: reports at once when the previous release is gone and cannot be rolled back to', async () => {
-    const s = await setup({ window: '1m' });
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
-    const daemon = await inProcess(s);
-    cleanups.push(() => daemon.stop());
-    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    const { s, daemon } = await guarded({ window: '1m' });
     await deploy(s, 'v2');
     await waitFor(() => daemon.guard.current.phase === 'guarding', 10_000);
     const ready = (await (await fetch(`${daemon.url}/preflight`)).json()) as { ready: boolean; from: string; to: string };
@@ -178,11 +176,7 @@ describe('guarding a pm2 app', () => {
   });
 
   it('drills a rollback on a staging target: back to v1 and forward to v2, timed and recorded', async () => {
-    const s = await setup({ window: '3s', environment: 'staging' });
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
-    const daemon = await inProcess(s);
-    cleanups.push(() => daemon.stop());
-    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    const { s, daemon } = await guarded({ window: '3s', environment: 'staging' });
     await deploy(s, 'v2');
     await waitFor(() => daemon.guard.current.phase === 'promoted', 20_000);
 
@@ -215,7 +209,7 @@ describe('guarding a pm2 app', () => {
     process.env.RG_TEST_HOOK = `http://127.0.0.1:${hookPort}/hook`;
 
     // v1 itself has the security regression: the rollback to it must not be called a success.
-    const s = await setup({
+    const { s, daemon } = await guarded({
       v1: { adminOpen: true },
       extra: (appPort) => ({
         verification: {
@@ -230,10 +224,6 @@ describe('guarding a pm2 app', () => {
         notifiers: [{ type: 'webhook', name: 'ops', url_env: 'RG_TEST_HOOK', format: 'json' }],
       }),
     });
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
-    const daemon = await inProcess(s);
-    cleanups.push(() => daemon.stop());
-    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
     await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1000 });
     await waitFor(() => daemon.guard.current.phase === 'failed', 30_000);
     expect(daemon.guard.current.failure).toMatch(/verification failed: admin-auth: .*without authorization -> 200, expected 401 or 403/);
@@ -245,7 +235,7 @@ describe('guarding a pm2 app', () => {
   });
 
   it('a failing step stops the plan: later steps never run, the machine fails, the record names the step and why', async () => {
-    const s = await setup({
+    const { s, daemon } = await guarded({
       extra: () => ({
         rollback: {
           steps: [
@@ -255,10 +245,6 @@ describe('guarding a pm2 app', () => {
         },
       }),
     });
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
-    const daemon = await inProcess(s);
-    cleanups.push(() => daemon.stop());
-    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
     await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1000 });
     await waitFor(() => daemon.guard.current.phase === 'failed', 30_000);
     const state = daemon.guard.current;
@@ -276,11 +262,7 @@ describe('guarding a pm2 app', () => {
   });
 
   it('sees a crash of the new version on the pm2 bus and rolls back at once', async () => {
-    const s = await setup();
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
-    const daemon = await inProcess(s);
-    cleanups.push(() => daemon.stop());
-    await waitFor(() => daemon.guard.current.stable === 'v1', 10_000);
+    const { s, daemon } = await guarded();
     await deploy(s, 'v2', { fault: 'crash', faultAfterMs: 1500 });
     await waitFor(() => daemon.guard.current.phase === 'rolled_back', 30_000);
     expect(daemon.guard.current.rollback?.breach.trigger).toBe('crash');
@@ -289,7 +271,6 @@ describe('guarding a pm2 app', () => {
 
   it('killed with SIGKILL mid-rollback and restarted, finishes the rollback exactly once', async () => {
     const s = await setup();
-    cleanups.push(() => s.sandbox.cleanup(), () => rm(s.stateDir, { recursive: true, force: true }));
     const configFile = join(s.stateDir, 'config.yaml');
     await writeFile(configFile, s.yaml);
     const spawnGuard = (): ChildProcess => {
