@@ -444,9 +444,23 @@ export const configSchema = z
           .max(64)
           .default(8)
           .describe('Probes of one kind running at once; a slow probe never delays the next launch'),
+        fast_timeout: z
+          .union([z.string(), z.number()])
+          .transform((value, ctx): 'auto' | number => {
+            if (value === 'auto') return 'auto';
+            const ms = parseDuration(value);
+            if (ms !== null) return ms;
+            ctx.addIssue({ code: 'custom', message: `${quoted(value)} is neither auto nor a duration; use auto or e.g. 500ms, 1s` });
+            return z.NEVER;
+          })
+          .default('auto')
+          .describe(
+            "How long an http check waits while probes run at fast_interval (never longer than the probe's own timeout). " +
+              "auto: 10 × the stable version's p99 check latency, at least 500ms, so a hang early in a window is judged in well under the timeout; the probe's timeout until that p99 is known",
+          ),
       })
       .strict()
-      .default({ interval: 1000, fast_interval: 250, fast_for: 120_000, max_in_flight: 8 }),
+      .default({ interval: 1000, fast_interval: 250, fast_for: 120_000, max_in_flight: 8, fast_timeout: 'auto' }),
     release: z
       .object({
         version_probe: safeName('http probe whose version_path reports the running version'),

@@ -16,12 +16,40 @@ const FAST_PROBES = new Set(['http', 'scrape']);
  * judged in timeout + 2 × fast_interval rather than timeout + 2 × interval.
  */
 export function probeIntervalMs(state: GuardState, now: number, schedule: Config['schedule'], probeType = 'http', lastFailed = false): number {
-  if (!FAST_PROBES.has(probeType)) return schedule.interval;
-  if (state.phase === 'verifying' || state.phase === 'rolling_back') return schedule.fast_interval;
-  if (state.phase === 'guarding' && state.release && (lastFailed || now - state.release.startedAt < schedule.fast_for)) {
-    return schedule.fast_interval;
-  }
-  return schedule.interval;
+  return probesFast(state, now, schedule, probeType, lastFailed) ? schedule.fast_interval : schedule.interval;
+}
+
+/** Whether a probe of this type runs at fast_interval now (see probeIntervalMs). */
+export function probesFast(state: GuardState, now: number, schedule: Pick<Config['schedule'], 'fast_for'>, probeType = 'http', lastFailed = false): boolean {
+  if (!FAST_PROBES.has(probeType)) return false;
+  if (state.phase === 'verifying' || state.phase === 'rolling_back') return true;
+  return state.phase === 'guarding' && !!state.release && (lastFailed || now - state.release.startedAt < schedule.fast_for);
+}
+
+/** A check never gives up sooner than this, whatever the stable version's latency: a busy host
+ * stalls a healthy answer for a few hundred milliseconds now and then. */
+export const FAST_TIMEOUT_FLOOR_MS = 500;
+/** auto: a check taking ten times the stable version's p99 is not coming back in time to matter. */
+export const FAST_TIMEOUT_P99_FACTOR = 10;
+
+/**
+ * How long one http check may take. At the normal interval: the probe's own timeout. At the fast
+ * interval (early in a window, an open failure streak, verifying) a hang must not cost a whole
+ * timeout per check: the third failing check of a streak comes back after fast_timeout + 2 ×
+ * fast_interval instead of timeout + 2 × fast_interval. `stableP99Ms` is the stable version's p99
+ * check latency (null while unknown: then the probe's own timeout stands).
+ */
+export function probeTimeoutMs(
+  probeTimeout: number,
+  schedule: Pick<Config['schedule'], 'fast_timeout'>,
+  fast: boolean,
+  stableP99Ms: number | null,
+): number {
+  if (!fast) return probeTimeout;
+  const setting = schedule.fast_timeout;
+  if (setting !== 'auto') return Math.min(setting, probeTimeout);
+  if (stableP99Ms === null || !Number.isFinite(stableP99Ms)) return probeTimeout;
+  return Math.min(probeTimeout, Math.max(FAST_TIMEOUT_FLOOR_MS, Math.ceil(stableP99Ms * FAST_TIMEOUT_P99_FACTOR)));
 }
 
 /** The machine's knobs, read from a validated config. */

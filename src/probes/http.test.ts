@@ -166,6 +166,14 @@ describe('httpProbe', () => {
     await expectNoOpenConnections();
   });
 
+  it('gives up sooner when the scheduler asks (fast probing), never later than its own timeout', async () => {
+    const sooner = await probe('/hang', { timeout: '10s' }).sample(0, never(), { timeoutMs: 200 });
+    expect(sooner).toMatchObject({ ok: false, error: 'timeout after 200ms' });
+    const capped = await probe('/hang', { timeout: '300ms' }).sample(0, never(), { timeoutMs: 60_000 });
+    expect(capped).toMatchObject({ ok: false, error: 'timeout after 300ms' });
+    await expectNoOpenConnections();
+  });
+
   it('times out on a body that drips slower than the timeout', async () => {
     const started = Date.now();
     const sample = await probe('/drip', { timeout: '400ms', body_contains: 'x' }).sample(0, never());

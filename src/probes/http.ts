@@ -28,11 +28,12 @@ export const httpProbe: ProbeFactory<HttpProbeConfig> = (config, deps) => {
   return {
     name: config.name,
     type: 'http',
-    async sample(startedAt, signal) {
+    async sample(startedAt, signal, options) {
       const exchanged = await fetchCapped(target, {
         method: config.method,
         headers: config.headers,
-        timeoutMs: config.timeout,
+        // The scheduler may ask for less (fast probing), never for more than the configured timeout.
+        timeoutMs: Math.min(options?.timeoutMs ?? config.timeout, config.timeout),
         maxBodyBytes: config.max_body_bytes,
         agent,
         signal,

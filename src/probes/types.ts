@@ -12,6 +12,12 @@ export interface ProbeDeps {
   procRoot?: string;
 }
 
+/** Per-launch settings the scheduler may give; a probe without a use for one ignores it. */
+export interface SampleOptions {
+  /** Give up sooner than the probe's configured timeout (http checks at the fast interval). */
+  timeoutMs?: number;
+}
+
 /**
  * One probe: takes one sample. Must honour `signal` (abort = stop at once) and must never throw:
  * every failure becomes `ok: false` with `error`, or `unavailable: true` when nothing could be
@@ -20,7 +26,7 @@ export interface ProbeDeps {
 export interface Probe {
   readonly name: string;
   readonly type: ProbeConfig['type'];
-  sample(startedAt: number, signal: AbortSignal): Promise<Sample>;
+  sample(startedAt: number, signal: AbortSignal, options?: SampleOptions): Promise<Sample>;
   /** Release sockets and handles. */
   close?(): Promise<void>;
 }

@@ -7,8 +7,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
-import { evaluateRules, learnBaseline } from '../core/rules.js';
-import { policyFrom, probeIntervalMs } from '../core/schedule.js';
+import { evaluateRules, learnBaseline, percentile } from '../core/rules.js';
+import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
 import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
 import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import type { NotificationEvent } from '../notify/types.js';
@@ -17,7 +17,7 @@ import { errorMessage, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { GuardMetrics } from '../metrics.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
-import type { Probe } from '../probes/types.js';
+import type { Probe, SampleOptions } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
 import { windowTimeline } from '../records/window-series.js';
@@ -54,6 +54,8 @@ const MAX_SAMPLES_PER_PROBE = 20_000;
 /** How often the baseline of the stable version is refreshed and, when changed, persisted. */
 const BASELINE_EVERY_MS = 15_000;
 const BASELINE_LOOKBACK_MS = 5 * 60_000;
+/** The stable version's check latency (for fast_timeout: auto) needs this many passing checks. */
+const CHECK_LATENCY_MIN_SAMPLES = 20;
 
 export class Guard implements GuardControl {
   private state!: GuardState;
@@ -74,6 +76,8 @@ export class Guard implements GuardControl {
   /** When the running version last changed: samples before it belong to another version. */
   private runningSince = 0;
   private lastBaselineAt = 0;
+  /** Per http probe: the p99 latency of the stable version's passing checks (fast_timeout: auto). */
+  private readonly checkP99 = new Map<string, { version: string; ms: number }>();
   private unsubscribePm2: (() => void) | null = null;
   /** Whether this guard has taken over (always, without leadership); see `acts`. */
   private acting = true;
@@ -456,14 +460,23 @@ export class Guard implements GuardControl {
       const due = lastLaunch + interval;
       if (now >= due) {
         lastLaunch = now;
-        this.launch(probe, now);
+        this.launch(probe, now, this.sampleOptions(probe, probesFast(this.state, now, config.schedule, probe.type, lastFailed)));
         continue;
       }
       await clock.sleep(due - now, AbortSignal.any([this.stopping.signal, this.wake.signal]));
     }
   }
 
-  private launch(probe: Probe, startedAt: number): void {
+  /** An http check at the fast interval gives up sooner (schedule.fast_timeout). */
+  private sampleOptions(probe: Probe, fast: boolean): SampleOptions {
+    const probeConfig = this.deps.config.probes.find((p) => p.name === probe.name);
+    if (probeConfig?.type !== 'http') return {};
+    const learnt = this.checkP99.get(probe.name);
+    const stableP99 = learnt && learnt.version === this.state.stable ? learnt.ms : null;
+    return { timeoutMs: probeTimeoutMs(probeConfig.timeout, this.deps.config.schedule, fast, stableP99) };
+  }
+
+  private launch(probe: Probe, startedAt: number, options: SampleOptions = {}): void {
     const running = this.inFlight.get(probe.name) ?? 0;
     if (running >= this.deps.config.schedule.max_in_flight) {
       this.deps.log.debug('probe launch skipped: too many in flight', { component: 'probe', probe: probe.name, running });
@@ -471,7 +484,7 @@ export class Guard implements GuardControl {
     }
     this.inFlight.set(probe.name, running + 1);
     probe
-      .sample(startedAt, this.stopping.signal)
+      .sample(startedAt, this.stopping.signal, options)
       .then((sample) => this.onSample(probe, sample))
       .catch((error: unknown) => this.deps.log.error('probe sample handling failed', { component: 'probe', probe: probe.name, error: errorMessage(error) }))
       .finally(() => this.inFlight.set(probe.name, (this.inFlight.get(probe.name) ?? 1) - 1));
@@ -540,6 +553,7 @@ export class Guard implements GuardControl {
       await this.dispatch({ type: 'tick', at: clock.now() });
       await this.evaluate();
       await this.refreshBaseline();
+      this.refreshCheckLatency();
       await this.syncFleet();
     }
   }
@@ -567,6 +581,37 @@ export class Guard implements GuardControl {
       await store.saveBaselines(this.baselines);
     } catch (error) {
       log.warn('baseline not saved', { component: 'baseline', error: errorMessage(error) });
+    }
+  }
+
+  /**
+   * While the stable version runs, how fast its checks pass: fast_timeout: auto gives a check of
+   * the next release (or of the rollback) ten times that before it counts as failed. In memory
+   * only: after a restart of the guard the probe's own timeout stands until it is learnt again.
+   */
+  private refreshCheckLatency(): void {
+    if (this.deps.config.schedule.fast_timeout !== 'auto') return;
+    const { phase, running, stable } = this.state;
+    if (!running || running !== stable || !(phase === 'stable' || phase === 'promoted')) return;
+    const since = Math.max(this.deps.clock.now() - BASELINE_LOOKBACK_MS, this.runningSince);
+    for (const probe of this.deps.config.probes) {
+      if (probe.type !== 'http') continue;
+      const latencies: number[] = [];
+      // Newest first, stopping at the lookback: samples are kept in launch order.
+      const list = this.samples.get(probe.name) ?? [];
+      for (let i = list.length - 1; i >= 0 && list[i]!.startedAt >= since; i--) {
+        const s = list[i]!;
+        const ms = s.values.latency_ms;
+        if (s.ok && (s.version === undefined || s.version === running) && ms !== undefined) latencies.push(ms);
+      }
+      if (latencies.length < CHECK_LATENCY_MIN_SAMPLES) continue;
+      const p99 = percentile(latencies, 99);
+      if (p99 === null) continue;
+      if (this.checkP99.get(probe.name)?.version !== running) {
+        const fastTimeoutMs = probeTimeoutMs(probe.timeout, this.deps.config.schedule, true, p99);
+        this.deps.log.info('stable check latency learnt', { component: 'probe', probe: probe.name, version: running, p99Ms: Math.round(p99 * 10) / 10, fastTimeoutMs });
+      }
+      this.checkP99.set(probe.name, { version: running, ms: p99 });
     }
   }
 

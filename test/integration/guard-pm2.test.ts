@@ -261,6 +261,35 @@ describe('guarding a pm2 app', () => {
     expect(await version(s)).toBe('v2');
   });
 
+  it('a hang early in a window: checks give up after fast_timeout (10 × v1 p99, at least 500 ms), not the 5 s timeout', async () => {
+    const { s, daemon } = await guarded({
+      extra: (appPort) => ({
+        probes: [{ name: 'health', type: 'http', url: `http://127.0.0.1:${appPort}/health`, timeout: '5s', version_path: 'version' }],
+      }),
+    });
+    const learnt = await waitFor(() => s.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.message === 'stable check latency learnt'), 20_000);
+    expect(learnt).toMatchObject({ probe: 'health', version: 'v1' });
+    const fastTimeoutMs = learnt.fastTimeoutMs as number;
+    expect(fastTimeoutMs).toBeGreaterThanOrEqual(500);
+    expect(fastTimeoutMs).toBeLessThan(5000);
+
+    await deploy(s, 'v2', { fault: 'hang', faultAfterMs: 1500 });
+    await waitFor(() => daemon.guard.current.phase === 'rolled_back', 30_000);
+    expect(daemon.guard.current.rollback?.breach).toMatchObject({ trigger: 'rule', rules: ['health'] });
+    expect(await version(s)).toBe('v1');
+    // Every failed check of the hang gave up at the fast timeout; none waited out the probe's 5 s.
+    // (Up to the decision: the reload then resets the hung worker's connections.)
+    const lines = s.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const decided = lines.findIndex((l) => String(l.message).startsWith('state guarding -> '));
+    expect(decided).toBeGreaterThan(0);
+    const failures = lines
+      .slice(0, decided)
+      .filter((l) => l.message === 'probe failed')
+      .map((l) => l.error);
+    expect(failures.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(failures)).toEqual(new Set([`timeout after ${fastTimeoutMs}ms`]));
+  });
+
   it('sees a crash of the new version on the pm2 bus and rolls back at once', async () => {
     const { s, daemon } = await guarded();
     await deploy(s, 'v2', { fault: 'crash', faultAfterMs: 1500 });
