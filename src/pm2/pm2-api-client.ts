@@ -80,6 +80,9 @@ const ECOSYSTEM_FILE = /(\.json|\.ya?ml|\.config\.c?js|\.config\.mjs)$/;
 const CONNECT_TIMEOUT_MS = 20_000;
 const BUS_CONNECT_TIMEOUT_MS = 10_000;
 const LIST_TIMEOUT_MS = 10_000;
+/** pm2's reload lock expires after 30 s (RELOAD_LOCK_TIMEOUT); a reload waits that long for it. */
+const RELOAD_LOCK_WAIT_MS = 30_000;
+const RELOAD_LOCK_POLL_MS = 100;
 /** How much of a log file's end is read to find its last lines. */
 const LOG_TAIL_CHUNK_BYTES = 64 * 1024;
 
@@ -178,9 +181,21 @@ export class Pm2ApiClient implements Pm2Client {
 
   async reload(app: string): Promise<void> {
     await this.connect();
-    // No `force`: pm2 refuses a reload while another (e.g. a deploy's) is in progress, and
-    // doing both at once would leave the app in a mix of versions.
-    await this.call('reload', app, (cb) => this.api.reload(app, {}, cb));
+    // No `force`: pm2 refuses a reload while another (e.g. a deploy script's, as the guard rolls
+    // back) is in progress, and doing both at once would leave the app in a mix of versions.
+    // One after the other is what both callers want: wait for the lock (pm2's reload.lock in
+    // PM2_HOME, shared by every client of the daemon) and reload then.
+    const deadline = Date.now() + RELOAD_LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        await this.call('reload', app, (cb) => this.api.reload(app, {}, cb));
+        return;
+      } catch (error) {
+        const locked = (error as Error).cause instanceof Error && ((error as Error).cause as Error).message === 'Reload in progress';
+        if (!locked || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, RELOAD_LOCK_POLL_MS));
+      }
+    }
   }
 
   async restart(app: string): Promise<void> {

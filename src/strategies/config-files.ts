@@ -28,7 +28,7 @@ import { lstat, mkdir, open, readFile, readlink, realpath, rename, rm, stat, unl
 import path from 'node:path';
 import type { ConfigFilesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
-import { stepScope, waitUntilOnline, within } from './step.js';
+import { reloadOrRestart, stepScope, within } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
 
 /** One listed file as the snapshot (or the failed copy) saw it. */
@@ -376,10 +376,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
         await within(scope, 'restore', `restoring ${entry.path}`, () => restore(ctx, entry));
       }
       if (!app) return;
-      const mode = config.restart_mode;
-      ctx.progress(`pm2 ${mode} ${app}`);
-      await within(scope, mode, `pm2 ${mode} ${app}`, () => (mode === 'reload' ? pm2.reload(app) : pm2.restart(app)));
-      await waitUntilOnline(pm2, app, scope, 'wait-online');
+      await reloadOrRestart(pm2, app, config.restart_mode, scope);
     },
   };
 };

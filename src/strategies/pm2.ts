@@ -12,7 +12,7 @@ import { access } from 'node:fs/promises';
 import type { Pm2StrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import type { Pm2Client } from '../pm2/client.js';
-import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
+import { reloadOrRestart, stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
 
 /** Problems that stop any pm2 action: pm2 unreachable, or `app` unknown to it. */
@@ -118,10 +118,7 @@ export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2 })
       if (found.length > 0) throw new RollbackError(`cannot roll back with pm2: ${found.join('; ')}`, 'check');
 
       if (config.action === 'start_previous') return startPrevious(ctx, scope);
-      const action = config.action;
-      ctx.progress(`pm2 ${action} ${app}`);
-      await within(scope, action, `pm2 ${action} ${app}`, () => (action === 'reload' ? pm2.reload(app) : pm2.restart(app)));
-      await waitUntilOnline(pm2, app, scope, 'wait-online');
+      await reloadOrRestart(pm2, app, config.action, scope);
     },
   };
 };

@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { ReleasesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import type { Pm2ProcessInfo } from '../pm2/client.js';
-import { stepScope, versionProblem, waitUntilOnline, within } from './step.js';
+import { reloadOrRestart, stepScope, versionProblem, within } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
 
 /** The symlink is a plain name inside `dir`; anything else could replace a file elsewhere. */
@@ -161,10 +161,7 @@ export const releasesStrategy: StrategyFactory<ReleasesStrategyConfig> = (config
 
       // Reload even when no swap was needed: a resumed rollback may have swapped the link and
       // crashed before the app was reloaded.
-      const mode = config.restart_mode;
-      ctx.progress(`pm2 ${mode} ${app}`);
-      await within(scope, mode, `pm2 ${mode} ${app}`, () => (mode === 'reload' ? pm2.reload(app) : pm2.restart(app)));
-      await waitUntilOnline(pm2, app, scope, 'wait-online');
+      await reloadOrRestart(pm2, app, config.restart_mode, scope);
     },
   };
 };

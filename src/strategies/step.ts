@@ -121,3 +121,21 @@ export async function waitUntilOnline(
   }
 }
 
+/**
+ * `pm2 reload` or `pm2 restart` of `app`, done when every instance is online again.
+ *
+ * Done only once pm2 has answered, i.e. the replaced processes have exited: until then the old
+ * release may still take requests (a new process is online a moment before it listens), and
+ * the next reload (a drill's way forward, a deploy) would be refused. A hung process makes that
+ * answer wait for pm2's kill_timeout: the app's own patience, which a rollback respects.
+ */
+export async function reloadOrRestart(
+  pm2: Pm2Client,
+  app: string,
+  mode: 'reload' | 'restart',
+  scope: StepScope,
+): Promise<Pm2ProcessInfo[]> {
+  scope.progress(`pm2 ${mode} ${app}`);
+  await within(scope, mode, `pm2 ${mode} ${app}`, () => (mode === 'reload' ? pm2.reload(app) : pm2.restart(app)));
+  return waitUntilOnline(pm2, app, scope, 'wait-online');
+}

@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pm2ProcessEvent } from '../../src/pm2/client.js';
+import { Pm2ApiClient } from '../../src/pm2/pm2-api-client.js';
 import { createPm2Sandbox, DEMO_APP, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -118,6 +119,23 @@ describe('Pm2ApiClient (real pm2)', () => {
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).toMatch(/pm2 restart no-such-app failed/);
     expect((error as Error).cause).toBeDefined();
+  });
+
+  it("waits for another client's reload instead of failing on pm2's reload lock", async () => {
+    // A deploy script and the guard share one pm2 daemon: the second reload comes while the
+    // first holds the lock. pm2 refuses it ("Reload in progress"); the client waits and reloads.
+    const other = new Pm2ApiClient({ home: sandbox.home });
+    try {
+      const before = (await sandbox.client.describe('demo'))[0]!.restarts;
+      await Promise.all([other.reload('demo'), sandbox.client.reload('demo')]);
+      const [instance] = await waitFor(async () => {
+        const instances = await sandbox.client.describe('demo');
+        return instances[0]?.status === 'online' && instances;
+      }, 15_000);
+      expect(instance!.restarts).toBe(before + 2);
+    } finally {
+      await other.disconnect();
+    }
   });
 
   it('refuses an ecosystem path pm2 would run as a script', async () => {
