@@ -15,8 +15,6 @@ import { ApiClient, type ControlSummary } from '../api/client.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
-import { FileStore } from '../store/file-store.js';
-import { openStore } from '../store/index.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
@@ -136,13 +134,16 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
         return;
       }
       if (show !== 'show' || id === undefined) throw new GuardError('usage: release-guard history show ID (ids are listed by release-guard history)', 'usage');
-      // Records are read from the state dir, so they can be read while the daemon is down.
+      // Records are read from the state dir, so they can be read while the daemon is down. The
+      // store is loaded only here (a redis store brings ioredis), as the daemon only by `start`.
       const cfg = await loadConfig(opts.config ?? defaultConfig());
       let record;
       if (cfg.store.type === 'redis') {
+        const { openStore } = await import('../store/index.js');
         const opened = await openStore(cfg);
         record = await opened.store.readRecord(id).finally(() => opened.close());
       } else {
+        const { FileStore } = await import('../store/file-store.js');
         record = await new FileStore(cfg.state_dir).readRecord(id);
       }
       const where = cfg.store.type === 'redis' ? `the redis store (${cfg.store.host}:${cfg.store.port})` : `${cfg.state_dir}/rollbacks`;

@@ -9,7 +9,7 @@ import { probeIntervalMs } from '../core/schedule.js';
 import { initialState } from '../core/transition.js';
 import type { RuleVerdict, Sample } from '../core/types.js';
 import type { Pm2Client } from '../pm2/client.js';
-import { createProbe } from '../probes/index.js';
+import { createProbes } from '../probes/index.js';
 import { FileStore } from '../store/file-store.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import type { Clock } from './clock.js';
@@ -56,7 +56,7 @@ export async function runCheck(
 ): Promise<CheckResult> {
   const { clock } = options;
   const baseline = await storedBaseline(config);
-  const probes = config.probes.map((p) => createProbe(p, { now: () => clock.now(), ...(options.pm2 ? { pm2: options.pm2 } : {}) }));
+  const probes = await createProbes(config.probes, { now: () => clock.now(), ...(options.pm2 ? { pm2: options.pm2 } : {}) });
   const samples = new Map<string, Sample[]>(probes.map((p) => [p.name, []]));
   const started = clock.now();
   const deadline = started + options.forMs;

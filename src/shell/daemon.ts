@@ -3,7 +3,6 @@
  * a Guard, then runs until SIGTERM/SIGINT, when it lets a running rollback step finish, persists
  * and exits 0.
  */
-import cron from 'node-cron';
 import { startApiServer } from '../api/server.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
@@ -11,15 +10,16 @@ import type { Config } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { GuardMetrics } from '../metrics.js';
 import type { Pm2Client } from '../pm2/client.js';
-import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
-import { createProbe } from '../probes/index.js';
+import { createProbes } from '../probes/index.js';
 import { createStrategy } from '../strategies/index.js';
 import { openStore } from '../store/index.js';
+import { loadCheckRunners } from '../verification/suite.js';
 import { systemClock, type Clock } from './clock.js';
 import { NotificationDispatcher, routesFromConfig } from '../notify/dispatcher.js';
 import { Guard } from './guard.js';
 import { Leadership } from './leadership.js';
 import { ProcessRunner } from './process-runner.js';
+import type { PlanStep } from './rollback-runner.js';
 
 export interface RunningDaemon {
   guard: Guard;
@@ -36,6 +36,12 @@ function needsPm2(config: Config): boolean {
   );
 }
 
+/** A client of the pm2 daemon the config names (pm2's API is loaded here, not at start-up). */
+async function openPm2Client(config: Config): Promise<Pm2Client> {
+  const { Pm2ApiClient } = await import('../pm2/pm2-api-client.js');
+  return new Pm2ApiClient(config.pm2?.home ? { home: config.pm2.home } : {});
+}
+
 /** Builds and starts everything; the caller decides when to stop. */
 export async function startDaemon(config: Config, options: { log: Logger; clock?: Clock; pm2?: Pm2Client }): Promise<RunningDaemon> {
   const { log } = options;
@@ -46,11 +52,15 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
   const { store } = opened;
   // A shared store (redis): only the guard holding the lease acts; the others stand by.
   const leadership = opened.lease ? new Leadership(store, { ttlMs: opened.lease.ttlMs, clock, log, hostId: opened.hostId }) : undefined;
-  const pm2 = options.pm2 ?? (needsPm2(config) ? new Pm2ApiClient(config.pm2?.home ? { home: config.pm2.home } : {}) : undefined);
+  // pm2's API (and each probe's and strategy's client library) is loaded only when the config uses it.
+  const pm2 = options.pm2 ?? (needsPm2(config) ? await openPm2Client(config) : undefined);
   const metrics = new GuardMetrics();
-  const probes = config.probes.map((p) => createProbe(p, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) }));
+  const probes = await createProbes(config.probes, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) });
   const run = new ProcessRunner();
-  const plan = config.rollback.steps.map((step) => ({ config: step, strategy: createStrategy(step, { pm2: pm2!, run }) }));
+  const plan: PlanStep[] = [];
+  for (const step of config.rollback.steps) plan.push({ config: step, strategy: await createStrategy(step, { pm2: pm2!, run }) });
+  // Now rather than when a rollback is being verified.
+  await loadCheckRunners(config.verification.checks);
   const notifications = new NotificationDispatcher(routesFromConfig(config.notifiers), {
     log: (level, message, fields) => log.log(level, message, { component: 'notify', ...fields }),
     clock,
@@ -66,7 +76,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
   });
   // Scheduled drills (seed: rehearse rollbacks regularly); a refused or failed drill is logged.
   const drills = config.drill.schedule
-    ? cron.schedule(config.drill.schedule, async () => {
+    ? (await import('node-cron')).default.schedule(config.drill.schedule, async () => {
         const result = await guard.drill('schedule').catch((error: unknown) => ({ ok: false as const, error: String(error) }));
         if (!result.ok) log.warn(`scheduled drill not run: ${result.error}`, { component: 'drill' });
       })

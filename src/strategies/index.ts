@@ -1,40 +1,37 @@
 /**
  * The strategy registry, keyed by the config's `type`. A new strategy is one file plus one line
  * here; `satisfies` makes the compiler reject a registry that misses a type or pairs it wrongly.
+ *
+ * Each entry loads its strategy's module only when a configured step has that type, so a guard
+ * whose plan never touches Redis does not load ioredis.
  */
 import type { StrategyConfig } from '../config/schema.js';
 import { RollbackError } from '../errors.js';
-import { blueGreenStrategy } from './blue-green.js';
-import { commandStrategy } from './command.js';
-import { configFilesStrategy } from './config-files.js';
-import { databaseStrategy } from './database.js';
-import { dockerStrategy } from './docker.js';
-import { gitStrategy } from './git.js';
-import { kubernetesStrategy } from './kubernetes.js';
-import { pm2Strategy } from './pm2.js';
-import { redisSnapshotStrategy } from './redis-snapshot.js';
-import { releasesStrategy } from './releases.js';
 import type { RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
-export const strategyFactories = {
-  releases: releasesStrategy,
-  pm2: pm2Strategy,
-  git: gitStrategy,
-  config: configFilesStrategy,
-  docker: dockerStrategy,
-  kubernetes: kubernetesStrategy,
-  command: commandStrategy,
-  database: databaseStrategy,
-  redis: redisSnapshotStrategy,
-  blue_green: blueGreenStrategy,
-} satisfies { [K in StrategyConfig['type']]: StrategyFactory<Extract<StrategyConfig, { type: K }>> };
+/** Loads the module of one strategy type and gives its factory. */
+type StrategyLoader<C extends StrategyConfig> = () => Promise<StrategyFactory<C>>;
 
-/** Builds the strategy for one validated config entry. */
-export function createStrategy(config: StrategyConfig, deps: StrategyDeps): RollbackStrategy {
+export const strategyLoaders = {
+  releases: async () => (await import('./releases.js')).releasesStrategy,
+  pm2: async () => (await import('./pm2.js')).pm2Strategy,
+  git: async () => (await import('./git.js')).gitStrategy,
+  config: async () => (await import('./config-files.js')).configFilesStrategy,
+  docker: async () => (await import('./docker.js')).dockerStrategy,
+  kubernetes: async () => (await import('./kubernetes.js')).kubernetesStrategy,
+  command: async () => (await import('./command.js')).commandStrategy,
+  database: async () => (await import('./database.js')).databaseStrategy,
+  redis: async () => (await import('./redis-snapshot.js')).redisSnapshotStrategy,
+  blue_green: async () => (await import('./blue-green.js')).blueGreenStrategy,
+} satisfies { [K in StrategyConfig['type']]: StrategyLoader<Extract<StrategyConfig, { type: K }>> };
+
+/** Builds the strategy for one validated config entry, loading its module first. */
+export async function createStrategy(config: StrategyConfig, deps: StrategyDeps): Promise<RollbackStrategy> {
   // The registry's `satisfies` pairs each type with its factory; the cast only joins the union.
-  const factory = strategyFactories[config.type] as StrategyFactory<StrategyConfig> | undefined;
-  if (!factory) {
-    throw new RollbackError(`unknown strategy type "${String(config.type)}"; use one of: ${Object.keys(strategyFactories).join(', ')}`, 'create');
+  const load = Object.hasOwn(strategyLoaders, config.type) ? (strategyLoaders[config.type] as StrategyLoader<StrategyConfig>) : undefined;
+  if (!load) {
+    throw new RollbackError(`unknown strategy type "${String(config.type)}"; use one of: ${Object.keys(strategyLoaders).join(', ')}`, 'create');
   }
+  const factory = await load();
   return factory(config, deps);
 }

@@ -4,10 +4,6 @@
  * check passed; a check that could not observe (no answer, no reading, no snapshot) fails.
  */
 import { errorMessage } from '../errors.js';
-import * as httpCheck from './checks/http.js';
-import * as mysqlCheck from './checks/mysql.js';
-import * as resourcesCheck from './checks/resources.js';
-import * as securityCheck from './checks/security.js';
 import type { VerificationCheck } from './schema.js';
 
 /** What a check knows about the moment it runs. */
@@ -42,13 +38,31 @@ export interface SuiteResult {
 /** Runs one check; must never throw (every failure is `ok: false` with a detail). */
 export type CheckRunner<C extends VerificationCheck> = (config: C, ctx: VerificationContext) => Promise<CheckResult>;
 
-/** The check registry, keyed by the config's `type`; `satisfies` rejects a missing or mispaired type. */
-export const checkRunners = {
-  http: httpCheck.run,
-  security: securityCheck.run,
-  mysql: mysqlCheck.run,
-  resources: resourcesCheck.run,
-} satisfies { [K in VerificationCheck['type']]: CheckRunner<Extract<VerificationCheck, { type: K }>> };
+/** Loads the module of one check type and gives its runner. */
+type CheckLoader<C extends VerificationCheck> = () => Promise<CheckRunner<C>>;
+
+/**
+ * The check registry, keyed by the config's `type`; `satisfies` rejects a missing or mispaired
+ * type. A check's module is loaded only when a configured check has that type (the mysql check
+ * brings mysql2, ~15 MB of RSS); the daemon loads them at start (`loadCheckRunners`), so a
+ * verification never waits for a module.
+ */
+export const checkLoaders = {
+  http: async () => (await import('./checks/http.js')).run,
+  security: async () => (await import('./checks/security.js')).run,
+  mysql: async () => (await import('./checks/mysql.js')).run,
+  resources: async () => (await import('./checks/resources.js')).run,
+} satisfies { [K in VerificationCheck['type']]: CheckLoader<Extract<VerificationCheck, { type: K }>> };
+
+function loaderOf(type: string): CheckLoader<VerificationCheck> | undefined {
+  // The registry pairs each type with its runner; the cast only joins the union.
+  return Object.hasOwn(checkLoaders, type) ? (checkLoaders[type as VerificationCheck['type']] as CheckLoader<VerificationCheck>) : undefined;
+}
+
+/** Loads the modules of the given checks ahead of a verification (a module is loaded once). */
+export async function loadCheckRunners(checks: readonly VerificationCheck[]): Promise<void> {
+  await Promise.all([...new Set(checks.map((check) => check.type))].map((type) => loaderOf(type)?.()));
+}
 
 /**
  * Runs `checks` sequentially (deterministic order; a verification must not add load to a service
@@ -69,10 +83,10 @@ export async function runVerificationSuite(checks: readonly VerificationCheck[],
 
 async function runCheck(check: VerificationCheck, ctx: VerificationContext): Promise<CheckResult> {
   const started = ctx.now();
-  // The registry pairs each type with its runner; the cast only joins the union.
-  const runner = checkRunners[check.type] as CheckRunner<VerificationCheck> | undefined;
+  const load = loaderOf(check.type);
   try {
-    if (!runner) throw new Error(`unknown check type "${String(check.type)}"`);
+    if (!load) throw new Error(`unknown check type "${String(check.type)}"`);
+    const runner = await load();
     return await runner(check, ctx);
   } catch (error) {
     // Runners do not throw; this is the boundary that keeps a bug from ending the suite.

@@ -97,7 +97,7 @@ if (args[2] === 'get') {
   });
 
   it('reads the active colour, patches the selector to the other one, confirms; the runbook command exactly', async () => {
-    const strategy = createStrategy(configOf(), deps);
+    const strategy = await createStrategy(configOf(), deps);
     expect(await strategy.check(context())).toEqual([]);
     const progress: string[] = [];
     await strategy.execute(context(progress));
@@ -124,7 +124,7 @@ if (args[2] === 'get') {
 
   it('escapes the dots of a label such as app.kubernetes.io/color and maps colours to selector values', async () => {
     await writeFile(state, JSON.stringify({ selector: { 'app.kubernetes.io/color': 'shop-blue' } }));
-    const strategy = createStrategy(
+    const strategy = await createStrategy(
       configOf({ selector_label: 'app.kubernetes.io/color', colors: { blue: 'shop-blue', green: 'shop-green' }, namespace: 'shop' }),
       deps,
     );
@@ -146,7 +146,7 @@ if (args[2] === 'get') {
 
   it('an unknown selector value: check names it, execute refuses before patching', async () => {
     await writeFile(state, JSON.stringify({ selector: { version: 'canary' } }));
-    const strategy = createStrategy(configOf(), deps);
+    const strategy = await createStrategy(configOf(), deps);
     const expected = 'cannot tell the active colour of service frontend-service (namespace yyc3-short-drama): selector version=canary: canary is neither blue (blue) nor green (green)';
     expect(await strategy.check(context())).toEqual([expected]);
     const error = await strategy.execute(context()).catch((e: unknown) => e);

@@ -144,7 +144,7 @@ describe('blue_green strategy, nginx mode (real nginx)', () => {
   it('check passes on a working setup and names an unknown active address', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-bg-'));
     try {
-      expect(await createStrategy(configOf(), deps).check(context(dataDir, []))).toEqual([]);
+      expect(await (await createStrategy(configOf(), deps)).check(context(dataDir, []))).toEqual([]);
       const problems = await blueGreenStrategy(configOf({ colors: { blue: blue.target, green: '127.0.0.1:1' } }), deps).check(context(dataDir, []));
       expect(problems).toEqual([
         `cannot tell the active colour of upstream app in ${upstreamFile}: ${green.target} is neither blue (${blue.target}) nor green (127.0.0.1:1)`,
@@ -157,7 +157,7 @@ describe('blue_green strategy, nginx mode (real nginx)', () => {
   it('switches green -> blue under load with no failed request; a second execute keeps blue', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-bg-'));
     try {
-      const strategy = createStrategy(configOf(), deps);
+      const strategy = await createStrategy(configOf(), deps);
       const load = startLoad(`http://127.0.0.1:${port}/health`, 50, 30_000);
       await new Promise((resolve) => setTimeout(resolve, 500));
       const progress: string[] = [];

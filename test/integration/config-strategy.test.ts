@@ -117,7 +117,7 @@ describe('config strategy (real files)', () => {
   });
 
   it('restores content and modes, removes added files, keeps the failed copies, and converges', async () => {
-    const strategy = createStrategy(configOf({ dir }), noPm2);
+    const strategy = await createStrategy(configOf({ dir }), noPm2);
     await strategy.prepare!(releaseContext(dataDir));
     await applyBadRelease(dir);
     expect(await strategy.check(context(dataDir))).toEqual([]);

@@ -126,7 +126,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     return parsed;
   };
 
-  const strategyOf = (input: Partial<Record<keyof DatabaseStrategyConfig, unknown>> = {}): RollbackStrategy =>
+  const strategyOf = (input: Partial<Record<keyof DatabaseStrategyConfig, unknown>> = {}): Promise<RollbackStrategy> =>
     createStrategy(configOf(input), { pm2: sandbox.client, run: runner });
 
   const releaseContext = (): ReleaseContext => ({
@@ -207,7 +207,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
   });
 
   it('prepare takes the pre-release backup and row counts; a second prepare keeps them', async () => {
-    const strategy = strategyOf();
+    const strategy = await strategyOf();
     await strategy.prepare!(releaseContext());
 
     const dump = await readFile(path.join(dataDir, PRE_RELEASE_DUMP), 'utf8');
@@ -233,7 +233,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     const port = await freePort();
     await sandbox.client.start({ name: 'shop-db-writer', script: DEMO_APP, execMode: 'fork', env: { PORT: String(port), APP_VERSION: 'v2' } });
     await waitFor(async () => (await sandbox.client.describe('shop-db-writer')).every((i) => i.status === 'online'), 15_000);
-    const strategy = strategyOf({ restore: 'automatic', stop_app: 'shop-db-writer', migrate_down: migrateDown(), migrate_cwd: PROJECT_ROOT });
+    const strategy = await strategyOf({ restore: 'automatic', stop_app: 'shop-db-writer', migrate_down: migrateDown(), migrate_cwd: PROJECT_ROOT });
     await strategy.prepare!(releaseContext());
     await badRelease();
     expect(await users()).toHaveLength(3);
@@ -303,7 +303,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     const passwordFile = path.join(secretDir, 'password');
     await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
     try {
-      const strategy = strategyOf({ restore: 'never', password_env: undefined, password_file: passwordFile });
+      const strategy = await strategyOf({ restore: 'never', password_env: undefined, password_file: passwordFile });
       await strategy.prepare!(releaseContext());
       await badRelease();
       const before = { users: await users(), orders: await orders() };
@@ -326,7 +326,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
   });
 
   it('a table missing after the release fails the integrity check, naming it; check lists it too', async () => {
-    const strategy = strategyOf({ restore: 'never' });
+    const strategy = await strategyOf({ restore: 'never' });
     await strategy.prepare!(releaseContext());
     await sql(`DROP TABLE ${database}.orders`);
 
@@ -337,7 +337,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
   });
 
   it('check lists a missing backup, a stale backup, a missing program and a wrong password (without showing it)', async () => {
-    const strategy = strategyOf({ restore: 'automatic', migrate_down: ['rg-no-such-migrate', 'down'] });
+    const strategy = await strategyOf({ restore: 'automatic', migrate_down: ['rg-no-such-migrate', 'down'] });
     expect(await strategy.check(rollbackContext())).toEqual([
       `no pre-release backup of ${database} for v2 (${path.join(dataDir, PRE_RELEASE_DUMP)} and ${SNAPSHOT_FILE} missing)`,
       'migrate_down program rg-no-such-migrate is not installed (not found)',
@@ -348,13 +348,13 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     expect((refused as RollbackError).message).toMatch(/no pre-release backup at/);
     expect(runner.calls).toHaveLength(1); // check's table listing only
 
-    await strategyOf().prepare!(releaseContext());
+    await (await strategyOf()).prepare!(releaseContext());
     const snapshotFile = path.join(dataDir, SNAPSHOT_FILE);
     const snapshot = JSON.parse(await readFile(snapshotFile, 'utf8')) as DatabaseSnapshot;
     snapshot.takenAtMs -= 25 * 60 * 60 * 1000;
     snapshot.takenAt = new Date(snapshot.takenAtMs).toISOString();
     await writeFile(snapshotFile, JSON.stringify(snapshot));
-    const stale = await strategyOf({ mysqldump: 'rg-no-such-mysqldump' }).check(rollbackContext());
+    const stale = await (await strategyOf({ mysqldump: 'rg-no-such-mysqldump' })).check(rollbackContext());
     expect(stale).toEqual([
       'rg-no-such-mysqldump is not installed (not found on PATH)',
       expect.stringMatching(/was taken at .*, more than 24h ago/),
@@ -365,14 +365,14 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     const WRONG_ENV = 'RG_TEST_DB_STRATEGY_WRONG_PASSWORD';
     process.env[WRONG_ENV] = `${password}-wrong`;
     try {
-      const wrong = await strategyOf({ password_env: WRONG_ENV }).check(rollbackContext());
+      const wrong = await (await strategyOf({ password_env: WRONG_ENV })).check(rollbackContext());
       expect(wrong).toHaveLength(1);
       expect(wrong[0]).toMatch(/cannot query 127\.0\.0\.1:\d+\/rg_db_\w+ as rg_admin: .*Access denied/);
       expect(wrong[0]).not.toContain(process.env[WRONG_ENV]);
     } finally {
       delete process.env[WRONG_ENV];
     }
-    const unset = await strategyOf({ password_env: 'RG_TEST_DB_STRATEGY_UNSET' }).check(rollbackContext());
+    const unset = await (await strategyOf({ password_env: 'RG_TEST_DB_STRATEGY_UNSET' })).check(rollbackContext());
     expect(unset).toEqual([expect.stringMatching(/environment variable RG_TEST_DB_STRATEGY_UNSET \(password_env\) is not set/)]);
   });
 

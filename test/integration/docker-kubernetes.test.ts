@@ -279,7 +279,7 @@ describe('docker strategy (fake docker on PATH)', () => {
 
   it('replaces the container with the previous image and waits until it runs', async () => {
     const ctx = context();
-    await createStrategy(runConfig(), deps).execute(ctx);
+    await (await createStrategy(runConfig(), deps)).execute(ctx);
 
     expect(await calls('docker')).toEqual([INSPECT_IMAGE, ['stop', 'web'], ['rm', 'web'], runArgs(), INSPECT_STATE, INSPECT_STATE]);
     expect((await state<DockerState>()).containers.web).toEqual({ image: 'registry/app:v1', running: true, status: 'running' });
@@ -446,7 +446,7 @@ describe('kubernetes strategy (fake kubectl on PATH)', () => {
 
   it('records the history, undoes to the previous revision and waits for the rollout', async () => {
     const ctx = context();
-    await createStrategy(configOf(), deps).execute(ctx);
+    await (await createStrategy(configOf(), deps)).execute(ctx);
 
     expect(await calls('kubectl')).toEqual([
       [...ns, ...HISTORY],

@@ -105,7 +105,7 @@ describe('git strategy (real git)', () => {
   const commitOf = (ref: string) => git(repo, 'rev-parse', `${ref}^{commit}`);
 
   it('checks out v1, installs, builds, and converges when run again', async () => {
-    const strategy = createStrategy(configOf({ dir: repo }), deps);
+    const strategy = await createStrategy(configOf({ dir: repo }), deps);
     expect(strategy.describe({ from: 'v2', to: 'v1' })).toBe(
       `git: git checkout v1 in ${repo}, ${node} -e ${JSON.stringify(INSTALL[2])} v1, ${node} build.cjs`,
     );

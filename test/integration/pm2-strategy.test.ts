@@ -77,7 +77,7 @@ describe('pm2 strategy (real pm2)', () => {
 
   it('start_previous stops app-v2 and starts app-v1 from the ecosystem file; v1 answers', async () => {
     expect(await sandbox.client.describe('app-v1')).toEqual([]);
-    const strategy = createStrategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner() });
+    const strategy = await createStrategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner() });
     expect(await strategy.check(context('v1'))).toEqual([]);
 
     const progress: string[] = [];

@@ -30,7 +30,7 @@ describe('redis strategy (real Redis)', () => {
   // The redis strategy needs neither pm2 nor external programs.
   const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
 
-  const strategyOf = (input: Partial<Record<keyof RedisStrategyConfig, unknown>> = {}): RollbackStrategy => {
+  const strategyOf = (input: Partial<Record<keyof RedisStrategyConfig, unknown>> = {}): Promise<RollbackStrategy> => {
     const config = strategySchema.parse({ type: 'redis', host: '127.0.0.1', port: server.port, password_env: PASSWORD_ENV, timeout: '30s', ...input });
     return createStrategy(config, deps);
   };
@@ -82,7 +82,7 @@ describe('redis strategy (real Redis)', () => {
   it('prepare: BGSAVE advances LASTSAVE, dump.rdb is written and copied, redis.json records it; check passes; execute reports it', async () => {
     const before = await admin.lastsave();
     await admin.set('cart:42', 'three items');
-    const strategy = strategyOf();
+    const strategy = await strategyOf();
     await strategy.prepare!(releaseContext());
 
     const after = await admin.lastsave();
@@ -129,7 +129,7 @@ describe('redis strategy (real Redis)', () => {
       await new Promise((resolve) => setTimeout(resolve, 1100));
       expect(await admin.bgsave()).toMatch(/started/i);
       const theirsStarted = await admin.lastsave();
-      await strategyOf().prepare!(releaseContext());
+      await (await strategyOf()).prepare!(releaseContext());
 
       expect(progress).toContain('a BGSAVE is already in progress; waiting for it, then taking ours');
       expect(progress).toContain('BGSAVE: Background saving started');
@@ -146,7 +146,7 @@ describe('redis strategy (real Redis)', () => {
   });
 
   it('without a snapshot: check lists it, execute warns and does not fail', async () => {
-    const strategy = strategyOf();
+    const strategy = await strategyOf();
     expect(await strategy.check(rollbackContext())).toEqual([
       `no pre-release Redis snapshot for v2 (${path.join(dataDir, REDIS_SNAPSHOT_FILE)} missing)`,
     ]);
@@ -156,16 +156,16 @@ describe('redis strategy (real Redis)', () => {
 
   it('check reports a Redis that does not answer or refuses the password, without showing it', async () => {
     const closed = await freePort();
-    const down = await strategyOf({ port: closed }).check(rollbackContext());
+    const down = await (await strategyOf({ port: closed })).check(rollbackContext());
     expect(down[0]).toMatch(new RegExp(`^redis 127\\.0\\.0\\.1:${closed} does not answer PING: .*ECONNREFUSED`));
 
     const WRONG_ENV = 'RG_TEST_REDIS_STRATEGY_WRONG_PASSWORD';
     process.env[WRONG_ENV] = `${password}-wrong`;
     try {
-      const refused = await strategyOf({ password_env: WRONG_ENV }).check(rollbackContext());
+      const refused = await (await strategyOf({ password_env: WRONG_ENV })).check(rollbackContext());
       expect(refused[0]).toMatch(/does not answer PING: .*(WRONGPASS|invalid)/i);
       expect(refused.join('\n')).not.toContain(process.env[WRONG_ENV]);
-      const failed = await strategyOf({ password_env: WRONG_ENV }).prepare!(releaseContext()).catch((e: unknown) => e);
+      const failed = await (await strategyOf({ password_env: WRONG_ENV })).prepare!(releaseContext()).catch((e: unknown) => e);
       expect(String(failed)).toMatch(/WRONGPASS|invalid/i);
       expect(String(failed)).not.toContain(process.env[WRONG_ENV]);
     } finally {

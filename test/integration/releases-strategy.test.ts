@@ -89,7 +89,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it('rolls back to v1: swaps the symlink, reloads, and v1 answers', async () => {
-    const strategy = createStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
+    const strategy = await createStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
     expect(strategy.type).toBe('releases');
     expect(await strategy.check(context('v1'))).toEqual([]);
 
