@@ -91,6 +91,29 @@ describe('transition', () => {
     expect(refused.rejected).toMatch(/recorded as failed/);
   });
 
+  it('counts verification passes in launch order: a late failure of an earlier check cancels nothing after it', () => {
+    let state = transition(guardingV2(), { type: 'evaluated', verdicts: [fail], at: 5 }, policy).state;
+    state = transition(state, { type: 'rollbackExecuted', ok: true, at: 10 }, policy).state;
+    const verify = (ok: boolean, startedAt: number, at: number) =>
+      (state = transition(state, { type: 'verifySample', ok, version: 'v1', startedAt, at }, policy).state);
+    // Launched at 10 into the replaced (hung) process, it fails at 60 — after two later-launched passes arrived.
+    verify(true, 20, 21);
+    verify(true, 30, 31);
+    verify(false, 10, 60);
+    expect(state).toMatchObject({ phase: 'verifying', rollback: { verifyPasses: 2 } });
+    // A pass launched before the latest failure is stale evidence and is not counted.
+    verify(false, 40, 62);
+    expect(state.rollback!.verifyPasses).toBe(0);
+    verify(true, 35, 63);
+    expect(state.rollback!.verifyPasses).toBe(0);
+    verify(true, 50, 64);
+    verify(true, 55, 65);
+    expect(state.phase).toBe('verifying');
+    verify(true, 58, 66);
+    expect(state.phase).toBe('rolled_back');
+    expect(state.rollback!.verifyPasses).toBe(policy.verifyPasses);
+  });
+
   it('a restarted daemon resumes an interrupted rollback, and gives up after maxAttempts', () => {
     let state = transition(guardingV2(), { type: 'evaluated', verdicts: [fail], at: 5 }, policy).state;
     const resumed = transition(state, { type: 'daemonStarted', at: 6 }, policy);

@@ -436,7 +436,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       if (state.phase !== 'rolling_back') return unchanged(state);
       if (!event.ok) return fail(state, at, event.error ?? 'rollback plan failed', policy);
       return {
-        state: enter(state, 'verifying', at, { rollback: { ...state.rollback!, executedAt: at, verifyPasses: 0 } }),
+        state: enter(state, 'verifying', at, { rollback: { ...state.rollback!, executedAt: at, verifyPasses: 0, verifyEvidence: { passLaunches: [], failedLaunch: null } } }),
         effects: [],
       };
     }
@@ -456,16 +456,23 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       if (state.phase !== 'verifying' || state.rollback!.suite) return unchanged(state);
       const rb = state.rollback!;
       const good = event.ok && (event.version === undefined || event.version === rb.to);
-      const passes = good ? rb.verifyPasses + 1 : 0;
-      if (passes < policy.verifyPasses) {
-        return passes === rb.verifyPasses ? unchanged(state) : { state: { ...state, rollback: { ...rb, verifyPasses: passes } }, effects: [] };
-      }
+      const launched = event.startedAt ?? at;
+      const before = rb.verifyEvidence ?? { passLaunches: [], failedLaunch: null };
+      // The newest evidence by launch wins: a pass launched before the latest failure is stale,
+      // and a failure cancels only the passes launched before it.
+      if (before.failedLaunch !== null && launched <= before.failedLaunch) return unchanged(state);
+      const evidence = good
+        ? { passLaunches: [...before.passLaunches, launched].slice(-policy.verifyPasses), failedLaunch: before.failedLaunch }
+        : { passLaunches: before.passLaunches.filter((p) => p > launched), failedLaunch: launched };
+      const passes = evidence.passLaunches.length;
+      const counted = { ...rb, verifyPasses: passes, verifyEvidence: evidence };
+      if (passes < policy.verifyPasses) return { state: { ...state, rollback: counted }, effects: [] };
       if (policy.verificationSuite) {
         // Health is proven; the functional, performance, data and security checks come next.
-        const next = { ...rb, verifyPasses: passes, suite: { startedAt: at } };
+        const next = { ...counted, suite: { startedAt: at } };
         return { state: { ...state, rollback: next }, effects: [{ type: 'verify', rollback: next }] };
       }
-      return rolledBack({ ...state, rollback: { ...rb, verifyPasses: passes } }, at, policy);
+      return rolledBack({ ...state, rollback: counted }, at, policy);
     }
 
     case 'promoteRequested': {
@@ -535,7 +542,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
         // Restart the verification clock: passes (and a suite) seen before the restart are not trusted.
         const { suite: _suite, ...rb } = state.rollback!;
         void _suite;
-        return { state: enter(state, 'verifying', at, { rollback: { ...rb, verifyPasses: 0 } }), effects: [] };
+        return { state: enter(state, 'verifying', at, { rollback: { ...rb, verifyPasses: 0, verifyEvidence: { passLaunches: [], failedLaunch: null } } }), effects: [] };
       }
       return unchanged(state);
     }

@@ -137,7 +137,12 @@ export interface RollbackInProgress {
   steps: StepRecord[];
   /** When the plan's last step finished. */
   executedAt?: number;
+  /** Passing checks counted towards verification: those launched after the last failed one. */
   verifyPasses: number;
+  /** Launch times of the counted passes, and of the latest failed check (by launch, not by
+   * arrival: a check sent to the replaced process before it stopped serving fails late, and must
+   * not cancel passes of checks launched after it). Absent in states persisted before. */
+  verifyEvidence?: { passLaunches: number[]; failedLaunch: number | null };
   /** Health proven; the verification suite is running (or ran). */
   suite?: { startedAt: number; results?: CheckOutcome[] };
 }
@@ -194,7 +199,8 @@ export type Event =
   | { type: 'stepFinished'; index: number; ok: boolean; error?: string; output: string[]; at: number }
   | { type: 'rollbackExecuted'; ok: boolean; error?: string; at: number }
   | { type: 'verificationFinished'; ok: boolean; results: CheckOutcome[]; at: number }
-  | { type: 'verifySample'; ok: boolean; version?: string; at: number }
+  /** `startedAt`: when the check was launched (default `at`); passes are counted in launch order. */
+  | { type: 'verifySample'; ok: boolean; version?: string; at: number; startedAt?: number }
   | { type: 'promoteRequested'; by: string; at: number }
   | { type: 'pauseRequested'; by: string; at: number }
   | { type: 'vetoRequested'; by: string; reason: string; at: number }

@@ -511,7 +511,7 @@ export class Guard implements GuardControl {
     }
     // Only samples launched after the plan ran can prove the rollback.
     if (probe.name === config.verification.probe && this.state.phase === 'verifying' && sample.startedAt >= this.state.since) {
-      await this.dispatch({ type: 'verifySample', ok: sample.ok, ...(sample.version ? { version: sample.version } : {}), at: sample.at });
+      await this.dispatch({ type: 'verifySample', ok: sample.ok, ...(sample.version ? { version: sample.version } : {}), at: sample.at, startedAt: sample.startedAt });
     }
     await this.evaluate();
   }
