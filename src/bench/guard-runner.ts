@@ -60,6 +60,8 @@ export async function runGuardScenario(scenario: Scenario, run: number, ctx: Run
       const g: GuardProcess = guard;
       await waitFor('the guard to know v1 as stable', async () => (await g.state())?.stable === 'v1', 20_000, 100);
       await waitFor("the guard to learn v1's traffic latency baseline", () => g.hasBaseline('v1'), 40_000, 200);
+      // A real release comes long after the stable version's check latency is known; a run must too.
+      await waitFor("the guard to learn v1's check latency", () => g.hasCheckLatency('v1'), 40_000, 200);
 
       const deployAt = await w.deploy('v2');
       const window = await waitFor(

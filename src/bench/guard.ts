@@ -164,6 +164,12 @@ export class GuardProcess {
     }
   }
 
+  /** Whether the guard has learnt how fast `version` passes its checks (schedule.fast_timeout: auto). */
+  async hasCheckLatency(version: string): Promise<boolean> {
+    const text = await readFile(this.logFile, 'utf8').catch(() => '');
+    return text.split('\n').some((line) => line.includes('"stable check latency learnt"') && line.includes(`"version":"${version}"`));
+  }
+
   async records(): Promise<RecordFile[]> {
     const dir = path.join(this.stateDir, 'rollbacks');
     const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();

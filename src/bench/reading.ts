@@ -13,12 +13,12 @@ const CAUSES: { match: RegExp; cause: string }[] = [
   {
     match: /verified" after/,
     cause:
-      'The guard\'s "verified" trails what users see because verification only starts once the plan has returned: `pm2 reload` returns after the replaced worker has exited (a hung worker holds out until pm2\'s kill_timeout, 1.6 s), the releases strategy then polls pm2 every 200 ms until every instance is online, and only checks launched after that count (3 at 250 ms). The old version is already answering meanwhile.',
+      'The guard\'s "verified" trails what users see because verification only starts once the plan has returned, and the releases step returns when pm2 answers the reload: after the replaced worker has exited. A hung worker holds out until pm2\'s kill_timeout (1.6 s by default; the demo app, like many, closes its server on SIGINT and waits for open requests), although the new worker has taken every new connection since it listened. The step waits on purpose: a new worker is online a moment before it listens (until then the old version still answers), and pm2 refuses the next reload (a drill\'s way forward, a deploy) while one is in progress — ending the step early was tried and broke both. Then 3 checks launched after the plan (250 ms apart) must pass. A shorter kill_timeout for an app that can hang is the lever.',
   },
   {
     match: /hang \(early.*detection/,
     cause:
-      'With a 1 s probe timeout (the bench\'s, and monit\'s) the health rule cannot decide a hang before timeout + 2 × fast interval = 1.5 s: the first hung check fails 1 s after its launch, the next two were launched 250 and 500 ms after it. The median sits on that floor. Beating it needs checks that give up sooner early in a window (e.g. a timeout derived from the stable version\'s latency) — not a faster schedule.',
+      'The health rule decides a hang after fast_timeout + 2 × fast interval: the first hung check fails when it gives up, the next two were launched 250 and 500 ms after it. fast_timeout (auto) is 10 × v1\'s p99 check latency, at least 500 ms, so ≈ 1.0 s plus scheduling; where it is missed, look at the guard log\'s "stable check latency learnt" line (a slow v1 health endpoint raises the timeout).',
   },
   {
     match: /after fast probing\): detection/,
@@ -106,9 +106,8 @@ export function readingOf(results: BenchResults): string[] {
     const byOther = rolledBack.filter((r) => !triggerOf(r).includes(rule));
     let text = `${title}: rolled back in ${rolledBack.length} of ${g.length} runs${how ? ` (${how})` : ''}.`;
     if (byOther.length > 0) text += ` Where another rule fired it was because the fault slowed requests (traffic p95 > 3× v1's).`;
-    if (id === 'cpu-hog') {
-      text +=
-        ' The cpu rule cannot fire here: the process probe reports CPU as a share of the whole host (pm2\'s per-core percent ÷ cores, src/probes/process.ts summarize), so one Node worker on this 2-core machine tops out at 50 %, below the 70 % threshold; the hog is caught only when it slows requests enough, which at ≈ 75 % of a core it mostly does not.';
+    if (id === 'cpu-hog' && rolledBack.length > 0 && byOther.length === 0) {
+      text += ' The process probe reports CPU as a share of the cores the app\'s instances can use (one worker: one core), so a worker burning ≈ 75 % of its core passes the 70 % threshold, sustained for the rule\'s 10 s.';
     }
     out.push(text);
   }
