@@ -4,7 +4,7 @@
  * bench only reads what the guard writes anyway (state.json, baselines.json, rollback records)
  * and its /status, so watching it costs the guard nothing.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,14 @@ import type { ChildProcess } from 'node:child_process';
 
 /** dist/cli/main.js beside this file's dist/bench/. */
 export const GUARD_CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+
+/** The node flags of the `release-guard` command's own first line, so the bench runs the guard
+ * exactly as the installed command does (`#!/usr/bin/env -S node <flags>`). */
+export function launcherNodeFlags(): string[] {
+  const first = readFileSync(GUARD_CLI, 'utf8').split('\n', 1)[0]!;
+  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').trim().split(/\s+/);
+  return words[0] === 'node' ? words.slice(1) : [];
+}
 export const TOKEN_ENV = 'RG_BENCH_TOKEN';
 export const DB_PASSWORD_ENV = 'RG_BENCH_DB_PASSWORD';
 const TOKEN = 'bench-token-0123456789abcdef';
@@ -114,7 +122,7 @@ export class GuardProcess {
     await writeFile(configFile, stringify(config), { mode: 0o600 });
     const logFile = path.join(dir, 'guard.log');
     const out = createWriteStream(logFile);
-    const child = spawnTracked(process.execPath, [GUARD_CLI, 'start', '--config', configFile], {
+    const child = spawnTracked(process.execPath, [...launcherNodeFlags(), GUARD_CLI, 'start', '--config', configFile], {
       env: { ...process.env, ...env, [TOKEN_ENV]: TOKEN },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
