@@ -33,7 +33,7 @@ const CAUSES: { match: RegExp; cause: string }[] = [
   {
     match: /RSS/,
     cause:
-      'The guard loads every probe\'s and strategy\'s client library at start whether configured or not (src/probes/index.ts and src/strategies/index.ts import mysql2, ioredis, …): a bare Node is ≈ 39 MB RSS, importing the probes alone ≈ 68 MB; the retained samples (15 min) grow the heap on top.',
+      'RSS settles in one of two states ~15 MB apart: V8 grows the young generation (up to 2 × 16 MB) under the steady trickle of samples and returns it only when its memory reducer runs. The command runs node with --max-semi-space-size=2 (its first line; the bench reads the flags from there) to stay in the low one; a miss here means the old generation grew: the retained samples (15 min) or a configured client library (mysql2 for the database probe).',
   },
   {
     match: /CPU, .*endpoints|p99 probe launch delay/,
