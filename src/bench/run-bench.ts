@@ -7,8 +7,13 @@
  *   npm run bench -- --only 5xx,hang     # some scenarios (ids in src/bench/scenarios.ts), or cost, strategy
  *   npm run bench -- --quick             # a smoke run: 1 run of a few scenarios, short cost
  *   npm run bench -- --no-monit          # release-guard only
+ *   npm run bench -- --only 5xx --out /tmp/b  # results into /tmp/b, nothing into the repository
+ *   npm run bench -- --render bench/results/FILE.json  # BENCHMARKS.md again from a results file
  *
  * Only a full run (no --only, no --quick) rewrites BENCHMARKS.md; others print its tables.
+ * --out DIR puts the results file (and a full run's BENCHMARKS.md) into DIR instead of
+ * bench/results/ (and the repository root): `npm test`'s smoke run (test/bench/smoke.test.ts)
+ * uses it with a temp dir.
  * Everything is bounded (each run has a hard timeout, traffic stops by itself) and every process
  * it starts (pm2 daemons with private PM2_HOMEs, apps, the guard, monit, MariaDB) is stopped,
  * even when a run fails or the bench is interrupted.
@@ -34,10 +39,12 @@ interface Options {
   monit: boolean;
   /** Re-render BENCHMARKS.md from a results file (no new measurement). */
   render: string | null;
+  /** Where results (and a full run's BENCHMARKS.md) go instead of the repository. */
+  out: string | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { runs: 3, only: null, quick: false, monit: true, render: null };
+  const options: Options = { runs: 3, only: null, quick: false, monit: true, render: null, out: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--runs') options.runs = Number(argv[++i]);
@@ -47,14 +54,48 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--quick') options.quick = true;
     else if (arg === '--no-monit') options.monit = false;
     else if (arg === '--render') options.render = argv[++i] ?? null;
+    else if (arg === '--out') options.out = argv[++i] ?? '';
+    else if (arg.startsWith('--out=')) options.out = arg.slice(6);
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench -- [--runs N] [--only scenario,...|cost|strategy] [--quick] [--no-monit] | [--render bench/results/FILE.json]');
+      console.log('usage: npm run bench -- [--runs N] [--only scenario,...|cost|strategy] [--quick] [--no-monit] [--out DIR] | [--render bench/results/FILE.json [--out DIR]]');
       process.exit(0);
     } else throw new Error(`unknown option ${arg}`);
   }
   if (!Number.isInteger(options.runs) || options.runs < 1 || options.runs > 20) throw new Error('--runs must be 1..20');
+  if (options.out === '') throw new Error('--out needs a directory');
   if (options.quick && !argv.some((a) => a.startsWith('--runs'))) options.runs = 1;
   return options;
+}
+
+/** Only a full run (every scenario, cost and strategy) may stand for the bench in BENCHMARKS.md. */
+const isFull = (options: { only: string[] | null; quick: boolean }) => !options.only && !options.quick;
+
+/** Where results files and BENCHMARKS.md go: the repository, or everything into --out. */
+function outputs(out: string | null): { resultsDir: string; benchmarksMd: string } {
+  if (!out) return { resultsDir: path.join(PROJECT_ROOT, 'bench', 'results'), benchmarksMd: path.join(PROJECT_ROOT, 'BENCHMARKS.md') };
+  const dir = path.resolve(out);
+  return { resultsDir: dir, benchmarksMd: path.join(dir, 'BENCHMARKS.md') };
+}
+
+/** A path for the log: relative inside the repository, absolute outside (--out). */
+function shown(file: string): string {
+  const relative = path.relative(PROJECT_ROOT, file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
+/** BENCHMARKS.md for a full run's results, its tables printed for any other. */
+async function writeReport(results: BenchResults, jsonPath: string, out: string | null): Promise<void> {
+  const { benchmarksMd } = outputs(out);
+  // The link to the results file, relative to where BENCHMARKS.md is (or would be).
+  const markdown = renderMarkdown(results, path.relative(path.dirname(benchmarksMd), jsonPath), readingOf(results));
+  if (isFull(results.options)) {
+    await mkdir(path.dirname(benchmarksMd), { recursive: true });
+    await writeFile(benchmarksMd, markdown);
+    log(`${shown(benchmarksMd)} written from ${shown(jsonPath)}`);
+  } else {
+    console.log(`\n${markdown}`);
+    log(`printed from ${shown(jsonPath)}`);
+  }
 }
 
 const QUICK = ['crash-loop', '5xx', 'one-failed-probe'];
@@ -63,24 +104,20 @@ const log = (message: string) => console.log(`[bench +${((Date.now() - t0) / 100
 const secs = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixed(2)}s`);
 
 /** Writes BENCHMARKS.md again from a results file: for changes to the report, never to the numbers. */
-async function render(file: string): Promise<number> {
+async function render(file: string, out: string | null): Promise<number> {
   const jsonPath = path.resolve(PROJECT_ROOT, file);
   const results = JSON.parse(await readFile(jsonPath, 'utf8')) as BenchResults;
   if (!results.revision && process.env.BENCH_REVISION) results.revision = process.env.BENCH_REVISION;
   // Scenario definitions the file may predate (e.g. faultOutcomes), by id; the measurements are the file's.
   const defs = new Map(scenarios().map((s) => [s.id, s]));
   results.scenarios = results.scenarios.map((s) => ({ ...defs.get(s.id), ...s, faultOutcomes: s.faultOutcomes ?? defs.get(s.id)?.faultOutcomes ?? [] }));
-  const full = !results.options.only && !results.options.quick;
-  const markdown = renderMarkdown(results, path.relative(PROJECT_ROOT, jsonPath), readingOf(results));
-  if (full) await writeFile(path.join(PROJECT_ROOT, 'BENCHMARKS.md'), markdown);
-  else console.log(markdown);
-  log(`${full ? 'BENCHMARKS.md written' : 'printed'} from ${path.relative(PROJECT_ROOT, jsonPath)}`);
+  await writeReport(results, jsonPath, out);
   return 0;
 }
 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
-  if (options.render) return render(options.render);
+  if (options.render) return render(options.render, options.out);
   const all = scenarios({ client: 'mariadb', appDefaultsFile: '' });
   const known = new Set([...all.map((s) => s.id), 'cost', 'strategy']);
   for (const id of options.only ?? []) if (!known.has(id)) throw new Error(`unknown scenario "${id}"; known: ${[...known].join(', ')}`);
@@ -149,7 +186,7 @@ async function main(): Promise<number> {
     clearInterval(loadTimer);
     await sampleLoad();
     const revision = process.env.BENCH_REVISION ?? (await gitRevision());
-    const full = !options.only && !options.quick;
+    const full = isFull(options);
     const results: BenchResults = {
       date: new Date(t0).toISOString(),
       durationSeconds: Math.round((Date.now() - t0) / 1000),
@@ -182,17 +219,13 @@ async function main(): Promise<number> {
       cost,
       strategies,
     };
-    const dir = path.join(PROJECT_ROOT, 'bench', 'results');
+    const dir = outputs(options.out).resultsDir;
     await mkdir(dir, { recursive: true });
     const name = `${results.date.replace(/[:.]/g, '-')}${full ? '' : options.quick ? '-quick' : '-partial'}.json`;
     const jsonPath = path.join(dir, name);
     await writeFile(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
-    log(`results: ${path.relative(PROJECT_ROOT, jsonPath)}`);
-    const markdown = renderMarkdown(results, path.relative(PROJECT_ROOT, jsonPath), readingOf(results));
-    if (full) {
-      await writeFile(path.join(PROJECT_ROOT, 'BENCHMARKS.md'), markdown);
-      log('BENCHMARKS.md written');
-    } else console.log(`\n${markdown}`);
+    log(`results: ${shown(jsonPath)}`);
+    await writeReport(results, jsonPath, options.out);
     const checks = checkTargets(results);
     const missed = checks.filter((c) => c.met === false);
     log(`${checks.length - missed.length}/${checks.length} targets met${missed.length ? `; missed: ${missed.map((c) => c.what).join('; ')}` : ''}`);
