@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateDbLatency, evaluateErrorRate, evaluateHealth, evaluateLatencyMax, evaluateLatencyRatio, evaluateResource, percentile } from './rules.js';
+import {
+  evaluateDbLatency,
+  evaluateErrorRate,
+  evaluateHealth,
+  evaluateLatencyMax,
+  evaluateLatencyRatio,
+  evaluateResource,
+  firstLaunchedFrom,
+  insertionIndex,
+  percentile,
+} from './rules.js';
 import type { RuleInput } from './rules.js';
 import type { Sample } from './types.js';
 
@@ -35,9 +45,34 @@ describe('rules', () => {
   });
 
   it('health: counts the trailing run of failures in launch order, even if they completed out of order', () => {
-    const samples = [sample(1, true), sample(4, false), sample(2, false), sample(3, false)];
+    // Completion order 1, 4, 2, 3: kept in launch order by inserting each where it belongs.
+    const samples: Sample[] = [];
+    for (const s of [sample(1, true), sample(4, false), sample(2, false), sample(3, false)]) samples.splice(insertionIndex(samples, s.startedAt), 0, s);
+    expect(samples.map((s) => s.startedAt)).toEqual([1, 2, 3, 4]);
     const v = evaluateHealth({ enabled: true, probe: 'p', consecutive: 3 }, input(samples));
     expect(v).toMatchObject({ outcome: 'fail', observed: 3, threshold: 3, since: 2 });
+  });
+
+  it('ordered lists: the window start is found by launch time, ties keep their arrival order', () => {
+    const list = [1, 2, 2, 5, 9].map((t) => sample(t, true));
+    expect([0, 1, 2, 3, 5, 9, 10].map((t) => firstLaunchedFrom(list, t))).toEqual([0, 0, 1, 3, 3, 4, 5]);
+    expect(firstLaunchedFrom([], 5)).toBe(0);
+    expect(firstLaunchedFrom(list, Number.NEGATIVE_INFINITY)).toBe(0);
+    expect([10, 9, 2, 0].map((t) => insertionIndex(list, t))).toEqual([5, 5, 3, 0]);
+  });
+
+  it('health and sustained rules skip unavailable samples but not the window bound', () => {
+    const rule = { enabled: true, probe: 'p', consecutive: 2 };
+    const gap = (t: number) => sample(t, false, {}, { unavailable: true, error: 'no answer' });
+    const samples = [sample(1, false), sample(2, false), sample(10, true, { latency_ms: 5 }), sample(11, false), gap(12), sample(13, false), gap(14)];
+    expect(evaluateHealth(rule, input(samples))).toMatchObject({ outcome: 'fail', observed: 2, since: 11 });
+    expect(evaluateHealth(rule, input(samples, { since: 12 }))).toMatchObject({ outcome: 'pass', observed: 1 });
+    expect(evaluateHealth(rule, input(samples, { since: 14 }))).toMatchObject({ outcome: 'inconclusive' });
+    const db = { enabled: true, probe: 'p', threshold: 100, for: 5 };
+    // The latest sample unavailable: an error, whatever came before.
+    expect(evaluateDbLatency(db, input(samples, { now: 20 }))).toMatchObject({ outcome: 'error', message: expect.stringMatching(/no answer/) });
+    expect(evaluateDbLatency(db, input(samples.slice(0, -1), { now: 20 }))).toMatchObject({ outcome: 'fail', since: 11 });
+    expect(evaluateDbLatency(db, input(samples.slice(0, -1), { now: 20, since: 12 }))).toMatchObject({ outcome: 'fail', since: 13 });
   });
 
   it('health: only samples of the release are judged inside a window', () => {

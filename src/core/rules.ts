@@ -6,7 +6,11 @@ import { MIN_SAMPLES_BY_SOURCE, type RulesConfig } from '../config/schema.js';
 import type { RuleName, RuleVerdict, Sample } from './types.js';
 
 export interface RuleInput {
-  /** Recent samples per probe name, any order (sorted here by launch time). */
+  /**
+   * Recent samples per probe name, each list ordered by launch time (`startedAt`, ties in arrival
+   * order): the guard inserts each sample in place. Rules binary-search the window start and read
+   * backwards from the newest, so an evaluation costs the same early and late in a window.
+   */
   samples: ReadonlyMap<string, readonly Sample[]>;
   now: number;
   /**
@@ -50,37 +54,74 @@ export function percentile(values: readonly number[], p: number): number | null 
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
 const pct = (ratio: number) => `${round(ratio * 100, 1)}%`;
 
-function samplesOf(input: RuleInput, probe: string, since: number): Sample[] {
-  return (input.samples.get(probe) ?? [])
-    .filter((s) => s.startedAt >= since && !s.unavailable)
-    .sort((a, b) => a.startedAt - b.startedAt);
+const NO_SAMPLES: readonly Sample[] = [];
+const listOf = (input: RuleInput, probe: string): readonly Sample[] => input.samples.get(probe) ?? NO_SAMPLES;
+
+/** The index of the first sample launched at or after `since` in a list ordered by `startedAt`. */
+export function firstLaunchedFrom(list: readonly Sample[], since: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.startedAt < since) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
+/**
+ * Where a sample launched at `startedAt` goes in a list ordered by `startedAt`: after every sample
+ * launched at or before it. Samples nearly always complete in launch order, so the search starts
+ * at the end and usually stops there at once.
+ */
+export function insertionIndex(list: readonly Sample[], startedAt: number): number {
+  let i = list.length;
+  while (i > 0 && list[i - 1]!.startedAt > startedAt) i--;
+  return i;
+}
+
+/** Samples launched at or after `since` that observed something, in launch order. */
+function samplesOf(input: RuleInput, probe: string, since: number): Sample[] {
+  const list = listOf(input, probe);
+  const out: Sample[] = [];
+  for (let i = firstLaunchedFrom(list, since); i < list.length; i++) if (!list[i]!.unavailable) out.push(list[i]!);
+  return out;
+}
+
+/** The latest sample launched at or after `since`, when it could not observe. */
 function unavailableOf(input: RuleInput, probe: string, since: number): Sample | undefined {
-  const all = (input.samples.get(probe) ?? []).filter((s) => s.startedAt >= since);
-  const last = all.sort((a, b) => a.startedAt - b.startedAt).at(-1);
-  return last?.unavailable ? last : undefined;
+  const last = listOf(input, probe).at(-1);
+  return last && last.startedAt >= since && last.unavailable ? last : undefined;
 }
 
 const windowStart = (input: RuleInput) => input.since ?? Number.NEGATIVE_INFINITY;
 
 type Health = NonNullable<RulesConfig['health']>;
 export function evaluateHealth(rule: Health, input: RuleInput): RuleVerdict {
-  const samples = samplesOf(input, rule.probe, windowStart(input));
+  const list = listOf(input, rule.probe);
+  const from = firstLaunchedFrom(list, windowStart(input));
   const base = { rule: 'health' as const, threshold: rule.consecutive, unit: 'failures' as const };
-  if (samples.length === 0) {
+  // The trailing run of failures, read backwards from the newest sample: only the run is visited.
+  let last: Sample | undefined;
+  let first: Sample | undefined;
+  let failures = 0;
+  for (let i = list.length - 1; i >= from; i--) {
+    const s = list[i]!;
+    if (s.unavailable) continue;
+    last ??= s;
+    if (s.ok) break;
+    failures++;
+    first = s;
+  }
+  if (!last) {
     return { ...base, outcome: 'inconclusive', observed: null, message: `health: no samples from ${rule.probe} yet` };
   }
-  let failures = 0;
-  for (let i = samples.length - 1; i >= 0 && !samples[i]!.ok; i--) failures++;
-  const last = samples.at(-1)!;
   if (failures >= rule.consecutive) {
-    const first = samples[samples.length - failures]!;
     return {
       ...base,
       outcome: 'fail',
       observed: failures,
-      since: first.startedAt,
+      since: first!.startedAt,
       message: `health: ${failures} consecutive failures >= ${rule.consecutive} (last: ${last.error ?? 'failed'})`,
     };
   }
@@ -256,20 +297,28 @@ export function evaluateSustained(r: Sustained, input: RuleInput): RuleVerdict {
     }
   }
   const unavailable = unavailableOf(input, r.probe, since);
-  const samples = samplesOf(input, r.probe, since).filter(
-    (s) => typeof s.values[r.metric] === 'number' || (r.failedIsAbove && !s.ok),
-  );
-  if (unavailable || samples.length === 0) {
+  const judged = (s: Sample) => !s.unavailable && (typeof s.values[r.metric] === 'number' || (r.failedIsAbove && !s.ok));
+  const above = (s: Sample) => (r.failedIsAbove && !s.ok) || s.values[r.metric]! > r.threshold;
+  // The latest judged sample and the trailing run above the threshold, read backwards from the
+  // newest sample: only the run is visited, however long the window has been open.
+  const list = listOf(input, r.probe);
+  const from = firstLaunchedFrom(list, since);
+  let last: Sample | undefined;
+  let runStart: number | null = null;
+  for (let i = list.length - 1; i >= from; i--) {
+    const s = list[i]!;
+    if (!judged(s)) continue;
+    last ??= s;
+    if (!above(s)) break;
+    runStart = s.startedAt;
+  }
+  if (unavailable || !last) {
     return unavailable
       ? { ...base, outcome: 'error', observed: null, message: `${r.rule}: probe ${r.probe} unavailable: ${unavailable.error ?? 'no data'}` }
       : { ...base, outcome: 'inconclusive', observed: null, message: `${r.rule}: no samples from ${r.probe} yet` };
   }
-  const above = (s: Sample) => (r.failedIsAbove && !s.ok) || s.values[r.metric]! > r.threshold;
-  const last = samples.at(-1)!;
   const latest = last.values[r.metric] ?? Number.POSITIVE_INFINITY;
   const latestText = r.failedIsAbove && !last.ok ? `failing (${last.error ?? 'error'})` : show(latest);
-  let runStart: number | null = null;
-  for (let i = samples.length - 1; i >= 0 && above(samples[i]!); i--) runStart = samples[i]!.startedAt;
   const sustainedMs = runStart === null ? 0 : input.now - runStart;
   const breached = runStart !== null && sustainedMs >= r.for;
   const secs = (ms: number) => `${Math.round(ms / 1000)}s`;

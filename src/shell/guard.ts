@@ -7,7 +7,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
-import { evaluateRules, learnBaseline, percentile } from '../core/rules.js';
+import { evaluateRules, insertionIndex, learnBaseline, percentile } from '../core/rules.js';
 import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
 import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
 import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
@@ -498,13 +498,19 @@ export class Guard implements GuardControl {
       metrics.probeFailures.inc({ probe: probe.name });
       log.debug('probe failed', { component: 'probe', probe: probe.name, error: sample.error });
     }
+    // Kept in launch order (the rules binary-search the window start): a sample that completed
+    // after a later-launched one goes in its place, nearly always at the end.
     const list = this.samples.get(probe.name)!;
+    const index = insertionIndex(list, sample.startedAt);
     // A failure opens a streak inside a window: the loops, asleep on the slow interval, must
     // recompute now so the next check follows at the fast one.
-    if (!sample.ok && list.at(-1)?.ok !== false && this.state.phase === 'guarding') this.wakeLoops();
-    list.push(sample);
+    if (!sample.ok && index === list.length && list.at(-1)?.ok !== false && this.state.phase === 'guarding') this.wakeLoops();
+    list.splice(index, 0, sample);
+    // Retention: drop the oldest in one splice (shift() per sample moves the whole list each time).
     const horizon = sample.at - RETENTION_MS;
-    while (list.length > MAX_SAMPLES_PER_PROBE || (list.length > 0 && list[0]!.at < horizon)) list.shift();
+    let expired = Math.max(0, list.length - MAX_SAMPLES_PER_PROBE);
+    while (expired < list.length && list[expired]!.at < horizon) expired++;
+    if (expired > 0) list.splice(0, expired);
 
     if (probe.name === config.release.version_probe && sample.version) {
       await this.dispatch({ type: 'versionObserved', version: sample.version, at: sample.startedAt });
