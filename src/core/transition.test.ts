@@ -63,6 +63,40 @@ describe('transition', () => {
     expect(transition(state, { type: 'tick', at: 3 }, policy).state).toBe(state);
   });
 
+  it('an evaluation that changes nothing returns the identical state and no effects, whatever the readings', () => {
+    const vetoPolicy = { ...policy, vetoMs: 60_000 };
+    const blind: RuleVerdict = { rule: 'error_rate', outcome: 'inconclusive', observed: null, threshold: 0.05, unit: 'ratio', message: 'error_rate: 2 samples in window < min_samples 20' };
+    // Same outcomes, new observed values and messages: what every sample of a long window brings.
+    const failAgain: RuleVerdict = { ...fail, observed: 4, message: 'health: 4 consecutive failures >= 3', since: 6 };
+    const passAgain: RuleVerdict = { ...pass, observed: 1, message: 'health: 1 consecutive failures < 3' };
+    const blindAgain: RuleVerdict = { ...blind, message: 'error_rate: 7 samples in window < min_samples 20' };
+    const same = (state: GuardState, verdicts: RuleVerdict[], p: Policy = policy) => {
+      const t = transition(state, { type: 'evaluated', verdicts, at: 50_000 }, p);
+      expect(t.state).toBe(state);
+      expect(t.effects).toEqual([]);
+    };
+    const evaluated = (state: GuardState, verdicts: RuleVerdict[], p: Policy = policy) => transition(state, { type: 'evaluated', verdicts, at: 40_000 }, p).state;
+
+    same(guardingV2(), [passAgain]);
+    // A rule still blind, another still passing.
+    same(evaluated(guardingV2(), [pass, blind]), [passAgain, blindAgain]);
+    // Paused: the breach was reported once as "would roll back".
+    const paused = transition(guardingV2(), { type: 'pauseRequested', by: 'ops', at: 3 }, policy).state;
+    const would = evaluated(paused, [fail]);
+    expect(would.wouldRollBack).not.toBeNull();
+    same(would, [failAgain]);
+    // A decided rollback waiting out its veto window.
+    const pending = evaluated(guardingV2(), [fail], vetoPolicy);
+    expect(pending.pending).not.toBeNull();
+    same(pending, [failAgain], vetoPolicy);
+    // Outside a window a breached rule that stays breached alerts once.
+    const breached = evaluated(run([{ type: 'versionObserved', version: 'v1', at: 1 }]).state, [fail]);
+    expect(breached).toMatchObject({ phase: 'stable', breached: ['health'] });
+    same(breached, [failAgain]);
+    // Rolling back: evaluations are not its business.
+    same(evaluated(guardingV2(), [fail]), [failAgain, blind]);
+  });
+
   it.each<[string, Event, string]>([
     ['manual release while rolling back', { type: 'releaseRequested', version: 'v3', deployedBy: 'ci', at: 10 }, 'rollback is in progress'],
     ['second rollback while rolling back', { type: 'rollbackRequested', reason: 'x', by: 'ops', at: 10 }, 'already in progress'],
