@@ -4,7 +4,7 @@
  * pure rules the daemon uses, and says pass, breach or inconclusive.
  */
 import type { Config } from '../config/schema.js';
-import { evaluateRules } from '../core/rules.js';
+import { evaluateRules, insertionIndex } from '../core/rules.js';
 import { probeIntervalMs } from '../core/schedule.js';
 import { initialState } from '../core/transition.js';
 import type { RuleVerdict, Sample } from '../core/types.js';
@@ -71,7 +71,11 @@ export async function runCheck(
         const now = clock.now();
         if (now >= next) {
           next = now + probeIntervalMs(window, now, config.schedule, probe.type);
-          const run = probe.sample(now, abort.signal).then((sample) => void samples.get(probe.name)!.push(sample));
+          // In launch order, as the rules expect: a slow check may complete after later ones.
+          const run = probe.sample(now, abort.signal).then((sample) => {
+            const list = samples.get(probe.name)!;
+            list.splice(insertionIndex(list, sample.startedAt), 0, sample);
+          });
           pending.add(run);
           void run.finally(() => pending.delete(run));
         }
