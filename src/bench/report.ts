@@ -182,7 +182,7 @@ export function renderMarkdown(results: BenchResults, jsonPath: string, reading:
   line(`- **Machine:** ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.kernel}, Node ${m.node}; monit ${m.monit ?? 'not run'}; MariaDB ${m.mariadb ?? 'not run'}`);
   line(`- **Load:** 1-minute load average during the run ${medRange(results.loadAverage, (x) => x.toFixed(1))} (median, range) on ${m.cores} cores — other work shared the machine; timings are from a busy box, not an idle one.`);
   line(`- **Runs:** ${n} per scenario and tool, release-guard and monit interleaved (run 1 of every scenario, then run 2, …). Tables show the median and (range).`);
-  line(`- **Rerun:** \`${results.command}\` — options: \`--runs N\` (default 3), \`--only id,id\` (scenario ids below, or \`cost\`, \`strategy\`), \`--quick\` (1 run, a few scenarios, short cost: a smoke test), \`--no-monit\`.`);
+  line(`- **Rerun:** \`${results.command}\` — options: \`--runs N\` (default 3), \`--only id,id\` (scenario ids below, or \`cost\`, \`strategy\`), \`--quick\` (1 run, a few scenarios, short cost: a smoke test), \`--no-monit\`, \`--out DIR\` (results there instead of bench/results), \`--render FILE\` (the tables of an earlier results file). \`npm test\` runs a smoke of it (5xx and one failed probe, once each, with monit).`);
   line();
   line('## Setup');
   line();

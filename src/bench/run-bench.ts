@@ -243,7 +243,8 @@ async function main(): Promise<number> {
 async function gitRevision(): Promise<string | null> {
   const head = await runProgram('git', ['-C', PROJECT_ROOT, 'log', '-1', '--format=%h %s']);
   if (head.code !== 0) return null;
-  const dirty = (await runProgram('git', ['-C', PROJECT_ROOT, 'status', '--porcelain'])).stdout.trim() !== '';
+  // Tracked files only: an untracked node_modules link or results file is not a change to the code.
+  const dirty = (await runProgram('git', ['-C', PROJECT_ROOT, 'status', '--porcelain', '--untracked-files=no'])).stdout.trim() !== '';
   return `${head.stdout.trim()}${dirty ? ' + local changes' : ''}`;
 }
 
