@@ -61,6 +61,8 @@ export class Guard implements GuardControl {
   private state!: GuardState;
   private readonly policy: Policy;
   private readonly probeTypes: ReadonlyMap<string, string>;
+  /** The configured timeout of each http probe: the only probes fast_timeout shortens. */
+  private readonly httpTimeouts: ReadonlyMap<string, number>;
   private readonly samples = new Map<string, Sample[]>();
   private readonly inFlight = new Map<string, number>();
   private baselines: Baselines = {};
@@ -76,6 +78,7 @@ export class Guard implements GuardControl {
   /** When the running version last changed: samples before it belong to another version. */
   private runningSince = 0;
   private lastBaselineAt = 0;
+  private lastCheckLatencyAt = 0;
   /** Per http probe: the p99 latency of the stable version's passing checks (fast_timeout: auto). */
   private readonly checkP99 = new Map<string, { version: string; ms: number }>();
   private unsubscribePm2: (() => void) | null = null;
@@ -89,6 +92,7 @@ export class Guard implements GuardControl {
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
+    this.httpTimeouts = new Map(deps.config.probes.flatMap((p) => (p.type === 'http' ? [[p.name, p.timeout] as const] : [])));
     for (const probe of deps.probes) this.samples.set(probe.name, []);
   }
 
@@ -469,11 +473,11 @@ export class Guard implements GuardControl {
 
   /** An http check at the fast interval gives up sooner (schedule.fast_timeout). */
   private sampleOptions(probe: Probe, fast: boolean): SampleOptions {
-    const probeConfig = this.deps.config.probes.find((p) => p.name === probe.name);
-    if (probeConfig?.type !== 'http') return {};
+    const timeout = this.httpTimeouts.get(probe.name);
+    if (timeout === undefined) return {};
     const learnt = this.checkP99.get(probe.name);
     const stableP99 = learnt && learnt.version === this.state.stable ? learnt.ms : null;
-    return { timeoutMs: probeTimeoutMs(probeConfig.timeout, this.deps.config.schedule, fast, stableP99) };
+    return { timeoutMs: probeTimeoutMs(timeout, this.deps.config.schedule, fast, stableP99) };
   }
 
   private launch(probe: Probe, startedAt: number, options: SampleOptions = {}): void {
@@ -599,12 +603,17 @@ export class Guard implements GuardControl {
     if (this.deps.config.schedule.fast_timeout !== 'auto') return;
     const { phase, running, stable } = this.state;
     if (!running || running !== stable || !(phase === 'stable' || phase === 'promoted')) return;
-    const since = Math.max(this.deps.clock.now() - BASELINE_LOOKBACK_MS, this.runningSince);
-    for (const probe of this.deps.config.probes) {
-      if (probe.type !== 'http') continue;
+    // Every tick until this version's p99 is known, then at the baseline's pace: a p99 over 5 min
+    // does not move by the second, and the tick loop has other work.
+    const now = this.deps.clock.now();
+    const known = [...this.httpTimeouts.keys()].every((name) => this.checkP99.get(name)?.version === running);
+    if (known && now - this.lastCheckLatencyAt < BASELINE_EVERY_MS) return;
+    this.lastCheckLatencyAt = now;
+    const since = Math.max(now - BASELINE_LOOKBACK_MS, this.runningSince);
+    for (const [name, timeout] of this.httpTimeouts) {
       const latencies: number[] = [];
       // Newest first, stopping at the lookback: samples are kept in launch order.
-      const list = this.samples.get(probe.name) ?? [];
+      const list = this.samples.get(name) ?? [];
       for (let i = list.length - 1; i >= 0 && list[i]!.startedAt >= since; i--) {
         const s = list[i]!;
         const ms = s.values.latency_ms;
@@ -613,11 +622,11 @@ export class Guard implements GuardControl {
       if (latencies.length < CHECK_LATENCY_MIN_SAMPLES) continue;
       const p99 = percentile(latencies, 99);
       if (p99 === null) continue;
-      if (this.checkP99.get(probe.name)?.version !== running) {
-        const fastTimeoutMs = probeTimeoutMs(probe.timeout, this.deps.config.schedule, true, p99);
-        this.deps.log.info('stable check latency learnt', { component: 'probe', probe: probe.name, version: running, p99Ms: Math.round(p99 * 10) / 10, fastTimeoutMs });
+      if (this.checkP99.get(name)?.version !== running) {
+        const fastTimeoutMs = probeTimeoutMs(timeout, this.deps.config.schedule, true, p99);
+        this.deps.log.info('stable check latency learnt', { component: 'probe', probe: name, version: running, p99Ms: Math.round(p99 * 10) / 10, fastTimeoutMs });
       }
-      this.checkP99.set(probe.name, { version: running, ms: p99 });
+      this.checkP99.set(name, { version: running, ms: p99 });
     }
   }
 
