@@ -13,7 +13,7 @@ const CAUSES: { match: RegExp; cause: string }[] = [
   {
     match: /verified" after/,
     cause:
-      'The guard\'s "verified" trails what users see because verification only starts once the plan has returned, and the releases step returns when pm2 answers the reload: after the replaced worker has exited. A hung worker holds out until pm2\'s kill_timeout (1.6 s by default; the demo app, like many, closes its server on SIGINT and waits for open requests), although the new worker has taken every new connection since it listened. The step waits on purpose: a new worker is online a moment before it listens (until then the old version still answers), and pm2 refuses the next reload (a drill\'s way forward, a deploy) while one is in progress — ending the step early was tried and broke both. Then 3 checks launched after the plan (250 ms apart) must pass. A shorter kill_timeout for an app that can hang is the lever.',
+      'The guard\'s "verified" trails what users see because verification starts once the plan has returned, and then 3 checks launched after it (250 ms apart) must pass: ≈ 0.6 s. A cluster reload returns once the pm2 daemon says on its bus that it is stopping each replaced worker (the new one listens by then), plus 100 ms for that worker to handle the signal. Where the daemon does not say so (its log kept off the bus, or fork mode) the step waits for pm2\'s answer, which a hung worker holds back until pm2\'s kill_timeout (1.6 s here; the demo app, like many, closes its server on SIGINT and waits for open requests).',
   },
   {
     match: /hang \(early.*detection/,

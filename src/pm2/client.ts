@@ -39,6 +39,17 @@ export interface Pm2StartOptions {
   minUptime?: number;
   maxRestarts?: number;
   autorestart?: boolean;
+  /** Milliseconds pm2 lets a stopped process finish after SIGINT before it sends SIGKILL. */
+  killTimeoutMs?: number;
+}
+
+export interface Pm2ReloadOptions {
+  /**
+   * Told, as it happens, when pm2 starts stopping the process it replaced for instance `pmId`
+   * during a cluster-mode reload: the new process listens by then (or pm2's listen_timeout ran
+   * out). Never told in fork mode, nor when the daemon does not publish its log on the bus.
+   */
+  onReplacing?: (pmId: number) => void;
 }
 
 export interface Pm2Client {
@@ -47,8 +58,11 @@ export interface Pm2Client {
   /** Every process of the app (one per cluster instance); [] when the app is unknown. */
   describe(app: string): Promise<Pm2ProcessInfo[]>;
   list(): Promise<Pm2ProcessInfo[]>;
-  /** Zero-downtime in cluster mode; a restart in fork mode. */
-  reload(app: string): Promise<void>;
+  /**
+   * Zero-downtime in cluster mode; a restart in fork mode. Resolves once pm2 answers, i.e. once
+   * every replaced process has exited (a hung one only at the app's kill_timeout).
+   */
+  reload(app: string, options?: Pm2ReloadOptions): Promise<void>;
   restart(app: string): Promise<void>;
   stop(app: string): Promise<void>;
   delete(app: string): Promise<void>;

@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { open } from 'node:fs/promises';
-import type { Pm2Client, Pm2ProcessEvent, Pm2ProcessInfo, Pm2StartOptions } from './client.js';
+import type { Pm2Client, Pm2ProcessEvent, Pm2ProcessInfo, Pm2ReloadOptions, Pm2StartOptions } from './client.js';
 
 const require = createRequire(import.meta.url);
 
@@ -91,11 +91,20 @@ export interface Pm2ApiClientOptions {
   home?: string;
 }
 
+/** The shared bus socket and its subscribers: process events, and the daemon's own log lines. */
+interface Bus {
+  socket: AxonSocket;
+  listeners: Set<(event: Pm2ProcessEvent) => void>;
+  logListeners: Set<(line: string) => void>;
+}
+
 export class Pm2ApiClient implements Pm2Client {
   private readonly api: Pm2Api;
   private connecting: Promise<void> | null = null;
-  private bus: { socket: AxonSocket; listeners: Set<(event: Pm2ProcessEvent) => void> } | null = null;
-  private busOpening: Promise<NonNullable<Pm2ApiClient['bus']>> | null = null;
+  private bus: Bus | null = null;
+  private busOpening: Promise<Bus> | null = null;
+  /** Reloads whose answer is still to come; disconnect waits for them (see reload). */
+  private readonly pendingReloads = new Set<Promise<unknown>>();
 
   constructor(private readonly options: Pm2ApiClientOptions) {
     const Pm2Api = loadPm2Api();
@@ -137,6 +146,17 @@ export class Pm2ApiClient implements Pm2Client {
   }
 
   async disconnect(): Promise<void> {
+    // pm2's reload lock (a file in PM2_HOME) is released by the reloading client when the daemon
+    // answers; a client that went away first would leave every other reload refused for 30 s.
+    // Bounded: after RELOAD_LOCK_WAIT_MS pm2 treats the lock as stale anyway.
+    if (this.pendingReloads.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.pendingReloads]),
+        new Promise((resolve) => (timer = setTimeout(resolve, RELOAD_LOCK_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
+    }
     await this.closeBus();
     if (!this.connecting) return;
     const connected = await this.connecting.then(
@@ -179,22 +199,58 @@ export class Pm2ApiClient implements Pm2Client {
     return list ?? [];
   }
 
-  async reload(app: string): Promise<void> {
+  reload(app: string, options: Pm2ReloadOptions = {}): Promise<void> {
+    const reloading = this.doReload(app, options);
+    this.pendingReloads.add(reloading);
+    void reloading.then(
+      () => this.pendingReloads.delete(reloading),
+      () => this.pendingReloads.delete(reloading),
+    );
+    return reloading;
+  }
+
+  private async doReload(app: string, { onReplacing }: Pm2ReloadOptions): Promise<void> {
     await this.connect();
-    // No `force`: pm2 refuses a reload while another (e.g. a deploy script's, as the guard rolls
-    // back) is in progress, and doing both at once would leave the app in a mix of versions.
-    // One after the other is what both callers want: wait for the lock (pm2's reload.lock in
-    // PM2_HOME, shared by every client of the daemon) and reload then.
-    const deadline = Date.now() + RELOAD_LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        await this.call('reload', app, (cb) => this.api.reload(app, {}, cb));
-        return;
-      } catch (error) {
-        const locked = (error as Error).cause instanceof Error && ((error as Error).cause as Error).message === 'Reload in progress';
-        if (!locked || Date.now() >= deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, RELOAD_LOCK_POLL_MS));
+    // pm2 answers a cluster reload only once each replaced worker has exited, which a hung one
+    // does at kill_timeout; the new worker has taken every new connection since it listened.
+    // The daemon says when that is, on its log: `Stopping app:<name> id:_old_<id>` follows the
+    // new worker's `listening` at once (lib/God/Reload.js, ActionMethods.stopProcessId).
+    let ours = false; // only lines from our own reload, once it holds pm2's lock
+    // Without the bus the reload still runs; the caller then waits for pm2's answer.
+    const unsubscribe = onReplacing
+      ? await this.onDaemonLog((line) => {
+          const pmId = ours ? replacedInstance(line, app) : null;
+          if (pmId !== null) onReplacing(pmId);
+        }).catch(() => undefined)
+      : undefined;
+    try {
+      // No `force`: pm2 refuses a reload while another (e.g. a deploy script's, as the guard rolls
+      // back) is in progress, and doing both at once would leave the app in a mix of versions.
+      // One after the other is what both callers want: wait for the lock (pm2's reload.lock in
+      // PM2_HOME, shared by every client of the daemon) and reload then.
+      const deadline = Date.now() + RELOAD_LOCK_WAIT_MS;
+      for (;;) {
+        try {
+          let answered = false;
+          const attempt = this.call('reload', app, (cb) =>
+            this.api.reload(app, {}, (error, result) => {
+              answered = true;
+              cb(error, result);
+            }),
+          );
+          // pm2 checks its lock synchronously and refuses at once; not refused means ours.
+          ours = !answered;
+          await attempt;
+          return;
+        } catch (error) {
+          ours = false;
+          const locked = (error as Error).cause instanceof Error && ((error as Error).cause as Error).message === 'Reload in progress';
+          if (!locked || Date.now() >= deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, RELOAD_LOCK_POLL_MS));
+        }
       }
+    } finally {
+      unsubscribe?.();
     }
   }
 
@@ -225,6 +281,7 @@ export class Pm2ApiClient implements Pm2Client {
       ...(options.minUptime !== undefined ? { min_uptime: options.minUptime } : {}),
       ...(options.maxRestarts !== undefined ? { max_restarts: options.maxRestarts } : {}),
       ...(options.autorestart !== undefined ? { autorestart: options.autorestart } : {}),
+      ...(options.killTimeoutMs !== undefined ? { kill_timeout: options.killTimeoutMs } : {}),
     };
     // An object goes through pm2's ecosystem path: it starts the app, or restarts it with the
     // new settings when pm2 already knows the name.
@@ -260,17 +317,26 @@ export class Pm2ApiClient implements Pm2Client {
   async onProcessEvent(listener: (event: Pm2ProcessEvent) => void): Promise<() => void> {
     const bus = await this.openBus();
     bus.listeners.add(listener);
-    return () => {
-      bus.listeners.delete(listener);
-      // The last subscriber closes the socket, so an idle client leaves no handle behind.
-      if (bus.listeners.size === 0 && this.bus === bus) {
-        this.bus = null;
-        closeSocket(bus.socket);
-      }
-    };
+    return () => this.unsubscribe(bus, () => bus.listeners.delete(listener));
   }
 
-  private openBus(): Promise<NonNullable<Pm2ApiClient['bus']>> {
+  /** Subscribes to the daemon's own log lines (`log:PM2`), one line per call, without its newline. */
+  private async onDaemonLog(listener: (line: string) => void): Promise<() => void> {
+    const bus = await this.openBus();
+    bus.logListeners.add(listener);
+    return () => this.unsubscribe(bus, () => bus.logListeners.delete(listener));
+  }
+
+  private unsubscribe(bus: Bus, remove: () => void): void {
+    remove();
+    // The last subscriber closes the socket, so an idle client leaves no handle behind.
+    if (bus.listeners.size === 0 && bus.logListeners.size === 0 && this.bus === bus) {
+      this.bus = null;
+      closeSocket(bus.socket);
+    }
+  }
+
+  private openBus(): Promise<Bus> {
     if (this.bus) return Promise.resolve(this.bus);
     this.busOpening ??= this.doOpenBus().finally(() => {
       this.busOpening = null;
@@ -278,7 +344,7 @@ export class Pm2ApiClient implements Pm2Client {
     return this.busOpening;
   }
 
-  private async doOpenBus(): Promise<NonNullable<Pm2ApiClient['bus']>> {
+  private async doOpenBus(): Promise<Bus> {
     await this.connect();
     const { bus, socket } = await new Promise<{ bus: AxonBus; socket: AxonSocket }>((resolve, reject) => {
       // launchBus calls back only once connected and never reports a failure, so bound it.
@@ -301,12 +367,18 @@ export class Pm2ApiClient implements Pm2Client {
     // being closed" and the retry timer keeps Node alive) and its timeout path throws; this
     // client owns the bus socket from here on and closes it itself.
     this.detachBusFromPm2();
-    const entry = { socket, listeners: new Set<(event: Pm2ProcessEvent) => void>() };
+    const entry: Bus = { socket, listeners: new Set(), logListeners: new Set() };
     const toProcessEvent = createEventMapper();
     bus.on('process:event', (packet) => {
       const event = toProcessEvent(packet);
       if (!event) return;
       for (const listener of entry.listeners) listener(event);
+    });
+    bus.on('log:PM2', (packet) => {
+      if (entry.logListeners.size === 0) return;
+      const data = (packet as { data?: unknown } | null)?.data;
+      if (typeof data !== 'string') return;
+      for (const line of data.split('\n')) if (line) for (const listener of entry.logListeners) listener(line);
     });
     this.bus = entry;
     return entry;
@@ -323,6 +395,7 @@ export class Pm2ApiClient implements Pm2Client {
     this.bus = null;
     if (bus) {
       bus.listeners.clear();
+      bus.logListeners.clear();
       closeSocket(bus.socket);
     }
   }
@@ -349,6 +422,7 @@ export class Pm2ApiClient implements Pm2Client {
   }
 
   async killDaemon(): Promise<void> {
+    this.pendingReloads.clear(); // their daemon is going away: no answer will come
     await this.closeBus();
     await this.connect();
     // API.killDaemon sets PM2_STATUS=stopping in our environment for good; restore it so later
@@ -427,6 +501,15 @@ function toProcessInfo(proc: RawProcess): Pm2ProcessInfo {
     ...(env.pm_cwd !== undefined ? { cwd: env.pm_cwd } : {}),
     ...(env.exec_mode !== undefined ? { execMode: env.exec_mode } : {}),
   };
+}
+
+/**
+ * The instance whose replaced process pm2 starts stopping, from a daemon log line
+ * (`Stopping app:<name> id:_old_<id>`, printed only for processes a reload replaced), or null.
+ */
+export function replacedInstance(line: string, app: string): number | null {
+  const match = /^Stopping app:(.*) id:_old_(\d+)$/.exec(line);
+  return match && match[1] === app ? Number(match[2]) : null;
 }
 
 /** How long after a command's first `exit` its follow-up `exit` is expected (pm2 polls the kill). */

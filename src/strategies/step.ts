@@ -87,9 +87,9 @@ function summarize(instances: readonly Pm2ProcessInfo[]): string {
  * Waits until pm2 lists `app` with every instance online, seen twice in a row with the same pids
  * (a process that dies at once is back in `launching` or has a new pid by the second look).
  * Fails at once when pm2 has given up on an instance (`errored`: it kept exiting).
- * `listened`: pm2 has just answered a cluster-mode reload, which it does only once each new
- * worker listens (or its listen_timeout ran out): a first look with every instance online is
- * proof enough, and saves the second look's 200 ms on every cluster rollback.
+ * `listened`: a cluster-mode reload has just replaced every instance, which pm2 does only once
+ * each new worker listens (or its listen_timeout ran out): a first look with every instance
+ * online is proof enough, and saves the second look's 200 ms on every cluster rollback.
  */
 export async function waitUntilOnline(
   pm2: Pm2Client,
@@ -131,10 +131,14 @@ export async function waitUntilOnline(
  * `pm2 reload` or `pm2 restart` of `app`, done when every instance is online again.
  * Instances pm2 is already starting are let finish first (see letLaunchesFinish).
  *
- * Done only once pm2 has answered, i.e. the replaced processes have exited: until then the old
- * release may still take requests (a new process is online a moment before it listens), and
- * the next reload (a drill's way forward, a deploy) would be refused. A hung process makes that
- * answer wait for pm2's kill_timeout: the app's own patience, which a rollback respects.
+ * A cluster-mode reload is done once every new worker listens: pm2 then stops the process it
+ * replaced, which a hung one survives until pm2's kill_timeout, and pm2 answers only after that.
+ * The new workers take every new connection meanwhile, so verification need not wait for the
+ * answer; the reload finishes in the background (the pm2 client holds pm2's reload lock until
+ * then, so a next reload waits its turn). "Online" alone is not enough: a new worker is online
+ * a moment before it listens, and until then the old release still answers. Without the
+ * daemon's word on each instance (fork mode, or a daemon that keeps its log off the bus) the
+ * step waits for pm2's answer.
  */
 export async function reloadOrRestart(
   pm2: Pm2Client,
@@ -142,11 +146,48 @@ export async function reloadOrRestart(
   mode: 'reload' | 'restart',
   scope: StepScope,
 ): Promise<Pm2ProcessInfo[]> {
-  await letLaunchesFinish(pm2, app, scope, mode);
+  const instances = await letLaunchesFinish(pm2, app, scope, mode);
   scope.progress(`pm2 ${mode} ${app}`);
-  await within(scope, mode, `pm2 ${mode} ${app}`, () => (mode === 'reload' ? pm2.reload(app) : pm2.restart(app)));
-  return waitUntilOnline(pm2, app, scope, 'wait-online', mode === 'reload');
+  if (mode === 'restart') {
+    await within(scope, mode, `pm2 restart ${app}`, () => pm2.restart(app));
+    return waitUntilOnline(pm2, app, scope, 'wait-online');
+  }
+  const waiting = new Set(instances.filter((i) => i.execMode === 'cluster_mode').map((i) => i.pmId));
+  const cluster = instances.length > 0 && waiting.size === instances.length;
+  let replacedAll = (): void => undefined;
+  const replaced = new Promise<'replaced'>((resolve) => (replacedAll = () => resolve('replaced')));
+  const reloading = pm2.reload(
+    app,
+    cluster
+      ? {
+          onReplacing: (pmId) => {
+            waiting.delete(pmId);
+            if (waiting.size === 0) replacedAll();
+          },
+        }
+      : {},
+  );
+  const first = await within(scope, mode, `pm2 reload ${app}`, () =>
+    Promise.race([reloading.then(() => 'answered' as const), replaced]),
+  );
+  if (first === 'replaced') {
+    // pm2 signals the replaced worker right after saying so; the worker leaves the cluster's
+    // round robin (and closes its idle keep-alive connections) once it has handled that signal.
+    await systemClock.sleep(REPLACED_SETTLE_MS, scope.signal);
+    scope.progress(`${app}: every new worker listens; pm2 is stopping the replaced ones`);
+    reloading.then(
+      () => scope.progress(`pm2 reload ${app} finished: the replaced workers have exited`),
+      (error: unknown) => scope.progress(`pm2 reload ${app} failed after every new worker listened: ${errorMessage(error)}`),
+    );
+  }
+  return waitUntilOnline(pm2, app, scope, 'wait-online', true);
 }
+
+/**
+ * How long a cluster reload lets the replaced workers handle pm2's stop signal before the step
+ * ends (see reloadOrRestart): a few ms normally, longer on a busy box.
+ */
+const REPLACED_SETTLE_MS = 100;
 
 /** How long a reload waits for instances pm2 is already starting, and how often it looks. */
 const LAUNCH_WAIT_MS = 5000;
@@ -158,14 +199,15 @@ const LAUNCH_POLL_MS = 25;
  * target already; a reload issued while it is still launching kills it and starts another, so
  * users wait for two start-ups instead of one (measured on a crash loop under pm2 cluster mode:
  * the first v1 answer came ~0.4 s later). Bounded: after LAUNCH_WAIT_MS the reload goes ahead.
+ * Returns pm2's last description of the app.
  */
-async function letLaunchesFinish(pm2: Pm2Client, app: string, scope: StepScope, mode: string): Promise<void> {
+async function letLaunchesFinish(pm2: Pm2Client, app: string, scope: StepScope, mode: string): Promise<Pm2ProcessInfo[]> {
   const deadline = Date.now() + LAUNCH_WAIT_MS;
   let told = false;
   for (;;) {
     const instances = await within(scope, mode, `pm2 describe ${app}`, () => pm2.describe(app));
     const launching = instances.filter((i) => i.status === 'launching');
-    if (launching.length === 0 || Date.now() >= deadline || scope.signal.aborted) return;
+    if (launching.length === 0 || Date.now() >= deadline || scope.signal.aborted) return instances;
     if (!told) {
       scope.progress(`pm2 is starting ${launching.map((i) => `instance ${i.pmId}`).join(', ')} of ${app} already; letting it finish first`);
       told = true;

@@ -2,13 +2,14 @@
  * Pm2ApiClient against a real pm2 daemon in a sandboxed PM2_HOME, running the demo app.
  */
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pm2ProcessEvent } from '../../src/pm2/client.js';
-import { Pm2ApiClient } from '../../src/pm2/pm2-api-client.js';
+import { Pm2ApiClient, replacedInstance } from '../../src/pm2/pm2-api-client.js';
 import { createPm2Sandbox, DEMO_APP, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -138,6 +139,48 @@ describe('Pm2ApiClient (real pm2)', () => {
     }
   });
 
+  it('tells as each cluster worker is replaced, before pm2 answers; disconnect waits for the answer, freeing the reload lock', async () => {
+    const name = 'replaced';
+    const appPort = await freePort();
+    // A release that never answers: each replaced worker waits for its open requests until
+    // pm2's kill_timeout, so pm2 answers the reload about that long after the new worker listens.
+    await sandbox.client.start({
+      name,
+      script: DEMO_APP,
+      execMode: 'cluster',
+      instances: 2,
+      killTimeoutMs: 2000,
+      env: { PORT: String(appPort), APP_FAULT: 'hang' },
+    });
+    const other = new Pm2ApiClient({ home: sandbox.home });
+    try {
+      const ids = await waitFor(async () => {
+        const instances = await sandbox.client.describe(name);
+        return instances.length === 2 && instances.every((i) => i.status === 'online') && instances.map((i) => i.pmId);
+      }, 15_000);
+      for (let i = 0; i < 4; i += 1) {
+        const req = request({ host: '127.0.0.1', port: appPort, path: '/health', agent: false });
+        req.on('error', () => undefined); // reset when pm2 kills the worker
+        req.end();
+      }
+      const told: Array<{ pmId: number; at: number }> = [];
+      let answeredAt = 0;
+      void other.reload(name, { onReplacing: (pmId) => told.push({ pmId, at: Date.now() }) }).then(() => (answeredAt = Date.now()));
+      await waitFor(() => told.length === 2, 20_000);
+      expect(answeredAt).toBe(0);
+
+      await other.disconnect();
+      expect(answeredAt).toBeGreaterThan(0);
+      expect(told.map((t) => t.pmId).sort()).toEqual([...ids].sort());
+      expect(told.every((t) => t.at < answeredAt)).toBe(true);
+      // pm2's reload lock is a timestamp in PM2_HOME, emptied by the client pm2 answered.
+      expect(await readFile(path.join(sandbox.home, 'reload.lock'), 'utf8')).toBe('');
+    } finally {
+      await other.disconnect();
+      await sandbox.client.delete(name);
+    }
+  });
+
   it('refuses an ecosystem path pm2 would run as a script', async () => {
     await expect(sandbox.client.startEcosystem(path.join(sandbox.dir, 'apps.js'), 'x')).rejects.toThrow(
       /not an ecosystem file name/,
@@ -167,5 +210,19 @@ describe('Pm2ApiClient (real pm2)', () => {
     expect(stdout).toContain('disconnected');
     // The shared daemon and its app are untouched by the other client's disconnect.
     expect((await sandbox.client.describe('demo'))[0]?.status).toBe('online');
+  });
+});
+
+describe('replacedInstance', () => {
+  it("reads the instance from pm2's line for a replaced process of the app", () => {
+    expect(replacedInstance('Stopping app:web id:_old_3', 'web')).toBe(3);
+    expect(replacedInstance('Stopping app:my app id:_old_0', 'my app')).toBe(0);
+  });
+
+  it('ignores other apps, processes no reload replaced, and other lines', () => {
+    expect(replacedInstance('Stopping app:web-2 id:_old_0', 'web')).toBeNull();
+    expect(replacedInstance('Stopping app:web id:0', 'web')).toBeNull();
+    expect(replacedInstance('-reload- New worker listening', 'web')).toBeNull();
+    expect(replacedInstance('Stopping app:web id:_old_1 and more', 'web')).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
  */
 import { tmpdir } from 'node:os';
 import { ProcessRunner } from '../../src/shell/process-runner.js';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { strategySchema, type ReleasesStrategyConfig } from '../../src/config/schema.js';
@@ -23,30 +23,30 @@ import {
   type Pm2Sandbox,
 } from '../helpers/pm2-sandbox.js';
 
+const context = (to: string, progress: string[] = [], service = 'web'): RollbackContext => ({
+  service,
+  from: 'v2',
+  to,
+  signal: new AbortController().signal,
+  progress: (message) => progress.push(message),
+  dataDir: tmpdir(),
+});
+
+/** Versions reported by /health over several requests, so both cluster workers answer. */
+async function servedVersions(port: number): Promise<Set<unknown>> {
+  const versions = new Set<unknown>();
+  for (let i = 0; i < 8; i += 1) {
+    const { status, body } = await getJson(`http://127.0.0.1:${port}/health`);
+    expect(status).toBe(200);
+    versions.add((body as { version?: unknown }).version);
+  }
+  return versions;
+}
+
 describe('releases strategy (real pm2, cluster mode)', () => {
   let sandbox: Pm2Sandbox;
   let port: number;
   let config: ReleasesStrategyConfig;
-
-  const context = (to: string, progress: string[] = []): RollbackContext => ({
-    service: 'web',
-    from: 'v2',
-    to,
-    signal: new AbortController().signal,
-    progress: (message) => progress.push(message),
-    dataDir: tmpdir(),
-  });
-
-  /** Versions reported by /health over several requests, so both cluster workers answer. */
-  async function servedVersions(): Promise<Set<unknown>> {
-    const versions = new Set<unknown>();
-    for (let i = 0; i < 8; i += 1) {
-      const { status, body } = await getJson(`http://127.0.0.1:${port}/health`);
-      expect(status).toBe(200);
-      versions.add((body as { version?: unknown }).version);
-    }
-    return versions;
-  }
 
   beforeAll(async () => {
     sandbox = await createPm2Sandbox();
@@ -61,7 +61,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
       instances: 2,
       env: { PORT: String(port) },
     });
-    await waitFor(async () => (await servedVersions()).has('v2'), 15_000);
+    await waitFor(async () => (await servedVersions(port)).has('v2'), 15_000);
     const parsed = strategySchema.parse({ type: 'releases', dir: sandbox.dir, pm2_app: 'web', timeout: '30s' });
     if (parsed.type !== 'releases') throw new Error('schema returned the wrong strategy type');
     config = parsed;
@@ -79,7 +79,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
       expect(instance.execPath).toBe(path.join(sandbox.dir, 'current', 'server.cjs'));
       expect(instance.execMode).toBe('cluster_mode');
     }
-    expect(await servedVersions()).toEqual(new Set(['v2']));
+    expect(await servedVersions(port)).toEqual(new Set(['v2']));
   });
 
   it('describes itself in one line', () => {
@@ -105,7 +105,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
     const instances = await sandbox.client.describe('web');
     expect(instances).toHaveLength(2);
     expect(instances.every((i) => i.status === 'online')).toBe(true);
-    expect(await servedVersions()).toEqual(new Set(['v1']));
+    expect(await servedVersions(port)).toEqual(new Set(['v1']));
   });
 
   it('is idempotent: a second execute keeps v1 and skips the swap', async () => {
@@ -116,7 +116,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
     expect(await readlink(path.join(sandbox.dir, 'current'))).toBe('releases/v1');
     expect(progress.some((line) => line.includes('no swap needed'))).toBe(true);
     expect(progress).toContain('pm2 reload web');
-    expect(await servedVersions()).toEqual(new Set(['v1']));
+    expect(await servedVersions(port)).toEqual(new Set(['v1']));
   });
 
   it('lists a missing release as a problem and refuses to execute it', async () => {
@@ -172,5 +172,78 @@ describe('releases strategy (real pm2, cluster mode)', () => {
     } finally {
       await sandbox.client.delete(name);
     }
+  });
+});
+
+describe('releases strategy: replacing workers that take long to exit (real pm2, cluster mode)', () => {
+  const APP = 'slow-exit';
+  // Long enough that "still alive when the step returned" cannot be a matter of luck.
+  const KILL_TIMEOUT_MS = 3000;
+  let sandbox: Pm2Sandbox;
+  let port: number;
+  let config: ReleasesStrategyConfig;
+
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  beforeAll(async () => {
+    sandbox = await createPm2Sandbox();
+    port = await freePort();
+    await buildRelease(sandbox.dir, 'v1');
+    const v2 = await buildRelease(sandbox.dir, 'v2');
+    // v2 stops taking connections on SIGINT but does not exit (as an app waiting for hung
+    // requests or draining work does): pm2 kills it at kill_timeout, and answers the reload then.
+    await writeFile(
+      path.join(v2, 'server.cjs'),
+      [
+        "const server = require('node:http').createServer((req, res) => res.end(JSON.stringify({ status: 'ok', version: 'v2' })));",
+        "server.listen(Number(process.env.PORT), '127.0.0.1');",
+        // The interval stands for the work being drained: it keeps the process alive.
+        "process.on('SIGINT', () => { server.close(); setInterval(() => undefined, 1000); });",
+      ].join('\n'),
+    );
+    await pointCurrent(sandbox.dir, 'v2');
+    await sandbox.client.start({
+      name: APP,
+      script: path.join(sandbox.dir, 'current', 'server.cjs'),
+      execMode: 'cluster',
+      instances: 1,
+      killTimeoutMs: KILL_TIMEOUT_MS,
+      env: { PORT: String(port) },
+    });
+    await waitFor(async () => (await servedVersions(port)).has('v2'), 15_000);
+    const parsed = strategySchema.parse({ type: 'releases', dir: sandbox.dir, pm2_app: APP, timeout: '30s' });
+    if (parsed.type !== 'releases') throw new Error('schema returned the wrong strategy type');
+    config = parsed;
+  });
+
+  afterAll(async () => {
+    await sandbox?.cleanup();
+  });
+
+  it('is done once the new workers listen, while pm2 still waits for the old ones; the reload finishes behind it', async () => {
+    const replaced = (await sandbox.client.describe(APP)).map((i) => i.pid);
+    expect(replaced).toHaveLength(1);
+
+    const progress: string[] = [];
+    await releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() }).execute(context('v1', progress, APP));
+
+    expect(progress).toContain(`${APP}: every new worker listens; pm2 is stopping the replaced ones`);
+    // pm2 answers only once the replaced worker has exited, at its kill_timeout: it is still there.
+    expect(replaced.filter(alive)).toEqual(replaced);
+    // Listening, not merely online: no request reaches v2 any more.
+    expect(await servedVersions(port)).toEqual(new Set(['v1']));
+
+    // The reload ends in the background and a next one waits its turn instead of being refused.
+    await sandbox.client.reload(APP);
+    expect(progress).toContain(`pm2 reload ${APP} finished: the replaced workers have exited`);
+    expect(replaced.filter(alive)).toEqual([]);
+    expect(await servedVersions(port)).toEqual(new Set(['v1']));
   });
 });
