@@ -3,6 +3,7 @@
  * samples, verdicts, pm2 crashes and operator requests through one serialized event queue,
  * persists each new state before carrying out its effects, and executes the effects.
  */
+import { setMaxListeners } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
@@ -71,6 +72,11 @@ export class Guard implements GuardControl {
   private readonly stopping = new AbortController();
   /** Wakes the probe loops when the schedule may have changed (a release window opened, …). */
   private wake = new AbortController();
+  /**
+   * What the probe loops sleep on: `stopping` or `wake`, composed once per wake rather than per
+   * sleep (AbortSignal.any makes a signal tied to both sources, on every launch of every probe).
+   */
+  private loopSignal = this.loopSignalFor(this.wake);
   private loops: Promise<void>[] = [];
   private rollbackRun: Promise<void> | null = null;
   private crashExits: number[] = [];
@@ -447,6 +453,7 @@ export class Guard implements GuardControl {
   private wakeLoops(): void {
     const old = this.wake;
     this.wake = new AbortController();
+    this.loopSignal = this.loopSignalFor(this.wake);
     old.abort();
   }
 
@@ -467,8 +474,15 @@ export class Guard implements GuardControl {
         this.launch(probe, now, this.sampleOptions(probe, probesFast(this.state, now, config.schedule, probe.type, lastFailed)));
         continue;
       }
-      await clock.sleep(due - now, AbortSignal.any([this.stopping.signal, this.wake.signal]));
+      await clock.sleep(due - now, this.loopSignal);
     }
+  }
+
+  private loopSignalFor(wake: AbortController): AbortSignal {
+    const signal = AbortSignal.any([this.stopping.signal, wake.signal]);
+    // Every probe loop sleeps on it at once: one abort listener per probe is expected.
+    setMaxListeners(0, signal);
+    return signal;
   }
 
   /** An http check at the fast interval gives up sooner (schedule.fast_timeout). */
