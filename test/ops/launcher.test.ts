@@ -20,9 +20,10 @@ async function shebang(): Promise<string> {
 describe('the guard launcher', () => {
   it('the command and the ecosystem file give node the same flags', async () => {
     const line = await shebang();
-    expect(line).toMatch(/^#!\/usr\/bin\/env -S node( --[a-z-]+=\S+)+$/);
+    expect(line).toMatch(/^#!\/usr\/bin\/env -S node( --[a-z-]+(=\S+)?)+$/);
     const flags = line.split(/\s+/).slice(3);
     expect(flags).toContain('--max-semi-space-size=2');
+    expect(flags).toContain('--optimize-for-size');
     const ecosystem = createRequire(import.meta.url)(join(PROJECT_ROOT, 'ecosystem.config.cjs')) as { apps: { node_args?: string[] }[] };
     expect(ecosystem.apps[0]!.node_args).toEqual(flags);
   });
