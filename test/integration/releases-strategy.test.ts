@@ -18,6 +18,7 @@ import {
   createPm2Sandbox,
   freePort,
   getJson,
+  isAlive,
   pointCurrent,
   waitFor,
   type Pm2Sandbox,
@@ -183,15 +184,6 @@ describe('releases strategy: replacing workers that take long to exit (real pm2,
   let port: number;
   let config: ReleasesStrategyConfig;
 
-  const alive = (pid: number): boolean => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-
   beforeAll(async () => {
     sandbox = await createPm2Sandbox();
     port = await freePort();
@@ -236,14 +228,14 @@ describe('releases strategy: replacing workers that take long to exit (real pm2,
 
     expect(progress).toContain(`${APP}: every new worker listens; pm2 is stopping the replaced ones`);
     // pm2 answers only once the replaced worker has exited, at its kill_timeout: it is still there.
-    expect(replaced.filter(alive)).toEqual(replaced);
+    expect(replaced.filter(isAlive)).toEqual(replaced);
     // Listening, not merely online: no request reaches v2 any more.
     expect(await servedVersions(port)).toEqual(new Set(['v1']));
 
     // The reload ends in the background and a next one waits its turn instead of being refused.
     await sandbox.client.reload(APP);
     expect(progress).toContain(`pm2 reload ${APP} finished: the replaced workers have exited`);
-    expect(replaced.filter(alive)).toEqual([]);
+    expect(replaced.filter(isAlive)).toEqual([]);
     expect(await servedVersions(port)).toEqual(new Set(['v1']));
   });
 });
