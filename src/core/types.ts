@@ -24,6 +24,30 @@ export interface Sample {
   values: Record<string, number>;
   /** The application version the probe saw, when it reports one. */
   version?: string;
+  /**
+   * Real traffic counted since this probe's previous sample (scrape, access_log): the counts the
+   * sequential traffic rules judge. Absent when the probe could not count an interval (its first
+   * scrape, a counter reset, a change of process): no data, never zero.
+   */
+  traffic?: TrafficCounts;
+}
+
+/** Requests of one interval, counted from one process at a time or from all of them. */
+export interface TrafficCounts {
+  requests: number;
+  /** Requests that count as errors (e.g. status 5xx). */
+  errors: number;
+  /**
+   * Cumulative request counts by latency upper bound `le` in milliseconds, ascending, the last
+   * one `Infinity` (= requests with a known latency). Absent when the source has no latencies.
+   * "Share slower than X ms" is exact at a bucket boundary.
+   */
+  latency?: LatencyBucket[];
+}
+
+export interface LatencyBucket {
+  le: number;
+  count: number;
 }
 
 /**
