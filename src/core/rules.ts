@@ -31,6 +31,9 @@ export interface RuleInput {
 /** Whether a rule's source counts checks (http) or reports real traffic (prometheus, scrape). */
 function sourceOf(input: RuleInput, probe: string): 'http' | 'scrape' | 'prometheus' {
   const type = input.probeTypes.get(probe);
+  // An access-log read counts an interval of traffic exactly as a scrape does (same values, same
+  // min_samples), so it is judged as one.
+  if (type === 'access_log') return 'scrape';
   return type === 'scrape' || type === 'prometheus' ? type : 'http';
 }
 
