@@ -608,7 +608,9 @@ export class Guard implements GuardControl {
     const { phase, running, stable } = this.state;
     if (!running || running !== stable || !(phase === 'stable' || phase === 'promoted')) return;
     const since = Math.max(now - BASELINE_LOOKBACK_MS, this.runningSince);
-    const source = this.probeTypes.get(rule.probe) ?? 'http';
+    const type = this.probeTypes.get(rule.probe) ?? 'http';
+    // learnBaseline knows scrape and prometheus traffic; an access-log read is the same kind of reading.
+    const source = type === 'access_log' ? 'scrape' : type;
     // Checks carry the version they saw; traffic readings are taken as the running version's.
     const recent = (this.samples.get(rule.probe) ?? []).filter((s) => s.startedAt >= since && (s.version === undefined || s.version === running));
     const learnt = learnBaseline(recent, source, rule.min_samples);
