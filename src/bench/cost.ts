@@ -17,7 +17,7 @@ import { RATE } from './guard-runner.js';
 import type { BenchDb } from './mariadb.js';
 import { readProc, sleep, spawnTracked, stopChild, waitFor, withTimeout, type ProcReading } from './proc.js';
 import { percentile, summarize } from './results.js';
-import { BASE_LATENCY_MS } from './scenarios.js';
+import { BASE_LATENCY_MS, INSTANCES } from './scenarios.js';
 import { startTraffic, type Traffic } from './traffic.js';
 import { APP, World } from './world.js';
 import type { ChildProcess } from 'node:child_process';
@@ -66,7 +66,7 @@ const LATER_MS = 4 * 60_000;
 
 async function oneService(db: BenchDb | undefined, seconds: number, long: boolean, log: (m: string) => void): Promise<UsageWindow[]> {
   const good = { baseLatencyMs: BASE_LATENCY_MS };
-  const world = await World.create({ execMode: 'cluster', instances: 1, releases: { v1: good, v2: good } });
+  const world = await World.create({ execMode: 'cluster', instances: INSTANCES, releases: { v1: good, v2: good } });
   let guard: GuardProcess | null = null;
   let traffic: Traffic | null = null;
   try {

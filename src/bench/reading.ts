@@ -127,8 +127,12 @@ export function readingOf(results: BenchResults): string[] {
   if (oneService.length > 0 && oneService.length < 3) {
     out.push('Cost: these windows are short (the guard keeps 15 min of samples, so its heap grows through a release window); newer runs of the bench also measure 4 min into a window.');
   }
-  out.push(
-    'The scenarios run the app as a single pm2 cluster instance on purpose: its /metrics counters are per worker, and the scrape probe opens a new connection for every scrape (no keep-alive), which pm2 cluster mode hands round-robin to the next worker — with 2+ instances consecutive scrapes read different processes\' counters, so the deltas the traffic rules judge are differences between two workers (about half the traffic, and negative — read as a counter reset — whenever the workers are unbalanced).',
-  );
+  // Per source: what a false rollback or a late detection looked like, from the guard's own reasons.
+  for (const r of results.runs) {
+    if (r.tool !== 'release-guard' || !r.completed) continue;
+    const s = results.scenarios.find((x) => x.id === r.scenario);
+    if (s?.kind === 'benign' && r.rolledBack) out.push(`False rollback: ${s.title}, ${r.source ?? 'scrape'} run ${r.run} — ${triggerOf(r)}: ${r.reason ?? '?'}`);
+    if (s?.kind === 'fault' && r.rolledBackBeforeFault) out.push(`False rollback before the fault: ${s.title}, ${r.source ?? 'scrape'} run ${r.run} — ${triggerOf(r)}: ${r.reason ?? '?'}`);
+  }
   return out;
 }

@@ -153,6 +153,12 @@ export class World {
     return Date.now();
   }
 
+  /** Switches the release's fault off again (a blip's end): the app sees it within 10 ms. */
+  async clearFault(): Promise<number> {
+    await rm(this.faultFile, { force: true });
+    return Date.now();
+  }
+
   async cleanup(): Promise<void> {
     if (this.cleaned) return;
     this.cleaned = true;
