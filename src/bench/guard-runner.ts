@@ -16,7 +16,7 @@ import { watchDb, type DbWatch } from './mariadb.js';
 import { sleep, waitFor, withTimeout } from './proc.js';
 import { emptyResult, measure, type RunResult } from './results.js';
 import { impactOf, startTraffic, type Traffic } from './traffic.js';
-import { World } from './world.js';
+import { SETUP_TIMEOUT_MS, World } from './world.js';
 
 export const RATE = 50;
 /** After a recovery, traffic goes on this long, so a relapse would show. */
@@ -24,7 +24,7 @@ const TAIL_MS = 3000;
 /** A fault not rolled back this long after injection is a miss. */
 const DETECT_BUDGET_MS = 45_000;
 /** Hard limit of one run, set-up included, for a fault injected early in the window. */
-export const RUN_TIMEOUT_MS = 150_000;
+export const RUN_TIMEOUT_MS = 240_000;
 
 /** Hard limit of one run of `scenario`: later faults and longer observations get that much more. */
 export function runTimeoutMs(scenario: Scenario): number {
@@ -79,10 +79,10 @@ export async function runGuardScenario(scenario: Scenario, run: number, ctx: Run
       const config = guardConfig(w, { stateDir, port, source, ...(front.nginx ? { accessLog: front.nginx.accessLog } : {}), ...(ctx.db ? { db: ctx.db } : {}) });
       guard = await GuardProcess.start(w.root, config, ctx.db ? { [DB_PASSWORD_ENV]: ctx.db.probePassword } : {});
       const g: GuardProcess = guard;
-      await waitFor('the guard to know v1 as stable', async () => (await g.state())?.stable === 'v1', 20_000, 100);
-      await waitFor("the guard to learn v1's traffic latency baseline", () => g.hasBaseline('v1'), 40_000, 200);
+      await waitFor('the guard to know v1 as stable', async () => (await g.state())?.stable === 'v1', SETUP_TIMEOUT_MS, 100);
+      await waitFor("the guard to learn v1's traffic latency baseline", () => g.hasBaseline('v1'), SETUP_TIMEOUT_MS, 200);
       // A real release comes long after the stable version's check latency is known; a run must too.
-      await waitFor("the guard to learn v1's check latency", () => g.hasCheckLatency('v1'), 40_000, 200);
+      await waitFor("the guard to learn v1's check latency", () => g.hasCheckLatency('v1'), SETUP_TIMEOUT_MS, 200);
 
       const deployAt = await w.deploy('v2');
       const window = await waitFor(
@@ -91,7 +91,7 @@ export async function runGuardScenario(scenario: Scenario, run: number, ctx: Run
           const s = await g.state();
           return s?.release?.version === 'v2' && s.phase !== 'stable' ? s : null;
         },
-        20_000,
+        SETUP_TIMEOUT_MS,
         25,
       );
       const windowAt = window.release!.startedAt;

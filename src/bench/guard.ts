@@ -14,7 +14,7 @@ import { freePort } from '../demo/demo-app.js';
 import type { BenchDb } from './mariadb.js';
 import { spawnTracked, stopChild, waitFor } from './proc.js';
 import { FAST_FOR_MS, FAST_INTERVAL_MS, INITIAL_DELAY_MS, INTERVAL_MS, WINDOW_MS, type TrafficSource } from './scenarios.js';
-import { APP, type World } from './world.js';
+import { APP, SETUP_TIMEOUT_MS, type World } from './world.js';
 import type { ChildProcess } from 'node:child_process';
 
 /** dist/cli/main.js beside this file's dist/bench/. */
@@ -154,7 +154,7 @@ export class GuardProcess {
           if (child.exitCode !== null) throw new Error(`release-guard exited with code ${child.exitCode}: ${await guard.logTail()}`);
           return (await fetch(`${guard.url}/healthz`, { signal: AbortSignal.timeout(500) })).ok;
         },
-        20_000,
+        SETUP_TIMEOUT_MS,
         100,
       );
     } catch (error) {

