@@ -5,6 +5,9 @@
  */
 import { checkTargets, triggerOf, type BenchResults } from './report.js';
 import { summarize, type RunResult } from './results.js';
+import { DEFAULT_TOLERANCE_SHARE } from '../core/rules.js';
+import { sequentialParams, windowLooks } from '../core/sequential.js';
+import { FAST_FOR_MS, FAST_INTERVAL_MS, INSTANCES, INTERVAL_MS, WINDOW_MS } from './scenarios.js';
 
 const sec = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixed(2)} s`);
 
@@ -63,6 +66,22 @@ export function readingOf(results: BenchResults): string[] {
   const causes = new Set<string>();
   for (const c of missed) for (const { match, cause } of CAUSES) if (match.test(c.what)) causes.add(cause);
   for (const cause of causes) out.push(`Why: ${cause}`);
+  if (missed.some((c) => /10 % 5xx on traffic.*: detection/.test(c.what))) {
+    // What the sequential test needs, from the product's own code and the bench's schedule.
+    const looks = windowLooks({ windowMs: WINDOW_MS, fastForMs: FAST_FOR_MS, fastIntervalMs: FAST_INTERVAL_MS, intervalMs: INTERVAL_MS });
+    const p = sequentialParams({ threshold: 0.05, tolerance: 0.05 * DEFAULT_TOLERANCE_SHARE, budget: 0.001, looks, minSpanMs: 1000 });
+    const drift = 0.1 * Math.log(p.p1 / p.p0) + 0.9 * Math.log((1 - p.p1) / (1 - p.p0));
+    const requests = p.h / drift;
+    const rate = Number((results.setup as { rate?: number }).rate ?? 50);
+    out.push(
+      `Why (10 % errors, detection): error_rate's sequential test at its defaults (tolerance ${(p.p0 * 100).toFixed(0)} %, budget 0.1 % per window) over this bench's window (${looks} looks: ${WINDOW_MS / 60_000} min, fast probing ${FAST_FOR_MS / 1000} s) needs its statistic to reach ln(${looks} / 0.001) = ${p.h.toFixed(1)}; at 10 % errors each request adds ${drift.toFixed(3)} on average, so about ${Math.round(requests)} requests of the faulty release must be seen: ${(requests / rate).toFixed(1)} s at ${rate} req/s when the source sees every request (access_log), ${((requests * INSTANCES) / rate).toFixed(1)} s when it sees one of ${INSTANCES} workers' (scrape, pinned to one worker). Then the next sample must arrive (up to the interval: 1 s late in the window). The 3 s target is below what the default budget allows at 50 req/s for either source; the scrape source also pays for seeing half the traffic. Meeting it would take a larger budget, a longer-known baseline error ratio (a lower tolerance), or more traffic — not a bench change.`,
+    );
+  }
+  if (missed.some((c) => /latency \+400 ms.*: detection/.test(c.what))) {
+    out.push(
+      `Why (+400 ms, detection): a slow request is only counted when it completes — 415 ms after it began, whichever source counts it — and the sequential test caps what one sample may add so that evidence must span min_span (1 s) plus two sample spans (2 × ${FAST_INTERVAL_MS} ms early in the window) before it can cross, the guard against sub-second blips. The floor is therefore ≈ 0.4 + 1.0 + 0.5 s ≈ 1.9 s minus where the first slow sample falls in its interval (up to ${FAST_INTERVAL_MS} ms), hence ≈ 1.6–1.9 s: the 1.5 s target lies below what min_span = 1 s allows for a latency fault of this size. health does not fire (415 ms is under its 1 s timeout).`,
+    );
+  }
   if (missed.some((c) => /: recovery|failed requests vs monit/.test(c.what))) {
     const plan = summarize(results.runs.filter((r) => r.tool === 'release-guard' && r.completed).map((r) => r.switchMs));
     const load = results.loadAverage;

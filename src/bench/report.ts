@@ -32,6 +32,8 @@ export interface BenchResults {
   loadAverage: Summary;
   /** Set when several results files are shown as one: how loadAverage was combined. */
   loadAverageNote?: string;
+  /** Set when several results files are shown as one: each bench invocation. */
+  invocations?: { command: string; date: string; durationSeconds: number }[];
   options: { runs: number; only: string[] | null; quick: boolean; sources?: string[] };
   setup: Record<string, unknown>;
   scenarios: Pick<Scenario, 'id' | 'title' | 'kind' | 'targetText' | 'monit' | 'targets' | 'observeMs' | 'faultOutcomes' | 'faultForMs' | 'injectAfterMs'>[];
@@ -209,6 +211,11 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
   line(`- **Load:** 1-minute load average during the run ${medRange(results.loadAverage, (x) => x.toFixed(1))} (${results.loadAverageNote ?? 'median, range'}) on ${m.cores} cores — other work shared the machine; timings are from a busy box, not an idle one.`);
   line(`- **Runs:** ${n} per scenario, tool and traffic source (release-guard once with each of ${sources.map((x) => `\`${x}\``).join(' and ') || 'its sources'}; monit once), interleaved (run 1 of every scenario, then run 2, …). Tables show the median and (range).`);
   line(`- **Rerun:** \`${results.command}\` — options: \`--runs N\` (default 3), \`--only id,id\` (scenario ids below, or \`cost\`, \`strategy\`), \`--sources scrape,access_log\` (default both), \`--quick\` (1 run, a few scenarios, short cost: a smoke test), \`--no-monit\`, \`--out DIR\` (results there instead of bench/results), \`--render FILE\` (the tables of an earlier results file). \`npm test\` runs a smoke of it (5xx with each source, one failed probe on scrape, once each, with monit).`);
+  if (results.invocations && results.invocations.length > 1) {
+    const spans = results.invocations.map((i) => ({ ...i, from: Date.parse(i.date), to: Date.parse(i.date) + i.durationSeconds * 1000 }));
+    const overlap = spans.some((a, i) => spans.some((b, j) => i !== j && a.from < b.to && b.from < a.to));
+    line(`- **Invocations:** ${spans.map((i) => `\`${i.command}\` (${i.date}, ${Math.round(i.durationSeconds / 60)} min)`).join('; ')}${overlap ? ' — **run at the same time**, to fit the time available: each also loaded the machine for the other' : ''}.`);
+  }
   if (results.options.only || results.options.quick) line(`- **Partial run:** ${results.options.quick ? '`--quick`' : `only ${results.options.only!.map((x) => `\`${x}\``).join(', ')}`}; scenarios not listed below were not run this time.`);
   line();
   line('## Setup');
