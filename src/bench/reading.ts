@@ -46,7 +46,7 @@ const CAUSES: { match: RegExp; cause: string }[] = [
   {
     match: /CPU, one service/,
     cause:
-      'In a release window the health check and the /metrics scrape run every 250 ms (the pm2 process reading and the database query every second): four times the stable rate of the two. Rule evaluation no longer grows with the window (ordered samples, binary search: ≈ 40 µs per evaluation at 15 min of samples); what remains is the probes themselves — a new TCP connection per check and per scrape (no keep-alive, on purpose: a hung server cannot pile up sockets, and pm2 cluster mode hands each new connection to the next worker), parsing the scrape, and the garbage both leave.',
+      'In a release window the health check and the /metrics scrape run every 250 ms (the pm2 process reading and the database query every second): four times the stable rate of the two. Rule evaluation no longer grows with the window (ordered samples, binary search: ≈ 40 µs per evaluation at 15 min of samples); what remains is the probes themselves — a new TCP connection per health check (no keep-alive, on purpose: a hung server cannot pile up sockets), the scrape over its one kept-alive connection pinned to a worker (or the access log read), parsing what they read, and the garbage all of it leaves.',
   },
 ];
 
@@ -93,7 +93,7 @@ export function readingOf(results: BenchResults): string[] {
   if (broken.length > 0) {
     out.push(
       `Switch failures: ${broken
-        .map((r) => `${r.scenario} run ${r.run}: ${r.switchFailures} (${Object.entries(r.failedByOutcome).filter(([k]) => !results.scenarios.find((x) => x.id === r.scenario)?.faultOutcomes?.includes(k as never)).map(([k, v]) => `${v} ${k}`).join(', ')})`)
+        .map((r) => `${r.scenario} (${r.source ?? 'scrape'}) run ${r.run}: ${r.switchFailures} (${Object.entries(r.failedByOutcome).filter(([k]) => !results.scenarios.find((x) => x.id === r.scenario)?.faultOutcomes?.includes(k as never)).map(([k, v]) => `${v} ${k}`).join(', ')})`)
         .join('; ')} — a request not answered within 2 s (or reset) while the old worker was replaced. The dedicated switch measurement below (both versions healthy) lost none in cluster mode.`,
     );
   }
@@ -111,7 +111,7 @@ export function readingOf(results: BenchResults): string[] {
     const mf = median(m, (r) => r.failedRequests);
     pairs.push(`${s.title}: ${sec(gd)} vs ${md === null ? 'never' : sec(md)}, ${gf ?? '–'} vs ${mf ?? '–'} failed requests`);
   }
-  if (pairs.length) out.push(`Detection and failed requests, release-guard vs monit (medians): ${pairs.join('; ')}.`);
+  if (pairs.length) out.push(`Detection and failed requests, release-guard (runs of both traffic sources together) vs monit (medians): ${pairs.join('; ')}.`);
   const blind = results.scenarios.filter((s) => s.kind === 'fault' && !s.monit.sees && guardRuns(results, s.id).length > 0);
   if (blind.length) {
     out.push(

@@ -125,7 +125,7 @@ const secs = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixe
  */
 async function render(files: string, out: string | null, publish: boolean): Promise<number> {
   const paths = files.split(',').filter(Boolean).map((f) => path.resolve(PROJECT_ROOT, f));
-  const all = await Promise.all(paths.map(async (p) => JSON.parse(await readFile(p, 'utf8')) as BenchResults));
+  const all = (await Promise.all(paths.map(async (p) => JSON.parse(await readFile(p, 'utf8')) as BenchResults))).sort((a, b) => Date.parse(a.date) - Date.parse(b.date));
   const results = all[0]!;
   if (all.length > 1) results.invocations = all.map((r) => ({ command: r.command, date: r.date, durationSeconds: r.durationSeconds }));
   for (const more of all.slice(1)) {
@@ -135,7 +135,9 @@ async function render(files: string, out: string | null, publish: boolean): Prom
     results.strategies.push(...more.strategies);
     results.durationSeconds = Math.max(results.durationSeconds, Math.round((Date.parse(more.date) + more.durationSeconds * 1000 - Date.parse(results.date)) / 1000));
     results.command = `${results.command}; ${more.command}`;
-    results.options.only = results.options.only && more.options.only ? [...results.options.only, ...more.options.only] : null;
+    // Partial if any part was: the scenarios of both, quick if either was.
+    results.options.only = results.options.only || more.options.only ? [...(results.options.only ?? []), ...(more.options.only ?? [])] : null;
+    results.options.quick = results.options.quick || more.options.quick;
     const lo = [results.loadAverage, more.loadAverage];
     results.loadAverage = { n: lo[0]!.n + lo[1]!.n, median: Math.max(lo[0]!.median ?? 0, lo[1]!.median ?? 0), min: Math.min(lo[0]!.min ?? Infinity, lo[1]!.min ?? Infinity), max: Math.max(lo[0]!.max ?? 0, lo[1]!.max ?? 0) };
     results.machine.monit ??= more.machine.monit;
