@@ -33,7 +33,7 @@ export interface BenchResults {
   /** Set when several results files are shown as one: how loadAverage was combined. */
   loadAverageNote?: string;
   /** Set when several results files are shown as one: each bench invocation. */
-  invocations?: { command: string; date: string; durationSeconds: number }[];
+  invocations?: { command: string; date: string; durationSeconds: number; revision?: string }[];
   options: { runs: number; only: string[] | null; quick: boolean; sources?: string[] };
   setup: Record<string, unknown>;
   scenarios: Pick<Scenario, 'id' | 'title' | 'kind' | 'targetText' | 'monit' | 'targets' | 'observeMs' | 'faultOutcomes' | 'faultForMs' | 'injectAfterMs'>[];
@@ -214,7 +214,7 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
   if (results.invocations && results.invocations.length > 1) {
     const spans = results.invocations.map((i) => ({ ...i, from: Date.parse(i.date), to: Date.parse(i.date) + i.durationSeconds * 1000 }));
     const overlap = spans.some((a, i) => spans.some((b, j) => i !== j && a.from < b.to && b.from < a.to));
-    line(`- **Invocations:** ${spans.map((i) => `\`${i.command}\` (${i.date}, ${Math.round(i.durationSeconds / 60)} min)`).join('; ')}${overlap ? ' — **run at the same time**, to fit the time available: each also loaded the machine for the other' : ''}.`);
+    line(`- **Invocations:** ${spans.map((i) => `\`${i.command}\` (${i.date}, ${Math.round(i.durationSeconds / 60)} min${i.revision ? `, at ${i.revision.split(' ')[0]}` : ''})`).join('; ')}${overlap ? ' — **run at the same time**, to fit the time available: each also loaded the machine for the other' : ''}.`);
   }
   if (results.options.only || results.options.quick) line(`- **Partial run:** ${results.options.quick ? '`--quick`' : `only ${results.options.only!.map((x) => `\`${x}\``).join(', ')}`}; scenarios not listed below were not run this time.`);
   line();

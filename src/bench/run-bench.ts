@@ -127,7 +127,7 @@ async function render(files: string, out: string | null, publish: boolean): Prom
   const paths = files.split(',').filter(Boolean).map((f) => path.resolve(PROJECT_ROOT, f));
   const all = (await Promise.all(paths.map(async (p) => JSON.parse(await readFile(p, 'utf8')) as BenchResults))).sort((a, b) => Date.parse(a.date) - Date.parse(b.date));
   const results = all[0]!;
-  if (all.length > 1) results.invocations = all.map((r) => ({ command: r.command, date: r.date, durationSeconds: r.durationSeconds }));
+  if (all.length > 1) results.invocations = all.map((r) => ({ command: r.command, date: r.date, durationSeconds: r.durationSeconds, ...(r.revision ? { revision: r.revision } : {}) }));
   for (const more of all.slice(1)) {
     results.runs.push(...more.runs);
     for (const s of more.scenarios) if (!results.scenarios.some((x) => x.id === s.id)) results.scenarios.push(s);
