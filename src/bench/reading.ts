@@ -94,7 +94,7 @@ export function readingOf(results: BenchResults): string[] {
     out.push(
       `Switch failures: ${broken
         .map((r) => `${r.scenario} (${r.source ?? 'scrape'}) run ${r.run}: ${r.switchFailures} (${Object.entries(r.failedByOutcome).filter(([k]) => !results.scenarios.find((x) => x.id === r.scenario)?.faultOutcomes?.includes(k as never)).map(([k, v]) => `${v} ${k}`).join(', ')})`)
-        .join('; ')} — a request not answered within 2 s (or reset) while the old worker was replaced. The dedicated switch measurement below (both versions healthy) lost none in cluster mode.`,
+        .join('; ')} — a request not answered within 2 s (or reset) while the old worker was replaced.${results.strategies.some((r) => r.completed && r.execMode === 'cluster' && r.failedRequests === 0) ? ' The dedicated switch measurement below (both versions healthy) lost none in cluster mode.' : ''}`,
     );
   }
 
@@ -148,6 +148,12 @@ export function readingOf(results: BenchResults): string[] {
     if (gd !== null && md !== null && gd > md) {
       out.push(`Slow database: monit (a \`check program\` running the query, 3 cycles) acted before release-guard (${sec(md)} vs ${sec(gd)}), because the guard's db_latency rule waits for 10 s of sustained slowness by design and queries at the normal 1 s interval, not the fast one.`);
     }
+  }
+  const spans = (results.invocations ?? []).map((i) => ({ from: Date.parse(i.date), to: Date.parse(i.date) + i.durationSeconds * 1000 }));
+  if (results.cost && spans.length > 1 && spans.some((a, i) => spans.some((b, j) => i !== j && a.from < b.to && b.from < a.to))) {
+    out.push(
+      'Cost was measured while the other invocation (and other work: see the load) ran on the same 2 cores, and with the app as 2 workers and the scrape probe keeping its pinned connection alive between scrapes: it is not comparable with the single-worker figures of earlier runs on a quieter machine. A CPU miss here needs a measurement on a quiet machine before it is read as a regression.',
+    );
   }
   const oneService = results.cost?.oneService ?? [];
   if (oneService.length > 0 && oneService.length < 3) {

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { CostResult } from './cost.js';
 import { summarize, type RunResult, type Summary, type Tool } from './results.js';
-import type { Scenario } from './scenarios.js';
+import { scenarios as allScenarios, type Scenario } from './scenarios.js';
 import type { StrategyRun } from './strategy-cost.js';
 
 export interface Machine {
@@ -206,7 +206,8 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
   line(`Raw results: ${links.map((p) => `[\`${p}\`](${p})`).join(', ')}.`);
   line();
   line(`- **Date:** ${results.date} (${Math.round(results.durationSeconds / 60)} min)`);
-  if (results.revision) line(`- **Code measured:** ${results.revision}`);
+  if (results.invocations && new Set(results.invocations.map((i) => i.revision)).size > 1) line(`- **Code measured:** ${results.invocations.map((i) => i.revision ?? '?').join('; ')} (one per invocation, below)`);
+  else if (results.revision) line(`- **Code measured:** ${results.revision}`);
   line(`- **Machine:** ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.kernel}, Node ${m.node}; monit ${m.monit ?? 'not run'}; MariaDB ${m.mariadb ?? 'not run'}; nginx ${m.nginx ?? 'not run'}`);
   line(`- **Load:** 1-minute load average during the run ${medRange(results.loadAverage, (x) => x.toFixed(1))} (${results.loadAverageNote ?? 'median, range'}) on ${m.cores} cores — other work shared the machine; timings are from a busy box, not an idle one.`);
   line(`- **Runs:** ${n} per scenario, tool and traffic source (release-guard once with each of ${sources.map((x) => `\`${x}\``).join(' and ') || 'its sources'}; monit once), interleaved (run 1 of every scenario, then run 2, …). Tables show the median and (range).`);
@@ -216,7 +217,11 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
     const overlap = spans.some((a, i) => spans.some((b, j) => i !== j && a.from < b.to && b.from < a.to));
     line(`- **Invocations:** ${spans.map((i) => `\`${i.command}\` (${i.date}, ${Math.round(i.durationSeconds / 60)} min${i.revision ? `, at ${i.revision.split(' ')[0]}` : ''})`).join('; ')}${overlap ? ' — **run at the same time**, to fit the time available: each also loaded the machine for the other' : ''}.`);
   }
-  if (results.options.only || results.options.quick) line(`- **Partial run:** ${results.options.quick ? '`--quick`' : `only ${results.options.only!.map((x) => `\`${x}\``).join(', ')}`}; scenarios not listed below were not run this time.`);
+  if (results.options.only || results.options.quick) {
+    const ran = new Set(results.scenarios.map((x) => x.id));
+    const notRun = [...allScenarios().map((x) => x.id).filter((id) => !ran.has(id)), ...(results.cost ? [] : ['cost']), ...(results.strategies.length ? [] : ['strategy'])];
+    line(`- **Partial run:** ${results.options.quick ? '`--quick`' : `only ${results.options.only!.map((x) => `\`${x}\``).join(', ')}`} (what fits about an hour); not run this time: ${notRun.map((x) => `\`${x}\``).join(', ') || 'nothing'} — their last figures are in earlier results files under bench/results/, measured with one worker and the scrape source only.`);
+  }
   line();
   line('## Setup');
   line();

@@ -147,6 +147,9 @@ async function render(files: string, out: string | null, publish: boolean): Prom
   // Scenario definitions the file may predate (e.g. faultOutcomes), by id; the measurements are the file's.
   const defs = new Map(scenarios().map((s) => [s.id, s]));
   results.scenarios = results.scenarios.map((s) => ({ ...defs.get(s.id), ...s, faultOutcomes: s.faultOutcomes ?? defs.get(s.id)?.faultOutcomes ?? [] }));
+  // In the order the bench defines them, whichever file they came from.
+  const order = [...defs.keys()];
+  results.scenarios.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
   // Older results ran the scrape source only.
   for (const r of results.runs) if (r.tool === 'release-guard' && !r.source) r.source = 'scrape';
   if (all.length > 1) results.loadAverageNote = 'the largest median and the full range of the merged runs';
@@ -163,6 +166,8 @@ async function main(): Promise<number> {
   const wanted = (id: string) => (options.only ? options.only.includes(id) : options.quick ? QUICK.includes(id) || id === 'cost' || id === 'strategy' : true);
   const selectedIds = all.filter((s) => wanted(s.id)).map((s) => s.id);
   const doCost = wanted('cost');
+  // The code measured is the code checked out now, not when the run ends (commits may land meanwhile).
+  const revision = process.env.BENCH_REVISION ?? (await gitRevision());
   const doStrategy = wanted('strategy');
 
   // Load average through the run: how busy the machine was.
@@ -237,7 +242,6 @@ async function main(): Promise<number> {
 
     clearInterval(loadTimer);
     await sampleLoad();
-    const revision = process.env.BENCH_REVISION ?? (await gitRevision());
     const full = isFull(options);
     const results: BenchResults = {
       date: new Date(t0).toISOString(),
