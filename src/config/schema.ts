@@ -352,6 +352,20 @@ const storeSchema = z
 
 const ruleBase = { enabled: z.boolean().default(true).describe('Turn the rule off') };
 
+/** Evidence must span this long before a rule breaches, so a sub-second blip never rolls a release back. */
+const minSpan = (what: string) => duration(what).default(1000);
+
+/** The sequential test's knobs, shared by error_rate and latency_ratio. */
+const sequential = {
+  budget: z
+    .number()
+    .gt(0)
+    .max(0.1)
+    .default(0.001)
+    .describe('False-rollback budget: the most probability per release window of rolling back a release at the tolerance, however often it looks'),
+  min_span: minSpan('Evidence must span at least this long before it can breach: shorter blips never roll back'),
+};
+
 /**
  * Default `min_samples` of the error and latency rules, by the kind of their source: http checks
  * are cheap and frequent; a scrape covers an interval of traffic; one Prometheus query already
@@ -481,6 +495,7 @@ export const configSchema = z
             ...ruleBase,
             probe: safeName('Probe whose checks count'),
             consecutive: z.number().int().min(1).default(3).describe('Consecutive failed checks that breach'),
+            min_span: minSpan('…and only when they span at least this long, from the first one\'s launch to the last one\'s answer'),
           })
           .strict()
           .optional(),
@@ -488,40 +503,56 @@ export const configSchema = z
           .object({
             ...ruleBase,
             probe: safeName(
-              'http probe (ratio of failed checks) or prometheus/scrape probe (error_ratio of real traffic)',
+              'http probe (failed checks), scrape or access_log probe (errors of real traffic) or prometheus probe (error_ratio query)',
             ),
-            threshold: ratio('Breach when the error ratio is above this').default(0.05),
-            window: duration('Sliding window').default(60_000),
+            threshold: ratio('Roll back when there is enough evidence that the error ratio is above this').default(0.05),
+            tolerance: ratio(
+              'An error ratio at or below this is rolled back with probability at most budget per window (default: 40 % of threshold, raised to the previous version\'s learnt ratio, never above 80 % of threshold)',
+            ).optional(),
+            ...sequential,
+            window: duration('prometheus source only: the median of its readings in this window is compared with the threshold').default(60_000),
             min_samples: z
               .number()
               .int()
               .min(1)
               .optional()
-              .describe('Fewer samples in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
+              .describe('Fewer samples with data in the window: inconclusive (default: 20 http checks, 3 scrapes or log reads, 1 Prometheus query)'),
             min_requests: z
               .number()
               .int()
               .min(1)
-              .default(200)
-              .describe('scrape source: the ratio is taken over the last this many requests (within window); fewer are inconclusive'),
+              .optional()
+              .describe('No longer used: the sequential test decides when the requests suffice. Accepted so older configs load'),
           })
           .strict()
+          .refine((r) => r.tolerance === undefined || r.tolerance < r.threshold, { message: 'tolerance must be below threshold', path: ['tolerance'] })
           .optional(),
         latency_ratio: z
           .object({
             ...ruleBase,
             probe: safeName(
-              "http probe (latency of checks) or prometheus/scrape probe (p95_ms of real traffic), compared with the stable version's p95",
+              "http probe (latency of checks), scrape or access_log probe (latency buckets of real traffic) or prometheus probe (p95_ms query), compared with the stable version's p95",
             ),
-            ratio: z.number().gt(1).default(3).describe('Breach when p95 is above ratio × baseline p95'),
-            floor: duration('Never breach while p95 is below this, so tiny baselines do not flap').default(50),
-            window: duration('Sliding window for p95').default(30_000),
+            ratio: z
+              .number()
+              .gt(1)
+              .default(3)
+              .describe('Roll back when there is enough evidence that p95 is above ratio × baseline p95, i.e. that over 5 % of requests are slower than that'),
+            floor: duration('Never count a request as slow below this, so tiny baselines do not flap').default(50),
+            tolerance: z
+              .number()
+              .gt(0)
+              .lt(0.05)
+              .default(0.02)
+              .describe('A release with at most this share of requests slower than ratio × baseline p95 is rolled back with probability at most budget per window'),
+            ...sequential,
+            window: duration('prometheus source only: sliding window for p95').default(30_000),
             min_samples: z
               .number()
               .int()
               .min(1)
               .optional()
-              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
+              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes or log reads, 1 Prometheus query)'),
           })
           .strict()
           .optional(),
