@@ -107,6 +107,24 @@ const scrapeProbe = z
       .min(1)
       .default('http_request_duration_seconds')
       .describe('Histogram of request durations in seconds (its _bucket series give p95)'),
+    identity_labels: z
+      .array(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'a Prometheus label name'))
+      .default(['instance', 'pid', 'worker'])
+      .describe(
+        'Labels that name the process a series comes from: series carrying any of them are counted per process and only differenced against the same process; [] when no label does',
+      ),
+    identity_metric: z
+      .string()
+      .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'a Prometheus metric name')
+      .optional()
+      .describe(
+        'A gauge that differs between processes, e.g. process_start_time_seconds: when its value changes between two scrapes, another process answered and the interval is skipped',
+      ),
+    keepalive_interval: duration(
+      "Keeps the scrape connection (pinned to one pm2 worker) open: when idle this long, it is scraped once more (answer discarded). Never longer than half the server's announced Keep-Alive timeout; keep it below the app's keepAliveTimeout (Node: 5s)",
+    )
+      .default(2000)
+      .refine((ms) => ms >= 100, 'must be at least 100ms'),
   })
   .strict();
 
