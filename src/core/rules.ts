@@ -359,31 +359,18 @@ function observedP95(
 }
 
 /**
- * How many of an interval's requests were slower than `boundaryMs`, from its latency buckets:
- * exact when a bucket bound lies at or just above the boundary (within 10 %: that bound is
- * used), else interpolated linearly inside the bucket holding it, as histogram_quantile does.
+ * How many of an interval's requests were slower than a bucket bound at or above `boundaryMs`,
+ * from its cumulative latency buckets: exact counts, at the first bound at or above the boundary
+ * (the verdict names it). Interpolating inside a coarse bucket would guess, and a guess that
+ * overstates the slow share rolls back healthy releases; a bound above the boundary only makes
+ * the rule stricter about what counts as slow.
  */
-export function slowerThan(buckets: readonly LatencyBucket[], boundaryMs: number): { n: number; k: number; usedMs: number; exact: boolean } | null {
+export function slowerThan(buckets: readonly LatencyBucket[], boundaryMs: number): { n: number; k: number; usedMs: number } | null {
   const total = buckets.at(-1);
   if (!total || total.le !== Number.POSITIVE_INFINITY || total.count <= 0) return null;
-  let below = { le: 0, count: 0 };
-  for (const b of buckets) {
-    if (b.le >= boundaryMs) {
-      if (b.le === Number.POSITIVE_INFINITY) {
-        // Beyond the largest finite bound: only the +Inf bucket's share is known to be slower.
-        return { n: total.count, k: total.count - below.count, usedMs: below.le, exact: true };
-      }
-      if (b.le <= boundaryMs * EXACT_BOUND_SLACK) return { n: total.count, k: total.count - b.count, usedMs: b.le, exact: true };
-      const inside = b.count - below.count;
-      const fasterInside = inside * ((boundaryMs - below.le) / (b.le - below.le));
-      return { n: total.count, k: Math.max(0, total.count - below.count - fasterInside), usedMs: boundaryMs, exact: false };
-    }
-    below = b;
-  }
-  return null;
+  const bound = buckets.find((b) => b.le >= boundaryMs)!;
+  return { n: total.count, k: Math.max(0, total.count - bound.count), usedMs: bound.le };
 }
-
-const EXACT_BOUND_SLACK = 1.1;
 
 /** The share of slow requests the latency rule's threshold stands for: p95 above X ⟺ over 5 % slower than X. */
 const P95_SLOW_SHARE = 0.05;
@@ -419,18 +406,14 @@ export function evaluateLatencyRatio(rule: LatencyRatio, input: RuleInput): Rule
   if (samples < needed) {
     return { ...base, outcome: 'inconclusive', observed: null, message: `latency_ratio: ${samples} ${traffic ? 'traffic samples with latencies' : 'answered checks'} in window < min_samples ${needed}` };
   }
-  // How the boundary was applied, as the latest counted interval's buckets allowed.
+  // The bound the latest counted interval's buckets gave (checks: the boundary itself).
   const list = listOf(input, rule.probe);
   let latest: ReturnType<typeof slowerThan> = null;
   for (let i = list.length - 1; traffic && i >= 0 && !latest; i--) latest = list[i]!.traffic?.latency ? slowerThan(list[i]!.traffic!.latency!, boundaryMs) : null;
   const usedMs = latest?.usedMs ?? boundaryMs;
-  const exact = latest?.exact ?? true;
-  const slowText = `slower than ${round(usedMs, 1)}ms`;
-  const how = exact
-    ? usedMs === boundaryMs
-      ? `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms)`
-      : `the histogram bucket bound at or above max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms)`
-    : `${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, interpolated inside its histogram bucket`;
+  const slowText = Number.isFinite(usedMs) ? `slower than ${round(usedMs, 1)}ms` : `slower than the largest bucket`;
+  const rule3 = `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms) = ${round(boundaryMs, 1)}ms`;
+  const how = usedMs === boundaryMs ? rule3 : `the first histogram bucket bound at or above ${rule3}`;
   // The verdict's threshold is the share of slow requests (5 %); the ratio is in the message.
   return sequentialVerdict({ ...base, threshold: P95_SLOW_SHARE, unit: 'ratio' }, params, state, {
     what: 'latency_ratio',

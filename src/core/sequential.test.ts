@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { advance, batchCap, evidenceOf, indifferenceRate, INITIAL_STATE, sequentialParams, windowLooks, type SequentialState } from './sequential.js';
+import { advance, evidenceOf, indifferenceRate, INITIAL_STATE, refillPerMs, reserve, sequentialParams, windowLooks, type SequentialState } from './sequential.js';
 
 /** A small seeded generator, so the Monte Carlo checks below give the same figures every run. */
 function mulberry32(seed: number): () => number {
@@ -54,11 +54,19 @@ describe('sequential test', () => {
     expect(advance(healthy, params, { n: 0, k: 0, at: 30_000, spanMs: 10_000 })).toBe(healthy);
   });
 
-  it('one batch adds at most h·d / (min_span + 2d)', () => {
+  it('evidence towards a rollback is admitted from a reserve of h/2, refilled at (h/2) / (min_span + 2d) per ms', () => {
     const params = sequentialParams(defaults);
-    expect(batchCap(params, 250)).toBeCloseTo((params.h * 250) / 1500, 9);
+    expect(reserve(params)).toBeCloseTo(params.h / 2, 9);
+    expect(refillPerMs(params, 250) * 250).toBeCloseTo(params.h / 12, 9);
     const all = advance(INITIAL_STATE, params, { n: 25, k: 25, at: 250, spanMs: 250 });
-    expect(all.statistic).toBeCloseTo(batchCap(params, 250), 9);
+    expect(all.statistic).toBeCloseTo(params.h / 2, 9);
+    expect(all.tokens).toBeCloseTo(0, 9);
+    const next = advance(all, params, { n: 25, k: 25, at: 500, spanMs: 250 });
+    expect(next.statistic).toBeCloseTo(params.h / 2 + params.h / 12, 9);
+    // Evidence for the release is never rationed, and quiet samples refill the reserve.
+    let quiet = next;
+    for (let at = 750; at <= 5000; at += 250) quiet = advance(quiet, params, { n: 25, k: 0, at, spanMs: 250 });
+    expect(quiet).toMatchObject({ statistic: 0, excursion: null, tokens: null });
   });
 
   it('evidence crammed into less than min_span never crosses, however the blip falls on the batches', () => {
@@ -79,7 +87,7 @@ describe('sequential test', () => {
     }
   });
 
-  it('an outage crosses after about min_span + 2 batches', () => {
+  it('an outage crosses after about min_span + 3 batches', () => {
     const params = sequentialParams(defaults);
     let state: SequentialState = INITIAL_STATE;
     let at = 0;
@@ -87,8 +95,10 @@ describe('sequential test', () => {
       at += 250;
       state = advance(state, params, { n: 12, k: 12, at, spanMs: 250 });
     }
-    expect(at).toBe(1500);
-    expect(evidenceOf(state, params)).toMatchObject({ crossed: true, excursion: { from: 0, n: 72, k: 72 }, needed: 13.77 });
+    // The reserve (h/2) at once, then h/12 per 250 ms sample: h after 7 or 8 samples (rounding).
+    expect(at).toBeGreaterThanOrEqual(1750);
+    expect(at).toBeLessThanOrEqual(2000);
+    expect(evidenceOf(state, params)).toMatchObject({ crossed: true, excursion: { from: 0, k: at / 250 * 12 }, needed: 13.77 });
   });
 
   /** Windows of 960 looks at 50 requests each at a true error rate; how many cross. */
@@ -111,15 +121,11 @@ describe('sequential test', () => {
     return crossed;
   }
 
-  it('a release at the tolerance crosses within the budget over whole windows (seeded Monte Carlo)', () => {
-    // The bound is a union over start points and so conservative; with a budget of 50 % the rate
-    // is measurably above zero and still within it, which shows the test is not blind.
-    const windows = 400;
-    const generous = falseRollbacks(0.02, 0.5, windows, 11);
-    expect(generous / windows).toBeLessThanOrEqual(0.5);
-    expect(generous).toBeGreaterThan(0);
-    expect(falseRollbacks(0.02, 0.001, windows, 12)).toBe(0);
-    // Above the threshold the statistic drifts up: every window crosses.
+  it('a release at the tolerance crosses within the budget over whole windows; above the threshold, every window crosses (seeded Monte Carlo)', () => {
+    expect(falseRollbacks(0.02, 0.001, 400, 12)).toBe(0);
+    // Between tolerance and threshold the drift is down but small against the noise: over a
+    // whole window a release at 3 % is sometimes rolled back (docs/operations.md gives figures).
+    expect(falseRollbacks(0.03, 0.001, 100, 14)).toBeLessThanOrEqual(10);
     expect(falseRollbacks(0.1, 0.001, 50, 13)).toBe(50);
   });
 });
