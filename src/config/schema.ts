@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { notifiersSchema } from '../notify/schema.js';
 import { verificationChecksSchema } from '../verification/schema.js';
+import { APACHE_TIMED_FORMAT, NGINX_TIMED_FORMAT, resolveLineSettings } from '../probes/access-log-parse.js';
 import { duration, mysqlConnection, nameList, quoted, ratio, redisConnection, safeName, SAFE_NAME, url } from './schema-helpers.js';
 
 export { SAFE_NAME };
@@ -128,6 +129,77 @@ const scrapeProbe = z
   })
   .strict();
 
+const accessLogProbe = z
+  .object({
+    type: z.literal('access_log'),
+    name: safeName('Probe name'),
+    path: z
+      .string()
+      .min(1)
+      .describe('The access log file; followed from its end (history is never read), through rotation by rename or copytruncate'),
+    format: z
+      .enum(['nginx', 'apache', 'json'])
+      .default('nginx')
+      .describe(
+        `nginx: lines as log_format (default the combined format + " $request_time $upstream_addr": ${NGINX_TIMED_FORMAT}); ` +
+          `apache: the combined LogFormat + " %D" (microseconds), read as ${APACHE_TIMED_FORMAT}; ` +
+          'json: one JSON object per line (pino-http, morgan with a JSON format, …)',
+      ),
+    log_format: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'nginx/apache: the line layout in nginx log_format syntax, $variable between literal text, as nginx.conf has it without its quotes (default: the format\'s own, see format)',
+      ),
+    status_field: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Where the HTTP status is: a log_format variable (default status) or a JSON dotted path (default res.statusCode)'),
+    latency_field: z
+      .string()
+      .min(1)
+      .nullable()
+      .optional()
+      .describe(
+        'Where the request time is: a log_format variable (default request_time for nginx, request_time_us for apache) or a JSON dotted path (default responseTime); null: the log has no latencies (no p95_ms)',
+      ),
+    latency_unit: z
+      .enum(['s', 'ms', 'us'])
+      .optional()
+      .describe('Unit of latency_field (default: s for nginx $request_time, us for apache %D, ms for json responseTime)'),
+    error_status: z.string().min(1).default('^5..$').describe('Regular expression: statuses that count as errors'),
+    where: z
+      .object({
+        field: z.string().min(1).describe('A log_format variable (e.g. upstream_addr) or a JSON dotted path (e.g. version)'),
+        matches: z.string().min(1).describe('Regular expression the field must match for the request to count'),
+      })
+      .strict()
+      .optional()
+      .describe("Count only the requests whose field matches: one upstream's or one version's share, judged apart (define one probe per share)"),
+    max_line_bytes: z
+      .number()
+      .int()
+      .min(256)
+      .max(1024 * 1024)
+      .default(16 * 1024)
+      .describe('Longer lines (and binary ones) are skipped and counted in lines_skipped, never buffered whole'),
+    max_read_bytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(256 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .describe('Read at most this much per sample; the rest is read by the next one and the sample says how far behind it is (bytes_behind)'),
+  })
+  .strict()
+  .superRefine((probe, ctx) => {
+    const resolved = resolveLineSettings(probe);
+    if (!Array.isArray(resolved)) return;
+    for (const problem of resolved) ctx.addIssue({ code: 'custom', path: problem.key.split('.'), message: problem.message });
+  });
+
 const mysqlProbe = z
   .object({
     type: z.literal('mysql'),
@@ -156,6 +228,7 @@ export const probeSchema = z.discriminatedUnion('type', [
   processProbe,
   prometheusProbe,
   scrapeProbe,
+  accessLogProbe,
   mysqlProbe,
   redisProbe,
 ]);
@@ -386,10 +459,10 @@ const sequential = {
 
 /**
  * Default `min_samples` of the error and latency rules, by the kind of their source: http checks
- * are cheap and frequent; a scrape covers an interval of traffic; one Prometheus query already
+ * are cheap and frequent; a scrape or an access-log read covers an interval of traffic; one Prometheus query already
  * aggregates a whole range.
  */
-export const MIN_SAMPLES_BY_SOURCE = { http: 20, scrape: 3, prometheus: 1 } as const;
+export const MIN_SAMPLES_BY_SOURCE = { http: 20, scrape: 3, access_log: 3, prometheus: 1 } as const;
 export type TrafficSourceType = keyof typeof MIN_SAMPLES_BY_SOURCE;
 
 export const configSchema = z
@@ -577,7 +650,7 @@ export const configSchema = z
         latency_max: z
           .object({
             ...ruleBase,
-            probe: safeName('http, prometheus or scrape probe'),
+            probe: safeName('http, prometheus, scrape or access_log probe'),
             threshold: duration('Absolute p95 SLO (API 500 ms, page 2 s)').default(500),
             window: duration('Sliding window for p95').default(30_000),
             min_samples: z
@@ -585,7 +658,7 @@ export const configSchema = z
               .int()
               .min(1)
               .optional()
-              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
+              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes or access-log reads, 1 Prometheus query)'),
           })
           .strict()
           .optional(),
@@ -677,9 +750,9 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   const rules = isRecord(input.rules) ? input.rules : {};
   for (const [rule, types] of [
     ['health', ['http']],
-    ['error_rate', ['http', 'prometheus', 'scrape']],
-    ['latency_ratio', ['http', 'prometheus', 'scrape']],
-    ['latency_max', ['http', 'prometheus', 'scrape']],
+    ['error_rate', ['http', 'prometheus', 'scrape', 'access_log']],
+    ['latency_ratio', ['http', 'prometheus', 'scrape', 'access_log']],
+    ['latency_max', ['http', 'prometheus', 'scrape', 'access_log']],
     ['cpu', ['system', 'process']],
     ['memory', ['system', 'process']],
     ['db_latency', ['mysql', 'redis']],
@@ -713,6 +786,7 @@ export type SystemProbeConfig = Extract<ProbeConfig, { type: 'system' }>;
 export type ProcessProbeConfig = Extract<ProbeConfig, { type: 'process' }>;
 export type PrometheusProbeConfig = Extract<ProbeConfig, { type: 'prometheus' }>;
 export type ScrapeProbeConfig = Extract<ProbeConfig, { type: 'scrape' }>;
+export type AccessLogProbeConfig = Extract<ProbeConfig, { type: 'access_log' }>;
 export type MysqlProbeConfig = Extract<ProbeConfig, { type: 'mysql' }>;
 export type RedisProbeConfig = Extract<ProbeConfig, { type: 'redis' }>;
 export type StrategyConfig = z.infer<typeof strategySchema>;
