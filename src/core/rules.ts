@@ -411,23 +411,21 @@ export function evaluateLatencyRatio(rule: LatencyRatio, input: RuleInput): Rule
   const boundaryMs = Math.max(rule.ratio * baseline, rule.floor);
   const params = sequentialParams({ threshold: P95_SLOW_SHARE, tolerance: rule.tolerance, budget: rule.budget, looks: input.looks, minSpanMs: rule.min_span });
   const traffic = isTrafficSource(source);
-  let usedMs = boundaryMs;
-  let exact = true;
   const count: TrialCounter = traffic
-    ? (s) => {
-        const slow = s.traffic?.latency ? slowerThan(s.traffic.latency, boundaryMs) : null;
-        if (!slow) return null;
-        usedMs = slow.usedMs;
-        exact = slow.exact;
-        return slow;
-      }
+    ? (s) => (s.traffic?.latency ? slowerThan(s.traffic.latency, boundaryMs) : null)
     : (s) => (s.ok && typeof s.values.latency_ms === 'number' ? { n: 1, k: s.values.latency_ms > boundaryMs ? 1 : 0 } : null);
   const { state, samples } = foldSequential(input, `latency_ratio:${rule.probe}`, rule.probe, params, `${params.p0}:${params.h}:${boundaryMs}`, count);
   const needed = minSamples(rule, source);
   if (samples < needed) {
     return { ...base, outcome: 'inconclusive', observed: null, message: `latency_ratio: ${samples} ${traffic ? 'traffic samples with latencies' : 'answered checks'} in window < min_samples ${needed}` };
   }
-  const slowText = `slower than ${round(exact ? usedMs : boundaryMs, 1)}ms`;
+  // How the boundary was applied, as the latest counted interval's buckets allowed.
+  const list = listOf(input, rule.probe);
+  let latest: ReturnType<typeof slowerThan> = null;
+  for (let i = list.length - 1; traffic && i >= 0 && !latest; i--) latest = list[i]!.traffic?.latency ? slowerThan(list[i]!.traffic!.latency!, boundaryMs) : null;
+  const usedMs = latest?.usedMs ?? boundaryMs;
+  const exact = latest?.exact ?? true;
+  const slowText = `slower than ${round(usedMs, 1)}ms`;
   const how = exact
     ? usedMs === boundaryMs
       ? `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms)`

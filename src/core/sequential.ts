@@ -151,7 +151,7 @@ export function evidenceOf(state: SequentialState, params: SequentialParams): Se
     statistic: round(state.statistic, 2),
     needed: round(params.h, 2),
     budget: params.budget,
-    tolerance: params.p0,
+    tolerance: round(params.p0, 6),
     threshold: params.threshold,
     p1: round(params.p1, 4),
     looks: params.looks,
