@@ -99,7 +99,7 @@ describe('rules', () => {
 
   it('error_rate on checks: too few is inconclusive; an outage is proven after min_span; scattered failures never', () => {
     expect(evaluateErrorRate({ ...errorRule, min_samples: 20 }, input(checks(0, 19, () => true))).outcome).toBe('inconclusive');
-    // Every check failing: evidence grows by at most h·d/(min_span + 2d) per check.
+    // Every check failing: each adds ln(p1/p0) ≈ 1.6, within what the persistence bucket admits.
     const down = evaluateErrorRate(errorRule, input(checks(0, 40, () => true)));
     expect(down).toMatchObject({ outcome: 'fail', since: expect.any(Number) });
     expect(down.evidence).toMatchObject({ crossed: true, budget: 0.001, tolerance: 0.02, looks: 960 });

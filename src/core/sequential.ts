@@ -16,8 +16,8 @@
  * inequality it ever reaches e^h with probability at most e^-h. With at most B batches (looks) in a
  * window, the union over start points bounds the chance of ever crossing h by B·e^-h. The crossing
  * level is therefore h = ln(B / budget): a release at the tolerance is rolled back with probability
- * at most `budget` per window, at every look. (A batch's contribution is also capped, see below;
- * a cap only lowers the statistic, so the bound still holds.)
+ * at most `budget` per window, at every look. (Evidence towards a rollback is also rationed, see
+ * below; rationing only lowers the statistic, so the bound still holds.)
  *
  * Persistence: 25 errors in a row are overwhelming evidence under an i.i.d. model, yet a half
  * second blip is not a bad release. Evidence is admitted through a token bucket: a reserve of h/2,
