@@ -3,8 +3,8 @@
  * the observed value and the threshold. No data is inconclusive, never a pass.
  */
 import { MIN_SAMPLES_BY_SOURCE, type RulesConfig } from '../config/schema.js';
-import { advance, evidenceOf, INITIAL_STATE, sequentialParams, type SequentialParams, type SequentialState } from './sequential.js';
-import type { LatencyBucket, RuleName, RuleVerdict, Sample } from './types.js';
+import { advance, evidenceOf, INITIAL_STATE, sequentialParams, type SequentialEvidence, type SequentialParams, type SequentialState } from './sequential.js';
+import type { LatencyBucket, Outcome, RuleName, RuleVerdict, Sample } from './types.js';
 
 export interface RuleInput {
   /**
@@ -80,7 +80,11 @@ export function percentile(values: readonly number[], p: number): number | null 
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
-const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+/** Rounds to `digits` decimals; arithmetic rather than toFixed, which is slow and runs on every evaluation. */
+const round = (n: number, digits = 3) => {
+  const scale = 10 ** digits;
+  return Math.round(n * scale) / scale;
+};
 const pct = (ratio: number) => `${round(ratio * 100, 1)}%`;
 
 const NO_SAMPLES: readonly Sample[] = [];
@@ -241,26 +245,67 @@ function sequentialVerdict(
   base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>,
   params: SequentialParams,
   state: SequentialState,
-  text: { what: string; trials: string; rate: (k: number, n: number) => string; detail?: string },
+  describe: () => { what: string; trials: string; rate: (k: number, n: number) => string; detail?: string },
 ): RuleVerdict {
   const evidence = evidenceOf(state, params);
   const ex = state.excursion;
   // Observed: the bad share of the evidence under way (or of the whole window when there is none).
   const [k, n] = ex ? [ex.k, ex.n] : [state.k, state.n];
-  const observed = n > 0 ? round(k / n, 4) : 0;
-  const counts = ex
-    ? `${text.rate(ex.k, ex.n)} (${fmtCount(ex.k)}/${ex.n} ${text.trials} since the evidence began)`
-    : `${text.rate(state.k, state.n)} (${fmtCount(state.k)}/${state.n} ${text.trials} in window)`;
-  const stat = `evidence ${evidence.statistic} ${evidence.crossed ? '>=' : '<'} ${evidence.needed} (budget ${pct(params.budget)}, tolerance ${pct(params.p0)})`;
-  const detail = text.detail ? `; ${text.detail}` : '';
-  return {
-    ...base,
-    outcome: evidence.crossed ? 'fail' : 'pass',
-    observed,
-    ...(evidence.crossed && ex ? { since: ex.from } : {}),
-    evidence,
-    message: `${text.what}: ${counts} ${evidence.crossed ? '>' : 'not proven >'} ${pct(params.threshold)}: ${stat}${detail}`,
-  };
+  return new SequentialVerdict(base, evidence, n > 0 ? round(k / n, 4) : 0, evidence.crossed && ex ? ex.from : undefined, () => {
+    const text = describe();
+    const counts = ex
+      ? `${text.rate(ex.k, ex.n)} (${fmtCount(ex.k)}/${ex.n} ${text.trials} since the evidence began)`
+      : `${text.rate(state.k, state.n)} (${fmtCount(state.k)}/${state.n} ${text.trials} in window)`;
+    const stat = `evidence ${evidence.statistic} ${evidence.crossed ? '>=' : '<'} ${evidence.needed} (budget ${pct(params.budget)}, tolerance ${pct(params.p0)})`;
+    const detail = text.detail ? `; ${text.detail}` : '';
+    return `${text.what}: ${counts} ${evidence.crossed ? '>' : 'not proven >'} ${pct(params.threshold)}: ${stat}${detail}`;
+  });
+}
+
+/**
+ * A sequential rule's verdict. Rules are evaluated after every sample and the sentence is read far
+ * less often, so it is written when first read; JSON (state, records, the API) carries it as a
+ * plain field.
+ */
+class SequentialVerdict implements RuleVerdict {
+  readonly rule: RuleName;
+  readonly outcome: Outcome;
+  readonly observed: number;
+  readonly threshold: number;
+  readonly unit: RuleVerdict['unit'];
+  readonly since?: number;
+  readonly evidence: SequentialEvidence;
+  #message: string | undefined;
+  readonly #describe: () => string;
+
+  constructor(base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>, evidence: SequentialEvidence, observed: number, since: number | undefined, describe: () => string) {
+    this.rule = base.rule;
+    this.outcome = evidence.crossed ? 'fail' : 'pass';
+    this.observed = observed;
+    this.threshold = base.threshold;
+    this.unit = base.unit;
+    if (since !== undefined) this.since = since;
+    this.evidence = evidence;
+    this.#describe = describe;
+  }
+
+  get message(): string {
+    this.#message ??= this.#describe();
+    return this.#message;
+  }
+
+  toJSON(): RuleVerdict {
+    return {
+      rule: this.rule,
+      outcome: this.outcome,
+      observed: this.observed,
+      threshold: this.threshold,
+      unit: this.unit,
+      message: this.message,
+      ...(this.since !== undefined ? { since: this.since } : {}),
+      evidence: this.evidence,
+    };
+  }
 }
 
 const fmtCount = (k: number) => (Number.isInteger(k) ? String(k) : k.toFixed(1));
@@ -297,7 +342,7 @@ export function evaluateErrorRate(rule: ErrorRate, input: RuleInput): RuleVerdic
   if (samples < needed) {
     return inconclusive(`${samples} ${traffic ? 'traffic samples with requests' : 'checks'} in window < min_samples ${needed}`);
   }
-  return sequentialVerdict(base, params, state, { what: 'error_rate', trials: traffic ? 'requests' : 'checks', rate: (k, n) => pct(n > 0 ? k / n : 0) });
+  return sequentialVerdict(base, params, state, () => ({ what: 'error_rate', trials: traffic ? 'requests' : 'checks', rate: (k, n) => pct(n > 0 ? k / n : 0) }));
 }
 
 /** Without a documented tolerance, 40 % of the threshold: errors at 2 % are never rolled back for a 5 % threshold. */
@@ -406,20 +451,22 @@ export function evaluateLatencyRatio(rule: LatencyRatio, input: RuleInput): Rule
   if (samples < needed) {
     return { ...base, outcome: 'inconclusive', observed: null, message: `latency_ratio: ${samples} ${traffic ? 'traffic samples with latencies' : 'answered checks'} in window < min_samples ${needed}` };
   }
-  // The bound the latest counted interval's buckets gave (checks: the boundary itself).
-  const list = listOf(input, rule.probe);
-  let latest: ReturnType<typeof slowerThan> = null;
-  for (let i = list.length - 1; traffic && i >= 0 && !latest; i--) latest = list[i]!.traffic?.latency ? slowerThan(list[i]!.traffic!.latency!, boundaryMs) : null;
-  const usedMs = latest?.usedMs ?? boundaryMs;
-  const slowText = Number.isFinite(usedMs) ? `slower than ${round(usedMs, 1)}ms` : `slower than the largest bucket`;
-  const rule3 = `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms) = ${round(boundaryMs, 1)}ms`;
-  const how = usedMs === boundaryMs ? rule3 : `the first histogram bucket bound at or above ${rule3}`;
   // The verdict's threshold is the share of slow requests (5 %); the ratio is in the message.
-  return sequentialVerdict({ ...base, threshold: P95_SLOW_SHARE, unit: 'ratio' }, params, state, {
-    what: 'latency_ratio',
-    trials: traffic ? 'requests' : 'checks',
-    rate: (k, n) => `${pct(n > 0 ? k / n : 0)} ${slowText}`,
-    detail: `${slowText}: ${how}`,
+  return sequentialVerdict({ ...base, threshold: P95_SLOW_SHARE, unit: 'ratio' }, params, state, () => {
+    // The bound the latest counted interval's buckets gave (checks: the boundary itself).
+    const list = listOf(input, rule.probe);
+    let latest: ReturnType<typeof slowerThan> = null;
+    for (let i = list.length - 1; traffic && i >= 0 && !latest; i--) latest = list[i]!.traffic?.latency ? slowerThan(list[i]!.traffic!.latency!, boundaryMs) : null;
+    const usedMs = latest?.usedMs ?? boundaryMs;
+    const slowText = Number.isFinite(usedMs) ? `slower than ${round(usedMs, 1)}ms` : `slower than the largest bucket`;
+    const boundaryText = `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms) = ${round(boundaryMs, 1)}ms`;
+    const how = usedMs === boundaryMs ? boundaryText : `the first histogram bucket bound at or above ${boundaryText}`;
+    return {
+      what: 'latency_ratio',
+      trials: traffic ? 'requests' : 'checks',
+      rate: (k: number, n: number) => `${pct(n > 0 ? k / n : 0)} ${slowText}`,
+      detail: `${slowText}: ${how}`,
+    };
   });
 }
 

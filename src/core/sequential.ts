@@ -188,7 +188,11 @@ export function evidenceOf(state: SequentialState, params: SequentialParams): Se
   };
 }
 
-const round = (value: number, digits: number) => Number(value.toFixed(digits));
+/** Rounds to `digits` decimals; arithmetic rather than toFixed, which is slow and runs on every evaluation. */
+const round = (n: number, digits = 3) => {
+  const scale = 10 ** digits;
+  return Math.round(n * scale) / scale;
+};
 
 /**
  * The most batches a release window can hold: probes run every `fastIntervalMs` for the first
