@@ -90,7 +90,10 @@ async function writeReport(results: BenchResults, jsonPath: string, out: string 
   const markdown = renderMarkdown(results, path.relative(path.dirname(benchmarksMd), jsonPath), readingOf(results));
   if (isFull(results.options)) {
     await mkdir(path.dirname(benchmarksMd), { recursive: true });
-    await writeFile(benchmarksMd, markdown);
+    // The Calibration section belongs to `npm run calibrate`: keep it as it is.
+    const before = await readFile(benchmarksMd, 'utf8').catch(() => '');
+    const calibration = /<!-- calibration:start -->[\s\S]*?<!-- calibration:end -->/.exec(before)?.[0];
+    await writeFile(benchmarksMd, calibration ? `${markdown.trimEnd()}\n\n${calibration}\n` : markdown);
     log(`${shown(benchmarksMd)} written from ${shown(jsonPath)}`);
   } else {
     console.log(`\n${markdown}`);

@@ -59,7 +59,7 @@ verification: { probe: h, passes: 0 }
 `);
     expect(problems).toEqual(
       expect.arrayContaining([
-        'probes[0].type: "htp" is not a known type; allowed: http, system, process, prometheus, scrape, mysql, redis',
+        'probes[0].type: "htp" is not a known type; allowed: http, system, process, prometheus, scrape, access_log, mysql, redis',
         expect.stringMatching(/^probes\[1\]\.port: 99999: must be at most 65535/),
         expect.stringMatching(/^schedule\.interval: "fast" is not a duration/),
         expect.stringMatching(/^rules\.error_rate\.threshold: 5: must be at most 1/),
@@ -67,7 +67,7 @@ verification: { probe: h, passes: 0 }
         expect.stringMatching(/^rollback\.steps\[0\]\.pm2_app: required/),
         expect.stringMatching(/^verification\.passes: 0: must be at least 1/),
         'release.version_probe: no probe named "nope"; defined probes: h, db',
-        'rules.error_rate.probe: probe "db" is of type mysql; this needs a http or prometheus or scrape probe',
+        'rules.error_rate.probe: probe "db" is of type mysql; this needs a http or prometheus or scrape or access_log probe',
       ]),
     );
   });

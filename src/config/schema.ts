@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { notifiersSchema } from '../notify/schema.js';
 import { verificationChecksSchema } from '../verification/schema.js';
+import { APACHE_TIMED_FORMAT, NGINX_TIMED_FORMAT, resolveLineSettings } from '../probes/access-log-parse.js';
 import { duration, mysqlConnection, nameList, quoted, ratio, redisConnection, safeName, SAFE_NAME, url } from './schema-helpers.js';
 
 export { SAFE_NAME };
@@ -107,8 +108,97 @@ const scrapeProbe = z
       .min(1)
       .default('http_request_duration_seconds')
       .describe('Histogram of request durations in seconds (its _bucket series give p95)'),
+    identity_labels: z
+      .array(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'a Prometheus label name'))
+      .default(['instance', 'pid', 'worker'])
+      .describe(
+        'Labels that name the process a series comes from: series carrying any of them are counted per process and only differenced against the same process; [] when no label does',
+      ),
+    identity_metric: z
+      .string()
+      .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'a Prometheus metric name')
+      .optional()
+      .describe(
+        'A gauge that differs between processes, e.g. process_start_time_seconds: when its value changes between two scrapes, another process answered and the interval is skipped',
+      ),
+    keepalive_interval: duration(
+      "Keeps the scrape connection (pinned to one pm2 worker) open: when idle this long, it is scraped once more (answer discarded). Never longer than half the server's announced Keep-Alive timeout; keep it below the app's keepAliveTimeout (Node: 5s)",
+    )
+      .default(2000)
+      .refine((ms) => ms >= 100, 'must be at least 100ms'),
   })
   .strict();
+
+const accessLogProbe = z
+  .object({
+    type: z.literal('access_log'),
+    name: safeName('Probe name'),
+    path: z
+      .string()
+      .min(1)
+      .describe('The access log file; followed from its end (history is never read), through rotation by rename or copytruncate'),
+    format: z
+      .enum(['nginx', 'apache', 'json'])
+      .default('nginx')
+      .describe(
+        `nginx: lines as log_format (default the combined format + " $request_time $upstream_addr": ${NGINX_TIMED_FORMAT}); ` +
+          `apache: the combined LogFormat + " %D" (microseconds), read as ${APACHE_TIMED_FORMAT}; ` +
+          'json: one JSON object per line (pino-http, morgan with a JSON format, …)',
+      ),
+    log_format: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'nginx/apache: the line layout in nginx log_format syntax, $variable between literal text, as nginx.conf has it without its quotes (default: the format\'s own, see format)',
+      ),
+    status_field: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Where the HTTP status is: a log_format variable (default status) or a JSON dotted path (default res.statusCode)'),
+    latency_field: z
+      .string()
+      .min(1)
+      .nullable()
+      .optional()
+      .describe(
+        'Where the request time is: a log_format variable (default request_time for nginx, request_time_us for apache) or a JSON dotted path (default responseTime); null: the log has no latencies (no p95_ms)',
+      ),
+    latency_unit: z
+      .enum(['s', 'ms', 'us'])
+      .optional()
+      .describe('Unit of latency_field (default: s for nginx $request_time, us for apache %D, ms for json responseTime)'),
+    error_status: z.string().min(1).default('^5..$').describe('Regular expression: statuses that count as errors'),
+    where: z
+      .object({
+        field: z.string().min(1).describe('A log_format variable (e.g. upstream_addr) or a JSON dotted path (e.g. version)'),
+        matches: z.string().min(1).describe('Regular expression the field must match for the request to count'),
+      })
+      .strict()
+      .optional()
+      .describe("Count only the requests whose field matches: one upstream's or one version's share, judged apart (define one probe per share)"),
+    max_line_bytes: z
+      .number()
+      .int()
+      .min(256)
+      .max(1024 * 1024)
+      .default(16 * 1024)
+      .describe('Longer lines (and binary ones) are skipped and counted in lines_skipped, never buffered whole'),
+    max_read_bytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(256 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .describe('Read at most this much per sample; the rest is read by the next one and the sample says how far behind it is (bytes_behind)'),
+  })
+  .strict()
+  .superRefine((probe, ctx) => {
+    const resolved = resolveLineSettings(probe);
+    if (!Array.isArray(resolved)) return;
+    for (const problem of resolved) ctx.addIssue({ code: 'custom', path: problem.key.split('.'), message: problem.message });
+  });
 
 const mysqlProbe = z
   .object({
@@ -138,6 +228,7 @@ export const probeSchema = z.discriminatedUnion('type', [
   processProbe,
   prometheusProbe,
   scrapeProbe,
+  accessLogProbe,
   mysqlProbe,
   redisProbe,
 ]);
@@ -352,12 +443,26 @@ const storeSchema = z
 
 const ruleBase = { enabled: z.boolean().default(true).describe('Turn the rule off') };
 
+/** Evidence must span this long before a rule breaches, so a sub-second blip never rolls a release back. */
+const minSpan = (what: string) => duration(what).default(1000);
+
+/** The sequential test's knobs, shared by error_rate and latency_ratio. */
+const sequential = {
+  budget: z
+    .number()
+    .gt(0)
+    .max(0.1)
+    .default(0.001)
+    .describe('False-rollback budget: the most probability per release window of rolling back a release at the tolerance, however often it looks'),
+  min_span: minSpan('Evidence must span at least this long before it can breach: shorter blips never roll back'),
+};
+
 /**
  * Default `min_samples` of the error and latency rules, by the kind of their source: http checks
- * are cheap and frequent; a scrape covers an interval of traffic; one Prometheus query already
+ * are cheap and frequent; a scrape or an access-log read covers an interval of traffic; one Prometheus query already
  * aggregates a whole range.
  */
-export const MIN_SAMPLES_BY_SOURCE = { http: 20, scrape: 3, prometheus: 1 } as const;
+export const MIN_SAMPLES_BY_SOURCE = { http: 20, scrape: 3, access_log: 3, prometheus: 1 } as const;
 export type TrafficSourceType = keyof typeof MIN_SAMPLES_BY_SOURCE;
 
 export const configSchema = z
@@ -481,6 +586,7 @@ export const configSchema = z
             ...ruleBase,
             probe: safeName('Probe whose checks count'),
             consecutive: z.number().int().min(1).default(3).describe('Consecutive failed checks that breach'),
+            min_span: minSpan('…and only when they span at least this long, from the first one\'s launch to the last one\'s answer'),
           })
           .strict()
           .optional(),
@@ -488,47 +594,63 @@ export const configSchema = z
           .object({
             ...ruleBase,
             probe: safeName(
-              'http probe (ratio of failed checks) or prometheus/scrape probe (error_ratio of real traffic)',
+              'http probe (failed checks), scrape or access_log probe (errors of real traffic) or prometheus probe (error_ratio query)',
             ),
-            threshold: ratio('Breach when the error ratio is above this').default(0.05),
-            window: duration('Sliding window').default(60_000),
+            threshold: ratio('Roll back when there is enough evidence that the error ratio is above this').default(0.05),
+            tolerance: ratio(
+              'An error ratio at or below this is rolled back with probability at most budget per window (default: 40 % of threshold, raised to the previous version\'s learnt ratio, never above 80 % of threshold)',
+            ).optional(),
+            ...sequential,
+            window: duration('prometheus source only: the median of its readings in this window is compared with the threshold').default(60_000),
             min_samples: z
               .number()
               .int()
               .min(1)
               .optional()
-              .describe('Fewer samples in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
+              .describe('Fewer samples with data in the window: inconclusive (default: 20 http checks, 3 scrapes or log reads, 1 Prometheus query)'),
             min_requests: z
               .number()
               .int()
               .min(1)
-              .default(200)
-              .describe('scrape source: the ratio is taken over the last this many requests (within window); fewer are inconclusive'),
+              .optional()
+              .describe('No longer used: the sequential test decides when the requests suffice. Accepted so older configs load'),
           })
           .strict()
+          .refine((r) => r.tolerance === undefined || r.tolerance < r.threshold, { message: 'tolerance must be below threshold', path: ['tolerance'] })
           .optional(),
         latency_ratio: z
           .object({
             ...ruleBase,
             probe: safeName(
-              "http probe (latency of checks) or prometheus/scrape probe (p95_ms of real traffic), compared with the stable version's p95",
+              "http probe (latency of checks), scrape or access_log probe (latency buckets of real traffic) or prometheus probe (p95_ms query), compared with the stable version's p95",
             ),
-            ratio: z.number().gt(1).default(3).describe('Breach when p95 is above ratio × baseline p95'),
-            floor: duration('Never breach while p95 is below this, so tiny baselines do not flap').default(50),
-            window: duration('Sliding window for p95').default(30_000),
+            ratio: z
+              .number()
+              .gt(1)
+              .default(3)
+              .describe('Roll back when there is enough evidence that p95 is above ratio × baseline p95, i.e. that over 5 % of requests are slower than that'),
+            floor: duration('Never count a request as slow below this, so tiny baselines do not flap').default(50),
+            tolerance: z
+              .number()
+              .gt(0)
+              .lt(0.05)
+              .default(0.02)
+              .describe('A release with at most this share of requests slower than ratio × baseline p95 is rolled back with probability at most budget per window'),
+            ...sequential,
+            window: duration('prometheus source only: sliding window for p95').default(30_000),
             min_samples: z
               .number()
               .int()
               .min(1)
               .optional()
-              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
+              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes or log reads, 1 Prometheus query)'),
           })
           .strict()
           .optional(),
         latency_max: z
           .object({
             ...ruleBase,
-            probe: safeName('http, prometheus or scrape probe'),
+            probe: safeName('http, prometheus, scrape or access_log probe'),
             threshold: duration('Absolute p95 SLO (API 500 ms, page 2 s)').default(500),
             window: duration('Sliding window for p95').default(30_000),
             min_samples: z
@@ -536,7 +658,7 @@ export const configSchema = z
               .int()
               .min(1)
               .optional()
-              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes, 1 Prometheus query)'),
+              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes or access-log reads, 1 Prometheus query)'),
           })
           .strict()
           .optional(),
@@ -628,9 +750,9 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   const rules = isRecord(input.rules) ? input.rules : {};
   for (const [rule, types] of [
     ['health', ['http']],
-    ['error_rate', ['http', 'prometheus', 'scrape']],
-    ['latency_ratio', ['http', 'prometheus', 'scrape']],
-    ['latency_max', ['http', 'prometheus', 'scrape']],
+    ['error_rate', ['http', 'prometheus', 'scrape', 'access_log']],
+    ['latency_ratio', ['http', 'prometheus', 'scrape', 'access_log']],
+    ['latency_max', ['http', 'prometheus', 'scrape', 'access_log']],
     ['cpu', ['system', 'process']],
     ['memory', ['system', 'process']],
     ['db_latency', ['mysql', 'redis']],
@@ -664,6 +786,7 @@ export type SystemProbeConfig = Extract<ProbeConfig, { type: 'system' }>;
 export type ProcessProbeConfig = Extract<ProbeConfig, { type: 'process' }>;
 export type PrometheusProbeConfig = Extract<ProbeConfig, { type: 'prometheus' }>;
 export type ScrapeProbeConfig = Extract<ProbeConfig, { type: 'scrape' }>;
+export type AccessLogProbeConfig = Extract<ProbeConfig, { type: 'access_log' }>;
 export type MysqlProbeConfig = Extract<ProbeConfig, { type: 'mysql' }>;
 export type RedisProbeConfig = Extract<ProbeConfig, { type: 'redis' }>;
 export type StrategyConfig = z.infer<typeof strategySchema>;

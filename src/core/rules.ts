@@ -3,7 +3,8 @@
  * the observed value and the threshold. No data is inconclusive, never a pass.
  */
 import { MIN_SAMPLES_BY_SOURCE, type RulesConfig } from '../config/schema.js';
-import type { RuleName, RuleVerdict, Sample } from './types.js';
+import { advance, evidenceOf, INITIAL_STATE, sequentialParams, type SequentialEvidence, type SequentialParams, type SequentialState } from './sequential.js';
+import type { LatencyBucket, Outcome, RuleName, RuleVerdict, Sample } from './types.js';
 
 export interface RuleInput {
   /**
@@ -26,12 +27,40 @@ export interface RuleInput {
   baselineP95: ReadonlyMap<string, number>;
   /** Probe name → probe type, so a rule knows whether it reads checks or real traffic. */
   probeTypes: ReadonlyMap<string, string>;
+  /**
+   * The most looks (probe samples) the release window can hold: the sequential rules' crossing
+   * level pays for each, so the false-rollback budget holds over the whole window.
+   */
+  looks: number;
+  /** The previous version's learnt error ratio per traffic probe: a tolerance below it is raised to it. */
+  baselineErrorRatio?: ReadonlyMap<string, number>;
+  /**
+   * A cache the caller keeps between evaluations so the sequential rules fold only new samples.
+   * Results are the same without it (everything is folded again).
+   */
+  memo?: RuleMemo;
 }
 
-/** Whether a rule's source counts checks (http) or reports real traffic (prometheus, scrape). */
-function sourceOf(input: RuleInput, probe: string): 'http' | 'scrape' | 'prometheus' {
+/** Per rule and probe: how far the sequential test has folded the probe's sample list. */
+export type RuleMemo = Map<
+  string,
+  {
+    list: readonly Sample[];
+    since: number | null;
+    paramsKey: string;
+    last: Sample;
+    lastIndex: number;
+    /** Samples from the window start up to and including `last`. */
+    folded: number;
+    state: SequentialState;
+    samples: number;
+  }
+>;
+
+/** Whether a rule's source counts checks (http) or reports real traffic (prometheus, scrape, access_log). */
+function sourceOf(input: RuleInput, probe: string): keyof typeof MIN_SAMPLES_BY_SOURCE {
   const type = input.probeTypes.get(probe);
-  return type === 'scrape' || type === 'prometheus' ? type : 'http';
+  return type !== undefined && type !== 'http' && Object.hasOwn(MIN_SAMPLES_BY_SOURCE, type) ? (type as keyof typeof MIN_SAMPLES_BY_SOURCE) : 'http';
 }
 
 function minSamples(rule: { min_samples?: number | undefined }, source: keyof typeof MIN_SAMPLES_BY_SOURCE): number {
@@ -51,7 +80,11 @@ export function percentile(values: readonly number[], p: number): number | null 
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
-const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+/** Rounds to `digits` decimals; arithmetic rather than toFixed, which is slow and runs on every evaluation. */
+const round = (n: number, digits = 3) => {
+  const scale = 10 ** digits;
+  return Math.round(n * scale) / scale;
+};
 const pct = (ratio: number) => `${round(ratio * 100, 1)}%`;
 
 const NO_SAMPLES: readonly Sample[] = [];
@@ -97,9 +130,15 @@ function unavailableOf(input: RuleInput, probe: string, since: number): Sample |
 const windowStart = (input: RuleInput) => input.since ?? Number.NEGATIVE_INFINITY;
 
 type Health = NonNullable<RulesConfig['health']>;
+/**
+ * Breach on `consecutive` failed checks in a row that also span `min_span` (the first one's launch
+ * to the last one's answer): a hang or an outage is caught about min_span after it begins, a blip
+ * shorter than min_span never.
+ */
 export function evaluateHealth(rule: Health, input: RuleInput): RuleVerdict {
   const list = listOf(input, rule.probe);
   const from = firstLaunchedFrom(list, windowStart(input));
+  const minSpan = rule.min_span;
   const base = { rule: 'health' as const, threshold: rule.consecutive, unit: 'failures' as const };
   // The trailing run of failures, read backwards from the newest sample: only the run is visited.
   let last: Sample | undefined;
@@ -116,67 +155,219 @@ export function evaluateHealth(rule: Health, input: RuleInput): RuleVerdict {
   if (!last) {
     return { ...base, outcome: 'inconclusive', observed: null, message: `health: no samples from ${rule.probe} yet` };
   }
-  if (failures >= rule.consecutive) {
+  const spanMs = first ? last.at - first.startedAt : 0;
+  const spanText = `over ${seconds(spanMs)}`;
+  if (failures >= rule.consecutive && spanMs >= minSpan) {
     return {
       ...base,
       outcome: 'fail',
       observed: failures,
       since: first!.startedAt,
-      message: `health: ${failures} consecutive failures >= ${rule.consecutive} (last: ${last.error ?? 'failed'})`,
+      message: `health: ${failures} consecutive failures >= ${rule.consecutive} ${spanText} (last: ${last.error ?? 'failed'})`,
     };
   }
   return {
     ...base,
     outcome: 'pass',
     observed: failures,
-    message: `health: ${failures} consecutive failures < ${rule.consecutive}`,
+    message:
+      failures >= rule.consecutive
+        ? `health: ${failures} consecutive failures ${spanText} < min_span ${seconds(minSpan)}`
+        : `health: ${failures} consecutive failures < ${rule.consecutive}`,
   };
 }
 
+const seconds = (ms: number) => (ms < 10_000 ? `${round(ms / 1000, 2)}s` : `${Math.round(ms / 1000)}s`);
+
+/** A source that counts real traffic (requests and errors per interval). */
+const isTrafficSource = (source: string) => source !== 'http' && source !== 'prometheus';
+
+/**
+ * What a sequential rule counts in one sample: `n` trials, `k` bad ones. Null when the sample
+ * counted nothing (no data, never zero).
+ */
+type TrialCounter = (sample: Sample) => { n: number; k: number } | null;
+
+/**
+ * Folds the probe's samples of the window into the sequential test, in launch order. With a memo
+ * (a cache the caller keeps between evaluations) only the samples added since the last call are
+ * folded; any other change to the list (a sample inserted out of order, old ones dropped inside the
+ * window) folds it again from the start, so the result is the same with or without the memo.
+ */
+function foldSequential(
+  input: RuleInput,
+  key: string,
+  probe: string,
+  params: SequentialParams,
+  paramsKey: string,
+  count: TrialCounter,
+): { state: SequentialState; samples: number } {
+  const list = listOf(input, probe);
+  const from = firstLaunchedFrom(list, windowStart(input));
+  const memo = input.memo;
+  const cached = memo?.get(key);
+  let state = INITIAL_STATE;
+  let next = from;
+  let samples = 0;
+  if (cached && cached.list === list && cached.since === input.since && cached.paramsKey === paramsKey) {
+    // Where the last folded sample is now: old samples may have been dropped before it.
+    let i = Math.min(cached.lastIndex, list.length - 1);
+    while (i >= from && list[i] !== cached.last) i--;
+    if (i >= from && i - from + 1 === cached.folded) {
+      state = cached.state;
+      next = i + 1;
+      samples = cached.samples;
+    }
+  }
+  let folded = next - from;
+  for (let i = next; i < list.length; i++, folded++) {
+    const s = list[i]!;
+    if (s.unavailable) continue;
+    const trials = count(s);
+    if (!trials) continue;
+    samples++;
+    // The batch covers the time since the probe's previous sample answered (a scrape's interval,
+    // the gap between two checks); the first one, a nominal fast interval.
+    const previous = i > 0 ? list[i - 1]! : undefined;
+    const spanMs = previous ? Math.max(0, s.at - previous.at) : DEFAULT_BATCH_SPAN_MS;
+    state = advance(state, params, { n: trials.n, k: trials.k, at: s.at, spanMs });
+  }
+  if (memo && list.length > from) {
+    memo.set(key, { list, since: input.since, paramsKey, last: list.at(-1)!, lastIndex: list.length - 1, folded, state, samples });
+  }
+  return { state, samples };
+}
+
+const DEFAULT_BATCH_SPAN_MS = 250;
+
+/** The words and numbers every sequential verdict carries. */
+function sequentialVerdict(
+  base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>,
+  params: SequentialParams,
+  state: SequentialState,
+  describe: () => { what: string; trials: string; rate: (k: number, n: number) => string; detail?: string },
+): RuleVerdict {
+  const evidence = evidenceOf(state, params);
+  const ex = state.excursion;
+  // Observed: the bad share of the evidence under way (or of the whole window when there is none).
+  const [k, n] = ex ? [ex.k, ex.n] : [state.k, state.n];
+  return new SequentialVerdict(base, evidence, n > 0 ? round(k / n, 4) : 0, evidence.crossed && ex ? ex.from : undefined, () => {
+    const text = describe();
+    const counts = ex
+      ? `${text.rate(ex.k, ex.n)} (${fmtCount(ex.k)}/${ex.n} ${text.trials} since the evidence began)`
+      : `${text.rate(state.k, state.n)} (${fmtCount(state.k)}/${state.n} ${text.trials} in window)`;
+    const stat = `evidence ${evidence.statistic} ${evidence.crossed ? '>=' : '<'} ${evidence.needed} (budget ${pct(params.budget)}, tolerance ${pct(params.p0)})`;
+    const detail = text.detail ? `; ${text.detail}` : '';
+    return `${text.what}: ${counts} ${evidence.crossed ? '>' : 'not proven >'} ${pct(params.threshold)}: ${stat}${detail}`;
+  });
+}
+
+/**
+ * A sequential rule's verdict. Rules are evaluated after every sample and the sentence is read far
+ * less often, so it is written when first read; JSON (state, records, the API) carries it as a
+ * plain field.
+ */
+class SequentialVerdict implements RuleVerdict {
+  readonly rule: RuleName;
+  readonly outcome: Outcome;
+  readonly observed: number;
+  readonly threshold: number;
+  readonly unit: RuleVerdict['unit'];
+  readonly since?: number;
+  readonly evidence: SequentialEvidence;
+  #message: string | undefined;
+  readonly #describe: () => string;
+
+  constructor(base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>, evidence: SequentialEvidence, observed: number, since: number | undefined, describe: () => string) {
+    this.rule = base.rule;
+    this.outcome = evidence.crossed ? 'fail' : 'pass';
+    this.observed = observed;
+    this.threshold = base.threshold;
+    this.unit = base.unit;
+    if (since !== undefined) this.since = since;
+    this.evidence = evidence;
+    this.#describe = describe;
+  }
+
+  get message(): string {
+    this.#message ??= this.#describe();
+    return this.#message;
+  }
+
+  toJSON(): RuleVerdict {
+    return {
+      rule: this.rule,
+      outcome: this.outcome,
+      observed: this.observed,
+      threshold: this.threshold,
+      unit: this.unit,
+      message: this.message,
+      ...(this.since !== undefined ? { since: this.since } : {}),
+      evidence: this.evidence,
+    };
+  }
+}
+
+const fmtCount = (k: number) => (Number.isInteger(k) ? String(k) : k.toFixed(1));
+
+/** The tolerance of a rule, raised to what the previous version already did (never to the threshold). */
+function toleranceOf(configured: number, threshold: number, learnt: number | undefined): number {
+  const tolerance = learnt !== undefined && learnt > configured ? Math.min(learnt, threshold * MAX_TOLERANCE_SHARE) : configured;
+  return Math.min(tolerance, threshold * MAX_TOLERANCE_SHARE);
+}
+
+/** A tolerance this close to the threshold would need far too many requests to tell them apart. */
+const MAX_TOLERANCE_SHARE = 0.8;
+
 type ErrorRate = NonNullable<RulesConfig['error_rate']>;
+/**
+ * Errors of real traffic (scrape, access_log) or failed health checks (http), judged by the
+ * sequential test since the window opened. A Prometheus source reports ratios without counts: the
+ * median of its latest readings is compared with the threshold instead.
+ */
 export function evaluateErrorRate(rule: ErrorRate, input: RuleInput): RuleVerdict {
-  const since = Math.max(windowStart(input), input.now - rule.window);
-  const samples = samplesOf(input, rule.probe, since);
   const base = { rule: 'error_rate' as const, threshold: rule.threshold, unit: 'ratio' as const };
   const source = sourceOf(input, rule.probe);
-  const needed = minSamples(rule, source);
-  const verdict = (ratio: number, detail: string, faultAt: number): RuleVerdict => {
-    const breached = ratio > rule.threshold;
-    return {
-      ...base,
-      outcome: breached ? 'fail' : 'pass',
-      observed: round(ratio, 4),
-      ...(breached ? { since: faultAt } : {}),
-      message: `error_rate: ${pct(ratio)} (${detail}) ${breached ? '>' : '<='} ${pct(rule.threshold)}`,
-    };
-  };
   const inconclusive = (why: string): RuleVerdict => ({ ...base, outcome: 'inconclusive', observed: null, message: `error_rate: ${why}` });
+  if (source === 'prometheus') return prometheusErrorRate(rule, input, base, inconclusive);
 
-  if (source === 'http') {
-    if (samples.length < needed) return inconclusive(`${samples.length} samples in window < min_samples ${needed}`);
-    const failed = samples.filter((s) => !s.ok);
-    return verdict(failed.length / samples.length, `${failed.length}/${samples.length} checks`, failed[0]?.startedAt ?? input.now);
+  const tolerance = toleranceOf(rule.tolerance ?? rule.threshold * DEFAULT_TOLERANCE_SHARE, rule.threshold, input.baselineErrorRatio?.get(rule.probe));
+  const params = sequentialParams({ threshold: rule.threshold, tolerance, budget: rule.budget, looks: input.looks, minSpanMs: rule.min_span });
+  const traffic = isTrafficSource(source);
+  const count: TrialCounter = traffic
+    ? (s) => (s.traffic && s.traffic.requests > 0 ? { n: s.traffic.requests, k: s.traffic.errors } : null)
+    : (s) => ({ n: 1, k: s.ok ? 0 : 1 });
+  const { state, samples } = foldSequential(input, `error_rate:${rule.probe}`, rule.probe, params, `${params.p0}:${params.h}`, count);
+  const needed = minSamples(rule, source);
+  if (samples < needed) {
+    return inconclusive(`${samples} ${traffic ? 'traffic samples with requests' : 'checks'} in window < min_samples ${needed}`);
   }
-  const traffic = samples.filter((s) => typeof s.values.error_ratio === 'number');
+  return sequentialVerdict(base, params, state, () => ({ what: 'error_rate', trials: traffic ? 'requests' : 'checks', rate: (k, n) => pct(n > 0 ? k / n : 0) }));
+}
+
+/** Without a documented tolerance, 40 % of the threshold: errors at 2 % are never rolled back for a 5 % threshold. */
+export const DEFAULT_TOLERANCE_SHARE = 0.4;
+
+function prometheusErrorRate(
+  rule: ErrorRate,
+  input: RuleInput,
+  base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>,
+  inconclusive: (why: string) => RuleVerdict,
+): RuleVerdict {
+  const since = Math.max(windowStart(input), input.now - rule.window);
+  const needed = minSamples(rule, 'prometheus');
+  const traffic = samplesOf(input, rule.probe, since).filter((s) => typeof s.values.error_ratio === 'number');
   if (traffic.length < needed) return inconclusive(`${traffic.length} traffic samples in window < min_samples ${needed}`);
-  if (traffic.every((s) => typeof s.values.requests === 'number')) {
-    // The ratio of the last `min_requests` requests: recent enough to see a fault within
-    // seconds, large enough that 2 % background errors do not read as 5 %.
-    let requests = 0;
-    let errors = 0;
-    let from = traffic.length;
-    while (from > 0 && requests < rule.min_requests) {
-      from--;
-      const s = traffic[from]!;
-      requests += s.values.requests!;
-      errors += s.values.requests! * s.values.error_ratio!;
-    }
-    if (requests < rule.min_requests) return inconclusive(`${requests} requests in window < min_requests ${rule.min_requests}`);
-    return verdict(errors / requests, `${Math.round(errors)}/${requests} requests`, traffic[from]!.startedAt);
-  }
   // Prometheus already averages over the query's range: the median of the latest samples.
-  const values = traffic.map((s) => s.values.error_ratio!);
-  return verdict(medianOfLatest(values, needed), `${rule.probe}, median of last ${Math.min(needed, values.length)}`, traffic.at(-Math.min(needed, traffic.length))!.startedAt);
+  const ratio = medianOfLatest(traffic.map((s) => s.values.error_ratio!), needed);
+  const breached = ratio > rule.threshold;
+  return {
+    ...base,
+    outcome: breached ? 'fail' : 'pass',
+    observed: round(ratio, 4),
+    ...(breached ? { since: traffic.at(-Math.min(needed, traffic.length))!.startedAt } : {}),
+    message: `error_rate: ${pct(ratio)} (${rule.probe}, median of last ${Math.min(needed, traffic.length)}) ${breached ? '>' : '<='} ${pct(rule.threshold)}`,
+  };
 }
 
 /**
@@ -212,7 +403,29 @@ function observedP95(
   return { p95: medianOfLatest(values, needed), detail: `traffic p95, median of last ${Math.min(needed, values.length)}` };
 }
 
+/**
+ * How many of an interval's requests were slower than a bucket bound at or above `boundaryMs`,
+ * from its cumulative latency buckets: exact counts, at the first bound at or above the boundary
+ * (the verdict names it). Interpolating inside a coarse bucket would guess, and a guess that
+ * overstates the slow share rolls back healthy releases; a bound above the boundary only makes
+ * the rule stricter about what counts as slow.
+ */
+export function slowerThan(buckets: readonly LatencyBucket[], boundaryMs: number): { n: number; k: number; usedMs: number } | null {
+  const total = buckets.at(-1);
+  if (!total || total.le !== Number.POSITIVE_INFINITY || total.count <= 0) return null;
+  const bound = buckets.find((b) => b.le >= boundaryMs)!;
+  return { n: total.count, k: Math.max(0, total.count - bound.count), usedMs: bound.le };
+}
+
+/** The share of slow requests the latency rule's threshold stands for: p95 above X ⟺ over 5 % slower than X. */
+const P95_SLOW_SHARE = 0.05;
+
 type LatencyRatio = NonNullable<RulesConfig['latency_ratio']>;
+/**
+ * "p95 over ratio × the previous version's p95" is the same statement as "over 5 % of requests
+ * slower than that": each request (or answered check) slower than the boundary is a bad trial of
+ * the sequential test. The boundary is never below `floor`, so tiny baselines do not flap.
+ */
 export function evaluateLatencyRatio(rule: LatencyRatio, input: RuleInput): RuleVerdict {
   const base = { rule: 'latency_ratio' as const, threshold: rule.ratio, unit: 'x' as const };
   const baseline = input.baselineP95.get(rule.probe);
@@ -225,6 +438,39 @@ export function evaluateLatencyRatio(rule: LatencyRatio, input: RuleInput): Rule
       message: `latency_ratio: no baseline p95 for the previous version; only absolute SLOs (latency_max) apply`,
     };
   }
+  const source = sourceOf(input, rule.probe);
+  if (source === 'prometheus') return prometheusLatencyRatio(rule, input, base, baseline);
+  const boundaryMs = Math.max(rule.ratio * baseline, rule.floor);
+  const params = sequentialParams({ threshold: P95_SLOW_SHARE, tolerance: rule.tolerance, budget: rule.budget, looks: input.looks, minSpanMs: rule.min_span });
+  const traffic = isTrafficSource(source);
+  const count: TrialCounter = traffic
+    ? (s) => (s.traffic?.latency ? slowerThan(s.traffic.latency, boundaryMs) : null)
+    : (s) => (s.ok && typeof s.values.latency_ms === 'number' ? { n: 1, k: s.values.latency_ms > boundaryMs ? 1 : 0 } : null);
+  const { state, samples } = foldSequential(input, `latency_ratio:${rule.probe}`, rule.probe, params, `${params.p0}:${params.h}:${boundaryMs}`, count);
+  const needed = minSamples(rule, source);
+  if (samples < needed) {
+    return { ...base, outcome: 'inconclusive', observed: null, message: `latency_ratio: ${samples} ${traffic ? 'traffic samples with latencies' : 'answered checks'} in window < min_samples ${needed}` };
+  }
+  // The verdict's threshold is the share of slow requests (5 %); the ratio is in the message.
+  return sequentialVerdict({ ...base, threshold: P95_SLOW_SHARE, unit: 'ratio' }, params, state, () => {
+    // The bound the latest counted interval's buckets gave (checks: the boundary itself).
+    const list = listOf(input, rule.probe);
+    let latest: ReturnType<typeof slowerThan> = null;
+    for (let i = list.length - 1; traffic && i >= 0 && !latest; i--) latest = list[i]!.traffic?.latency ? slowerThan(list[i]!.traffic!.latency!, boundaryMs) : null;
+    const usedMs = latest?.usedMs ?? boundaryMs;
+    const slowText = Number.isFinite(usedMs) ? `slower than ${round(usedMs, 1)}ms` : `slower than the largest bucket`;
+    const boundaryText = `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms) = ${round(boundaryMs, 1)}ms`;
+    const how = usedMs === boundaryMs ? boundaryText : `the first histogram bucket bound at or above ${boundaryText}`;
+    return {
+      what: 'latency_ratio',
+      trials: traffic ? 'requests' : 'checks',
+      rate: (k: number, n: number) => `${pct(n > 0 ? k / n : 0)} ${slowText}`,
+      detail: `${slowText}: ${how}`,
+    };
+  });
+}
+
+function prometheusLatencyRatio(rule: LatencyRatio, input: RuleInput, base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>, baseline: number): RuleVerdict {
   const seen = observedP95(rule, input);
   if (seen.p95 === null) return { ...base, outcome: 'inconclusive', observed: null, message: `latency_ratio: ${seen.why}` };
   const { p95 } = seen;
@@ -373,19 +619,28 @@ export function learnBaseline(
   source: string,
   minSamples: number | undefined,
 ): { p95Ms: number; errorRatio?: number; samples: number } | null {
-  if (source !== 'scrape' && source !== 'prometheus') {
+  if (source === 'http' || !Object.hasOwn(MIN_SAMPLES_BY_SOURCE, source)) {
     const values = latencies(samples);
     const needed = minSamples ?? MIN_SAMPLES_BY_SOURCE.http;
     return values.length >= needed ? { p95Ms: percentile(values, 95)!, samples: values.length } : null;
   }
   const p95s = samples.map((s) => s.values.p95_ms).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   // A baseline summarises minutes of traffic: ask for more readings than a rule needs to judge.
-  const needed = Math.max(5, minSamples ?? MIN_SAMPLES_BY_SOURCE[source]);
+  const needed = Math.max(5, minSamples ?? MIN_SAMPLES_BY_SOURCE[source as keyof typeof MIN_SAMPLES_BY_SOURCE]);
   if (p95s.length < needed) return null;
+  // Counted traffic gives the ratio of all its requests; a Prometheus source, the median reading.
+  let requests = 0;
+  let errors = 0;
+  for (const s of samples) {
+    if (!s.traffic) continue;
+    requests += s.traffic.requests;
+    errors += s.traffic.errors;
+  }
   const ratios = samples.map((s) => s.values.error_ratio).filter((v): v is number => typeof v === 'number');
+  const errorRatio = requests > 0 ? errors / requests : ratios.length > 0 ? percentile(ratios, 50)! : undefined;
   return {
     p95Ms: percentile(p95s, 50)!,
-    ...(ratios.length > 0 ? { errorRatio: round(percentile(ratios, 50)!, 4) } : {}),
+    ...(errorRatio !== undefined ? { errorRatio: round(errorRatio, 4) } : {}),
     samples: p95s.length,
   };
 }

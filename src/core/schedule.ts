@@ -8,7 +8,7 @@ import type { GuardState, Policy } from './types.js';
 
 /** Probes that look at the service itself run fast when it matters; host, process, database and
  * Prometheus readings keep the normal interval (their rules judge minutes, not seconds). */
-const FAST_PROBES = new Set(['http', 'scrape']);
+const FAST_PROBES = new Set(['http', 'scrape', 'access_log']);
 
 /**
  * `lastFailed`: the probe's latest sample failed. Inside a window that opens a streak the health

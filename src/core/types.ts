@@ -3,6 +3,7 @@
  * effects it asks the shell to carry out. Nothing in src/core reads a clock, touches the disk or
  * the network: time arrives inside events (`at`, epoch milliseconds).
  */
+import type { SequentialEvidence } from './sequential.js';
 
 /** One observation of one probe. `startedAt` orders samples: a slow probe does not reorder them. */
 export interface Sample {
@@ -69,6 +70,8 @@ export interface RuleVerdict {
   message: string;
   /** When the bad condition began (first bad sample), so detection time can be measured. */
   since?: number;
+  /** Sequential rules: the statistic, the level it needs, the counts and the budget it was judged with. */
+  evidence?: SequentialEvidence;
 }
 
 export type Phase =

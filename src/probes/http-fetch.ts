@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../errors.js';
 
@@ -21,12 +22,19 @@ export interface FetchOptions {
   /** An https.Agent for https: URLs; false for a fresh connection closed afterwards. */
   agent: http.Agent | false;
   signal: AbortSignal;
+  /**
+   * Told which socket carries the request, as soon as it has one: a probe on a kept-alive agent
+   * learns whether two exchanges shared a connection (and so, behind a pm2 cluster, a worker).
+   */
+  onSocket?: (socket: net.Socket) => void;
 }
 
 /** What came back over the wire, before any judgement. */
 export interface Exchange {
   /** Present once a response head arrived, even if the body then failed. */
   status?: number;
+  /** The response headers; present with `status`. */
+  headers?: http.IncomingHttpHeaders;
   /** The complete body; absent when the exchange failed before it was fully read. */
   body?: Buffer;
   /** Why the exchange failed (timeout, abort, network error, oversized body), in words. */
@@ -49,6 +57,7 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
   return new Promise((resolve) => {
     let req: http.ClientRequest | undefined;
     let status: number | undefined;
+    let headers: http.IncomingHttpHeaders | undefined;
     let settled = false;
 
     const finish = (outcome: { body?: Buffer; failure?: string }) => {
@@ -61,6 +70,7 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
       if (outcome.failure !== undefined) req?.destroy();
       const result: Exchange = { ...outcome, latencyMs: elapsed() };
       if (status !== undefined) result.status = status;
+      if (headers !== undefined) result.headers = headers;
       resolve(result);
     };
     const onAbort = () => finish({ failure: 'aborted' });
@@ -84,8 +94,11 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
     }
 
     req.on('error', (error) => finish({ failure: describeNetworkError(error) }));
+    const { onSocket } = options;
+    if (onSocket !== undefined) req.once('socket', onSocket);
     req.on('response', (res) => {
       status = res.statusCode;
+      headers = res.headers;
       // A declared length over the cap fails at once, without reading a byte of the body.
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
@@ -112,6 +125,29 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
 /** An agent per probe; keepAlive off so a hung server cannot make half-dead sockets pile up. */
 export function probeAgent(target: URL): http.Agent {
   return target.protocol === 'https:' ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
+}
+
+/**
+ * An agent that keeps ONE connection open and reuses it for every request, so that behind a pm2
+ * cluster (which hands each new connection to the next worker) consecutive requests reach the
+ * same worker. Requests queue for the one socket instead of opening more.
+ *
+ * Node drops a kept-alive socket when the server announces `Keep-Alive: timeout=1` or less (it
+ * keeps sockets only for the announced timeout minus one second); the owner of this agent keeps
+ * the connection busy well within the server's timeout instead, so the socket is always kept.
+ * A socket the server closes anyway is dropped by the agent and the next request opens another.
+ */
+export function pinnedConnectionAgent(target: URL): http.Agent {
+  const options: http.AgentOptions = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1 };
+  const agent = target.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+  const keepSocketAlive = (socket: net.Socket): boolean => {
+    // What Node's own keepSocketAlive does, minus the give-up on short server timeouts.
+    socket.setKeepAlive(true, 1000);
+    socket.unref();
+    return true;
+  };
+  Object.assign(agent, { keepSocketAlive });
+  return agent;
 }
 
 export function describeNetworkError(error: unknown): string {

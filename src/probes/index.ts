@@ -19,6 +19,7 @@ export const probeLoaders = {
   process: async () => (await import('./process.js')).processProbe,
   prometheus: async () => (await import('./prometheus.js')).prometheusProbe,
   scrape: async () => (await import('./scrape.js')).scrapeProbe,
+  access_log: async () => (await import('./access-log.js')).accessLogProbe,
   mysql: async () => (await import('./mysql.js')).mysqlProbe,
   redis: async () => (await import('./redis.js')).redisProbe,
 } satisfies { [K in ProbeConfig['type']]: ProbeLoader<Extract<ProbeConfig, { type: K }>> };

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { probeSchema, type ScrapeProbeConfig } from '../config/schema.js';
 import { ProbeError } from '../errors.js';
-import { histogramQuantile, scrapeProbe } from './scrape.js';
+import { compareSnapshots, histogramQuantile, scrapeProbe, snapshotOf, trafficOf, type Snapshot } from './scrape.js';
+import { parsePrometheusText } from './prometheus-text.js';
 import type { Probe } from './types.js';
 
 /** What the fake app answers next; captured when a request arrives. */
@@ -22,6 +23,9 @@ const BUCKETS = (b01: number, b025: number, b05: number, inf: number) => ({ '0.1
 
 let server: http.Server;
 let url: string;
+/** Connections the fake app accepted, and the requests it answered. */
+let connectionsOpened = 0;
+let requestsAnswered = 0;
 let clock: number;
 let probe: Probe;
 
@@ -38,6 +42,7 @@ async function scrape(body: string, advanceMs = 5000, status = 200) {
 
 beforeAll(async () => {
   server = http.createServer((_req, res) => {
+    requestsAnswered += 1;
     res.on('error', () => undefined);
     const { status, body, delayMs } = reply;
     setTimeout(() => {
@@ -45,6 +50,7 @@ beforeAll(async () => {
       res.end(body);
     }, delayMs);
   });
+  server.on('connection', () => (connectionsOpened += 1));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
 });
@@ -56,6 +62,9 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await probe?.close?.();
+  server.closeAllConnections();
+  connectionsOpened = 0;
+  requestsAnswered = 0;
   clock = 1_000_000;
   probe = makeProbe();
 });
@@ -186,22 +195,210 @@ describe('scrape probe', () => {
     expect(s.values.error_ratio).toBe(0.4);
   });
 
-  it('an overlapping scrape that completes after a later one is stale and skipped', async () => {
+  it('overlapping scrapes queue for the one connection and complete in launch order: none is stale', async () => {
     await scrape(metrics({ 200: 10 }));
     reply = { status: 200, body: metrics({ 200: 20 }), delayMs: 300 };
     const older = probe.sample(clock, new AbortController().signal);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const newer = await scrape(metrics({ 200: 30 }));
-    expect(newer.values.requests).toBe(20);
-    const stale = await older;
-    expect(stale).toMatchObject({ ok: true, error: 'stale scrape: a later scrape completed first; interval skipped' });
-    const next = await scrape(metrics({ 200: 40 }));
-    expect(next.values.requests).toBe(10);
+    const newer = scrape(metrics({ 200: 30 }));
+    expect((await older).values.requests).toBe(10);
+    expect((await newer).values.requests).toBe(10);
   });
 
   it('an invalid error_status stops the probe from being created', () => {
     const config = probeSchema.parse({ type: 'scrape', name: 'x', url, error_status: '(' }) as ScrapeProbeConfig;
     expect(() => scrapeProbe(config, { now: () => 0 })).toThrow(ProbeError);
+  });
+});
+
+/** An exposition where each series carries the given identity label (pm2 workers exporting their own). */
+function perWorker(workers: Record<string, Record<string, number>>, label = 'worker', extra = ''): string {
+  const lines = ['# TYPE http_requests_total counter'];
+  for (const [worker, byStatus] of Object.entries(workers)) {
+    for (const [status, n] of Object.entries(byStatus)) lines.push(`http_requests_total{${label}="${worker}",status="${status}"} ${n}`);
+  }
+  return `${lines.join('\n')}\n${extra}`;
+}
+
+describe('scrape probe: one process at a time', () => {
+  it('every scrape goes over one kept-alive connection', async () => {
+    for (let n = 1; n <= 5; n += 1) await scrape(metrics({ 200: n * 10 }));
+    expect(connectionsOpened).toBe(1);
+  });
+
+  it('fills traffic with the interval counts, latency buckets in ms; none without an interval', async () => {
+    const first = await scrape(metrics({ 200: 90, 500: 10 }, BUCKETS(50, 90, 100, 100)));
+    expect(first.traffic).toBeUndefined();
+    const s = await scrape(metrics({ 200: 180, 500: 20 }, BUCKETS(100, 180, 200, 200)));
+    expect(s.traffic).toEqual({
+      requests: 100,
+      errors: 10,
+      latency: [
+        { le: 100, count: 50 },
+        { le: 250, count: 90 },
+        { le: 500, count: 100 },
+        { le: Number.POSITIVE_INFINITY, count: 100 },
+      ],
+    });
+  });
+
+  it('a connection the server closed between two scrapes: base taken again, no interval values', async () => {
+    await scrape(metrics({ 200: 100 }, BUCKETS(100, 100, 100, 100)));
+    // A keep-alive timeout, or pm2 cluster: the next connection may reach another worker.
+    server.closeIdleConnections();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const rebased = await scrape(metrics({ 200: 40 }, BUCKETS(40, 40, 40, 40)));
+    expect(rebased).toMatchObject({ ok: true, error: 'new connection (it may reach another worker): base taken again; interval skipped' });
+    expect(Object.keys(rebased.values)).toEqual(['latency_ms']);
+    expect(rebased.traffic).toBeUndefined();
+    const next = await scrape(metrics({ 200: 50 }, BUCKETS(50, 50, 50, 50)));
+    expect(next.values).toMatchObject({ requests: 10, error_ratio: 0 });
+    expect(next.traffic).toMatchObject({ requests: 10, errors: 0 });
+    expect(connectionsOpened).toBe(2);
+  });
+
+  it('a timed-out scrape loses its connection: the next scrape re-bases instead of differencing', async () => {
+    probe = makeProbe({ timeout: '100ms' });
+    await scrape(metrics({ 200: 10 }));
+    reply = { status: 200, body: metrics({ 200: 20 }), delayMs: 300 };
+    const timedOut = await probe.sample(clock, new AbortController().signal);
+    expect(timedOut).toMatchObject({ ok: false, error: 'scrape failed: timeout after 100ms' });
+    const s = await scrape(metrics({ 200: 30 }));
+    expect(s.error).toBe('new connection (it may reach another worker): base taken again; interval skipped');
+    expect(s.values).not.toHaveProperty('requests');
+  });
+
+  it('keeps the connection open across idle gaps longer than the server keep-alive timeout', async () => {
+    const keepAliveTimeout = server.keepAliveTimeout;
+    // Announced as "Keep-Alive: timeout=1": the probe keeps the connection busy every 500 ms.
+    server.keepAliveTimeout = 1000;
+    try {
+      probe = makeProbe({ keepalive_interval: '10s' });
+      await scrape(metrics({ 200: 10 }));
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+      const s = await scrape(metrics({ 200: 25 }));
+      expect(s.values.requests).toBe(15);
+      expect(connectionsOpened).toBe(1);
+      expect(requestsAnswered).toBeGreaterThan(2); // the keep-alive scrapes
+    } finally {
+      server.keepAliveTimeout = keepAliveTimeout;
+    }
+  });
+
+  it('series with an identity label: per-process deltas, summed; a new process only gives its base, a vanished one is dropped', async () => {
+    await scrape(perWorker({ 0: { 200: 100, 500: 0 }, 1: { 200: 50 } }));
+    const s = await scrape(perWorker({ 0: { 200: 110, 500: 2 }, 2: { 200: 7 } }));
+    expect(s.values).toMatchObject({ requests: 12 });
+    expect(s.values.error_ratio).toBeCloseTo(2 / 12, 12);
+    expect(s.traffic).toEqual({ requests: 12, errors: 2 });
+    expect(s.error).toMatch(/^interval counts 1 of 2 processes \(process \{worker="2"\}: new, base taken\)/);
+    const next = await scrape(perWorker({ 0: { 200: 120, 500: 2 }, 2: { 200: 10 } }));
+    expect(next.values.requests).toBe(13);
+  });
+
+  it('series with an identity label are differenced across a connection change (the label tells the process)', async () => {
+    await scrape(perWorker({ 0: { 200: 100 } }, 'pid'));
+    server.closeIdleConnections();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const s = await scrape(perWorker({ 0: { 200: 130 } }, 'pid'));
+    expect(s.values.requests).toBe(30);
+  });
+
+  it('a counter reset of one process re-bases that process only', async () => {
+    await scrape(perWorker({ a: { 200: 100 }, b: { 200: 100 } }, 'instance'));
+    const s = await scrape(perWorker({ a: { 200: 5 }, b: { 200: 120 } }, 'instance'));
+    expect(s.values.requests).toBe(20);
+    expect(s.error).toContain('process {instance="a"}: counter reset: app restarted');
+  });
+
+  it('another worker behind the same connection (identity_metric changed): no interval values', async () => {
+    probe = makeProbe({ identity_metric: 'process_start_time_seconds' });
+    await scrape(metrics({ 200: 100 }) + 'process_start_time_seconds 1700000000\n');
+    const other = await scrape(metrics({ 200: 40 }) + 'process_start_time_seconds 1700000005\n');
+    expect(other).toMatchObject({
+      ok: true,
+      error: 'process_start_time_seconds changed (1700000000 -> 1700000005): another process answered; interval skipped',
+    });
+    expect(other.values).not.toHaveProperty('requests');
+    const same = await scrape(metrics({ 200: 45 }) + 'process_start_time_seconds 1700000005\n');
+    expect(same.values.requests).toBe(5);
+  });
+
+  it('identity_metric configured but missing: cannot tell, so no interval values', async () => {
+    probe = makeProbe({ identity_metric: 'process_start_time_seconds' });
+    await scrape(metrics({ 200: 100 }));
+    const s = await scrape(metrics({ 200: 140 }));
+    expect(s.error).toBe('process_start_time_seconds missing: cannot tell whether the same process answered; interval skipped');
+    expect(s.traffic).toBeUndefined();
+  });
+});
+
+describe('compareSnapshots (pure)', () => {
+  const config = {
+    requests_metric: 'http_requests_total',
+    status_label: 'status',
+    duration_metric: 'http_request_duration_seconds',
+    identity_labels: ['instance', 'pid', 'worker'],
+  };
+  const snap = (text: string, connection: number, identityMetric?: string): Snapshot => {
+    const parsed = parsePrometheusText(text);
+    const snapshot = snapshotOf(parsed, { ...config, identity_metric: identityMetric }, /^5..$/, connection);
+    if (snapshot === null) throw new Error('no requests metric');
+    return snapshot;
+  };
+
+  it('never differences unlabelled series across connections, whatever the counters say', () => {
+    // Worker B's totals are higher than worker A's: a naive delta would be 400 requests.
+    const comparison = compareSnapshots(snap(metrics({ 200: 100 }), 1), snap(metrics({ 200: 500 }), 2));
+    expect(comparison).toEqual({ counted: 0, skipped: ['new connection (it may reach another worker): base taken again'] });
+  });
+
+  it('connection 0 (unknown) is never the same connection', () => {
+    expect(compareSnapshots(snap(metrics({ 200: 1 }), 0), snap(metrics({ 200: 2 }), 0)).delta).toBeUndefined();
+  });
+
+  it('takes the identity from the first identity labels present, in order', () => {
+    const before = snap('http_requests_total{instance="h1",pid="7",status="200"} 5\n', 1);
+    expect([...before.byProcess.keys()]).toEqual(['instance="h1",pid="7"']);
+  });
+
+  it('sums bucket deltas of several processes by upper bound', () => {
+    const text = (a: number, b: number) =>
+      [
+        `http_requests_total{worker="0",status="200"} ${a}`,
+        `http_requests_total{worker="1",status="200"} ${b}`,
+        `http_request_duration_seconds_bucket{worker="0",le="0.1"} ${a}`,
+        `http_request_duration_seconds_bucket{worker="0",le="+Inf"} ${a}`,
+        `http_request_duration_seconds_bucket{worker="1",le="0.1"} 0`,
+        `http_request_duration_seconds_bucket{worker="1",le="+Inf"} ${b}`,
+      ].join('\n');
+    const { delta } = compareSnapshots(snap(text(10, 10), 1), snap(text(15, 13), 2));
+    expect(delta).toEqual({
+      requests: 8,
+      errors: 0,
+      buckets: [
+        { le: 0.1, count: 5 },
+        { le: Number.POSITIVE_INFINITY, count: 8 },
+      ],
+    });
+    expect(trafficOf(delta!).latency).toEqual([
+      { le: 100, count: 5 },
+      { le: Number.POSITIVE_INFINITY, count: 8 },
+    ]);
+  });
+
+  it('trafficOf: no latency without a +Inf bucket; non-monotonic counts made cumulative', () => {
+    expect(trafficOf({ requests: 3, errors: 1, buckets: [{ le: 0.1, count: 3 }] })).toEqual({ requests: 3, errors: 1 });
+    const latency = trafficOf({
+      requests: 3,
+      errors: 0,
+      buckets: [
+        { le: 0.1, count: 2 },
+        { le: 0.2, count: 1 },
+        { le: Number.POSITIVE_INFINITY, count: 3 },
+      ],
+    }).latency;
+    expect(latency?.map((b) => b.count)).toEqual([2, 2, 3]);
   });
 });
 

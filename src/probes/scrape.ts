@@ -12,31 +12,59 @@
  *   bucket; a rank in the +Inf bucket gives the highest finite bound), in ms; absent when
  *   nothing was observed;
  * - `latency_ms`: how long the scrape itself took (present whenever an answer arrived).
+ * The same interval's counts go into `traffic` (requests, errors, latency buckets with `le` in
+ * ms), which the sequential traffic rules judge. Neither is present when no interval was counted.
+ *
+ * Several processes behind one port (pm2 cluster mode): each worker keeps its own counters, and
+ * pm2 hands each new connection to the next worker, so two scrapes over two connections may read
+ * two processes; their difference is noise, or a fake counter reset. A delta is therefore never
+ * taken across two processes:
+ * - One kept-alive connection: every scrape goes over the same socket (one socket, requests
+ *   queue for it), so it reaches the same worker. When idle for `keepalive_interval` (never
+ *   longer than half the Keep-Alive timeout the server announces) an extra scrape, whose answer
+ *   is discarded, keeps the server from closing the connection between scrapes. The values are then that one worker's share
+ *   of the traffic: under round-robin it is an unbiased sample of all requests (the ratios and
+ *   p95 stand for the whole app; `requests` and `rps` are one worker's).
+ * - Series without identity labels are only differenced when both scrapes came over the same
+ *   connection. When the connection changed (the server closed it, a failed or timed-out
+ *   scrape destroyed it), the probe cannot tell whether the same process answered: the new
+ *   scrape becomes the base, no interval values, `ok: true`, `error` says why.
+ * - Series carrying one of `identity_labels` (e.g. `worker="1"`) are totalled per process and
+ *   differenced per process, whatever the connection; the interval is the sum over processes
+ *   present in both scrapes (a new process only gives its base; a vanished one is dropped).
+ * - `identity_metric` (e.g. `process_start_time_seconds`): when its value changes between two
+ *   scrapes (e.g. through a proxy that keeps its own connections to the workers), another process
+ *   answered: that process is re-based. When it is missing, nothing tells: re-based too.
+ * - Whenever no process could be differenced, the interval is skipped: inconclusive, never a
+ *   breach and never zero traffic.
  *
  * Choices:
  * - First scrape: only takes the base; no interval values, `ok: true`, `error` says so.
- * - Counter reset (any total lower than in the base, e.g. the app restarted): not a fault. The
- *   interval is skipped (no interval values, `ok: true`, error `counter reset: app restarted;
- *   interval skipped`) and the new totals become the base. Prometheus would count the new totals
- *   as the increase, but how many requests the old process served after the last scrape is
+ * - Counter reset (any total of a process lower than in the base, e.g. the app restarted): not a
+ *   fault. That process is re-based (with one process: no interval values, `ok: true`, error
+ *   `counter reset: app restarted; interval skipped`). Prometheus would count the new totals as
+ *   the increase, but how many requests the old process served after the last scrape is
  *   unknown, so a skipped interval is the only answer that cannot be wrong.
  * - Refused, timed out, non-200 or unparseable scrape: `ok: false` (not unavailable): the app's
- *   own endpoint failing is itself a sign that the app is down. The base is kept; if the app
- *   restarted meanwhile, the next scrape sees a counter reset.
+ *   own endpoint failing is itself a sign that the app is down. The base is kept (a non-200
+ *   answer keeps the connection, so the next interval spans the gap); a refused or timed-out
+ *   scrape loses the connection, so the next scrape re-bases.
  * - A 200 whose body lacks `requests_metric` altogether (neither a sample nor a `# TYPE`): the
  *   probe is pointed at the wrong thing, nothing can be judged: `ok: false, unavailable: true`,
  *   the error names the missing metric. A declared metric with no series yet counts as zero.
- * - Samples may overlap (a slow scrape still running when the next is launched): a scrape that
- *   completes after a later-launched one is stale and skipped, so the base only moves forward.
+ * - A slow scrape delays the next one (they share the connection) rather than racing it; a
+ *   scrape that still completes after a later-launched one is stale and skipped, so the base
+ *   only moves forward.
  */
+import type net from 'node:net';
 import type { ScrapeProbeConfig } from '../config/schema.js';
-import type { Sample } from '../core/types.js';
+import type { LatencyBucket, Sample, TrafficCounts } from '../core/types.js';
 import { errorMessage, ProbeError } from '../errors.js';
-import { fetchCapped, probeAgent } from './http-fetch.js';
+import { fetchCapped, pinnedConnectionAgent, type Exchange } from './http-fetch.js';
 import { parsePrometheusText, parseValue, type ParsedMetrics } from './prometheus-text.js';
 import type { ProbeFactory } from './types.js';
 
-/** Cumulative totals read from one scrape. */
+/** Cumulative totals read from one scrape (of one process). */
 export interface Totals {
   requests: number;
   errors: number;
@@ -52,6 +80,37 @@ export interface Bucket {
   count: number;
 }
 
+/** One scrape as the next one is compared with it. */
+export interface Snapshot {
+  /**
+   * Totals per process. The key is the series' identity labels as written in the exposition
+   * (`worker="1"`); '' for series that carry none, whose process only the connection tells.
+   */
+  byProcess: Map<string, Totals>;
+  /** identity_metric's value(s) per process key, when the metric is configured and present. */
+  identity: Map<string, string>;
+  /** Which connection carried the scrape (0: unknown). */
+  connection: number;
+}
+
+/** Counts of one interval, summed over the processes that could be differenced. */
+export interface Delta {
+  requests: number;
+  errors: number;
+  /** Cumulative bucket-count deltas sorted by upper bound (seconds); empty without a histogram. */
+  buckets: Bucket[];
+}
+
+/** Two scrapes compared: the interval's counts, if any process could be differenced, and why others could not. */
+export interface Comparison {
+  /** Absent when no process was in both scrapes with comparable counters: no data. */
+  delta?: Delta;
+  /** How many processes were differenced. */
+  counted: number;
+  /** Why each other process was not, in words. */
+  skipped: string[];
+}
+
 /** What one interval showed; undefined fields are no data. */
 export interface IntervalValues {
   requests: number;
@@ -60,25 +119,48 @@ export interface IntervalValues {
   p95?: number;
 }
 
+const FIRST_SCRAPE = 'first scrape: base taken; values from the next interval';
+/** A server announcing `Keep-Alive: timeout=0` (under a second) still gets no more than 10 keep-alive requests a second. */
+const MIN_HEARTBEAT_MS = 100;
+
 export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
   const target = new URL(config.url);
-  const agent = probeAgent(target);
+  const agent = pinnedConnectionAgent(target);
   const errorStatus = compileErrorStatus(config);
+  const connections = new PinnedConnection(config.keepalive_interval);
   let launched = 0;
-  let base: { totals: Totals; at: number; seq: number } | undefined;
+  let base: { snapshot: Snapshot; at: number; seq: number } | undefined;
 
-  return {
-    name: config.name,
-    type: 'scrape',
-    async sample(startedAt, signal) {
-      const seq = ++launched;
+  /** One exchange over the pinned connection; tells which connection carried it. */
+  const exchange = async (signal: AbortSignal): Promise<{ exchanged: Exchange; connection: number }> => {
+    let connection = 0;
+    connections.busy();
+    try {
       const exchanged = await fetchCapped(target, {
         headers: { accept: 'text/plain;version=0.0.4' },
         timeoutMs: config.timeout,
         maxBodyBytes: config.max_body_bytes,
         agent,
         signal,
+        onSocket: (socket) => (connection = connections.track(socket)),
       });
+      const announced = exchanged.headers?.['keep-alive'];
+      connections.serverAnnounced(typeof announced === 'string' ? announced : undefined);
+      return { exchanged, connection };
+    } finally {
+      // The keep-alive request only keeps the socket open; what it read is not a sample. A GET,
+      // not a HEAD: Node reads a HEAD answer without content-length (a hand-written /metrics)
+      // as ending with the connection, and would not keep it.
+      connections.idle(() => void exchange(connections.closing.signal));
+    }
+  };
+
+  return {
+    name: config.name,
+    type: 'scrape',
+    async sample(startedAt, signal) {
+      const seq = ++launched;
+      const { exchanged, connection } = await exchange(signal);
       const at = deps.now();
       const values: Record<string, number> = {};
       const sample: Sample = { probe: config.name, startedAt, at, ok: true, values };
@@ -98,8 +180,8 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
           `scrape: body is not in the Prometheus text format (${parsed.skipped} unreadable lines, e.g. ${JSON.stringify(parsed.skippedExamples[0])})`,
         );
       }
-      const totals = totalsOf(parsed, config, errorStatus);
-      if (totals === null) {
+      const snapshot = snapshotOf(parsed, config, errorStatus, connection);
+      if (snapshot === null) {
         return fail(
           `scrape: metric ${config.requests_metric} not found (${parsed.samples.length} samples of other metrics); set requests_metric`,
           true,
@@ -111,30 +193,101 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
         return sample;
       }
       const previous = base;
-      base = { totals, at, seq };
+      base = { snapshot, at, seq };
       if (previous === undefined) {
-        sample.error = 'first scrape: base taken; values from the next interval';
-        return sample;
-      }
-      if (isCounterReset(previous.totals, totals)) {
-        sample.error = 'counter reset: app restarted; interval skipped';
+        sample.error = FIRST_SCRAPE;
         return sample;
       }
 
-      const interval = intervalValues(previous.totals, totals);
+      const comparison = compareSnapshots(previous.snapshot, snapshot, config.identity_metric);
+      const notes: string[] = [];
+      if (comparison.delta === undefined) {
+        sample.error = `${comparison.skipped.join('; ')}; interval skipped`;
+        return sample;
+      }
+      if (comparison.skipped.length > 0) {
+        const processes = comparison.counted + comparison.skipped.length;
+        notes.push(`interval counts ${comparison.counted} of ${processes} processes (${comparison.skipped.join('; ')})`);
+      }
+      const { delta } = comparison;
+      const interval = intervalValuesOf(delta);
       values.requests = interval.requests;
       const seconds = (at - previous.at) / 1000;
       if (seconds > 0) values.rps = interval.requests / seconds;
       if (interval.errorRatio !== undefined) values.error_ratio = interval.errorRatio;
       if (interval.p95 !== undefined) values.p95_ms = interval.p95 * 1000;
-      if (totals.buckets.length === 0) sample.error = `no histogram ${config.duration_metric}_bucket; p95_ms not computed`;
+      sample.traffic = trafficOf(delta);
+      if (delta.buckets.length === 0) notes.push(`no histogram ${config.duration_metric}_bucket; p95_ms not computed`);
+      if (notes.length > 0) sample.error = notes.join('; ');
       return sample;
     },
     async close() {
+      connections.close();
       agent.destroy();
     },
   };
 };
+
+/**
+ * Which socket carried each exchange, and the keep-alive requests that stop the server from
+ * closing it while the probe is idle. Node servers close an idle connection after
+ * keepAliveTimeout (5 s by default, often less; they announce it as `Keep-Alive: timeout=N`):
+ * a connection re-opened between two scrapes may reach another worker and costs an interval.
+ */
+class PinnedConnection {
+  readonly closing = new AbortController();
+  private readonly ids = new WeakMap<net.Socket, number>();
+  private lastId = 0;
+  /** The socket of the latest exchange, while it is open. */
+  private live: net.Socket | undefined;
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private announcedMs: number | undefined;
+
+  constructor(private readonly keepaliveMs: number) {}
+
+  track(socket: net.Socket): number {
+    let id = this.ids.get(socket);
+    if (id === undefined) {
+      id = ++this.lastId;
+      this.ids.set(socket, id);
+      socket.once('close', () => {
+        if (this.live === socket) this.live = undefined;
+      });
+    }
+    if (!socket.destroyed) this.live = socket;
+    return id;
+  }
+
+  busy(): void {
+    this.inFlight += 1;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** `Keep-Alive: timeout=N` (seconds): the server closes idle connections after N s or a little more. */
+  serverAnnounced(header: string | undefined): void {
+    const seconds = header === undefined ? undefined : /(?:^|,)\s*timeout=(\d+)/i.exec(header)?.[1];
+    if (seconds !== undefined) this.announcedMs = Number(seconds) * 1000;
+  }
+
+  /** After an exchange: once nothing is in flight, keeps the live connection busy every so often. */
+  idle(keepAlive: () => void): void {
+    this.inFlight -= 1;
+    // A socket destroyed by a failed exchange is not kept alive: a keep-alive request would only
+    // open a new connection, which the next scrape re-bases on anyway.
+    if (this.inFlight > 0 || this.closing.signal.aborted || this.live === undefined || this.live.destroyed) return;
+    const delay = this.announcedMs === undefined ? this.keepaliveMs : Math.min(this.keepaliveMs, Math.max(MIN_HEARTBEAT_MS, this.announcedMs / 2));
+    this.timer = setTimeout(keepAlive, delay);
+    // A probe waiting to keep a connection alive must not keep the daemon alive.
+    this.timer.unref();
+  }
+
+  close(): void {
+    this.closing.abort();
+    clearTimeout(this.timer);
+  }
+}
 
 function compileErrorStatus(config: ScrapeProbeConfig): RegExp {
   try {
@@ -149,21 +302,42 @@ function compileErrorStatus(config: ScrapeProbeConfig): RegExp {
   }
 }
 
-/** Pure: the cumulative totals of one scrape; null when the requests metric is missing entirely. */
-export function totalsOf(
+/**
+ * Pure: which process a series comes from, by the identity labels it carries, as written in the
+ * exposition (`instance="a",worker="1"`); '' when it carries none of them.
+ */
+export function processKey(labels: Readonly<Record<string, string>>, identityLabels: readonly string[]): string {
+  const parts: string[] = [];
+  for (const label of identityLabels) {
+    const value = labels[label];
+    if (value !== undefined && value !== '') parts.push(`${label}=${JSON.stringify(value)}`);
+  }
+  return parts.join(',');
+}
+
+/** Pure: one scrape per process; null when the requests metric is missing entirely. */
+export function snapshotOf(
   parsed: ParsedMetrics,
-  config: Pick<ScrapeProbeConfig, 'requests_metric' | 'status_label' | 'duration_metric'>,
+  config: Pick<ScrapeProbeConfig, 'requests_metric' | 'status_label' | 'duration_metric' | 'identity_labels' | 'identity_metric'>,
   errorStatus: RegExp,
-): Totals | null {
+  connection: number,
+): Snapshot | null {
   const declared = Object.hasOwn(parsed.types, config.requests_metric);
-  const totals: Totals = { requests: 0, errors: 0, byStatus: new Map(), buckets: [] };
+  const byProcess = new Map<string, Totals>();
+  const bucketsByProcess = new Map<string, Map<number, number>>();
+  const identityValues = new Map<string, number[]>();
+  const totalsFor = (key: string): Totals => {
+    let totals = byProcess.get(key);
+    if (totals === undefined) byProcess.set(key, (totals = { requests: 0, errors: 0, byStatus: new Map(), buckets: [] }));
+    return totals;
+  };
   let seen = false;
-  const byLe = new Map<number, number>();
   const bucketName = `${config.duration_metric}_bucket`;
   for (const s of parsed.samples) {
     if (s.name === config.requests_metric) {
       seen = true;
       if (!Number.isFinite(s.value)) continue;
+      const totals = totalsFor(processKey(s.labels, config.identity_labels));
       const status = s.labels[config.status_label] ?? '';
       totals.requests += s.value;
       totals.byStatus.set(status, (totals.byStatus.get(status) ?? 0) + s.value);
@@ -171,12 +345,73 @@ export function totalsOf(
     } else if (s.name === bucketName) {
       const le = parseValue(s.labels.le ?? '');
       if (le === null || Number.isNaN(le) || !Number.isFinite(s.value)) continue;
+      const key = processKey(s.labels, config.identity_labels);
+      totalsFor(key);
+      let byLe = bucketsByProcess.get(key);
+      if (byLe === undefined) bucketsByProcess.set(key, (byLe = new Map()));
       byLe.set(le, (byLe.get(le) ?? 0) + s.value);
+    } else if (s.name === config.identity_metric) {
+      const key = processKey(s.labels, config.identity_labels);
+      identityValues.set(key, [...(identityValues.get(key) ?? []), s.value]);
     }
   }
   if (!seen && !declared) return null;
-  totals.buckets = [...byLe].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le);
-  return totals;
+  // A declared metric with no series yet (a fresh app): zero requests, from whichever process answered.
+  if (byProcess.size === 0) totalsFor('');
+  for (const [key, byLe] of bucketsByProcess) {
+    totalsFor(key).buckets = [...byLe].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le);
+  }
+  const identity = new Map([...identityValues].map(([key, values]) => [key, values.sort((a, b) => a - b).join(',')]));
+  return { byProcess, identity, connection };
+}
+
+/**
+ * Pure: the interval between two scrapes, summed over the processes that are certainly the same
+ * in both. A process is skipped (re-based) when it is new, when its identity metric is missing or
+ * changed, when any of its counters went down (a restart), and — for series without identity
+ * labels — when the scrapes came over different connections (another worker may have answered).
+ */
+export function compareSnapshots(before: Snapshot, after: Snapshot, identityMetric?: string): Comparison {
+  const skipped: string[] = [];
+  const sum: Delta = { requests: 0, errors: 0, buckets: [] };
+  const bucketSums = new Map<number, number>();
+  let counted = 0;
+  for (const [key, now] of after.byProcess) {
+    const who = key === '' ? '' : `process {${key}}: `;
+    const then = before.byProcess.get(key);
+    if (then === undefined) {
+      skipped.push(key === '' ? 'series without identity labels appeared: base taken' : `${who}new, base taken`);
+      continue;
+    }
+    if (key === '' && (after.connection === 0 || after.connection !== before.connection)) {
+      skipped.push('new connection (it may reach another worker): base taken again');
+      continue;
+    }
+    if (identityMetric !== undefined) {
+      const was = before.identity.get(key);
+      const is = after.identity.get(key);
+      if (was === undefined || is === undefined) {
+        skipped.push(`${who}${identityMetric} missing: cannot tell whether the same process answered`);
+        continue;
+      }
+      if (was !== is) {
+        skipped.push(`${who}${identityMetric} changed (${was} -> ${is}): another process answered`);
+        continue;
+      }
+    }
+    if (isCounterReset(then, now)) {
+      skipped.push(`${who}counter reset: app restarted`);
+      continue;
+    }
+    const delta = deltaOf(then, now);
+    counted += 1;
+    sum.requests += delta.requests;
+    sum.errors += delta.errors;
+    for (const b of delta.buckets) bucketSums.set(b.le, (bucketSums.get(b.le) ?? 0) + b.count);
+  }
+  if (counted === 0) return { counted, skipped };
+  sum.buckets = [...bucketSums].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le);
+  return { delta: sum, counted, skipped };
 }
 
 /** Pure: any cumulative total lower than before (a missing series counts as 0) means a reset. */
@@ -187,16 +422,41 @@ export function isCounterReset(before: Totals, after: Totals): boolean {
   return before.buckets.some((b) => (afterByLe.get(b.le) ?? 0) < b.count);
 }
 
-/** Pure: the interval's values from two totals without a reset between them. */
-export function intervalValues(before: Totals, after: Totals): IntervalValues {
-  const requests = after.requests - before.requests;
-  const result: IntervalValues = { requests };
-  if (requests > 0) result.errorRatio = (after.errors - before.errors) / requests;
+/** Pure: the counts of one process's interval, from two totals without a reset between them. */
+export function deltaOf(before: Totals, after: Totals): Delta {
   const beforeByLe = new Map(before.buckets.map((b) => [b.le, b.count]));
-  const deltas = after.buckets.map((b) => ({ le: b.le, count: b.count - (beforeByLe.get(b.le) ?? 0) }));
-  const p95 = histogramQuantile(0.95, deltas);
+  return {
+    requests: after.requests - before.requests,
+    errors: after.errors - before.errors,
+    buckets: after.buckets.map((b) => ({ le: b.le, count: b.count - (beforeByLe.get(b.le) ?? 0) })),
+  };
+}
+
+/** Pure: the interval's values from its counts. */
+export function intervalValuesOf(delta: Delta): IntervalValues {
+  const result: IntervalValues = { requests: delta.requests };
+  if (delta.requests > 0) result.errorRatio = delta.errors / delta.requests;
+  const p95 = histogramQuantile(0.95, delta.buckets);
   if (p95 !== null) result.p95 = p95;
   return result;
+}
+
+/**
+ * Pure: the interval's counts as the traffic rules take them. Latency buckets in ms, cumulative
+ * (made non-decreasing, as histogramQuantile does: scrapes are not atomic); absent without a
+ * histogram ending in +Inf, since "share slower than X" needs the total it is a share of.
+ */
+export function trafficOf(delta: Delta): TrafficCounts {
+  const traffic: TrafficCounts = { requests: delta.requests, errors: delta.errors };
+  const last = delta.buckets[delta.buckets.length - 1];
+  if (last !== undefined && last.le === Number.POSITIVE_INFINITY) {
+    let max = 0;
+    traffic.latency = delta.buckets.map((b): LatencyBucket => {
+      max = Math.max(max, b.count);
+      return { le: b.le * 1000, count: max };
+    });
+  }
+  return traffic;
 }
 
 /**

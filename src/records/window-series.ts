@@ -34,7 +34,7 @@ export function windowTimeline(
   const to = record.finishedAt + 5_000;
   const inRange = (list: readonly Sample[]) => list.filter((s) => s.startedAt >= from && s.startedAt <= to && !s.unavailable);
   const byType = (...types: string[]) => [...probeTypes].filter(([, type]) => types.includes(type)).map(([name]) => inRange(samples.get(name) ?? []));
-  const traffic = byType('scrape', 'prometheus').find((list) => list.some((s) => typeof s.values.error_ratio === 'number'));
+  const traffic = byType('scrape', 'access_log', 'prometheus').find((list) => list.some((s) => typeof s.values.error_ratio === 'number'));
   const checks = byType('http')[0] ?? [];
   const host = byType('system')[0] ?? [];
   const series: TimelineSeries[] = [

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { evaluateRules, insertionIndex } from '../core/rules.js';
+import { windowLooks } from '../core/sequential.js';
 import { probeIntervalMs } from '../core/schedule.js';
 import { initialState } from '../core/transition.js';
 import type { RuleVerdict, Sample } from '../core/types.js';
@@ -94,6 +95,8 @@ export async function runCheck(
     initialDelayMs: 0,
     baselineP95: baseline.p95,
     probeTypes: new Map(config.probes.map((p) => [p.name, p.type])),
+    // One look per sample the check could take at the fast interval: the budget holds for the run.
+    looks: windowLooks({ windowMs: clock.now() - started, fastForMs: clock.now() - started, fastIntervalMs: config.schedule.fast_interval, intervalMs: config.schedule.interval }),
   });
   return {
     outcome: checkOutcome(verdicts),

@@ -8,7 +8,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
-import { evaluateRules, insertionIndex, learnBaseline, percentile } from '../core/rules.js';
+import { evaluateRules, insertionIndex, learnBaseline, percentile, type RuleMemo } from '../core/rules.js';
+import { trafficImpact, type TrafficImpact } from '../records/impact.js';
+import { windowLooks } from '../core/sequential.js';
 import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
 import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
 import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
@@ -62,6 +64,10 @@ export class Guard implements GuardControl {
   private state!: GuardState;
   private readonly policy: Policy;
   private readonly probeTypes: ReadonlyMap<string, string>;
+  /** The most samples a release window holds: the sequential rules' crossing level pays for each. */
+  private readonly windowLooks: number;
+  /** Lets the sequential rules fold only the samples added since the last evaluation. */
+  private readonly ruleMemo: RuleMemo = new Map();
   /** The configured timeout of each http probe: the only probes fast_timeout shortens. */
   private readonly httpTimeouts: ReadonlyMap<string, number>;
   private readonly samples = new Map<string, Sample[]>();
@@ -98,6 +104,8 @@ export class Guard implements GuardControl {
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
+    const { schedule, release } = deps.config;
+    this.windowLooks = windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval });
     this.httpTimeouts = new Map(deps.config.probes.flatMap((p) => (p.type === 'http' ? [[p.name, p.timeout] as const] : [])));
     for (const probe of deps.probes) this.samples.set(probe.name, []);
   }
@@ -441,13 +449,32 @@ export class Guard implements GuardControl {
       logs = await pm2.logTail(config.pm2.app, 40).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
     }
     const svg = renderTimelineSvg(windowTimeline(record, this.samples, this.probeTypes, config.service));
-    const details = { service: config.service, verificationProbe: config.verification.probe, requiredPasses: config.verification.passes, logs, timeline: `${record.id}.svg` };
+    const impact = this.impactOf(record);
+    const details = {
+      service: config.service,
+      verificationProbe: config.verification.probe,
+      requiredPasses: config.verification.passes,
+      logs,
+      timeline: `${record.id}.svg`,
+      ...(impact ? { impact } : {}),
+    };
     try {
-      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs }, svg);
+      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs, ...(impact ? { impact } : {}) }, svg);
       log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
     } catch (error) {
       log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });
     }
+  }
+
+  /** Requests and errors the release served until it was rolled back, when a rule reads counted traffic. */
+  private impactOf(record: RollbackRecord): TrafficImpact | undefined {
+    const { rules } = this.deps.config;
+    const probe = [rules.error_rate?.probe, rules.latency_ratio?.probe].find((name) => {
+      const type = name === undefined ? undefined : this.probeTypes.get(name);
+      return type === 'scrape' || type === 'access_log';
+    });
+    if (probe === undefined) return undefined;
+    return trafficImpact(this.samples.get(probe) ?? [], probe, record.release.startedAt, record.finishedAt);
   }
 
   private wakeLoops(): void {
@@ -546,7 +573,11 @@ export class Guard implements GuardControl {
     const guarding = this.state.phase === 'guarding' ? this.state.release : null;
     const baselineVersion = guarding ? guarding.previous : this.state.stable;
     const baseline = new Map<string, number>();
-    for (const [probe, entry] of Object.entries((baselineVersion && this.baselines[baselineVersion]) || {})) baseline.set(probe, entry.p95Ms);
+    const baselineErrorRatio = new Map<string, number>();
+    for (const [probe, entry] of Object.entries((baselineVersion && this.baselines[baselineVersion]) || {})) {
+      baseline.set(probe, entry.p95Ms);
+      if (entry.errorRatio !== undefined) baselineErrorRatio.set(probe, entry.errorRatio);
+    }
     this.verdicts = evaluateRules(config.rules, {
       samples: this.samples,
       now,
@@ -554,7 +585,10 @@ export class Guard implements GuardControl {
       releaseStartedAt: guarding ? guarding.startedAt : null,
       initialDelayMs: config.release.initial_delay,
       baselineP95: baseline,
+      baselineErrorRatio,
       probeTypes: this.probeTypes,
+      looks: this.windowLooks,
+      memo: this.ruleMemo,
     });
     const rb = this.state.rollback;
     const crashRollback = rb?.breach.trigger === 'crash' && (this.state.phase === 'rolling_back' || this.state.phase === 'verifying');

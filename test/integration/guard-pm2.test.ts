@@ -116,7 +116,7 @@ describe('guarding a pm2 app', () => {
     }, 5000);
     const md = await readFile(join(s.stateDir, 'rollbacks', records.find((r) => r.endsWith('.md'))!), 'utf8');
     expect(md).toContain('# Rollback: web v2 → v1');
-    expect(md).toMatch(/health: 3 consecutive failures >= 3/);
+    expect(md).toMatch(/health: \d+ consecutive failures >= 3 over [\d.]+s/);
 
     // The record's picture of the window renders with a real SVG renderer and marks the events.
     const svgName = records.find((r) => r.endsWith('.svg'))!;
