@@ -111,7 +111,8 @@ describe('guarding a pm2 app', () => {
 
     // The record is an effect of the transition to rolled_back: it lands just after the state does.
     const records = await waitFor(async () => {
-      const names = (await readdir(join(s.stateDir, 'rollbacks'))).sort();
+      // Each file is written to a temporary name and renamed: wait for the three final names.
+      const names = (await readdir(join(s.stateDir, 'rollbacks'))).filter((n) => /\.(json|md|svg)$/.test(n)).sort();
       return names.length === 3 ? names : null;
     }, 5000);
     const md = await readFile(join(s.stateDir, 'rollbacks', records.find((r) => r.endsWith('.md'))!), 'utf8');
