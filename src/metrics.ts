@@ -15,6 +15,12 @@ export class GuardMetrics {
   private readonly paused = new Gauge({ name: 'release_guard_paused', help: '1 while automation is paused', registers: [this.registry] });
   private readonly releaseInfo = new Gauge({ name: 'release_guard_release_info', help: 'Running version and the previous stable version', labelNames: ['version', 'previous'] as const, registers: [this.registry] });
   private readonly ruleBreached = new Gauge({ name: 'release_guard_rule_breached', help: '1 when the rule currently breaches, 0 otherwise', labelNames: ['rule'] as const, registers: [this.registry] });
+  private readonly ruleEvidence = new Gauge({
+    name: 'release_guard_rule_evidence_ratio',
+    help: 'Sequential rules: the statistic over the level it must reach (1 breaches), so a dashboard shows how close a rule is',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
   private readonly ruleInconclusive = new Gauge({ name: 'release_guard_rule_inconclusive', help: '1 when the rule has no data or its source failed', labelNames: ['rule'] as const, registers: [this.registry] });
   readonly probeDuration = new Histogram({ name: 'release_guard_probe_duration_seconds', help: 'Time taken by one probe sample', labelNames: ['probe'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
   readonly probeFailures = new Counter({ name: 'release_guard_probe_failures_total', help: 'Probe samples that failed their check or could not observe', labelNames: ['probe'] as const, registers: [this.registry] });
@@ -68,6 +74,7 @@ export class GuardMetrics {
     for (const v of verdicts) {
       this.ruleBreached.set({ rule: v.rule }, v.outcome === 'fail' ? 1 : 0);
       this.ruleInconclusive.set({ rule: v.rule }, v.outcome === 'inconclusive' || v.outcome === 'error' ? 1 : 0);
+      if (v.evidence) this.ruleEvidence.set({ rule: v.rule }, v.evidence.needed > 0 ? v.evidence.statistic / v.evidence.needed : 0);
     }
     this.ruleBreached.set({ rule: 'crash' }, crashing ? 1 : 0);
   }

@@ -104,7 +104,10 @@ async function writeReport(results: BenchResults, jsonPaths: string, out: string
   const markdown = renderMarkdown(results, links, readingOf(results));
   if (isFull(results.options) || publish) {
     await mkdir(path.dirname(benchmarksMd), { recursive: true });
-    await writeFile(benchmarksMd, markdown);
+    // The Calibration section belongs to `npm run calibrate`: keep it as it is.
+    const before = await readFile(benchmarksMd, 'utf8').catch(() => '');
+    const calibration = /<!-- calibration:start -->[\s\S]*?<!-- calibration:end -->/.exec(before)?.[0];
+    await writeFile(benchmarksMd, calibration ? `${markdown.trimEnd()}\n\n${calibration}\n` : markdown);
     log(`${shown(benchmarksMd)} written from ${jsonPaths.split(',').map(shown).join(', ')}`);
   } else {
     console.log(`\n${markdown}`);

@@ -10,13 +10,18 @@
  * - `--prometheus-url URL`: when it answers /api/v1/status/buildinfo, a prometheus probe with
  *   example queries is added; the rules judge real traffic only if those queries return data.
  * - `--releases-dir DIR`: a Capistrano deploy root given by hand.
+ * - `--access-log PATH`, else nginx's /var/log/nginx/access.log when it exists: the last lines
+ *   are read; when they are in a format the access_log probe reads (nginx's `timed`, Apache's
+ *   combined + %D, pino-http JSON), an access_log probe is added and the traffic rules judge it
+ *   (unless a Prometheus already does). Otherwise the probe is written commented out, with a TODO
+ *   giving the log_format it expects.
  *
  * Whatever cannot be inferred gets a safe default and a `# TODO` comment in the file, and is
  * listed on stdout. The file is validated with the real schema before it is written (an invalid
  * file is never written), and an existing file is only replaced with `--force`.
  */
 import { constants } from 'node:fs';
-import { access, lstat, mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parse } from 'yaml';
@@ -24,6 +29,7 @@ import { validateConfig } from '../config/load.js';
 import { SAFE_NAME } from '../config/schema.js';
 import { ConfigError, GuardError, errorMessage } from '../errors.js';
 import type { Pm2ProcessInfo } from '../pm2/client.js';
+import { lineReader, NGINX_TIMED_FORMAT, resolveLineSettings, type AccessLogFormat } from '../probes/access-log-parse.js';
 
 export interface InitOptions {
   out: string;
@@ -36,6 +42,8 @@ export interface InitOptions {
   prometheusUrl?: string;
   releasesDir?: string;
   stateDir?: string;
+  /** A web server's access log to follow (else the first of InitDeps.accessLogCandidates that exists). */
+  accessLog?: string;
 }
 
 export interface InitResult {
@@ -54,6 +62,8 @@ export interface InitDeps {
   fetch: typeof fetch;
   env: NodeJS.ProcessEnv;
   isRoot: boolean;
+  /** Where a web server's access log usually is, looked at when no --access-log is given. */
+  accessLogCandidates: string[];
 }
 
 const HTTP_TIMEOUT_MS = 3000;
@@ -69,6 +79,7 @@ export const defaultInitDeps = (env: NodeJS.ProcessEnv = process.env): InitDeps 
   fetch: globalThis.fetch,
   env,
   isRoot: process.getuid?.() === 0,
+  accessLogCandidates: ['/var/log/nginx/access.log'],
 });
 
 /** Writes the starter config; throws a GuardError (exit 1) when the file exists and not --force. */
@@ -216,14 +227,30 @@ export async function runInit(options: InitOptions, deps: InitDeps = defaultInit
     }
   }
 
+  // --- the access log ------------------------------------------------------------------------
+  let accessLog: AccessLogDoc | null = null;
+  const logPath = options.accessLog ?? (await firstExisting(deps.accessLogCandidates));
+  if (logPath !== undefined) {
+    const path = resolve(logPath);
+    const found = await inspectAccessLog(path);
+    if (found.format !== undefined) {
+      accessLog = { path, format: found.format, enabled: true };
+      inferred.push(`access log ${path}: ${found.lines} recent lines in the ${found.format} format the access_log probe reads: every request counts`);
+    } else {
+      accessLog = { path, format: 'nginx', enabled: false };
+      cannot('access_log', `access log ${path} ${found.problem}; the access_log probe is written commented out`);
+    }
+  }
+
   // --- the file ------------------------------------------------------------------------------
-  const source = traffic?.judged ? 'traffic' : 'health';
+  const source = traffic?.judged ? 'traffic' : accessLog?.enabled ? ACCESS_LOG_PROBE : 'health';
   const doc = {
     service,
     state_dir: stateDir,
     pm2: pm2 === null ? undefined : { app: pm2.app, ...(pm2.home !== undefined ? { home: pm2.home } : {}) },
     health,
     traffic: traffic?.probe,
+    accessLog,
     source,
     step,
   };
@@ -257,6 +284,63 @@ export function formatInitReport(result: InitResult, out: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+const ACCESS_LOG_PROBE = 'access-log';
+/** The tail of a log looked at to tell its format: a few hundred lines. */
+const ACCESS_LOG_SNIFF_BYTES = 64 * 1024;
+
+interface AccessLogDoc {
+  path: string;
+  format: AccessLogFormat;
+  /** Its recent lines are in `format`: written as a live probe, else commented out. */
+  enabled: boolean;
+}
+
+async function firstExisting(paths: readonly string[]): Promise<string | undefined> {
+  for (const path of paths) if (await exists(path)) return path;
+  return undefined;
+}
+
+/**
+ * The format of a log's recent lines, among those the access_log probe reads with its defaults
+ * (at most 1 line in 10 may fail to parse: a few odd lines do not hide the format); else why not.
+ */
+async function inspectAccessLog(path: string): Promise<{ format?: AccessLogFormat; lines: number; problem?: string }> {
+  let text: string;
+  try {
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      const start = Math.max(0, size - ACCESS_LOG_SNIFF_BYTES);
+      const buffer = Buffer.alloc(size - start);
+      await handle.read(buffer, 0, buffer.length, start);
+      text = buffer.toString('utf8');
+      // The first line is cut unless the tail is the whole file.
+      if (start > 0) text = text.slice(text.indexOf('\n') + 1);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { lines: 0, problem: 'does not exist' };
+    if (code === 'EACCES' || code === 'EPERM') return { lines: 0, problem: 'cannot be read by this user (permission denied): the guard needs read access to it (e.g. the adm group on Debian)' };
+    return { lines: 0, problem: `cannot be read (${code ?? errorMessage(error)})` };
+  }
+  const lines = text.split('\n').filter((line) => line.trim() !== '').slice(-200);
+  if (lines.length === 0) return { lines: 0, problem: 'is empty, so its format could not be checked' };
+  for (const format of ['nginx', 'apache', 'json'] as const) {
+    const settings = resolveLineSettings({ format, error_status: '^5..$' });
+    if (Array.isArray(settings)) continue;
+    const read = lineReader(settings);
+    const outcomes = lines.map(read);
+    // JSON logs interleave the app's own lines ('other'): those are not a mismatch.
+    const requests = outcomes.filter((outcome) => typeof outcome === 'object').length;
+    const unparsed = outcomes.filter((outcome) => outcome === 'unparsed').length;
+    if (requests > 0 && unparsed <= 0.1 * lines.length) return { format, lines: lines.length };
+  }
+  const example = lines.at(-1)!;
+  return { lines: lines.length, problem: `is not in a format the access_log probe reads by default (e.g. ${JSON.stringify(example.length > 100 ? `${example.slice(0, 100)}…` : example)})` };
+}
 
 interface Layout {
   /** The deploy root holding releases/ and the symlink. */
@@ -437,6 +521,7 @@ function renderYaml(
     pm2: { app: string; home?: string } | undefined;
     health: Record<string, unknown>;
     traffic: Record<string, unknown> | undefined;
+    accessLog: AccessLogDoc | null;
     source: string;
     step: Record<string, unknown>;
   },
@@ -489,8 +574,36 @@ function renderYaml(
     );
   }
 
+  if (doc.accessLog) {
+    const log = doc.accessLog;
+    const probe = [
+      c(`- name: ${ACCESS_LOG_PROBE}`, 'every request the web server answered, from its access log'),
+      '  type: access_log',
+      `  path: ${scalar(log.path)}`,
+      ...(log.format === 'nginx' ? [] : [`  format: ${log.format}`]),
+    ];
+    lines.push(...notesFor('access_log', '  '));
+    if (log.enabled) lines.push(...probe.map((line) => `  ${line}`));
+    else {
+      lines.push(
+        '  # The probe expects nginx to log in the timed format (combined + request time + upstream). In',
+        "  # nginx's http block:",
+        `  #   log_format timed '${NGINX_TIMED_FORMAT}';`,
+        `  #   access_log ${log.path} timed;`,
+        '  # then nginx -s reload, uncomment the probe, and point rules.error_rate and rules.latency_ratio at it.',
+        '  # Other layouts: set format (apache, json) or log_format; see docs/configuration.md.',
+        ...probe.map((line) => `  # ${line}`),
+      );
+    }
+  }
+
   lines.push('', 'release:', '  version_probe: health', c('  window: 10m', 'a release is guarded this long, then promoted'));
-  const later = doc.traffic && doc.source === 'health' ? '; probe: traffic once its queries answer' : '';
+  const later =
+    doc.traffic && doc.source === 'health'
+      ? '; probe: traffic once its queries answer'
+      : doc.accessLog && !doc.accessLog.enabled && doc.source === 'health'
+        ? `; probe: ${ACCESS_LOG_PROBE} once it is enabled`
+        : '';
   lines.push(
     '',
     c('rules:', "the runbook's thresholds are the defaults"),

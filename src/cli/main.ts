@@ -235,17 +235,18 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
 
   program
     .command('init')
-    .description('write a starter config for a service after looking at what runs (pm2 app, health URL, releases dir, Prometheus)')
+    .description('write a starter config for a service after looking at what runs (pm2 app, health URL, releases dir, Prometheus, access log)')
     .option('--pm2-app <name>', 'the pm2 app to guard: its script path tells the deploy layout (releases strategy) or pm2 restart')
     .option('--pm2-home <dir>', 'PM2_HOME of the pm2 running the app (default: $PM2_HOME, else ~/.pm2)')
     .option('--health-url <url>', 'the app\'s health endpoint; a version in its JSON is how releases are detected')
     .option('--prometheus-url <url>', 'a Prometheus server with the app\'s request metrics (adds a traffic probe)')
     .option('--releases-dir <dir>', 'a Capistrano deploy root (releases/<version>/ + current symlink), if not found through pm2')
+    .option('--access-log <path>', "the web server's access log (default: /var/log/nginx/access.log when it exists); adds an access_log traffic probe")
     .option('--service <name>', 'service name (default: the pm2 app name)')
     .option('--state-dir <dir>', 'where the guard keeps its state (default: /var/lib/release-guard as root, else ~/.local/state/release-guard/<service>)')
     .option('-o, --out <file>', 'the config file to write', 'release-guard.yaml')
     .option('--force', 'overwrite the file if it exists')
-    .action(async (opts: { pm2App?: string; pm2Home?: string; healthUrl?: string; prometheusUrl?: string; releasesDir?: string; service?: string; stateDir?: string; out: string; force?: boolean }) => {
+    .action(async (opts: { pm2App?: string; pm2Home?: string; healthUrl?: string; prometheusUrl?: string; releasesDir?: string; accessLog?: string; service?: string; stateDir?: string; out: string; force?: boolean }) => {
       const { defaultInitDeps, formatInitReport, runInit } = await import('./init.js');
       const result = await runInit({ ...opts, force: opts.force === true }, defaultInitDeps(env));
       print(formatInitReport(result, opts.out));

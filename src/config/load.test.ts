@@ -59,17 +59,44 @@ verification: { probe: h, passes: 0 }
 `);
     expect(problems).toEqual(
       expect.arrayContaining([
-        'probes[0].type: "htp" is not a known type; allowed: http, system, process, prometheus, scrape, mysql, redis',
+        'probes[0].type: "htp" is not a known type; allowed: http, system, process, prometheus, scrape, access_log, mysql, redis',
         expect.stringMatching(/^probes\[1\]\.port: 99999: must be at most 65535/),
         expect.stringMatching(/^schedule\.interval: "fast" is not a duration/),
-        expect.stringMatching(/^rules\.error_rate\.threshold: 5: must be at most 1/),
+        expect.stringMatching(/^rules\.error_rate\.threshold: 5: must be below 1/),
         expect.stringMatching(/^rules\.cpu\.treshold: unknown key/),
         expect.stringMatching(/^rollback\.steps\[0\]\.pm2_app: required/),
         expect.stringMatching(/^verification\.passes: 0: must be at least 1/),
         'release.version_probe: no probe named "nope"; defined probes: h, db',
-        'rules.error_rate.probe: probe "db" is of type mysql; this needs a http or prometheus or scrape probe',
+        'rules.error_rate.probe: probe "db" is of type mysql; this needs a http or prometheus or scrape or access_log probe',
       ]),
     );
+  });
+
+  it('the sequential rules: defaults, and a tolerance that is not below the threshold is refused', () => {
+    const base = `
+service: web
+probes: [{ name: h, type: http, url: "http://127.0.0.1:1/health", version_path: version }]
+release: { version_probe: h }
+rollback: { steps: [{ type: pm2, pm2_app: web }] }
+verification: { probe: h }
+`;
+    const cfg = parseConfigText(`${base}rules: { health: { probe: h }, error_rate: { probe: h }, latency_ratio: { probe: h } }\n`);
+    expect(cfg.rules).toMatchObject({
+      health: { min_span: 1000 },
+      error_rate: { budget: 0.001, min_span: 1000 },
+      latency_ratio: { tolerance: 0.02, budget: 0.001, min_span: 1000 },
+    });
+    expect(cfg.rules.error_rate!.tolerance).toBeUndefined();
+    expect(problemsOf(`${base}rules: { error_rate: { probe: h, threshold: 1, budget: 0 }, latency_ratio: { probe: h, tolerance: 0.05 } }\n`)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^rules\.error_rate\.threshold: 1: must be below 1/),
+        expect.stringMatching(/^rules\.error_rate\.budget: 0: must be/),
+        expect.stringMatching(/^rules\.latency_ratio\.tolerance: 0\.05: must be below 0\.05/),
+      ]),
+    );
+    expect(problemsOf(`${base}rules: { error_rate: { probe: h, threshold: 0.05, tolerance: 0.06 } }\n`)).toEqual([
+      'rules.error_rate.tolerance: must be below threshold: the tolerance is an error ratio never rolled back, the threshold one that is',
+    ]);
   });
 
   it('reports YAML syntax errors with their line', () => {

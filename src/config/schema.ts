@@ -596,7 +596,12 @@ export const configSchema = z
             probe: safeName(
               'http probe (failed checks), scrape or access_log probe (errors of real traffic) or prometheus probe (error_ratio query)',
             ),
-            threshold: ratio('Roll back when there is enough evidence that the error ratio is above this').default(0.05),
+            threshold: z
+              .number()
+              .gt(0, 'must be above 0')
+              .lt(1, 'must be below 1 (a fraction: 0.05 = 5 %; no error ratio is above 100 %)')
+              .describe('Roll back when there is enough evidence that the error ratio is above this')
+              .default(0.05),
             tolerance: ratio(
               'An error ratio at or below this is rolled back with probability at most budget per window (default: 40 % of threshold, raised to the previous version\'s learnt ratio, never above 80 % of threshold)',
             ).optional(),
@@ -616,7 +621,7 @@ export const configSchema = z
               .describe('No longer used: the sequential test decides when the requests suffice. Accepted so older configs load'),
           })
           .strict()
-          .refine((r) => r.tolerance === undefined || r.tolerance < r.threshold, { message: 'tolerance must be below threshold', path: ['tolerance'] })
+          .refine((r) => r.tolerance === undefined || r.tolerance < r.threshold, { message: 'must be below threshold: the tolerance is an error ratio never rolled back, the threshold one that is', path: ['tolerance'] })
           .optional(),
         latency_ratio: z
           .object({

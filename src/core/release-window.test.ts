@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { evaluateRules } from './rules.js';
+import { evaluateRules, type RuleMemo } from './rules.js';
+import { windowLooks } from './sequential.js';
 import { policyFrom, probeIntervalMs } from './schedule.js';
 import { initialState, transition } from './transition.js';
 import type { Effect, Event, GuardState, Sample } from './types.js';
@@ -65,6 +66,7 @@ function simulate(
   let state = opts.start ?? initialState(T0);
   const effects: Effect[] = [];
   const phases: string[] = [state.phase];
+  const memo: RuleMemo = new Map();
   const samples = new Map<string, Sample[]>([
     ['health', []],
     ['host', []],
@@ -121,6 +123,8 @@ function simulate(
         initialDelayMs: cfg.release.initial_delay,
         baselineP95: baseline,
         probeTypes: new Map([['health', 'http'], ['host', 'system']]),
+        looks: windowLooks({ windowMs: cfg.release.window, fastForMs: cfg.schedule.fast_for, fastIntervalMs: cfg.schedule.fast_interval, intervalMs: cfg.schedule.interval }),
+        memo,
       });
       feed({ type: 'evaluated', verdicts, at: t });
       feed({ type: 'tick', at: t });

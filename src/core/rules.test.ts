@@ -9,9 +9,10 @@ import {
   firstLaunchedFrom,
   insertionIndex,
   percentile,
+  slowerThan,
 } from './rules.js';
-import type { RuleInput } from './rules.js';
-import type { Sample } from './types.js';
+import type { RuleInput, RuleMemo } from './rules.js';
+import type { LatencyBucket, Sample } from './types.js';
 
 const sample = (startedAt: number, ok: boolean, values: Record<string, number> = {}, extra: Partial<Sample> = {}): Sample => ({
   probe: 'p',
@@ -30,6 +31,7 @@ const input = (samples: Sample[], over: Partial<RuleInput> = {}): RuleInput => (
   initialDelayMs: 30_000,
   baselineP95: new Map([['p', 20]]),
   probeTypes: new Map(),
+  looks: 960,
   ...over,
 });
 
@@ -41,7 +43,7 @@ describe('rules', () => {
   });
 
   it('health: no data is inconclusive, never a pass', () => {
-    expect(evaluateHealth({ enabled: true, probe: 'p', consecutive: 3 }, input([])).outcome).toBe('inconclusive');
+    expect(evaluateHealth({ enabled: true, probe: 'p', consecutive: 3, min_span: 0 }, input([])).outcome).toBe('inconclusive');
   });
 
   it('health: counts the trailing run of failures in launch order, even if they completed out of order', () => {
@@ -49,7 +51,7 @@ describe('rules', () => {
     const samples: Sample[] = [];
     for (const s of [sample(1, true), sample(4, false), sample(2, false), sample(3, false)]) samples.splice(insertionIndex(samples, s.startedAt), 0, s);
     expect(samples.map((s) => s.startedAt)).toEqual([1, 2, 3, 4]);
-    const v = evaluateHealth({ enabled: true, probe: 'p', consecutive: 3 }, input(samples));
+    const v = evaluateHealth({ enabled: true, probe: 'p', consecutive: 3, min_span: 0 }, input(samples));
     expect(v).toMatchObject({ outcome: 'fail', observed: 3, threshold: 3, since: 2 });
   });
 
@@ -62,7 +64,7 @@ describe('rules', () => {
   });
 
   it('health and sustained rules skip unavailable samples but not the window bound', () => {
-    const rule = { enabled: true, probe: 'p', consecutive: 2 };
+    const rule = { enabled: true, probe: 'p', consecutive: 2, min_span: 0 };
     const gap = (t: number) => sample(t, false, {}, { unavailable: true, error: 'no answer' });
     const samples = [sample(1, false), sample(2, false), sample(10, true, { latency_ms: 5 }), sample(11, false), gap(12), sample(13, false), gap(14)];
     expect(evaluateHealth(rule, input(samples))).toMatchObject({ outcome: 'fail', observed: 2, since: 11 });
@@ -77,29 +79,48 @@ describe('rules', () => {
 
   it('health: only samples of the release are judged inside a window', () => {
     const samples = [sample(1, false), sample(2, false), sample(10, false)];
-    const v = evaluateHealth({ enabled: true, probe: 'p', consecutive: 3 }, input(samples, { since: 5, releaseStartedAt: 5 }));
+    const v = evaluateHealth({ enabled: true, probe: 'p', consecutive: 3, min_span: 0 }, input(samples, { since: 5, releaseStartedAt: 5 }));
     expect(v).toMatchObject({ outcome: 'pass', observed: 1 });
   });
 
-  it.each([
-    [19, 2, 'inconclusive', null],
-    [20, 1, 'pass', 0.05],
-    [20, 2, 'fail', 0.1],
-  ])('error_rate with %i samples and %i failures is %s', (n, failures, outcome, observed) => {
-    const samples = Array.from({ length: n }, (_, i) => sample(90_000 + i, i >= failures));
-    const v = evaluateErrorRate({ enabled: true, probe: 'p', threshold: 0.05, window: 60_000, min_samples: 20, min_requests: 200 }, input(samples));
-    expect(v).toMatchObject({ outcome, observed });
+  it('health: consecutive failures must also span min_span, from the first launch to the last answer', () => {
+    const rule = { enabled: true, probe: 'p', consecutive: 3, min_span: 1000 };
+    // A half-second blip: four failed checks 250 ms apart, answered at once.
+    const blip = [0, 250, 500].map((t) => ({ ...sample(t, false), at: t + 5 }));
+    expect(evaluateHealth(rule, input(blip))).toMatchObject({ outcome: 'pass', observed: 3, message: expect.stringMatching(/over 0.51s < min_span 1s/) });
+    // A hang: each check gives up after 500 ms; the third, launched at 500, fails at 1000.
+    const hang = [0, 250, 500].map((t) => ({ ...sample(t, false, {}, { error: 'timeout' }), at: t + 500 }));
+    expect(evaluateHealth(rule, input(hang))).toMatchObject({ outcome: 'fail', observed: 3, since: 0 });
   });
 
-  it('latency_ratio: missing baseline says so; floor suppresses tiny baselines', () => {
-    const rule = { enabled: true, probe: 'p', ratio: 3, floor: 50, window: 30_000, min_samples: 3 };
-    const slow = [1, 2, 3].map((i) => sample(90_000 + i, true, { latency_ms: 40 }));
-    expect(evaluateLatencyRatio(rule, input(slow, { baselineP95: new Map() }))).toMatchObject({ outcome: 'skipped', message: expect.stringMatching(/no baseline.*absolute SLOs/) });
-    const tiny = evaluateLatencyRatio(rule, input(slow, { baselineP95: new Map([['p', 5]]) }));
-    expect(tiny).toMatchObject({ outcome: 'pass', observed: 8 });
-    expect(tiny.message).toMatch(/floor/);
-    const real = evaluateLatencyRatio(rule, input(slow.map((s) => ({ ...s, values: { latency_ms: 80 } }))));
-    expect(real).toMatchObject({ outcome: 'fail', observed: 4, threshold: 3 });
+  const errorRule = { enabled: true, probe: 'p', threshold: 0.05, window: 60_000, budget: 0.001, min_span: 1000 };
+  const checks = (from: number, count: number, failing: (i: number) => boolean) =>
+    Array.from({ length: count }, (_, i) => ({ ...sample(from + i * 250, !failing(i)), at: from + i * 250 + 5 }));
+
+  it('error_rate on checks: too few is inconclusive; an outage is proven after min_span; scattered failures never', () => {
+    expect(evaluateErrorRate({ ...errorRule, min_samples: 20 }, input(checks(0, 19, () => true))).outcome).toBe('inconclusive');
+    // Every check failing: each adds ln(p1/p0) ≈ 1.6, within what the persistence bucket admits.
+    const down = evaluateErrorRate(errorRule, input(checks(0, 40, () => true)));
+    expect(down).toMatchObject({ outcome: 'fail', since: expect.any(Number) });
+    expect(down.evidence).toMatchObject({ crossed: true, budget: 0.001, tolerance: 0.02, looks: 960 });
+    expect(down.message).toMatch(/error_rate: 100% \(\d+\/\d+ checks since the evidence began\) > 5%: evidence [\d.]+ >= 13.77 \(budget 0.1%, tolerance 2%\)/);
+    // 2 failures of 29 (6.9 %) rolled back with the old fixed window: now not proven.
+    const two = evaluateErrorRate(errorRule, input(checks(0, 29, (i) => i === 10 || i === 20)));
+    expect(two).toMatchObject({ outcome: 'pass' });
+    expect(two.message).toMatch(/not proven > 5%/);
+  });
+
+  it('latency_ratio on checks: slow checks against max(ratio × baseline, floor)', () => {
+    const rule = { enabled: true, probe: 'p', ratio: 3, floor: 50, window: 30_000, min_samples: 3, tolerance: 0.02, budget: 0.001, min_span: 1000 };
+    const at = (latency: number, n = 40) => checks(0, n, () => false).map((s) => ({ ...s, values: { latency_ms: latency } }));
+    expect(evaluateLatencyRatio(rule, input(at(40), { baselineP95: new Map() }))).toMatchObject({ outcome: 'skipped', message: expect.stringMatching(/no baseline.*absolute SLOs/) });
+    // Baseline 5 ms: 3× is 15 ms, but the floor makes 50 ms the boundary, and 40 ms is below it.
+    const tiny = evaluateLatencyRatio(rule, input(at(40), { baselineP95: new Map([['p', 5]]) }));
+    expect(tiny).toMatchObject({ outcome: 'pass', observed: 0 });
+    expect(tiny.message).toMatch(/slower than 50ms: max\(3× baseline p95 5ms, floor 50ms\)/);
+    const slow = evaluateLatencyRatio(rule, input(at(80)));
+    expect(slow).toMatchObject({ outcome: 'fail', observed: 1, threshold: 0.05, unit: 'ratio' });
+    expect(evaluateLatencyRatio(rule, input(at(80, 2)))).toMatchObject({ outcome: 'inconclusive' });
   });
 
   it('cpu: must stay above the threshold for the whole duration', () => {
@@ -115,25 +136,75 @@ describe('rules', () => {
   describe('traffic sources', () => {
     const scrape = new Map([['p', 'scrape']]);
     const prom = new Map([['p', 'prometheus']]);
-    const rule = { enabled: true, probe: 'p', threshold: 0.05, window: 60_000, min_requests: 200 };
-    const interval = (i: number, requests: number, errorRatio: number) =>
-      sample(90_000 + i * 500, true, { requests, error_ratio: errorRatio, p95_ms: 20 });
-
-    it('scrape: judges the last min_requests requests, not the whole window', () => {
-      // 40 healthy intervals, then 4 intervals of 10 % errors at 25 requests each.
-      const samples = [...Array.from({ length: 40 }, (_, i) => interval(i - 40, 25, 0)), ...[0, 1, 2, 3].map((i) => interval(i, 25, 0.1))];
-      const v = evaluateErrorRate(rule, input(samples, { probeTypes: scrape }));
-      // last 200 requests = 8 intervals: 4 × 2.5 errors = 10 / 200 = 5 % → not above 5 % yet.
-      expect(v).toMatchObject({ outcome: 'pass', observed: 0.05 });
-      const more = [...samples, interval(4, 25, 0.1)];
-      expect(evaluateErrorRate(rule, input(more, { probeTypes: scrape }))).toMatchObject({ outcome: 'fail', observed: 0.0625 });
+    const rule = errorRule;
+    const interval = (i: number, requests: number, errors: number, latency?: LatencyBucket[]): Sample => ({
+      ...sample(90_000 + i * 500, true, { requests, error_ratio: requests > 0 ? errors / requests : 0, p95_ms: 20 }),
+      at: 90_000 + i * 500 + 5,
+      traffic: { requests, errors, ...(latency ? { latency } : {}) },
     });
 
-    it('scrape: too little traffic is inconclusive, 2 % errors pass', () => {
-      const thin = [0, 1, 2].map((i) => interval(i, 10, 0.5));
-      expect(evaluateErrorRate(rule, input(thin, { probeTypes: scrape })).message).toMatch(/30 requests in window < min_requests 200/);
-      const steady = Array.from({ length: 10 }, (_, i) => interval(i, 50, 0.02));
-      expect(evaluateErrorRate(rule, input(steady, { probeTypes: scrape }))).toMatchObject({ outcome: 'pass', observed: 0.02 });
+    it('scrape: 10 % errors after a long healthy stretch are proven within a few hundred requests', () => {
+      // 200 healthy intervals (5,000 requests), then 10 % errors at 25 requests per 500 ms.
+      const healthy = Array.from({ length: 200 }, (_, i) => interval(i - 200, 25, 0));
+      let samples = healthy;
+      let i = 0;
+      while (evaluateErrorRate(rule, input(samples, { probeTypes: scrape })).outcome !== 'fail') {
+        samples = [...samples, interval(i, 25, i % 2 === 0 ? 2 : 3)];
+        i++;
+        expect(i).toBeLessThan(40);
+      }
+      const v = evaluateErrorRate(rule, input(samples, { probeTypes: scrape }));
+      expect(v.since).toBeGreaterThanOrEqual(90_000 - 500);
+      expect(v.evidence!.excursion!.n).toBeLessThanOrEqual(300);
+    });
+
+    it('scrape: a 0.5 s blip of 100 % errors, then health, is never proven; 2 % errors never', () => {
+      const blip = [...Array.from({ length: 10 }, (_, i) => interval(i, 25, 0)), interval(10, 25, 25), ...Array.from({ length: 200 }, (_, i) => interval(11 + i, 25, 0))];
+      for (let n = 10; n <= blip.length; n++) expect(evaluateErrorRate(rule, input(blip.slice(0, n), { probeTypes: scrape })).outcome).toBe('pass');
+      const steady = Array.from({ length: 400 }, (_, i) => interval(i, 50, 1));
+      expect(evaluateErrorRate(rule, input(steady, { probeTypes: scrape }))).toMatchObject({ outcome: 'pass' });
+    });
+
+    it('scrape: intervals without counts are no data', () => {
+      const none = [0, 1, 2].map((i) => ({ ...interval(i, 0, 0), traffic: undefined }));
+      expect(evaluateErrorRate(rule, input(none, { probeTypes: scrape })).message).toMatch(/0 traffic samples with requests in window < min_samples 3/);
+    });
+
+    it('the memo gives the same verdicts as folding everything again, through out-of-order inserts and dropped samples', () => {
+      const memo: RuleMemo = new Map();
+      const list: Sample[] = [];
+      const rate = (i: number) => (i > 60 ? 5 : i % 7 === 0 ? 1 : 0);
+      for (let i = 0; i < 120; i++) {
+        const s = interval(i, 25, rate(i));
+        // Every tenth sample arrives late, after the next one.
+        if (i % 10 === 5) list.splice(insertionIndex(list, s.startedAt - 600), 0, { ...s, startedAt: s.startedAt - 600 });
+        else list.push(s);
+        if (i === 80) list.splice(0, 5);
+        const withMemo = evaluateErrorRate(rule, input(list, { probeTypes: scrape, memo, samples: new Map([['p', list]]) }));
+        const without = evaluateErrorRate(rule, input([...list], { probeTypes: scrape }));
+        expect(withMemo).toEqual(without);
+      }
+    });
+
+    it('latency_ratio on traffic: the share slower than the first bucket bound at or above the boundary', () => {
+      const ratio = { enabled: true, probe: 'p', ratio: 3, floor: 50, window: 30_000, tolerance: 0.02, budget: 0.001, min_span: 1000 };
+      const buckets = (fast: number, mid: number, slow: number): LatencyBucket[] => [
+        { le: 25, count: fast },
+        { le: 50, count: fast + mid },
+        { le: 100, count: fast + mid + slow },
+        { le: Number.POSITIVE_INFINITY, count: fast + mid + slow },
+      ];
+      // Baseline 20 ms → boundary 60 ms, counted at the bound 100 ms: requests of 50–100 ms are
+      // not counted as slow (a guess inside the bucket could roll back a healthy release).
+      const healthy = Array.from({ length: 40 }, (_, i) => interval(i, 25, 0, buckets(20, 3, 2)));
+      const ok = evaluateLatencyRatio(ratio, input(healthy, { probeTypes: scrape }));
+      expect(ok).toMatchObject({ outcome: 'pass', observed: 0 });
+      expect(ok.message).toMatch(/slower than 100ms: the first histogram bucket bound at or above max\(3× baseline p95 20ms, floor 50ms\) = 60ms/);
+      const slow = [...healthy, ...Array.from({ length: 12 }, (_, i) => ({ ...interval(40 + i, 25, 0), traffic: { requests: 25, errors: 0, latency: [...buckets(0, 0, 0).slice(0, 3), { le: Number.POSITIVE_INFINITY, count: 25 }] } }))];
+      expect(evaluateLatencyRatio(ratio, input(slow, { probeTypes: scrape }))).toMatchObject({ outcome: 'fail', observed: 1 });
+      expect(slowerThan(buckets(10, 5, 5), 60)).toEqual({ n: 20, k: 0, usedMs: 100 });
+      expect(slowerThan(buckets(10, 5, 5), 40)).toEqual({ n: 20, k: 5, usedMs: 50 });
+      expect(slowerThan([{ le: 10, count: 3 }], 5)).toBeNull();
     });
 
     it('prometheus: one query is enough, and no data is inconclusive', () => {
@@ -149,8 +220,8 @@ describe('rules', () => {
       expect(evaluateLatencyMax(lat, input(p95s, { probeTypes: scrape }))).toMatchObject({ outcome: 'pass', observed: 25 });
       const slow = [...p95s, ...[800, 850].map((p95_ms, i) => sample(97_500 + i * 500, true, { p95_ms }))];
       expect(evaluateLatencyMax(lat, input(slow, { probeTypes: scrape }))).toMatchObject({ outcome: 'fail', observed: 800 });
-      const ratio = { enabled: true, probe: 'p', ratio: 3, floor: 50, window: 30_000 };
-      expect(evaluateLatencyRatio(ratio, input(slow, { probeTypes: scrape }))).toMatchObject({ outcome: 'fail', observed: 40 });
+      const ratio = { enabled: true, probe: 'p', ratio: 3, floor: 50, window: 30_000, tolerance: 0.02, budget: 0.001, min_span: 1000 };
+      expect(evaluateLatencyRatio(ratio, input(slow, { probeTypes: prom }))).toMatchObject({ outcome: 'fail', observed: 42.5 });
     });
   });
 

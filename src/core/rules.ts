@@ -3,8 +3,8 @@
  * the observed value and the threshold. No data is inconclusive, never a pass.
  */
 import { MIN_SAMPLES_BY_SOURCE, type RulesConfig } from '../config/schema.js';
-import { advance, evidenceOf, INITIAL_STATE, sequentialParams, type SequentialParams, type SequentialState } from './sequential.js';
-import type { LatencyBucket, RuleName, RuleVerdict, Sample } from './types.js';
+import { advance, evidenceOf, INITIAL_STATE, sequentialParams, type SequentialEvidence, type SequentialParams, type SequentialState } from './sequential.js';
+import type { LatencyBucket, Outcome, RuleName, RuleVerdict, Sample } from './types.js';
 
 export interface RuleInput {
   /**
@@ -80,7 +80,11 @@ export function percentile(values: readonly number[], p: number): number | null 
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
-const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+/** Rounds to `digits` decimals; arithmetic rather than toFixed, which is slow and runs on every evaluation. */
+const round = (n: number, digits = 3) => {
+  const scale = 10 ** digits;
+  return Math.round(n * scale) / scale;
+};
 const pct = (ratio: number) => `${round(ratio * 100, 1)}%`;
 
 const NO_SAMPLES: readonly Sample[] = [];
@@ -241,26 +245,67 @@ function sequentialVerdict(
   base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>,
   params: SequentialParams,
   state: SequentialState,
-  text: { what: string; trials: string; rate: (k: number, n: number) => string; detail?: string },
+  describe: () => { what: string; trials: string; rate: (k: number, n: number) => string; detail?: string },
 ): RuleVerdict {
   const evidence = evidenceOf(state, params);
   const ex = state.excursion;
   // Observed: the bad share of the evidence under way (or of the whole window when there is none).
   const [k, n] = ex ? [ex.k, ex.n] : [state.k, state.n];
-  const observed = n > 0 ? round(k / n, 4) : 0;
-  const counts = ex
-    ? `${text.rate(ex.k, ex.n)} (${fmtCount(ex.k)}/${ex.n} ${text.trials} since the evidence began)`
-    : `${text.rate(state.k, state.n)} (${fmtCount(state.k)}/${state.n} ${text.trials} in window)`;
-  const stat = `evidence ${evidence.statistic} ${evidence.crossed ? '>=' : '<'} ${evidence.needed} (budget ${pct(params.budget)}, tolerance ${pct(params.p0)})`;
-  const detail = text.detail ? `; ${text.detail}` : '';
-  return {
-    ...base,
-    outcome: evidence.crossed ? 'fail' : 'pass',
-    observed,
-    ...(evidence.crossed && ex ? { since: ex.from } : {}),
-    evidence,
-    message: `${text.what}: ${counts} ${evidence.crossed ? '>' : 'not proven >'} ${pct(params.threshold)}: ${stat}${detail}`,
-  };
+  return new SequentialVerdict(base, evidence, n > 0 ? round(k / n, 4) : 0, evidence.crossed && ex ? ex.from : undefined, () => {
+    const text = describe();
+    const counts = ex
+      ? `${text.rate(ex.k, ex.n)} (${fmtCount(ex.k)}/${ex.n} ${text.trials} since the evidence began)`
+      : `${text.rate(state.k, state.n)} (${fmtCount(state.k)}/${state.n} ${text.trials} in window)`;
+    const stat = `evidence ${evidence.statistic} ${evidence.crossed ? '>=' : '<'} ${evidence.needed} (budget ${pct(params.budget)}, tolerance ${pct(params.p0)})`;
+    const detail = text.detail ? `; ${text.detail}` : '';
+    return `${text.what}: ${counts} ${evidence.crossed ? '>' : 'not proven >'} ${pct(params.threshold)}: ${stat}${detail}`;
+  });
+}
+
+/**
+ * A sequential rule's verdict. Rules are evaluated after every sample and the sentence is read far
+ * less often, so it is written when first read; JSON (state, records, the API) carries it as a
+ * plain field.
+ */
+class SequentialVerdict implements RuleVerdict {
+  readonly rule: RuleName;
+  readonly outcome: Outcome;
+  readonly observed: number;
+  readonly threshold: number;
+  readonly unit: RuleVerdict['unit'];
+  readonly since?: number;
+  readonly evidence: SequentialEvidence;
+  #message: string | undefined;
+  readonly #describe: () => string;
+
+  constructor(base: Pick<RuleVerdict, 'rule' | 'threshold' | 'unit'>, evidence: SequentialEvidence, observed: number, since: number | undefined, describe: () => string) {
+    this.rule = base.rule;
+    this.outcome = evidence.crossed ? 'fail' : 'pass';
+    this.observed = observed;
+    this.threshold = base.threshold;
+    this.unit = base.unit;
+    if (since !== undefined) this.since = since;
+    this.evidence = evidence;
+    this.#describe = describe;
+  }
+
+  get message(): string {
+    this.#message ??= this.#describe();
+    return this.#message;
+  }
+
+  toJSON(): RuleVerdict {
+    return {
+      rule: this.rule,
+      outcome: this.outcome,
+      observed: this.observed,
+      threshold: this.threshold,
+      unit: this.unit,
+      message: this.message,
+      ...(this.since !== undefined ? { since: this.since } : {}),
+      evidence: this.evidence,
+    };
+  }
 }
 
 const fmtCount = (k: number) => (Number.isInteger(k) ? String(k) : k.toFixed(1));
@@ -297,7 +342,7 @@ export function evaluateErrorRate(rule: ErrorRate, input: RuleInput): RuleVerdic
   if (samples < needed) {
     return inconclusive(`${samples} ${traffic ? 'traffic samples with requests' : 'checks'} in window < min_samples ${needed}`);
   }
-  return sequentialVerdict(base, params, state, { what: 'error_rate', trials: traffic ? 'requests' : 'checks', rate: (k, n) => pct(n > 0 ? k / n : 0) });
+  return sequentialVerdict(base, params, state, () => ({ what: 'error_rate', trials: traffic ? 'requests' : 'checks', rate: (k, n) => pct(n > 0 ? k / n : 0) }));
 }
 
 /** Without a documented tolerance, 40 % of the threshold: errors at 2 % are never rolled back for a 5 % threshold. */
@@ -359,31 +404,18 @@ function observedP95(
 }
 
 /**
- * How many of an interval's requests were slower than `boundaryMs`, from its latency buckets:
- * exact when a bucket bound lies at or just above the boundary (within 10 %: that bound is
- * used), else interpolated linearly inside the bucket holding it, as histogram_quantile does.
+ * How many of an interval's requests were slower than a bucket bound at or above `boundaryMs`,
+ * from its cumulative latency buckets: exact counts, at the first bound at or above the boundary
+ * (the verdict names it). Interpolating inside a coarse bucket would guess, and a guess that
+ * overstates the slow share rolls back healthy releases; a bound above the boundary only makes
+ * the rule stricter about what counts as slow.
  */
-export function slowerThan(buckets: readonly LatencyBucket[], boundaryMs: number): { n: number; k: number; usedMs: number; exact: boolean } | null {
+export function slowerThan(buckets: readonly LatencyBucket[], boundaryMs: number): { n: number; k: number; usedMs: number } | null {
   const total = buckets.at(-1);
   if (!total || total.le !== Number.POSITIVE_INFINITY || total.count <= 0) return null;
-  let below = { le: 0, count: 0 };
-  for (const b of buckets) {
-    if (b.le >= boundaryMs) {
-      if (b.le === Number.POSITIVE_INFINITY) {
-        // Beyond the largest finite bound: only the +Inf bucket's share is known to be slower.
-        return { n: total.count, k: total.count - below.count, usedMs: below.le, exact: true };
-      }
-      if (b.le <= boundaryMs * EXACT_BOUND_SLACK) return { n: total.count, k: total.count - b.count, usedMs: b.le, exact: true };
-      const inside = b.count - below.count;
-      const fasterInside = inside * ((boundaryMs - below.le) / (b.le - below.le));
-      return { n: total.count, k: Math.max(0, total.count - below.count - fasterInside), usedMs: boundaryMs, exact: false };
-    }
-    below = b;
-  }
-  return null;
+  const bound = buckets.find((b) => b.le >= boundaryMs)!;
+  return { n: total.count, k: Math.max(0, total.count - bound.count), usedMs: bound.le };
 }
-
-const EXACT_BOUND_SLACK = 1.1;
 
 /** The share of slow requests the latency rule's threshold stands for: p95 above X ⟺ over 5 % slower than X. */
 const P95_SLOW_SHARE = 0.05;
@@ -411,34 +443,30 @@ export function evaluateLatencyRatio(rule: LatencyRatio, input: RuleInput): Rule
   const boundaryMs = Math.max(rule.ratio * baseline, rule.floor);
   const params = sequentialParams({ threshold: P95_SLOW_SHARE, tolerance: rule.tolerance, budget: rule.budget, looks: input.looks, minSpanMs: rule.min_span });
   const traffic = isTrafficSource(source);
-  let usedMs = boundaryMs;
-  let exact = true;
   const count: TrialCounter = traffic
-    ? (s) => {
-        const slow = s.traffic?.latency ? slowerThan(s.traffic.latency, boundaryMs) : null;
-        if (!slow) return null;
-        usedMs = slow.usedMs;
-        exact = slow.exact;
-        return slow;
-      }
+    ? (s) => (s.traffic?.latency ? slowerThan(s.traffic.latency, boundaryMs) : null)
     : (s) => (s.ok && typeof s.values.latency_ms === 'number' ? { n: 1, k: s.values.latency_ms > boundaryMs ? 1 : 0 } : null);
   const { state, samples } = foldSequential(input, `latency_ratio:${rule.probe}`, rule.probe, params, `${params.p0}:${params.h}:${boundaryMs}`, count);
   const needed = minSamples(rule, source);
   if (samples < needed) {
     return { ...base, outcome: 'inconclusive', observed: null, message: `latency_ratio: ${samples} ${traffic ? 'traffic samples with latencies' : 'answered checks'} in window < min_samples ${needed}` };
   }
-  const slowText = `slower than ${round(exact ? usedMs : boundaryMs, 1)}ms`;
-  const how = exact
-    ? usedMs === boundaryMs
-      ? `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms)`
-      : `the histogram bucket bound at or above max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms)`
-    : `${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, interpolated inside its histogram bucket`;
   // The verdict's threshold is the share of slow requests (5 %); the ratio is in the message.
-  return sequentialVerdict({ ...base, threshold: P95_SLOW_SHARE, unit: 'ratio' }, params, state, {
-    what: 'latency_ratio',
-    trials: traffic ? 'requests' : 'checks',
-    rate: (k, n) => `${pct(n > 0 ? k / n : 0)} ${slowText}`,
-    detail: `${slowText}: ${how}`,
+  return sequentialVerdict({ ...base, threshold: P95_SLOW_SHARE, unit: 'ratio' }, params, state, () => {
+    // The bound the latest counted interval's buckets gave (checks: the boundary itself).
+    const list = listOf(input, rule.probe);
+    let latest: ReturnType<typeof slowerThan> = null;
+    for (let i = list.length - 1; traffic && i >= 0 && !latest; i--) latest = list[i]!.traffic?.latency ? slowerThan(list[i]!.traffic!.latency!, boundaryMs) : null;
+    const usedMs = latest?.usedMs ?? boundaryMs;
+    const slowText = Number.isFinite(usedMs) ? `slower than ${round(usedMs, 1)}ms` : `slower than the largest bucket`;
+    const boundaryText = `max(${rule.ratio}× baseline p95 ${round(baseline, 1)}ms, floor ${rule.floor}ms) = ${round(boundaryMs, 1)}ms`;
+    const how = usedMs === boundaryMs ? boundaryText : `the first histogram bucket bound at or above ${boundaryText}`;
+    return {
+      what: 'latency_ratio',
+      trials: traffic ? 'requests' : 'checks',
+      rate: (k: number, n: number) => `${pct(n > 0 ? k / n : 0)} ${slowText}`,
+      detail: `${slowText}: ${how}`,
+    };
   });
 }
 

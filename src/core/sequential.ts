@@ -16,14 +16,16 @@
  * inequality it ever reaches e^h with probability at most e^-h. With at most B batches (looks) in a
  * window, the union over start points bounds the chance of ever crossing h by B·e^-h. The crossing
  * level is therefore h = ln(B / budget): a release at the tolerance is rolled back with probability
- * at most `budget` per window, at every look. (A batch's contribution is also capped, see below;
- * a cap only lowers the statistic, so the bound still holds.)
+ * at most `budget` per window, at every look. (Evidence towards a rollback is also rationed, see
+ * below; rationing only lowers the statistic, so the bound still holds.)
  *
  * Persistence: 25 errors in a row are overwhelming evidence under an i.i.d. model, yet a half
- * second blip is not a bad release. One batch may contribute at most h·d / (min_span + 2d), d being
- * the span of traffic the batch covers: evidence crammed into less than min_span can never reach h
- * (a blip of length L touches batches covering at most L + 2d), while an outage crosses once it has
- * lasted about min_span + 2d.
+ * second blip is not a bad release. Evidence is admitted through a token bucket: a reserve of h/2,
+ * refilled at (h/2) / (min_span + 2d) per millisecond of traffic, d being the span a sample covers.
+ * Whatever falls in less than min_span — a blip of length L touches samples covering at most
+ * L + 2d — adds at most h/2 + (h/2)·(L + 2d)/(min_span + 2d) < h, so it can never breach, while an
+ * outage crosses once it has lasted about min_span + 3d. The reserve lets a real but moderate fault
+ * spend in a lucky sample what it saved in a quiet one, instead of losing it to a per-sample cap.
  *
  * Pure: no clock, no I/O. Times are epoch milliseconds carried by the batches.
  */
@@ -65,9 +67,11 @@ export interface SequentialState {
   k: number;
   /** Batches seen (looks). */
   batches: number;
+  /** Evidence the persistence bucket can still admit; null: full (the reserve, h/2). */
+  tokens: number | null;
 }
 
-export const INITIAL_STATE: SequentialState = Object.freeze({ statistic: 0, excursion: null, n: 0, k: 0, batches: 0 });
+export const INITIAL_STATE: SequentialState = Object.freeze({ statistic: 0, excursion: null, n: 0, k: 0, batches: 0, tokens: null });
 
 /** The log-likelihood ratio of one bad and one good trial. */
 function increments(p: Pick<SequentialParams, 'p0' | 'p1'>): { bad: number; good: number } {
@@ -91,6 +95,19 @@ export function sequentialParams(input: {
   looks: number;
   minSpanMs: number;
 }): SequentialParams {
+  // Rules ask for the same parameters at every evaluation: the bisection runs once per set.
+  const key = `${input.threshold}:${input.tolerance}:${input.budget}:${input.looks}:${input.minSpanMs}`;
+  const known = paramsCache.get(key);
+  if (known) return known;
+  const params = computeParams(input);
+  if (paramsCache.size >= 64) paramsCache.clear();
+  paramsCache.set(key, params);
+  return params;
+}
+
+const paramsCache = new Map<string, SequentialParams>();
+
+function computeParams(input: { threshold: number; tolerance: number; budget: number; looks: number; minSpanMs: number }): SequentialParams {
   const { threshold, tolerance, budget, minSpanMs } = input;
   if (!(tolerance > 0 && tolerance < threshold && threshold < 1)) {
     throw new RangeError(`tolerance ${tolerance} must be above 0 and below the threshold ${threshold} (< 1)`);
@@ -104,13 +121,17 @@ export function sequentialParams(input: {
     else hi = mid;
   }
   const looks = Math.max(1, Math.ceil(input.looks));
-  return { p0: tolerance, p1: (lo + hi) / 2, threshold, budget, looks, h: Math.log(looks / budget), minSpanMs };
+  return Object.freeze({ p0: tolerance, p1: (lo + hi) / 2, threshold, budget, looks, h: Math.log(looks / budget), minSpanMs });
 }
 
-/** The most one batch covering `spanMs` may add: evidence shorter than min_span cannot cross. */
-export function batchCap(params: SequentialParams, spanMs: number): number {
-  const d = Math.max(0, spanMs);
-  return (params.h * d) / (params.minSpanMs + 2 * d);
+/** The persistence bucket's reserve: evidence admitted at once before the refill rate limits it. */
+export function reserve(params: SequentialParams): number {
+  return params.h / 2;
+}
+
+/** Evidence the bucket admits per millisecond of traffic, for samples covering `spanMs` each. */
+export function refillPerMs(params: SequentialParams, spanMs: number): number {
+  return (params.h - reserve(params)) / (params.minSpanMs + 2 * Math.max(0, spanMs));
 }
 
 /** Adds one batch. Returns a new state; the old one is left as it was. */
@@ -118,13 +139,17 @@ export function advance(state: SequentialState, params: SequentialParams, batch:
   if (batch.n <= 0) return state;
   const { bad, good } = increments(params);
   const raw = batch.k * bad + (batch.n - batch.k) * good;
-  const added = Math.min(raw, batchCap(params, batch.spanMs));
+  const full = reserve(params);
+  let tokens = Math.min(full, (state.tokens ?? full) + refillPerMs(params, batch.spanMs) * Math.max(0, batch.spanMs));
+  // Only evidence towards a rollback is rationed; evidence for the release always counts in full.
+  const added = raw > 0 ? Math.min(raw, tokens) : raw;
+  if (added > 0) tokens -= added;
   const statistic = Math.max(0, state.statistic + added);
   let excursion = state.excursion;
   if (statistic <= 0) excursion = null;
   else if (excursion === null) excursion = { from: batch.at - batch.spanMs, n: batch.n, k: batch.k };
   else excursion = { from: excursion.from, n: excursion.n + batch.n, k: excursion.k + batch.k };
-  return { statistic, excursion, n: state.n + batch.n, k: state.k + batch.k, batches: state.batches + 1 };
+  return { statistic, excursion, n: state.n + batch.n, k: state.k + batch.k, batches: state.batches + 1, tokens: tokens >= full ? null : tokens };
 }
 
 /** What a verdict reports of the test: the statistic against its level, the counts, the budget. */
@@ -151,7 +176,7 @@ export function evidenceOf(state: SequentialState, params: SequentialParams): Se
     statistic: round(state.statistic, 2),
     needed: round(params.h, 2),
     budget: params.budget,
-    tolerance: params.p0,
+    tolerance: round(params.p0, 6),
     threshold: params.threshold,
     p1: round(params.p1, 4),
     looks: params.looks,
@@ -163,7 +188,11 @@ export function evidenceOf(state: SequentialState, params: SequentialParams): Se
   };
 }
 
-const round = (value: number, digits: number) => Number(value.toFixed(digits));
+/** Rounds to `digits` decimals; arithmetic rather than toFixed, which is slow and runs on every evaluation. */
+const round = (n: number, digits = 3) => {
+  const scale = 10 ** digits;
+  return Math.round(n * scale) / scale;
+};
 
 /**
  * The most batches a release window can hold: probes run every `fastIntervalMs` for the first

@@ -5,6 +5,7 @@
  */
 import { formatDuration } from '../config/duration.js';
 import type { RollbackRecord } from '../core/types.js';
+import type { TrafficImpact } from './impact.js';
 
 export interface RecordDetails {
   service: string;
@@ -13,6 +14,8 @@ export interface RecordDetails {
   logs: string[];
   /** File name of the timeline SVG written beside the record, if any. */
   timeline?: string;
+  /** What the release served until the previous version was verified, from the traffic source. */
+  impact?: TrafficImpact;
 }
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : '—');
@@ -32,6 +35,14 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
   lines.push(`- **Release:** ${release.version} (previous ${release.previous ?? 'none'}), ${release.source} at ${iso(release.startedAt)}, deployed by ${release.deployedBy}`);
   lines.push(`- **Method:** ${record.steps.map((s) => s.type).join(' → ') || 'none ran'}`);
   lines.push(`- **Attempts:** ${record.attempts}`);
+  if (details.impact) {
+    const { impact } = details;
+    const share = impact.requests > 0 ? ` (${((impact.errors / impact.requests) * 100).toFixed(1)}%)` : '';
+    const gaps = impact.uncounted > 0 ? `; ${impact.uncounted} interval(s) could not be counted` : '';
+    lines.push(
+      `- **Impact:** ${impact.requests} requests served, ${impact.errors} failed${share}, from the release start to ${record.outcome === 'rolled_back' ? 'the verified rollback' : 'the failure'} (${formatDuration(impact.to - impact.from)}), as counted by probe \`${impact.probe}\`${gaps}`,
+    );
+  }
   lines.push('');
   lines.push('## Timeline', '');
   lines.push('| event | time | since fault |', '| --- | --- | --- |');
@@ -49,6 +60,19 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
       lines.push(`| ${v.rule} | ${v.outcome} | ${v.observed ?? '—'} | ${v.threshold} ${v.unit} | ${cell(v.message)} |`);
     }
     lines.push('');
+    const sequential = breach.verdicts.filter((v) => v.evidence);
+    if (sequential.length > 0) {
+      lines.push('Sequential evidence (the statistic must reach ln(looks / budget); a release at the tolerance crosses with probability at most the budget per window):', '');
+      lines.push('| rule | statistic | needed | evidence since | bad / trials (evidence) | bad / trials (window) | tolerance | threshold | budget | min span |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+      for (const v of sequential) {
+        const e = v.evidence!;
+        const ex = e.excursion;
+        lines.push(
+          `| ${v.rule} | ${e.statistic} | ${e.needed} | ${ex ? iso(ex.from) : '—'} | ${ex ? `${ex.k} / ${ex.n}` : '—'} | ${e.k} / ${e.n} | ${e.tolerance} | ${e.threshold} | ${e.budget} | ${formatDuration(e.minSpanMs)} |`,
+        );
+      }
+      lines.push('');
+    }
   }
   lines.push('## Steps', '');
   if (record.steps.length === 0) lines.push('No step ran.');

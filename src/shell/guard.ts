@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
 import { evaluateRules, insertionIndex, learnBaseline, percentile, type RuleMemo } from '../core/rules.js';
+import { trafficImpact, type TrafficImpact } from '../records/impact.js';
 import { windowLooks } from '../core/sequential.js';
 import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
 import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
@@ -448,13 +449,32 @@ export class Guard implements GuardControl {
       logs = await pm2.logTail(config.pm2.app, 40).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
     }
     const svg = renderTimelineSvg(windowTimeline(record, this.samples, this.probeTypes, config.service));
-    const details = { service: config.service, verificationProbe: config.verification.probe, requiredPasses: config.verification.passes, logs, timeline: `${record.id}.svg` };
+    const impact = this.impactOf(record);
+    const details = {
+      service: config.service,
+      verificationProbe: config.verification.probe,
+      requiredPasses: config.verification.passes,
+      logs,
+      timeline: `${record.id}.svg`,
+      ...(impact ? { impact } : {}),
+    };
     try {
-      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs }, svg);
+      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs, ...(impact ? { impact } : {}) }, svg);
       log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
     } catch (error) {
       log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });
     }
+  }
+
+  /** Requests and errors the release served until it was rolled back, when a rule reads counted traffic. */
+  private impactOf(record: RollbackRecord): TrafficImpact | undefined {
+    const { rules } = this.deps.config;
+    const probe = [rules.error_rate?.probe, rules.latency_ratio?.probe].find((name) => {
+      const type = name === undefined ? undefined : this.probeTypes.get(name);
+      return type === 'scrape' || type === 'access_log';
+    });
+    if (probe === undefined) return undefined;
+    return trafficImpact(this.samples.get(probe) ?? [], probe, record.release.startedAt, record.finishedAt);
   }
 
   private wakeLoops(): void {
@@ -608,9 +628,7 @@ export class Guard implements GuardControl {
     const { phase, running, stable } = this.state;
     if (!running || running !== stable || !(phase === 'stable' || phase === 'promoted')) return;
     const since = Math.max(now - BASELINE_LOOKBACK_MS, this.runningSince);
-    const type = this.probeTypes.get(rule.probe) ?? 'http';
-    // learnBaseline knows scrape and prometheus traffic; an access-log read is the same kind of reading.
-    const source = type === 'access_log' ? 'scrape' : type;
+    const source = this.probeTypes.get(rule.probe) ?? 'http';
     // Checks carry the version they saw; traffic readings are taken as the running version's.
     const recent = (this.samples.get(rule.probe) ?? []).filter((s) => s.startedAt >= since && (s.version === undefined || s.version === running));
     const learnt = learnBaseline(recent, source, rule.min_samples);

@@ -111,12 +111,13 @@ describe('guarding a pm2 app', () => {
 
     // The record is an effect of the transition to rolled_back: it lands just after the state does.
     const records = await waitFor(async () => {
-      const names = (await readdir(join(s.stateDir, 'rollbacks'))).sort();
+      // Each file is written to a temporary name and renamed: wait for the three final names.
+      const names = (await readdir(join(s.stateDir, 'rollbacks'))).filter((n) => /\.(json|md|svg)$/.test(n)).sort();
       return names.length === 3 ? names : null;
     }, 5000);
     const md = await readFile(join(s.stateDir, 'rollbacks', records.find((r) => r.endsWith('.md'))!), 'utf8');
     expect(md).toContain('# Rollback: web v2 → v1');
-    expect(md).toMatch(/health: 3 consecutive failures >= 3/);
+    expect(md).toMatch(/health: \d+ consecutive failures >= 3 over [\d.]+s/);
 
     // The record's picture of the window renders with a real SVG renderer and marks the events.
     const svgName = records.find((r) => r.endsWith('.svg'))!;

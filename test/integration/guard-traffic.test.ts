@@ -107,7 +107,7 @@ describe('judging by real traffic', () => {
     await waitFor(() => daemon.guard.current.phase === 'rolled_back', 40_000);
     const breach = daemon.guard.current.rollback!.breach;
     expect(breach.rules).toEqual(['error_rate']);
-    expect(breach.reason).toMatch(/error_rate: \d+(\.\d)?% \(\d+\/\d+ requests\) > 5%/);
+    expect(breach.reason).toMatch(/error_rate: \d+(\.\d)?% \(\d+\/\d+ requests since the evidence began\) > 5%: evidence [\d.]+ >= [\d.]+ \(budget 0.1%, tolerance 2%\)/);
     expect(await served(w)).toBe('v1');
   });
 
@@ -128,18 +128,21 @@ describe('judging by real traffic', () => {
     const w = await world({ fault: 'slow', slowMs: 20 });
     const first = await guard(w, trafficProbe(w, 'scrape'));
     const baseline = await waitFor(() => first.guard.baseline('v1', 'traffic'), 20_000);
+    // About 24 ms on an idle machine (every request takes 20 ms); more on a busy one.
     expect(baseline).toBeGreaterThan(15);
-    expect(baseline).toBeLessThan(30);
+    expect(baseline).toBeLessThan(100);
     await first.stop();
 
     // A new daemon on the same state dir knows v1's baseline before it has seen a single sample.
     const daemon = await guard(w, trafficProbe(w, 'scrape'));
     expect(daemon.guard.baseline('v1', 'traffic')).toBe(baseline);
-    await deploy(w, { fault: 'slow', slowMs: 100 });
+    // Every request 600 ms slower: beyond the bucket bound (250 or 500 ms) at or above 3 × the
+    // baseline, however busy the machine makes the baseline.
+    await deploy(w, { fault: 'slow', slowMs: 600 });
     await waitFor(() => daemon.guard.current.phase === 'rolled_back', 40_000);
     const breach = daemon.guard.current.rollback!.breach;
     expect(breach.rules).toContain('latency_ratio');
-    expect(breach.reason).toMatch(/latency_ratio: [\d.]+× > 3×/);
+    expect(breach.reason).toMatch(/latency_ratio: \d+(\.\d)?% slower than [\d.]+ms \(\d+(\.\d)?\/\d+ requests since the evidence began\) > 5%/);
   });
 
   it('prometheus: 10 % errors on traffic → error_rate breach and automatic rollback', async () => {

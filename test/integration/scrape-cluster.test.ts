@@ -152,6 +152,7 @@ describe('scrape probe on a pm2 cluster (2 workers, no worker label)', () => {
       initialDelayMs: 0,
       baselineP95: new Map<string, number>(),
       probeTypes: new Map([['traffic', 'scrape' as const]]),
+      looks: 960,
     });
     const ordered = [...samples].sort((a, b) => a.startedAt - b.startedAt);
     const outcomes = new Set<string>();
