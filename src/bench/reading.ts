@@ -79,7 +79,7 @@ export function readingOf(results: BenchResults): string[] {
   }
   if (missed.some((c) => /latency \+400 ms.*: detection/.test(c.what))) {
     out.push(
-      `Why (+400 ms, detection): a slow request is only counted when it completes — 415 ms after it began, whichever source counts it — and the sequential test caps what one sample may add so that evidence must span min_span (1 s) plus two sample spans (2 × ${FAST_INTERVAL_MS} ms early in the window) before it can cross, the guard against sub-second blips. The floor is therefore ≈ 0.4 + 1.0 + 0.5 s ≈ 1.9 s minus where the first slow sample falls in its interval (up to ${FAST_INTERVAL_MS} ms), hence ≈ 1.6–1.9 s: the 1.5 s target lies below what min_span = 1 s allows for a latency fault of this size. health does not fire (415 ms is under its 1 s timeout).`,
+      `Why (+400 ms, detection): a slow request is only counted when it completes — 415 ms after it began, whichever source counts it — and the sequential test's persistence rule (src/core/sequential.ts) lets evidence cross only once it spans about min_span (1 s) plus two to three sample spans (${FAST_INTERVAL_MS} ms each early in the window), the guard against sub-second blips. The floor is therefore ≈ 0.4 + 1.0 + 0.5 s ≈ 1.9 s, less where the first slow sample falls in its interval (up to ${FAST_INTERVAL_MS} ms), so ≈ 1.6–1.9 s: the 1.5 s target lies below what min_span = 1 s allows for a latency fault that adds 400 ms to each request. health does not fire (415 ms is under its 1 s timeout).`,
     );
   }
   if (missed.some((c) => /: recovery|failed requests vs monit/.test(c.what))) {
