@@ -17,7 +17,8 @@
 //   APP_WARMUP_CPU_MS   burn ~75 % of a core for this long after start (a JIT/cache warm-up)
 //   PORT          port to listen on (pm2 cluster mode shares it between instances)
 // Manifest-only settings: memoryMbPerSec / memoryMaxMb (memory: heap growth while faulty),
-// blipCount (health_blip: that many /health checks answer 500 once the fault is on),
+// blipCount (health_blip: that many /health checks answer 500 once the fault is on, counted
+// across all workers of a cluster when a fault file is used),
 // faultCommand (command: an argument array run while the fault is on, e.g. a database client
 // holding a lock; killed when the fault ends or the process exits) and faultCommandInput (text
 // written to its stdin, which stays open). crash with a fault file
@@ -102,6 +103,26 @@ if (fault === 'crash' && !faultFile) setTimeout(crash, faultAfterMs);
 let hoard = [];
 let hoardTimer = null;
 let blipsLeft = 0;
+// With a fault file the blips are counted for the whole app, not per process: pm2 cluster
+// workers claim each one by creating a marker file beside the fault file (exclusive create), so
+// "one failed health check" stays one however many workers serve /health.
+function claimBlip() {
+  if (!faultFile) {
+    blipsLeft -= 1;
+    return true;
+  }
+  for (let i = 0; i < blipCount; i++) {
+    try {
+      fs.closeSync(fs.openSync(`${faultFile}.blip-${i}`, 'wx'));
+      blipsLeft -= 1;
+      return true;
+    } catch {
+      // claimed by this or another worker
+    }
+  }
+  blipsLeft = 0;
+  return false;
+}
 let faultChild = null;
 function stopFaultChild() {
   if (faultChild && faultChild.exitCode === null) {
@@ -208,8 +229,7 @@ const server = http.createServer((req, res) => {
     if (fault === 'error_ratio' && isApi && requests % Math.round(1 / errorRatio) === 0) {
       return reply(500, { status: 'error', version });
     }
-    if (fault === 'health_blip' && blipsLeft > 0 && req.url.startsWith('/health')) {
-      blipsLeft -= 1;
+    if (fault === 'health_blip' && blipsLeft > 0 && req.url.startsWith('/health') && claimBlip()) {
       return reply(500, { status: 'error', version, error: 'injected blip' });
     }
   }

@@ -17,9 +17,9 @@ import { RATE } from './guard-runner.js';
 import type { BenchDb } from './mariadb.js';
 import { readProc, sleep, spawnTracked, stopChild, waitFor, withTimeout, type ProcReading } from './proc.js';
 import { percentile, summarize } from './results.js';
-import { BASE_LATENCY_MS } from './scenarios.js';
+import { BASE_LATENCY_MS, INSTANCES } from './scenarios.js';
 import { startTraffic, type Traffic } from './traffic.js';
-import { APP, World } from './world.js';
+import { APP, SETUP_TIMEOUT_MS, World } from './world.js';
 import type { ChildProcess } from 'node:child_process';
 
 export interface UsageWindow {
@@ -66,7 +66,7 @@ const LATER_MS = 4 * 60_000;
 
 async function oneService(db: BenchDb | undefined, seconds: number, long: boolean, log: (m: string) => void): Promise<UsageWindow[]> {
   const good = { baseLatencyMs: BASE_LATENCY_MS };
-  const world = await World.create({ execMode: 'cluster', instances: 1, releases: { v1: good, v2: good } });
+  const world = await World.create({ execMode: 'cluster', instances: INSTANCES, releases: { v1: good, v2: good } });
   let guard: GuardProcess | null = null;
   let traffic: Traffic | null = null;
   try {
@@ -75,13 +75,13 @@ async function oneService(db: BenchDb | undefined, seconds: number, long: boolea
     await mkdir(stateDir, { recursive: true });
     guard = await GuardProcess.start(world.root, guardConfig(world, { stateDir, port: await GuardProcess.freePort(), ...(db ? { db } : {}) }), db ? { [DB_PASSWORD_ENV]: db.probePassword } : {});
     const g = guard;
-    await waitFor('v1 stable', async () => (await g.state())?.stable === 'v1', 20_000, 100);
-    await waitFor('the v1 baseline', () => g.hasBaseline('v1'), 40_000, 200);
+    await waitFor('v1 stable', async () => (await g.state())?.stable === 'v1', SETUP_TIMEOUT_MS, 100);
+    await waitFor('the v1 baseline', () => g.hasBaseline('v1'), SETUP_TIMEOUT_MS, 200);
     await sleep(3000);
     log(`  cost: one service, stable, ${seconds} s`);
     const stable = await measureUsage(g.pid, 'one service, stable (1 s interval)', seconds);
     await world.deploy('v2');
-    await waitFor('the window for v2', async () => (await g.state())?.phase === 'guarding', 20_000, 50);
+    await waitFor('the window for v2', async () => (await g.state())?.phase === 'guarding', SETUP_TIMEOUT_MS, 50);
     const windowAt = Date.now();
     await sleep(1000);
     const fast = Math.min(seconds, 15);
@@ -137,7 +137,7 @@ async function endpoints(count: number, seconds: number, log: (m: string) => voi
     };
     guard = await GuardProcess.start(world.root, config);
     const g = guard;
-    await waitFor('v1 stable', async () => (await g.state())?.stable === 'v1', 20_000, 100);
+    await waitFor('v1 stable', async () => (await g.state())?.stable === 'v1', SETUP_TIMEOUT_MS, 100);
     await sleep(5000);
     log(`  cost: ${count} endpoints at 1 s, ${seconds} s`);
     const from = Date.now();

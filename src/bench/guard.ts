@@ -13,8 +13,8 @@ import { stringify } from 'yaml';
 import { freePort } from '../demo/demo-app.js';
 import type { BenchDb } from './mariadb.js';
 import { spawnTracked, stopChild, waitFor } from './proc.js';
-import { FAST_FOR_MS, FAST_INTERVAL_MS, INITIAL_DELAY_MS, INTERVAL_MS } from './scenarios.js';
-import { APP, type World } from './world.js';
+import { FAST_FOR_MS, FAST_INTERVAL_MS, INITIAL_DELAY_MS, INTERVAL_MS, WINDOW_MS, type TrafficSource } from './scenarios.js';
+import { APP, SETUP_TIMEOUT_MS, type World } from './world.js';
 import type { ChildProcess } from 'node:child_process';
 
 /** dist/cli/main.js beside this file's dist/bench/. */
@@ -34,8 +34,25 @@ const TOKEN = 'bench-token-0123456789abcdef';
 /** App memory threshold of the bench: 512 MB, written as the share of the host the rule takes. */
 export const MEMORY_LIMIT_BYTES = 512 * 1024 * 1024;
 
-/** The bench's guard config for a world: one service, every rule the runbook names. */
-export function guardConfig(world: World, options: { stateDir: string; port: number; db?: BenchDb }): Record<string, unknown> {
+/** The guard's traffic probe: the app's own /metrics, or nginx's access log in front of it. */
+export function trafficProbe(world: World, source: TrafficSource, accessLog?: string): Record<string, unknown> {
+  if (source === 'scrape') return { name: 'traffic', type: 'scrape', url: `http://127.0.0.1:${world.appPort}/metrics`, timeout: '1s' };
+  if (!accessLog) throw new Error('the access_log source needs nginx in front of the app (its access log)');
+  return { name: 'traffic', type: 'access_log', ...ACCESS_LOG_KEYS(accessLog) };
+}
+
+/** The access_log probe's keys: nginx's timed format is its default (src/bench/nginx.ts writes it). */
+const ACCESS_LOG_KEYS = (file: string): Record<string, unknown> => ({ path: file, format: 'nginx' });
+
+/**
+ * The bench's guard config for a world: one service, every rule the runbook names. The traffic
+ * rules use the product's defaults (sequential test: threshold, tolerance, budget, min_span), on
+ * the traffic source of the run.
+ */
+export function guardConfig(
+  world: World,
+  options: { stateDir: string; port: number; db?: BenchDb; source?: TrafficSource; accessLog?: string },
+): Record<string, unknown> {
   const base = `http://127.0.0.1:${world.appPort}`;
   const ms = (n: number) => `${n}ms`;
   return {
@@ -46,7 +63,7 @@ export function guardConfig(world: World, options: { stateDir: string; port: num
     pm2: { home: world.pm2Home, app: APP, crash_exits: 1, crash_window: '60s' },
     probes: [
       { name: 'health', type: 'http', url: `${base}/health`, timeout: '1s', version_path: 'version', json_field: { path: 'status', equals: 'ok' } },
-      { name: 'traffic', type: 'scrape', url: `${base}/metrics`, timeout: '1s' },
+      trafficProbe(world, options.source ?? 'scrape', options.accessLog),
       { name: 'app', type: 'process', pm2_app: APP },
       ...(options.db
         ? [
@@ -65,11 +82,11 @@ export function guardConfig(world: World, options: { stateDir: string; port: num
         : []),
     ],
     schedule: { interval: ms(INTERVAL_MS), fast_interval: ms(FAST_INTERVAL_MS), fast_for: ms(FAST_FOR_MS), max_in_flight: 8 },
-    release: { version_probe: 'health', window: '10m', initial_delay: ms(INITIAL_DELAY_MS), settle: '30s' },
+    release: { version_probe: 'health', window: ms(WINDOW_MS), initial_delay: ms(INITIAL_DELAY_MS), settle: '30s' },
     rules: {
       health: { probe: 'health', consecutive: 3 },
-      error_rate: { probe: 'traffic', threshold: 0.05, window: '60s', min_requests: 200 },
-      latency_ratio: { probe: 'traffic', ratio: 3, floor: '50ms', window: '30s' },
+      error_rate: { probe: 'traffic', threshold: 0.05 },
+      latency_ratio: { probe: 'traffic', ratio: 3, floor: '50ms' },
       cpu: { probe: 'app', threshold: 0.7, for: '10s' },
       memory: { probe: 'app', threshold: Number((MEMORY_LIMIT_BYTES / os.totalmem()).toFixed(4)), for: '10s' },
       ...(options.db ? { db_latency: { probe: 'db', threshold: '100ms', for: '10s' } } : {}),
@@ -137,7 +154,7 @@ export class GuardProcess {
           if (child.exitCode !== null) throw new Error(`release-guard exited with code ${child.exitCode}: ${await guard.logTail()}`);
           return (await fetch(`${guard.url}/healthz`, { signal: AbortSignal.timeout(500) })).ok;
         },
-        20_000,
+        SETUP_TIMEOUT_MS,
         100,
       );
     } catch (error) {

@@ -15,7 +15,8 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildRelease } from '../demo/demo-app.js';
 import { MEMORY_LIMIT_BYTES } from './guard.js';
-import { releasesFor, RATE, RUN_TIMEOUT_MS, type RunContext } from './guard-runner.js';
+import { frontOf, releasesFor, RATE, runTimeoutMs, type RunContext } from './guard-runner.js';
+import type { Nginx } from './nginx.js';
 import { watchDb, type DbWatch } from './mariadb.js';
 import { findBinary, runOk, sleep, spawnTracked, stopChild, waitFor, withTimeout } from './proc.js';
 import { emptyResult, measure, type RunResult } from './results.js';
@@ -91,15 +92,19 @@ function controlFile(world: World, dir: string, script: string, dbCheck: string 
 export async function runMonitScenario(scenario: Scenario, run: number, monitBin: string, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(scenario.id, 'monit', run);
   let world: World | null = null;
+  let nginx: Nginx | null = null;
   let monit: ChildProcess | null = null;
   let traffic: Traffic | null = null;
   let dbWatch: DbWatch | null = null;
   try {
-    await withTimeout(`monit ${scenario.id} run ${run}`, RUN_TIMEOUT_MS, (async () => {
+    await withTimeout(`monit ${scenario.id} run ${run}`, runTimeoutMs(scenario), (async () => {
       world = await World.create({ execMode: 'cluster', instances: ctx.instances, releases: releasesFor(scenario, null) });
       const w: World = world;
       await buildRelease(w.deployDir, 'v2', releasesFor(scenario, w).v2);
-      traffic = startTraffic(w.apiUrl, RATE, RUN_TIMEOUT_MS);
+      // The same path as the guard's runs: through nginx when the bench has it.
+      const front = await frontOf(w, ctx);
+      nginx = front.nginx;
+      traffic = startTraffic(front.apiUrl, RATE, runTimeoutMs(scenario));
       await w.deploy('v2');
 
       const dir = w.root;
@@ -157,6 +162,7 @@ export async function runMonitScenario(scenario: Scenario, run: number, monitBin
     await (traffic as Traffic | null)?.stop().catch(() => undefined);
     await (dbWatch as DbWatch | null)?.stop().catch(() => undefined);
     await stopChild(monit, 5000).catch(() => undefined);
+    await (nginx as Nginx | null)?.stop().catch(() => undefined);
     await (world as World | null)?.cleanup().catch((e: unknown) => ctx.log(`cleanup failed: ${String(e)}`));
   }
   return result;

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { CostResult } from './cost.js';
 import { summarize, type RunResult, type Summary, type Tool } from './results.js';
-import type { Scenario } from './scenarios.js';
+import { scenarios as allScenarios, type Scenario } from './scenarios.js';
 import type { StrategyRun } from './strategy-cost.js';
 
 export interface Machine {
@@ -18,6 +18,7 @@ export interface Machine {
   node: string;
   monit: string | null;
   mariadb: string | null;
+  nginx?: string | null;
 }
 
 export interface BenchResults {
@@ -29,9 +30,13 @@ export interface BenchResults {
   machine: Machine;
   /** 1-minute load average sampled through the run (other work on the machine shows here). */
   loadAverage: Summary;
-  options: { runs: number; only: string[] | null; quick: boolean };
+  /** Set when several results files are shown as one: how loadAverage was combined. */
+  loadAverageNote?: string;
+  /** Set when several results files are shown as one: each bench invocation. */
+  invocations?: { command: string; date: string; durationSeconds: number; revision?: string }[];
+  options: { runs: number; only: string[] | null; quick: boolean; sources?: string[] };
   setup: Record<string, unknown>;
-  scenarios: Pick<Scenario, 'id' | 'title' | 'kind' | 'targetText' | 'monit' | 'targets' | 'observeMs' | 'faultOutcomes'>[];
+  scenarios: Pick<Scenario, 'id' | 'title' | 'kind' | 'targetText' | 'monit' | 'targets' | 'observeMs' | 'faultOutcomes' | 'faultForMs' | 'injectAfterMs'>[];
   runs: RunResult[];
   cost: CostResult | null;
   strategies: StrategyRun[];
@@ -66,9 +71,18 @@ const secRange = (s: Summary, of?: number) => medRange(s, (n) => sec(n).replace(
 const numRange = (s: Summary, of?: number) => medRange(s, (n) => num(n)) + partial(s, of);
 const done = (runs: RunResult[]) => runs.filter((r) => r.completed).length;
 
-function runsOf(results: BenchResults, scenario: string, tool: Tool): RunResult[] {
-  return results.runs.filter((r) => r.scenario === scenario && r.tool === tool);
+function runsOf(results: BenchResults, scenario: string, tool: Tool, source?: string): RunResult[] {
+  return results.runs.filter((r) => r.scenario === scenario && r.tool === tool && (source === undefined || (r.source ?? 'scrape') === source));
 }
+
+/** The guard's traffic sources in these results, scrape first (older results: scrape only). */
+export function sourcesOf(results: BenchResults): string[] {
+  const seen = new Set(results.runs.filter((r) => r.tool === 'release-guard').map((r) => r.source ?? 'scrape'));
+  return (['scrape', 'access_log'] as const).filter((x) => seen.has(x));
+}
+
+/** How a traffic source is named in the tables. */
+export const sourceLabel = (source: string) => (source === 'access_log' ? 'access_log (nginx)' : 'scrape (/metrics)');
 
 function stat(runs: RunResult[], pick: (r: RunResult) => number | null | undefined): Summary {
   return summarize(runs.filter((r) => r.completed).map(pick));
@@ -100,42 +114,53 @@ export interface TargetCheck {
 export function checkTargets(results: BenchResults): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const byId = new Map(results.scenarios.map((s) => [s.id, s]));
-  const guard = (id: string) => runsOf(results, id, 'release-guard');
   const monit = (id: string) => runsOf(results, id, 'monit');
+  const sources = sourcesOf(results);
   for (const s of results.scenarios) {
     if (s.kind !== 'fault') continue;
-    const runs = guard(s.id);
-    if (runs.length === 0) continue;
-    const det = stat(runs, (r) => r.detectionMs);
-    const rec = stat(runs, (r) => r.recoveryMs);
-    if (s.targets?.detectionMs !== undefined) {
-      checks.push({ what: `${s.title}: detection`, target: `≤ ${sec(s.targets.detectionMs)}`, measured: det.median === null ? 'not detected' : `${sec(det.median)} median`, met: det.median !== null && det.median <= s.targets.detectionMs });
-    }
-    if (s.targets?.recoveryMs !== undefined) {
-      checks.push({ what: `${s.title}: recovery`, target: `≤ ${sec(s.targets.recoveryMs)}`, measured: rec.median === null ? 'not recovered' : `${sec(rec.median)} median`, met: rec.median !== null && rec.median <= s.targets.recoveryMs });
-    }
-    const m = monit(s.id);
-    if (['crash-loop', '5xx', 'hang'].includes(s.id) && m.length > 0) {
-      const g = stat(runs, (r) => r.failedRequests).median;
-      const mm = stat(m, (r) => r.failedRequests).median;
-      if (g !== null && mm !== null) {
-        checks.push({ what: `${s.title}: failed requests vs monit`, target: '≤ ⅓ of monit’s', measured: `${num(g)} vs ${num(mm)} (≤ ${num(mm / 3)} needed)`, met: g <= mm / 3 });
+    for (const source of sources) {
+      const runs = runsOf(results, s.id, 'release-guard', source);
+      if (runs.length === 0) continue;
+      const label = `${s.title} [${source}]`;
+      // A rollback before the fault was switched on is a false one: it detects nothing.
+      const det = stat(runs, (r) => (r.rolledBackBeforeFault ? null : r.detectionMs));
+      const rec = stat(runs, (r) => r.recoveryMs);
+      if (s.targets?.detectionMs !== undefined) {
+        checks.push({ what: `${label}: detection`, target: `≤ ${sec(s.targets.detectionMs)}`, measured: det.median === null ? 'not detected' : `${sec(det.median)} median${det.n < done(runs) ? ` (${det.n} of ${done(runs)} runs detected)` : ''}`, met: det.median !== null && det.median <= s.targets.detectionMs && det.n === done(runs) });
+      }
+      if (s.targets?.recoveryMs !== undefined) {
+        checks.push({ what: `${label}: recovery`, target: `≤ ${sec(s.targets.recoveryMs)}`, measured: rec.median === null ? 'not recovered' : `${sec(rec.median)} median`, met: rec.median !== null && rec.median <= s.targets.recoveryMs });
+      }
+      const m = monit(s.id);
+      if (['crash-loop', '5xx', 'hang'].includes(s.id) && m.length > 0) {
+        const g = stat(runs, (r) => r.failedRequests).median;
+        const mm = stat(m, (r) => r.failedRequests).median;
+        if (g !== null && mm !== null) {
+          checks.push({ what: `${label}: failed requests vs monit`, target: '≤ ⅓ of monit’s', measured: `${num(g)} vs ${num(mm)} (≤ ${num(mm / 3)} needed)`, met: g <= mm / 3 });
+        }
+      }
+      const lag = stat(runs, (r) => r.verifiedLagMs);
+      if (lag.median !== null && byId.get(s.id)?.targets?.recoveryMs !== undefined) {
+        checks.push({ what: `${label}: guard's "verified" after users saw recovery`, target: '≤ 1 s', measured: `${sec(lag.median)} median`, met: lag.median <= 1000 });
       }
     }
-    const lag = stat(runs, (r) => r.verifiedLagMs);
-    if (lag.median !== null && byId.get(s.id)?.targets?.recoveryMs !== undefined) {
-      checks.push({ what: `${s.title}: guard's "verified" after users saw recovery`, target: '≤ 1 s', measured: `${sec(lag.median)} median`, met: lag.median <= 1000 });
+  }
+  for (const source of sources) {
+    const mine = (r: RunResult) => r.tool === 'release-guard' && r.completed && (r.source ?? 'scrape') === source;
+    const faults = results.runs.filter((r) => mine(r) && byId.get(r.scenario)?.kind === 'fault');
+    if (faults.length > 0) {
+      const missed = faults.filter((r) => !r.rolledBack || r.rolledBackBeforeFault);
+      checks.push({ what: `every fault run rolled back after its fault [${source}]`, target: 'all', measured: `${faults.length - missed.length}/${faults.length}${missed.length ? ` (missed: ${[...new Set(missed.map((r) => r.scenario))].join(', ')})` : ''}`, met: missed.length === 0 });
+      const early = faults.filter((r) => r.rolledBackBeforeFault);
+      if (early.length > 0) {
+        checks.push({ what: `fault runs rolled back before the fault was switched on (false rollbacks) [${source}]`, target: '0', measured: `${early.length}/${faults.length} (${[...new Set(early.map((r) => r.scenario))].join(', ')})`, met: false });
+      }
     }
-  }
-  const faults = results.runs.filter((r) => r.tool === 'release-guard' && r.completed && byId.get(r.scenario)?.kind === 'fault');
-  if (faults.length > 0) {
-    const missed = faults.filter((r) => !r.rolledBack);
-    checks.push({ what: 'every fault run rolled back', target: 'all', measured: `${faults.length - missed.length}/${faults.length}${missed.length ? ` (missed: ${[...new Set(missed.map((r) => r.scenario))].join(', ')})` : ''}`, met: missed.length === 0 });
-  }
-  const benign = results.runs.filter((r) => r.tool === 'release-guard' && r.completed && byId.get(r.scenario)?.kind === 'benign');
-  if (benign.length > 0) {
-    const wrong = benign.filter((r) => r.rolledBack);
-    checks.push({ what: 'benign runs rolled back', target: '0', measured: `${wrong.length}/${benign.length}${wrong.length ? ` (${[...new Set(wrong.map((r) => r.scenario))].join(', ')})` : ''}`, met: wrong.length === 0 });
+    const benign = results.runs.filter((r) => mine(r) && byId.get(r.scenario)?.kind === 'benign');
+    if (benign.length > 0) {
+      const wrong = benign.filter((r) => r.rolledBack);
+      checks.push({ what: `benign runs rolled back [${source}]`, target: '0', measured: `${wrong.length}/${benign.length}${wrong.length ? ` (${[...new Set(wrong.map((r) => r.scenario))].join(', ')})` : ''}`, met: wrong.length === 0 });
+    }
   }
   const cluster = results.strategies.filter((r) => r.strategy === 'releases' && r.execMode === 'cluster' && r.completed);
   if (cluster.length > 0) {
@@ -163,7 +188,8 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
   return checks;
 }
 
-export function renderMarkdown(results: BenchResults, jsonPath: string, reading: string[]): string {
+export function renderMarkdown(results: BenchResults, jsonPaths: string | string[], reading: string[]): string {
+  const links = typeof jsonPaths === 'string' ? [jsonPaths] : jsonPaths;
   const m = results.machine;
   const out: string[] = [];
   const line = (s = '') => out.push(s);
@@ -171,61 +197,87 @@ export function renderMarkdown(results: BenchResults, jsonPath: string, reading:
   const benign = results.scenarios.filter((s) => s.kind === 'benign');
   const n = results.options.runs;
   const setup = results.setup as Record<string, string | number>;
+  const sources = sourcesOf(results);
+  const checks = checkTargets(results);
 
   line('# Benchmarks');
   line();
   line('Written by `npm run bench` (src/bench/); every number below comes from one run of it.');
-  line(`Raw results: [\`${jsonPath}\`](${jsonPath}).`);
+  line(`Raw results: ${links.map((p) => `[\`${p}\`](${p})`).join(', ')}.`);
   line();
   line(`- **Date:** ${results.date} (${Math.round(results.durationSeconds / 60)} min)`);
-  if (results.revision) line(`- **Code measured:** ${results.revision}`);
-  line(`- **Machine:** ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.kernel}, Node ${m.node}; monit ${m.monit ?? 'not run'}; MariaDB ${m.mariadb ?? 'not run'}`);
-  line(`- **Load:** 1-minute load average during the run ${medRange(results.loadAverage, (x) => x.toFixed(1))} (median, range) on ${m.cores} cores — other work shared the machine; timings are from a busy box, not an idle one.`);
-  line(`- **Runs:** ${n} per scenario and tool, release-guard and monit interleaved (run 1 of every scenario, then run 2, …). Tables show the median and (range).`);
-  line(`- **Rerun:** \`${results.command}\` — options: \`--runs N\` (default 3), \`--only id,id\` (scenario ids below, or \`cost\`, \`strategy\`), \`--quick\` (1 run, a few scenarios, short cost: a smoke test), \`--no-monit\`, \`--out DIR\` (results there instead of bench/results), \`--render FILE\` (the tables of an earlier results file). \`npm test\` runs a smoke of it (5xx and one failed probe, once each, with monit).`);
+  if (results.invocations && new Set(results.invocations.map((i) => i.revision)).size > 1) line(`- **Code measured:** ${results.invocations.map((i) => i.revision ?? '?').join('; ')} (one per invocation, below)`);
+  else if (results.revision) line(`- **Code measured:** ${results.revision}`);
+  line(`- **Machine:** ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB RAM, ${m.kernel}, Node ${m.node}; monit ${m.monit ?? 'not run'}; MariaDB ${m.mariadb ?? 'not run'}; nginx ${m.nginx ?? 'not run'}`);
+  line(`- **Load:** 1-minute load average during the run ${medRange(results.loadAverage, (x) => x.toFixed(1))} (${results.loadAverageNote ?? 'median, range'}) on ${m.cores} cores — other work shared the machine; timings are from a busy box, not an idle one.`);
+  line(`- **Runs:** ${n} per scenario, tool and traffic source (release-guard once with each of ${sources.map((x) => `\`${x}\``).join(' and ') || 'its sources'}; monit once), interleaved (run 1 of every scenario, then run 2, …). Tables show the median and (range).`);
+  line(`- **Rerun:** \`${results.command}\` — options: \`--runs N\` (default 3), \`--only id,id\` (scenario ids below, or \`cost\`, \`strategy\`), \`--sources scrape,access_log\` (default both), \`--quick\` (1 run, a few scenarios, short cost: a smoke test), \`--no-monit\`, \`--out DIR\` (results there instead of bench/results), \`--render FILE\` (the tables of an earlier results file). \`npm test\` runs a smoke of it (5xx and one failed probe on the scrape source, once each, with monit).`);
+  if (results.invocations && results.invocations.length > 1) {
+    const spans = results.invocations.map((i) => ({ ...i, from: Date.parse(i.date), to: Date.parse(i.date) + i.durationSeconds * 1000 }));
+    const overlap = spans.some((a, i) => spans.some((b, j) => i !== j && a.from < b.to && b.from < a.to));
+    line(`- **Invocations:** ${spans.map((i) => `\`${i.command}\` (${i.date}, ${Math.round(i.durationSeconds / 60)} min${i.revision ? `, at ${i.revision.split(' ')[0]}` : ''})`).join('; ')}${overlap ? ' — **run at the same time**, to fit the time available: each also loaded the machine for the other' : ''}.`);
+  }
+  if (results.options.only || results.options.quick) {
+    const ran = new Set(results.scenarios.map((x) => x.id));
+    const notRun = [...allScenarios().map((x) => x.id).filter((id) => !ran.has(id)), ...(results.cost ? [] : ['cost']), ...(results.strategies.length ? [] : ['strategy'])];
+    line(`- **Partial run:** ${results.options.quick ? '`--quick`' : `only ${results.options.only!.map((x) => `\`${x}\``).join(', ')}`} (what fits about an hour); not run this time: ${notRun.map((x) => `\`${x}\``).join(', ') || 'nothing'} — their last figures are in earlier results files under bench/results/, measured with one worker and the scrape source only.`);
+  }
   line();
   line('## Setup');
   line();
-  line(`- The demo app (\`demo/app/server.cjs\`) under a private pm2 daemon in **cluster mode, ${setup.instances} instance(s)**; every /api request takes ${setup.baseLatencyMs} ms, so v1's traffic p95 (from the app's histogram buckets) is ≈ 24 ms: 4× lands above the latency rule's 50 ms floor, 2× stays under 3×; releases in a Capistrano layout (\`releases/v1\`, \`releases/v2\`, \`current\` symlink).`);
-  line(`- **${setup.rate} req/s** of steady traffic to /api on 127.0.0.1 (keep-alive, 2 s timeout) throughout every run; a request fails on a non-200, a timeout or a connection error.`);
-  line('- Each run: fresh pm2 + app + guard; the guard learns v1 (stable, traffic latency baseline); v2 is deployed as a deploy script does it (symlink + `pm2 reload`); the guard opens the release window by itself; the fault is switched on at a fixed time into the window by creating the release\'s fault file (the app sees it within 10 ms), so **detection = fault file created → rollback decided**; **recovery = fault → the load sees v1 answering every request from then on** (seen from outside).');
-  line(`- release-guard: \`node dist/cli/main.js start\` as a separate process, probes: http /health (1 s timeout), scrape of the app's /metrics, pm2 process readings, the MariaDB query; interval ${setup.interval}, fast interval ${setup.fastInterval} for the first ${setup.fastFor} of a window (default 2 m; shortened so "later in the window" is reached in a bounded run), rules: health 3 consecutive, error_rate > 5 % of the last 200 requests, latency_ratio > 3× v1's p95 (floor 50 ms), cpu > 70 % of the host for 10 s, memory > 512 MB (as a host share) for 10 s, db_latency > 100 ms for 10 s (defaults 60 s/60 s/10 s: shortened to keep runs bounded), initial_delay ${setup.initialDelay}; rollback: releases strategy (symlink + pm2 reload); verification: 3 passing checks reporting v1.`);
-  line('- monit: the Debian package in the foreground (`monit -I`) with its own control file, `set daemon 1` (its shortest cycle); `check host` GET /health with a 1 s timeout failing **for 3 cycles**; `check process` on pm2\'s pid file (does not exist; cpu > 70 % for 3 cycles; memory > 512 MB for 3 cycles); `check program` running the same query with a 1 s limit (status != 0 for 3 cycles). Every check execs the same rollback script (symlink swap + `pm2 reload` with the pm2 CLI), which writes a timestamp first: **detection = fault → script started**. monit is started on the healthy v2 and runs 3 s before the fault.');
+  line(`- The demo app (\`demo/app/server.cjs\`) under a private pm2 daemon in **cluster mode, ${setup.instances} instance(s)** behind one port, its own /metrics per worker with no worker label (the usual production shape); every /api request takes ${setup.baseLatencyMs} ms, so v1's traffic p95 is ≈ 24 ms: 4× and +400 ms land above the latency rule's 50 ms floor, 2× stays under 3×; releases in a Capistrano layout (\`releases/v1\`, \`releases/v2\`, \`current\` symlink). Both workers read the same fault file; a blip of health checks is counted for the app, not per worker.`);
+  line(setup.front === 'nginx'
+    ? `- **nginx** (the Debian package, a throwaway instance per run on a free loopback port) in front of the app: proxy_pass to the cluster's port, no upstream keep-alive (a new connection per request, which pm2 hands round-robin to the workers), access log in nginx's \`combined\` format with \`$request_time $upstream_addr\` appended (the access_log probe's default layout). **The load goes through nginx in every run** — both traffic sources and monit — so every tool sees the same path; the guard's health check and scrape go to the app's port directly, as they would on the app host.`
+    : '- No nginx (not installed): the load goes to the app directly; only the scrape source ran.');
+  line(`- **${setup.rate} req/s** of steady traffic to /api (keep-alive to nginx, 2 s timeout) throughout every run; a request fails on a non-200, a timeout or a connection error.`);
+  line('- Each run: fresh pm2 + app + nginx + guard; the guard learns v1 (stable, traffic latency baseline); v2 is deployed as a deploy script does it (symlink + `pm2 reload`); the guard opens the release window by itself; the fault is switched on at a fixed time into the window by creating the release\'s fault file (the app sees it within 10 ms) and, for a bounded fault (the blip, 2 % for 30 s), removed again after its duration, so **detection = fault file created → rollback decided**; **recovery = fault → the load sees v1 answering every request from then on** (seen from outside). A rollback decided before the fault is counted as a false rollback, not a detection.');
+  line(`- release-guard: \`node dist/cli/main.js start\` as a separate process, probes: http /health (1 s timeout), **the traffic source of the run** — \`scrape\` of the app's /metrics, or \`access_log\` following nginx's access log — pm2 process readings, the MariaDB query; interval ${setup.interval}, fast interval ${setup.fastInterval} for the first ${setup.fastFor} of a window (default 2 m; shortened so "later in the window" is reached in a bounded run), release window ${setup.window ?? '10 min'} (long enough for the fault 5 min in); rules: health 3 consecutive (evidence spanning ≥ 1 s, the default min_span), error_rate > 5 % and latency_ratio > 3× v1's p95 (floor 50 ms) on the traffic source, **judged by the product's sequential test with its defaults** (tolerance, false-rollback budget 0.1 % per window, min_span 1 s; no window or min_requests), cpu > 70 % of the app's cores for 10 s, memory > 512 MB (as a host share) for 10 s, db_latency > 100 ms for 10 s (defaults 60 s/60 s/10 s: shortened to keep runs bounded), initial_delay ${setup.initialDelay}; rollback: releases strategy (symlink + pm2 reload); verification: 3 passing checks reporting v1.`);
+  line('- monit: the Debian package in the foreground (`monit -I`) with its own control file, `set daemon 1` (its shortest cycle); `check host` GET /health with a 1 s timeout failing **for 3 cycles**; `check process` on pm2\'s pid file of worker 0 (does not exist; cpu > 70 % for 3 cycles; memory > 512 MB for 3 cycles); `check program` running the same query with a 1 s limit (status != 0 for 3 cycles). Every check execs the same rollback script (symlink swap + `pm2 reload` with the pm2 CLI), which writes a timestamp first: **detection = fault → script started**. monit is started on the healthy v2 and runs 3 s before the fault. It has no traffic view, so it runs once per scenario, not per source.');
   line();
 
-  line('## Fault scenarios: release-guard and monit side by side');
+  line('## Fault scenarios: release-guard (per traffic source) and monit side by side');
   line();
-  line('| scenario | release-guard detection | release-guard recovery | failed requests | monit detection | monit recovery | monit failed requests | rolled back (guard / monit) | what fired (guard / monit) |');
-  line('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  line('| scenario | tool, traffic source | detection | recovery | failed requests | rolled back | what fired | target |');
+  line('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  const verdictOf = (title: string, source: string) => {
+    const mine = checks.filter((c) => c.what.startsWith(`${title} [${source}]: detection`) || c.what.startsWith(`${title} [${source}]: recovery`));
+    if (mine.length === 0) return '–';
+    return mine.every((c) => c.met) ? 'met' : `**failing** (${mine.filter((c) => !c.met).map((c) => c.what.split(': ').at(-1)).join(', ')})`;
+  };
   for (const s of faults) {
-    const g = runsOf(results, s.id, 'release-guard');
     const mo = runsOf(results, s.id, 'monit');
-    if (g.length === 0 && mo.length === 0) continue;
-    const monitCells = !s.monit.sees
-      ? [`cannot see it: ${s.monit.why}`, '–', '–']
-      : mo.length === 0
-        ? ['not run', '–', '–']
-        : [
-            stat(mo, (r) => r.detectionMs).median === null ? `did not act within 45 s (${rolled(mo)})` : secRange(stat(mo, (r) => r.detectionMs), done(mo)),
-            secRange(stat(mo, (r) => r.recoveryMs), done(mo)),
-            numRange(stat(mo, (r) => r.failedRequests)),
-          ];
-    line(
-      `| ${s.title} | ${stat(g, (r) => r.detectionMs).median === null ? `not rolled back (${rolled(g)})` : secRange(stat(g, (r) => r.detectionMs), done(g))} | ${secRange(stat(g, (r) => r.recoveryMs), done(g))} | ${numRange(stat(g, (r) => r.failedRequests))} | ${monitCells.join(' | ')} | ${rolled(g)} / ${s.monit.sees ? rolled(mo) : '–'} | ${triggers(g)} / ${s.monit.sees ? triggers(mo) : '–'} |`,
-    );
+    let first = true;
+    const title = () => (first ? ((first = false), s.title) : '″');
+    for (const source of sources) {
+      const g = runsOf(results, s.id, 'release-guard', source);
+      if (g.length === 0) continue;
+      const early = g.filter((r) => r.rolledBackBeforeFault).length;
+      const det = stat(g, (r) => (r.rolledBackBeforeFault ? null : r.detectionMs));
+      line(
+        `| ${title()} | release-guard, ${sourceLabel(source)} | ${det.median === null ? `not rolled back after the fault (${rolled(g)})` : secRange(det, done(g))} | ${secRange(stat(g, (r) => r.recoveryMs), done(g))} | ${numRange(stat(g, (r) => r.failedRequests))} | ${rolled(g)}${early ? ` (${early} before the fault)` : ''} | ${triggers(g)} | ${s.targetText ? `${s.targetText}: ${verdictOf(s.title, source)}` : '–'} |`,
+      );
+    }
+    if (!s.monit.sees) line(`| ${title()} | monit | cannot see it: ${s.monit.why} | – | – | – | – | – |`);
+    else if (mo.length === 0) line(`| ${title()} | monit | not run | – | – | – | – | – |`);
+    else {
+      const md = stat(mo, (r) => r.detectionMs);
+      line(`| ${title()} | monit | ${md.median === null ? `did not act within 45 s (${rolled(mo)})` : secRange(md, done(mo))} | ${secRange(stat(mo, (r) => r.recoveryMs), done(mo))} | ${numRange(stat(mo, (r) => r.failedRequests))} | ${rolled(mo)} | ${triggers(mo)} | – |`);
+    }
   }
   line();
-  line('Failed requests count every request answered (or failed) from the fault on, at 50 req/s. "–" in a range: no run produced that value (e.g. never recovered).');
+  line(`Failed requests count every request answered (or failed) from the fault on, at ${setup.rate} req/s. "–" in a range: no run produced that value (e.g. never recovered). "″": the same scenario.`);
   line();
   line('### release-guard: the switch and its own verification');
   line();
-  line('| scenario | decision → plan done (swap + reload) | switch failures¹ | guard "verified" after users saw v1² | target |');
+  line('| scenario | traffic source | decision → plan done (swap + reload) | switch failures¹ | guard "verified" after users saw v1² |');
   line('| --- | --- | --- | --- | --- |');
   for (const s of faults) {
-    const g = runsOf(results, s.id, 'release-guard');
-    if (g.length === 0) continue;
-    const sf = stat(g, (r) => r.switchFailures);
-    line(`| ${s.title} | ${secRange(stat(g, (r) => r.switchMs), done(g))} | ${sf.n === 0 ? (s.faultOutcomes.includes('conn') ? 'n/a (the fault itself resets connections)' : '–') : numRange(sf)} | ${secRange(stat(g, (r) => r.verifiedLagMs), done(g))} | ${s.targetText ?? '–'} |`);
+    for (const source of sources) {
+      const g = runsOf(results, s.id, 'release-guard', source);
+      if (g.length === 0) continue;
+      const sf = stat(g, (r) => r.switchFailures);
+      line(`| ${s.title} | ${source} | ${secRange(stat(g, (r) => r.switchMs), done(g))} | ${sf.n === 0 ? (s.faultOutcomes.includes('conn') ? 'n/a (the fault itself resets connections)' : '–') : numRange(sf)} | ${secRange(stat(g, (r) => r.verifiedLagMs), done(g))} |`);
+    }
   }
   line();
   line('¹ Failures after the decision of a kind the fault does not cause (connection refused/reset, timeouts during a 5xx or latency fault): the switch\'s own. ² The guard\'s verification (3 checks reporting v1, launched after the plan finished) against the moment the load saw v1 for good; for the slow database "recovered" also waits for the database to answer fast again (the guard verifies the app only), hence negative values.');
@@ -233,12 +285,17 @@ export function renderMarkdown(results: BenchResults, jsonPath: string, reading:
 
   line('## Benign scenarios (must not roll back)');
   line();
-  line('| scenario | rolled back | failed requests while observed | observed for |');
-  line('| --- | --- | --- | --- |');
+  line(`| scenario | ${sources.map((x) => `rolled back, ${x}`).join(' | ')} | failed requests while observed (all runs) | fault on for | observed for |`);
+  line(`| --- | ${sources.map(() => '---').join(' | ')} | --- | --- | --- |`);
   for (const s of benign) {
-    const g = runsOf(results, s.id, 'release-guard');
-    if (g.length === 0) continue;
-    line(`| ${s.title} | ${rolled(g)}${g.some((r) => r.rolledBack) ? ` (${triggers(g)})` : ''} | ${numRange(stat(g, (r) => r.failedRequests))} | ${sec(s.observeMs ?? 15_000)} |`);
+    const all = runsOf(results, s.id, 'release-guard');
+    if (all.length === 0) continue;
+    const cells = sources.map((source) => {
+      const g = runsOf(results, s.id, 'release-guard', source);
+      if (g.length === 0) return 'not run';
+      return `${rolled(g)}${g.some((r) => r.rolledBack) ? ` (**${triggers(g)}**)` : ''}`;
+    });
+    line(`| ${s.title} | ${cells.join(' | ')} | ${numRange(stat(all, (r) => r.failedRequests))} | ${s.faultForMs !== undefined ? sec(s.faultForMs) : '–'} | ${sec(s.observeMs ?? 15_000)} |`);
   }
   line();
 
@@ -282,8 +339,7 @@ export function renderMarkdown(results: BenchResults, jsonPath: string, reading:
     line();
   }
 
-  const checks = checkTargets(results);
-  line('## Targets (issue 4)');
+  line('## Targets');
   line();
   line('| target | wanted | measured | |');
   line('| --- | --- | --- | --- |');

@@ -11,6 +11,10 @@ export interface RunResult {
   scenario: string;
   tool: Tool;
   run: number;
+  /** release-guard: where its traffic rules read real traffic (absent in older results: scrape). */
+  source?: 'scrape' | 'access_log';
+  /** release-guard, fault scenarios: it rolled the release back before the fault was switched on (a false rollback). */
+  rolledBackBeforeFault?: boolean;
   /** False when the run itself broke (setup failed, hard timeout); see `error`. */
   completed: boolean;
   error?: string;

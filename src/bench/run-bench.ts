@@ -28,7 +28,8 @@ import { ensureMonit, monitVersion, runMonitScenario } from './monit-runner.js';
 import { run as runProgram } from './proc.js';
 import { checkTargets, machineInfo, renderMarkdown, type BenchResults } from './report.js';
 import { summarize, type RunResult } from './results.js';
-import { BASE_LATENCY_MS, FAST_FOR_MS, FAST_INTERVAL_MS, INITIAL_DELAY_MS, INTERVAL_MS, scenarios, type Scenario } from './scenarios.js';
+import { BASE_LATENCY_MS, FAST_FOR_MS, FAST_INTERVAL_MS, INITIAL_DELAY_MS, INSTANCES, INTERVAL_MS, scenarios, SOURCES, WINDOW_MS, type Scenario, type TrafficSource } from './scenarios.js';
+import { ensureNginx, nginxVersion } from './nginx.js';
 import { runStrategy, VARIANTS, type StrategyRun } from './strategy-cost.js';
 import { readingOf } from './reading.js';
 
@@ -39,12 +40,16 @@ interface Options {
   monit: boolean;
   /** Re-render BENCHMARKS.md from a results file (no new measurement). */
   render: string | null;
+  /** With --render: write BENCHMARKS.md even from partial results. */
+  publish: boolean;
   /** Where results (and a full run's BENCHMARKS.md) go instead of the repository. */
   out: string | null;
+  /** The guard's traffic sources to run every scenario with. */
+  sources: TrafficSource[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { runs: 3, only: null, quick: false, monit: true, render: null, out: null };
+  const options: Options = { runs: 3, only: null, quick: false, monit: true, render: null, publish: false, out: null, sources: [...SOURCES] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--runs') options.runs = Number(argv[++i]);
@@ -53,22 +58,30 @@ function parseArgs(argv: string[]): Options {
     else if (arg.startsWith('--only=')) options.only = arg.slice(7).split(',').filter(Boolean);
     else if (arg === '--quick') options.quick = true;
     else if (arg === '--no-monit') options.monit = false;
+    else if (arg === '--sources' || arg.startsWith('--sources=')) {
+      const list = (arg === '--sources' ? (argv[++i] ?? '') : arg.slice(10)).split(',').filter(Boolean);
+      for (const source of list) if (!SOURCES.includes(source as TrafficSource)) throw new Error(`unknown traffic source "${source}"; known: ${SOURCES.join(', ')}`);
+      options.sources = list as TrafficSource[];
+    }
     else if (arg === '--render') options.render = argv[++i] ?? null;
+    else if (arg === '--publish') options.publish = true;
     else if (arg === '--out') options.out = argv[++i] ?? '';
     else if (arg.startsWith('--out=')) options.out = arg.slice(6);
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench -- [--runs N] [--only scenario,...|cost|strategy] [--quick] [--no-monit] [--out DIR] | [--render bench/results/FILE.json [--out DIR]]');
+      console.log('usage: npm run bench -- [--runs N] [--only scenario,...|cost|strategy] [--sources scrape,access_log] [--quick] [--no-monit] [--out DIR] | [--render bench/results/FILE.json[,FILE.json] [--publish] [--out DIR]]');
       process.exit(0);
     } else throw new Error(`unknown option ${arg}`);
   }
   if (!Number.isInteger(options.runs) || options.runs < 1 || options.runs > 20) throw new Error('--runs must be 1..20');
   if (options.out === '') throw new Error('--out needs a directory');
+  if (options.sources.length === 0) throw new Error('--sources needs at least one of scrape, access_log');
   if (options.quick && !argv.some((a) => a.startsWith('--runs'))) options.runs = 1;
   return options;
 }
 
-/** Only a full run (every scenario, cost and strategy) may stand for the bench in BENCHMARKS.md. */
-const isFull = (options: { only: string[] | null; quick: boolean }) => !options.only && !options.quick;
+/** Only a full run (every scenario on every source, cost and strategy) may stand for the bench in BENCHMARKS.md. */
+const isFull = (options: { only: string[] | null; quick: boolean; sources?: readonly string[] }) =>
+  !options.only && !options.quick && (options.sources ?? SOURCES).length === SOURCES.length;
 
 /** Where results files and BENCHMARKS.md go: the repository, or everything into --out. */
 function outputs(out: string | null): { resultsDir: string; benchmarksMd: string } {
@@ -83,21 +96,22 @@ function shown(file: string): string {
   return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
 }
 
-/** BENCHMARKS.md for a full run's results, its tables printed for any other. */
-async function writeReport(results: BenchResults, jsonPath: string, out: string | null): Promise<void> {
+/** BENCHMARKS.md for a full run's results (or with --publish), its tables printed for any other. */
+async function writeReport(results: BenchResults, jsonPaths: string, out: string | null, publish = false): Promise<void> {
   const { benchmarksMd } = outputs(out);
-  // The link to the results file, relative to where BENCHMARKS.md is (or would be).
-  const markdown = renderMarkdown(results, path.relative(path.dirname(benchmarksMd), jsonPath), readingOf(results));
-  if (isFull(results.options)) {
+  // The links to the results files, relative to where BENCHMARKS.md is (or would be).
+  const links = jsonPaths.split(',').map((p) => path.relative(path.dirname(benchmarksMd), p));
+  const markdown = renderMarkdown(results, links, readingOf(results));
+  if (isFull(results.options) || publish) {
     await mkdir(path.dirname(benchmarksMd), { recursive: true });
     // The Calibration section belongs to `npm run calibrate`: keep it as it is.
     const before = await readFile(benchmarksMd, 'utf8').catch(() => '');
     const calibration = /<!-- calibration:start -->[\s\S]*?<!-- calibration:end -->/.exec(before)?.[0];
     await writeFile(benchmarksMd, calibration ? `${markdown.trimEnd()}\n\n${calibration}\n` : markdown);
-    log(`${shown(benchmarksMd)} written from ${shown(jsonPath)}`);
+    log(`${shown(benchmarksMd)} written from ${jsonPaths.split(',').map(shown).join(', ')}`);
   } else {
     console.log(`\n${markdown}`);
-    log(`printed from ${shown(jsonPath)}`);
+    log(`printed from ${jsonPaths.split(',').map(shown).join(', ')}`);
   }
 }
 
@@ -106,27 +120,57 @@ const t0 = Date.now();
 const log = (message: string) => console.log(`[bench +${((Date.now() - t0) / 1000).toFixed(0)}s] ${message}`);
 const secs = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixed(2)}s`);
 
-/** Writes BENCHMARKS.md again from a results file: for changes to the report, never to the numbers. */
-async function render(file: string, out: string | null): Promise<number> {
-  const jsonPath = path.resolve(PROJECT_ROOT, file);
-  const results = JSON.parse(await readFile(jsonPath, 'utf8')) as BenchResults;
+/**
+ * Writes BENCHMARKS.md again from a results file: for changes to the report, never to the numbers.
+ * Several files (comma-separated; e.g. a long scenario measured by its own invocation) are shown
+ * as one: their runs side by side, the first file's date and setup, the machine's load over all.
+ * `--publish` writes BENCHMARKS.md even for partial results (it says which scenarios were run).
+ */
+async function render(files: string, out: string | null, publish: boolean): Promise<number> {
+  const paths = files.split(',').filter(Boolean).map((f) => path.resolve(PROJECT_ROOT, f));
+  const all = (await Promise.all(paths.map(async (p) => JSON.parse(await readFile(p, 'utf8')) as BenchResults))).sort((a, b) => Date.parse(a.date) - Date.parse(b.date));
+  const results = all[0]!;
+  if (all.length > 1) results.invocations = all.map((r) => ({ command: r.command, date: r.date, durationSeconds: r.durationSeconds, ...(r.revision ? { revision: r.revision } : {}) }));
+  for (const more of all.slice(1)) {
+    results.runs.push(...more.runs);
+    for (const s of more.scenarios) if (!results.scenarios.some((x) => x.id === s.id)) results.scenarios.push(s);
+    results.cost ??= more.cost;
+    results.strategies.push(...more.strategies);
+    results.durationSeconds = Math.max(results.durationSeconds, Math.round((Date.parse(more.date) + more.durationSeconds * 1000 - Date.parse(results.date)) / 1000));
+    results.command = `${results.command}; ${more.command}`;
+    // Partial if any part was: the scenarios of both, quick if either was.
+    results.options.only = results.options.only || more.options.only ? [...(results.options.only ?? []), ...(more.options.only ?? [])] : null;
+    results.options.quick = results.options.quick || more.options.quick;
+    const lo = [results.loadAverage, more.loadAverage];
+    results.loadAverage = { n: lo[0]!.n + lo[1]!.n, median: Math.max(lo[0]!.median ?? 0, lo[1]!.median ?? 0), min: Math.min(lo[0]!.min ?? Infinity, lo[1]!.min ?? Infinity), max: Math.max(lo[0]!.max ?? 0, lo[1]!.max ?? 0) };
+    results.machine.monit ??= more.machine.monit;
+    results.machine.mariadb ??= more.machine.mariadb;
+  }
   if (!results.revision && process.env.BENCH_REVISION) results.revision = process.env.BENCH_REVISION;
   // Scenario definitions the file may predate (e.g. faultOutcomes), by id; the measurements are the file's.
   const defs = new Map(scenarios().map((s) => [s.id, s]));
   results.scenarios = results.scenarios.map((s) => ({ ...defs.get(s.id), ...s, faultOutcomes: s.faultOutcomes ?? defs.get(s.id)?.faultOutcomes ?? [] }));
-  await writeReport(results, jsonPath, out);
+  // In the order the bench defines them, whichever file they came from.
+  const order = [...defs.keys()];
+  results.scenarios.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
+  // Older results ran the scrape source only.
+  for (const r of results.runs) if (r.tool === 'release-guard' && !r.source) r.source = 'scrape';
+  if (all.length > 1) results.loadAverageNote = 'the largest median and the full range of the merged runs';
+  await writeReport(results, paths.join(','), out, publish);
   return 0;
 }
 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
-  if (options.render) return render(options.render, options.out);
+  if (options.render) return render(options.render, options.out, options.publish);
   const all = scenarios({ client: 'mariadb', appDefaultsFile: '' });
   const known = new Set([...all.map((s) => s.id), 'cost', 'strategy']);
   for (const id of options.only ?? []) if (!known.has(id)) throw new Error(`unknown scenario "${id}"; known: ${[...known].join(', ')}`);
   const wanted = (id: string) => (options.only ? options.only.includes(id) : options.quick ? QUICK.includes(id) || id === 'cost' || id === 'strategy' : true);
   const selectedIds = all.filter((s) => wanted(s.id)).map((s) => s.id);
   const doCost = wanted('cost');
+  // The code measured is the code checked out now, not when the run ends (commits may land meanwhile).
+  const revision = process.env.BENCH_REVISION ?? (await gitRevision());
   const doStrategy = wanted('strategy');
 
   // Load average through the run: how busy the machine was.
@@ -145,18 +189,31 @@ async function main(): Promise<number> {
     }
     const list: Scenario[] = scenarios(db).filter((s) => selectedIds.includes(s.id) && (!s.needsDb || db));
     if (options.monit && list.some((s) => s.kind === 'fault' && s.monit.sees)) monitBin = await ensureMonit();
+    // nginx in front of the app in every run (the access_log source reads its log; the load goes
+    // through it for every tool and source, so all see the same path). Without nginx (not root, no
+    // apt) only the scrape source can run, and the load goes to the app directly.
+    let nginxBin: string | null = null;
+    if (list.length > 0) {
+      nginxBin = await ensureNginx().catch((error: unknown) => {
+        if (options.sources.includes('access_log')) throw error;
+        log(`no nginx (${error instanceof Error ? error.message : String(error)}): the load goes to the app directly`);
+        return null;
+      });
+    }
     const mariadbVersion = db ? (await runProgram(db.client, ['--version'])).stdout.trim().replace(/^.*Distrib\s+|,.*$/g, '') : null;
-    const machine = await machineInfo(monitBin ? await monitVersion(monitBin) : null, mariadbVersion);
+    const machine = { ...(await machineInfo(monitBin ? await monitVersion(monitBin) : null, mariadbVersion)), nginx: nginxBin ? await nginxVersion(nginxBin) : null };
     log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB, ${machine.kernel}, Node ${machine.node}`);
-    log(`${list.length} scenarios × ${options.runs} runs${monitBin ? ', with monit' : ''}${doCost ? ', cost' : ''}${doStrategy ? ', strategy cost' : ''}`);
+    log(`${list.length} scenarios × ${options.runs} runs × sources ${options.sources.join(', ')}${monitBin ? ', with monit' : ''}${doCost ? ', cost' : ''}${doStrategy ? ', strategy cost' : ''}`);
 
-    const ctx = { ...(db ? { db } : {}), instances: 1, log };
+    const ctx = { ...(db ? { db } : {}), instances: INSTANCES, nginx: nginxBin, log };
     const runs: RunResult[] = [];
     for (let run = 1; run <= options.runs; run++) {
       for (const scenario of list) {
-        const g = await runGuardScenario(scenario, run, ctx);
-        runs.push(g);
-        log(`${scenario.id} #${run} release-guard: ${describe(g)}`);
+        for (const source of options.sources) {
+          const g = await runGuardScenario(scenario, run, ctx, source);
+          runs.push(g);
+          log(`${scenario.id} #${run} release-guard (${source}): ${describe(g)}`);
+        }
         if (monitBin && scenario.kind === 'fault' && scenario.monit.sees) {
           const m = await runMonitScenario(scenario, run, monitBin, ctx);
           runs.push(m);
@@ -188,7 +245,6 @@ async function main(): Promise<number> {
 
     clearInterval(loadTimer);
     await sampleLoad();
-    const revision = process.env.BENCH_REVISION ?? (await gitRevision());
     const full = isFull(options);
     const results: BenchResults = {
       date: new Date(t0).toISOString(),
@@ -197,23 +253,28 @@ async function main(): Promise<number> {
       ...(revision ? { revision } : {}),
       machine,
       loadAverage: summarize(loads),
-      options: { runs: options.runs, only: options.only, quick: options.quick },
+      options: { runs: options.runs, only: options.only, quick: options.quick, sources: options.sources },
       setup: {
         rate: RATE,
         instances: ctx.instances,
         execMode: 'cluster',
+        sources: options.sources,
+        front: nginxBin ? 'nginx' : 'none',
+        window: `${WINDOW_MS / 60_000} min`,
         baseLatencyMs: BASE_LATENCY_MS,
         interval: `${INTERVAL_MS / 1000} s`,
         fastInterval: `${FAST_INTERVAL_MS} ms`,
         fastFor: `${FAST_FOR_MS / 1000} s`,
         initialDelay: `${INITIAL_DELAY_MS / 1000} s`,
       },
-      scenarios: list.map(({ id, title, kind, targetText, monit, targets, observeMs, faultOutcomes }) => ({
+      scenarios: list.map(({ id, title, kind, targetText, monit, targets, observeMs, faultOutcomes, faultForMs, injectAfterMs }) => ({
         id,
         title,
         kind,
         monit,
         faultOutcomes,
+        injectAfterMs,
+        ...(faultForMs !== undefined ? { faultForMs } : {}),
         ...(targetText ? { targetText } : {}),
         ...(targets ? { targets } : {}),
         ...(observeMs ? { observeMs } : {}),
@@ -253,6 +314,7 @@ async function gitRevision(): Promise<string | null> {
 
 function describe(r: RunResult): string {
   if (!r.completed) return `BROKE: ${(r.error ?? '').split('\n')[0]}`;
+  if (r.rolledBackBeforeFault) return `ROLLED BACK BEFORE THE FAULT: ${r.trigger} (${r.reason})`;
   if (!r.rolledBack) return `no rollback; ${r.failedRequests} failed requests`;
   return `${r.trigger} → detect ${secs(r.detectionMs)}, recover ${secs(r.recoveryMs)}, ${r.failedRequests} failed${r.verifiedLagMs !== null ? `, verified +${secs(r.verifiedLagMs)}` : ''}`;
 }

@@ -17,6 +17,14 @@ export const INTERVAL_MS = 1000;
 export const FAST_INTERVAL_MS = 250;
 /** Resource rules skip this much of a new release (warm-up). */
 export const INITIAL_DELAY_MS = 10_000;
+/** The release window (the default): long enough for the fault that starts 5 minutes into it. */
+export const WINDOW_MS = 10 * 60_000;
+/** pm2 cluster mode with this many workers behind one port: the usual production shape. */
+export const INSTANCES = 2;
+
+/** Where the guard's traffic rules (error_rate, latency_ratio) read real traffic from. */
+export type TrafficSource = 'scrape' | 'access_log';
+export const SOURCES: readonly TrafficSource[] = ['scrape', 'access_log'];
 
 export interface Targets {
   detectionMs?: number;
@@ -35,6 +43,8 @@ export interface Scenario {
   injectAfterMs: number;
   /** Benign: how long after the trigger nothing may happen. */
   observeMs?: number;
+  /** The fault file is removed again this long after it was created (a blip, a bounded episode). */
+  faultForMs?: number;
   /** Failures the fault itself causes (anything else during the switch is the switch's). */
   faultOutcomes: Outcome[];
   /** The slow database: needs the bench's MariaDB, and recovery includes the database being fast again. */
@@ -48,6 +58,8 @@ export interface Scenario {
 
 const LATE = FAST_FOR_MS + 2000;
 const AFTER_WARMUP = INITIAL_DELAY_MS + 1000;
+/** "Late in the window": 5 minutes in, long after fast probing ended (the 1 s interval). */
+const FIVE_MINUTES = 5 * 60_000;
 
 export function scenarios(db?: { client: string; appDefaultsFile: string }): Scenario[] {
   return [
@@ -96,8 +108,20 @@ export function scenarios(db?: { client: string; appDefaultsFile: string }): Sce
       injectAfterMs: 3000,
       faultOutcomes: ['http'],
       monit: { sees: false, why: 'monit checks /health, which stays 200; it has no view of traffic error rates' },
-      targets: { detectionMs: 5000, recoveryMs: 6000 },
-      targetText: 'detect ≤ 5 s, recover ≤ 6 s',
+      targets: { detectionMs: 3000, recoveryMs: 6000 },
+      targetText: 'detect ≤ 3 s, recover ≤ 6 s',
+    },
+    {
+      id: 'errors-10pct-late',
+      title: '10 % 5xx on traffic, starting 5 min into the window',
+      kind: 'fault',
+      v2: { fault: 'error_ratio', errorRatio: 0.1 },
+      trigger: 'file',
+      injectAfterMs: FIVE_MINUTES,
+      faultOutcomes: ['http'],
+      monit: { sees: false, why: 'monit checks /health, which stays 200; it has no view of traffic error rates' },
+      targets: { detectionMs: 5000 },
+      targetText: 'detect ≤ 5 s after it starts (1 s interval by then)',
     },
     {
       id: 'latency-4x',
@@ -110,6 +134,18 @@ export function scenarios(db?: { client: string; appDefaultsFile: string }): Sce
       monit: { sees: false, why: 'monit only has a fixed response timeout (1 s); 60 ms answers pass it' },
       targets: { recoveryMs: 6000 },
       targetText: 'recover ≤ 6 s',
+    },
+    {
+      id: 'latency-400ms',
+      title: 'latency +400 ms',
+      kind: 'fault',
+      v2: { fault: 'slow', slowMs: 400 },
+      trigger: 'file',
+      injectAfterMs: 3000,
+      faultOutcomes: [],
+      monit: { sees: false, why: 'monit only has a fixed response timeout (1 s); 415 ms answers pass it' },
+      targets: { detectionMs: 1500 },
+      targetText: 'detect ≤ 1.5 s',
     },
     {
       id: 'hang',
@@ -137,9 +173,10 @@ export function scenarios(db?: { client: string; appDefaultsFile: string }): Sce
     },
     {
       id: 'cpu-hog',
-      title: 'CPU hog (15 ms of CPU per request ≈ 75 % of a core)',
+      title: `CPU hog (${15 * INSTANCES} ms of CPU per request ≈ 75 % of the app's ${INSTANCES} cores)`,
       kind: 'fault',
-      v2: { fault: 'cpu', cpuBurnMs: 15 },
+      // 50 req/s spread over the workers: 15 ms per request per worker keeps each worker at ≈ 75 % of its core.
+      v2: { fault: 'cpu', cpuBurnMs: 15 * INSTANCES },
       trigger: 'file',
       injectAfterMs: AFTER_WARMUP,
       faultOutcomes: [],
@@ -187,12 +224,25 @@ export function scenarios(db?: { client: string; appDefaultsFile: string }): Sce
     },
     {
       id: 'errors-2pct',
-      title: '2 % 5xx on traffic',
+      title: '2 % 5xx on traffic for 30 s',
       kind: 'benign',
       v2: { fault: 'error_ratio', errorRatio: 0.02 },
       trigger: 'file',
       injectAfterMs: 3000,
-      observeMs: 20_000,
+      faultForMs: 30_000,
+      observeMs: 32_000,
+      faultOutcomes: ['http'],
+      monit: { sees: false, why: 'benign' },
+    },
+    {
+      id: 'blip-100pct',
+      title: '0.5 s blip of 100 % 5xx (every request, /health too)',
+      kind: 'benign',
+      v2: { fault: '5xx' },
+      trigger: 'file',
+      injectAfterMs: 3000,
+      faultForMs: 500,
+      observeMs: 15_000,
       faultOutcomes: ['http'],
       monit: { sees: false, why: 'benign' },
     },

@@ -14,6 +14,12 @@ import { buildRelease, freePort, pointCurrent, PROJECT_ROOT, type ReleaseManifes
 import { killPm2HomeSync, run, runOk, sleep, trackPm2Home, trackTempDir, untrackPm2Home, untrackTempDir, waitFor } from './proc.js';
 
 export const APP = 'web';
+/**
+ * How long set-up steps may take (the app answering a version after a start or a reload, the
+ * guard learning v1): generous, as a busy machine starts node workers slowly. Nothing measured
+ * includes them.
+ */
+export const SETUP_TIMEOUT_MS = 60_000;
 export const PM2_BIN = path.join(PROJECT_ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 export interface WorldOptions {
@@ -110,7 +116,7 @@ export class World {
     await writeFile(ecosystem, `module.exports = ${JSON.stringify({ apps: [app] }, null, 2)};\n`);
     trackPm2Home(this.pm2Home);
     await this.pm2(['start', ecosystem]);
-    await this.waitForVersion(this.options.startVersion ?? versions[0]!, 20_000);
+    await this.waitForVersion(this.options.startVersion ?? versions[0]!, SETUP_TIMEOUT_MS);
   }
 
   /** The version /health reports, or null when it does not answer 200. */
@@ -143,13 +149,19 @@ export class World {
     await pointCurrent(this.deployDir, version);
     const at = Date.now();
     await this.pm2(['reload', APP]);
-    await this.waitForVersion(version, 20_000);
+    await this.waitForVersion(version, SETUP_TIMEOUT_MS);
     return at;
   }
 
   /** Switches the release's fault on: the app sees the file within 10 ms. */
   async injectFault(): Promise<number> {
     await writeFile(this.faultFile, `${Date.now()}\n`);
+    return Date.now();
+  }
+
+  /** Switches the release's fault off again (a blip's end): the app sees it within 10 ms. */
+  async clearFault(): Promise<number> {
+    await rm(this.faultFile, { force: true });
     return Date.now();
   }
 

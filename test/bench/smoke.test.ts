@@ -2,9 +2,11 @@
  * A smoke run of the benchmark inside `npm test`, so the bench cannot rot unnoticed: the built
  * bench (`node dist/bench/run-bench.js`, as `npm run bench` runs it, after the same `tsc` build)
  * runs one fault scenario (5xx) and one benign one (one-failed-probe), 1 run each, against
- * release-guard and monit. That exercises both runners, the traffic generator, the results file,
- * the report and its reading. Asserts what happened (rolled back or not, by what), never how fast:
- * timings are the bench's business, not a test's.
+ * release-guard (the scrape traffic source only, to stay within ~3 minutes; the access_log source
+ * has its own end-to-end test, test/integration/guard-cluster-traffic.test.ts) and monit, with the
+ * app as a 2-worker pm2 cluster behind nginx as in every bench run. That exercises both runners,
+ * the traffic generator, the results file, the report and its reading. Asserts what happened
+ * (rolled back or not, by what), never how fast: timings are the bench's business, not a test's.
  *
  * Nothing goes into the repository: results go to a temp dir (`--out`), and so do the bench's
  * worlds (TMPDIR); the temp dir is removed afterwards. Every process the bench starts inherits a
@@ -125,7 +127,7 @@ describe(`bench smoke run (${FAULT} and ${BENIGN}, 1 run each)`, () => {
     const build = await node([TSC, '-p', 'tsconfig.build.json'], process.env, BUILD_TIMEOUT_MS);
     expect(build.code, `tsc -p tsconfig.build.json failed:\n${build.output}`).toBe(0);
 
-    const args = [BENCH, '--only', `${FAULT},${BENIGN}`, '--runs', '1', '--out', outDir, ...(MONIT ? [] : ['--no-monit'])];
+    const args = [BENCH, '--only', `${FAULT},${BENIGN}`, '--runs', '1', '--sources', 'scrape', '--out', outDir, ...(MONIT ? [] : ['--no-monit'])];
     const env = { ...process.env, TMPDIR: tmp, [MARKER]: id };
     bench = await node(args, env, BENCH_TIMEOUT_MS);
     if (bench.code !== 0) throw new Error(`the bench failed (exit ${bench.code}):\n${bench.output.slice(-6000)}`);
@@ -149,7 +151,9 @@ describe(`bench smoke run (${FAULT} and ${BENIGN}, 1 run each)`, () => {
   }, 60_000);
 
   it('runs the selected scenarios once and records them as a partial run', () => {
-    expect(results.options).toEqual({ runs: 1, only: [FAULT, BENIGN], quick: false });
+    expect(results.options).toEqual({ runs: 1, only: [FAULT, BENIGN], quick: false, sources: ['scrape'] });
+    expect(results.setup).toMatchObject({ instances: 2, execMode: 'cluster', sources: ['scrape'] });
+    expect(results.runs.filter((r) => r.tool === 'release-guard').every((r) => r.source === 'scrape')).toBe(true);
     expect(results.scenarios.map((s) => s.id).sort()).toEqual([FAULT, BENIGN].sort());
     expect(path.basename(jsonFile)).toMatch(/-partial\.json$/);
     for (const r of results.runs) expect(r.error ?? '', `${r.scenario} / ${r.tool}`).toBe('');
@@ -185,7 +189,7 @@ describe(`bench smoke run (${FAULT} and ${BENIGN}, 1 run each)`, () => {
   });
 
   it('prints the report with a row for each scenario', () => {
-    expect(bench.output).toContain('## Fault scenarios: release-guard and monit side by side');
+    expect(bench.output).toContain('## Fault scenarios: release-guard (per traffic source) and monit side by side');
     expect(bench.output).toContain(`| ${title(FAULT)} |`);
     expect(bench.output).toContain('## Benign scenarios (must not roll back)');
     expect(bench.output).toContain(`| ${title(BENIGN)} | 0/1 |`);
