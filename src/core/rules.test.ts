@@ -165,6 +165,17 @@ describe('rules', () => {
       expect(evaluateErrorRate(rule, input(steady, { probeTypes: scrape }))).toMatchObject({ outcome: 'pass' });
     });
 
+    it('the tolerance rises to the previous version\'s learnt error ratio, at most to 80 % of the threshold', () => {
+      const steady = Array.from({ length: 40 }, (_, i) => interval(i, 50, 1));
+      const tolerance = (learnt?: number, configured?: number) =>
+        evaluateErrorRate({ ...rule, ...(configured ? { tolerance: configured } : {}) }, input(steady, { probeTypes: scrape, ...(learnt !== undefined ? { baselineErrorRatio: new Map([['p', learnt]]) } : {}) })).evidence!.tolerance;
+      expect(tolerance()).toBe(0.02);
+      expect(tolerance(0.01)).toBe(0.02);
+      expect(tolerance(0.03)).toBe(0.03);
+      expect(tolerance(0.06)).toBe(0.04);
+      expect(tolerance(0.06, 0.045)).toBe(0.045);
+    });
+
     it('scrape: intervals without counts are no data', () => {
       const none = [0, 1, 2].map((i) => ({ ...interval(i, 0, 0), traffic: undefined }));
       expect(evaluateErrorRate(rule, input(none, { probeTypes: scrape })).message).toMatch(/0 traffic samples with requests in window < min_samples 3/);

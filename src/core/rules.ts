@@ -310,10 +310,14 @@ class SequentialVerdict implements RuleVerdict {
 
 const fmtCount = (k: number) => (Number.isInteger(k) ? String(k) : k.toFixed(1));
 
-/** The tolerance of a rule, raised to what the previous version already did (never to the threshold). */
+/**
+ * The tolerance of a rule, raised to what the previous version already did — but never by more
+ * than to 80 % of the threshold: a release as bad as its predecessor is not rolled back, and a
+ * predecessor near the threshold does not make the rule blind. A configured tolerance stands.
+ */
 function toleranceOf(configured: number, threshold: number, learnt: number | undefined): number {
-  const tolerance = learnt !== undefined && learnt > configured ? Math.min(learnt, threshold * MAX_TOLERANCE_SHARE) : configured;
-  return Math.min(tolerance, threshold * MAX_TOLERANCE_SHARE);
+  if (learnt === undefined || learnt <= configured) return configured;
+  return Math.max(configured, Math.min(learnt, threshold * MAX_TOLERANCE_SHARE));
 }
 
 /** A tolerance this close to the threshold would need far too many requests to tell them apart. */
