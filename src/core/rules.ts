@@ -179,8 +179,8 @@ export function evaluateHealth(rule: Health, input: RuleInput): RuleVerdict {
 
 const seconds = (ms: number) => (ms < 10_000 ? `${round(ms / 1000, 2)}s` : `${Math.round(ms / 1000)}s`);
 
-/** A source that counts real traffic (requests and errors per interval). */
-const isTrafficSource = (source: string) => source !== 'http' && source !== 'prometheus';
+/** A source that counts real traffic (requests and errors per interval): scrape, access_log. */
+export const isTrafficSource = (source: string) => source !== 'http' && source !== 'prometheus' && Object.hasOwn(MIN_SAMPLES_BY_SOURCE, source);
 
 /**
  * What a sequential rule counts in one sample: `n` trials, `k` bad ones. Null when the sample

@@ -8,7 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
-import { evaluateRules, insertionIndex, learnBaseline, percentile, type RuleMemo } from '../core/rules.js';
+import { evaluateRules, insertionIndex, isTrafficSource, learnBaseline, percentile, type RuleMemo } from '../core/rules.js';
 import { trafficImpact, type TrafficImpact } from '../records/impact.js';
 import { windowLooks } from '../core/sequential.js';
 import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
@@ -469,10 +469,7 @@ export class Guard implements GuardControl {
   /** Requests and errors the release served until it was rolled back, when a rule reads counted traffic. */
   private impactOf(record: RollbackRecord): TrafficImpact | undefined {
     const { rules } = this.deps.config;
-    const probe = [rules.error_rate?.probe, rules.latency_ratio?.probe].find((name) => {
-      const type = name === undefined ? undefined : this.probeTypes.get(name);
-      return type === 'scrape' || type === 'access_log';
-    });
+    const probe = [rules.error_rate?.probe, rules.latency_ratio?.probe].find((name) => name !== undefined && isTrafficSource(this.probeTypes.get(name) ?? 'http'));
     if (probe === undefined) return undefined;
     return trafficImpact(this.samples.get(probe) ?? [], probe, record.release.startedAt, record.finishedAt);
   }
