@@ -45,13 +45,21 @@ async function listen(server: http.Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/** Every file under `root`, recursively, with its content. */
+/**
+ * Every file under `root`, recursively, with its content. The guard is still running, so a
+ * temp file listed a moment ago may have been renamed onto its final name since: such a file
+ * is skipped (its content is read under the final name).
+ */
 async function filesUnder(root: string): Promise<{ path: string; text: string }[]> {
   const out: { path: string; text: string }[] = [];
   for (const entry of await readdir(root, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile()) continue;
     const path = join(entry.parentPath, entry.name);
-    out.push({ path, text: await readFile(path, 'latin1') });
+    try {
+      out.push({ path, text: await readFile(path, 'latin1') });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
   return out;
 }
