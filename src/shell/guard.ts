@@ -380,10 +380,13 @@ export class Guard implements GuardControl {
     const { from, to } = this.state.drill!;
     const probe = this.deps.probes.find((p) => p.name === config.verification.probe)!;
     let record: DrillRecord;
+    // A drill that threw did not pass; one that returned says itself whether it passed.
+    let passed = false;
     try {
       record = await runDrill({ config, clock, log, plan: this.deps.plan, probe }, { from, to, by });
+      passed = record.ok;
     } finally {
-      await this.dispatch({ type: 'drillFinished', ok: false, at: clock.now() }).catch(() => undefined);
+      await this.dispatch({ type: 'drillFinished', ok: passed, at: clock.now() }).catch(() => undefined);
     }
     this.deps.metrics.drillFinished(record);
     const path = await store.writeDrill(record.id, record, renderDrillMarkdown(record));

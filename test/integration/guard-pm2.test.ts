@@ -77,6 +77,25 @@ async function guarded(options: Parameters<typeof setup>[0] = {}): Promise<{ s: 
   return { s, daemon };
 }
 
+/** A local webhook target (RG_TEST_HOOK) that keeps every JSON notification it receives. */
+async function webhookReceiver(): Promise<{ kind: string; severity: string; message: string }[]> {
+  const http = await import('node:http');
+  const received: { kind: string; severity: string; message: string }[] = [];
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      received.push(JSON.parse(body) as { kind: string; severity: string; message: string });
+      res.end('ok');
+    });
+  });
+  const hookPort = await freePort();
+  await new Promise<void>((resolve) => hook.listen(hookPort, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise((resolve) => hook.close(resolve)));
+  process.env.RG_TEST_HOOK = `http://127.0.0.1:${hookPort}/hook`;
+  return received;
+}
+
 function inProcess(s: Setup): Promise<RunningDaemon> {
   const stream = new PassThrough();
   stream.on('data', (chunk: Buffer) => s.logs.push(...chunk.toString().trim().split('\n')));
@@ -176,8 +195,9 @@ describe('guarding a pm2 app', () => {
     expect(metrics).toMatch(/release_guard_rollback_ready 0/);
   });
 
-  it('drills a rollback on a staging target: back to v1 and forward to v2, timed and recorded', async () => {
-    const { s, daemon } = await guarded({ window: '3s', environment: 'staging' });
+  it('drills a rollback on a staging target: back to v1 and forward to v2, timed, recorded and announced as passed', async () => {
+    const received = await webhookReceiver();
+    const { s, daemon } = await guarded({ window: '3s', environment: 'staging', extra: () => ({ notifiers: [{ type: 'webhook', name: 'ops', url_env: 'RG_TEST_HOOK', format: 'json' }] }) });
     await deploy(s, 'v2');
     await waitFor(() => daemon.guard.current.phase === 'promoted', 20_000);
 
@@ -191,23 +211,13 @@ describe('guarding a pm2 app', () => {
     expect(daemon.guard.current).toMatchObject({ phase: 'promoted', stable: 'v2', running: 'v2', drill: null, autoRollbacks: [] });
     expect((await readdir(join(s.stateDir, 'drills'))).filter((n) => n.endsWith('.md'))).toHaveLength(1);
     expect(await (await fetch(`${daemon.url}/metrics`)).text()).toMatch(/release_guard_drill_duration_seconds\{leg="roll_forward"\} \d/);
+    // A passing drill is news, not an alarm: one info "passed", never a critical "FAILED".
+    await waitFor(() => received.filter((e) => e.kind === 'drill').length === 2, 10_000);
+    expect(received.filter((e) => e.kind === 'drill').map((e) => [e.severity, /passed$/.test(e.message)])).toEqual([['info', false], ['info', true]]);
   });
 
   it('a bad verification (the protected endpoint answers without a token) ends in failed; the webhook hears every step', async () => {
-    const http = await import('node:http');
-    const received: { kind: string; severity: string; message: string }[] = [];
-    const hook = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        received.push(JSON.parse(body) as { kind: string; severity: string; message: string });
-        res.end('ok');
-      });
-    });
-    const hookPort = await freePort();
-    await new Promise<void>((resolve) => hook.listen(hookPort, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise((resolve) => hook.close(resolve)));
-    process.env.RG_TEST_HOOK = `http://127.0.0.1:${hookPort}/hook`;
+    const received = await webhookReceiver();
 
     // v1 itself has the security regression: the rollback to it must not be called a success.
     const { s, daemon } = await guarded({
