@@ -3,6 +3,7 @@
  * operator what to do: start the daemon, set the token, or what the daemon refused and why.
  */
 import { ApiError, errorMessage } from '../errors.js';
+import { isLoopback, outboundHttp } from '../outbound-http.js';
 import type { ControlSummary } from './server.js';
 import type { DrillRecord } from '../shell/drill.js';
 import type { HistoryView, PreflightView, StatusView } from './types.js';
@@ -82,29 +83,37 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
       if (this.token !== null) headers.authorization = `Bearer ${this.token}`;
     }
-    let response: Response;
+    const url = new URL(`${this.baseUrl}${path}`);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    let status: number;
     let text: string;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
+      const response = await outboundHttp.request<string>({
+        url: url.href,
         method,
         headers,
         // JSON.stringify drops the undefined fields: optional ones are simply not sent.
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
+        data: body === undefined ? undefined : JSON.stringify(body),
+        responseType: 'text',
+        transformResponse: [(raw: unknown) => raw],
+        signal: deadline,
+        // A daemon on this host is reached directly; a remote one through the host's proxy settings.
+        ...(isLoopback(url) ? { proxy: false as const } : {}),
       });
-      text = await response.text();
+      status = response.status;
+      text = typeof response.data === 'string' ? response.data : '';
     } catch (error) {
-      throw this.networkError(error, timeoutMs);
+      throw this.networkError(deadline.aborted ? Object.assign(new Error('timeout'), { name: 'TimeoutError' }) : error, timeoutMs);
     }
     const data = parseJson(text);
-    if (response.ok) {
+    if (status >= 200 && status < 300) {
       if (data === undefined) {
-        throw new ApiError(`release-guard at ${this.baseUrl} answered ${path} with something that is not JSON`, response.status);
+        throw new ApiError(`release-guard at ${this.baseUrl} answered ${path} with something that is not JSON`, status);
       }
       return data as T;
     }
     const daemonSays = isRecord(data) && typeof data.error === 'string' ? data.error : null;
-    if (response.status === 401) {
+    if (status === 401) {
       throw new ApiError(
         this.token === null
           ? 'the daemon requires a token and none was found (set RELEASE_GUARD_TOKEN or server.token_file)'
@@ -112,8 +121,8 @@ export class ApiClient {
         401,
       );
     }
-    if (daemonSays !== null) throw new ApiError(daemonSays, response.status);
-    throw new ApiError(`release-guard at ${this.baseUrl} answered ${method} ${path} with HTTP ${response.status}`, response.status);
+    if (daemonSays !== null) throw new ApiError(daemonSays, status);
+    throw new ApiError(`release-guard at ${this.baseUrl} answered ${method} ${path} with HTTP ${status}`, status);
   }
 
   private networkError(error: unknown, timeoutMs: number): ApiError {
@@ -133,7 +142,7 @@ export class ApiClient {
   }
 }
 
-/** fetch wraps the socket error: `TypeError: fetch failed`, cause `{ code: 'ECONNREFUSED' }` (or an AggregateError of them). */
+/** The socket error's code: on the error itself (axios), on its cause, or on an AggregateError's first part. */
 function causeCode(error: unknown): string | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 4 && isRecord(current); depth++) {

@@ -1,22 +1,22 @@
 /**
  * The webhook notifier: one POST per event, as generic JSON or as a Slack incoming-webhook
- * message, over node:http(s) with one timer bounding the exchange and the response body capped.
+ * message, through the host's proxy settings (outbound-http.ts), with one deadline bounding the
+ * exchange and only the first bytes of the answer read.
  *
  * The URL is a secret (anyone holding a Slack webhook URL can post to the channel), and so are
  * custom header values: no error message contains either. Messages name the notifier instead.
  */
+import type { AxiosResponse } from 'axios';
 import { readFileSync, statSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
+import type { Readable } from 'node:stream';
 import { formatDuration } from '../config/duration.js';
 import { redactSecret } from '../config/secrets.js';
 import { errorMessage, GuardError } from '../errors.js';
+import { outboundHttp, readCapped } from '../outbound-http.js';
 import { describeNetworkError } from '../probes/http-fetch.js';
 import type { WebhookNotifierConfig } from './schema.js';
 import type { NotificationEvent, Notifier, Severity } from './types.js';
 
-/** Receivers answer with a few bytes ("ok"); anything beyond this is not read. */
-const MAX_RESPONSE_BYTES = 64 * 1024;
 /** How much of a refusing receiver's answer is quoted in the error (Slack: "invalid_payload", …). */
 const QUOTED_BYTES = 200;
 
@@ -157,7 +157,7 @@ export function createWebhookNotifier(config: WebhookNotifierConfig, env: NodeJS
 
   return {
     name: config.name,
-    send(event, signal) {
+    async send(event, signal) {
       const body = JSON.stringify(config.format === 'slack' ? slackPayload(event) : jsonPayload(event));
       const headers: Record<string, string> = {
         'user-agent': 'release-guard',
@@ -165,59 +165,27 @@ export function createWebhookNotifier(config: WebhookNotifierConfig, env: NodeJS
         'content-type': 'application/json; charset=utf-8',
         'content-length': String(Buffer.byteLength(body)),
       };
-      return new Promise<void>((resolve, reject) => {
-        if (signal.aborted) {
-          reject(fail('aborted', 'notify_aborted', true));
-          return;
-        }
-        let req: http.ClientRequest | undefined;
-        let settled = false;
-        const finish = (error?: NotifyError) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
-          // Whatever the outcome, nothing is left open (agent: false, no keep-alive).
-          req?.destroy();
-          if (error) reject(error);
-          else resolve();
-        };
-        const onAbort = () => finish(fail('aborted', 'notify_aborted', true));
-        const timer = setTimeout(() => finish(fail(`timeout after ${formatDuration(config.timeout)}`, 'notify_timeout', true)), config.timeout);
-        signal.addEventListener('abort', onAbort, { once: true });
-        try {
-          req = (url.protocol === 'https:' ? https : http).request(url, { method: 'POST', headers, agent: false });
-        } catch (error) {
-          // e.g. a header value with a newline; rejected before anything is sent.
-          finish(fail(`request could not be sent: ${errorMessage(error)}`, 'notify_invalid', false));
-          return;
-        }
-        req.on('error', (error) => finish(fail(describeNetworkError(error), 'notify_network', true)));
-        req.on('response', (res) => {
-          const status = res.statusCode ?? 0;
-          const chunks: Buffer[] = [];
-          let size = 0;
-          const judge = () => {
-            if (status >= 200 && status < 300) return finish();
-            const quoted = Buffer.concat(chunks).subarray(0, QUOTED_BYTES).toString('utf8').replace(/\s+/g, ' ').trim();
-            const retryable = status >= 500 || status === 408 || status === 425 || status === 429;
-            const why = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
-            finish(fail(`receiver answered ${status}${why}${quoted ? `: ${quoted}` : ''}`, 'notify_rejected', retryable));
-          };
-          res.on('data', (chunk: Buffer) => {
-            if (size < MAX_RESPONSE_BYTES) chunks.push(chunk);
-            size += chunk.length;
-            // The status is all that counts: stop reading a receiver that talks too much.
-            if (size >= MAX_RESPONSE_BYTES) judge();
-          });
-          res.on('end', judge);
-          res.on('error', () => judge());
-          res.on('close', () => {
-            if (!res.complete) judge();
-          });
-        });
-        req.end(body);
-      });
+      if (signal.aborted) throw fail('aborted', 'notify_aborted', true);
+      // One deadline bounds the whole exchange (axios' own timeout only watches an idle socket).
+      const deadline = AbortSignal.timeout(config.timeout);
+      let response: AxiosResponse<Readable>;
+      try {
+        response = await outboundHttp.post<Readable>(url.href, body, { headers, signal: AbortSignal.any([signal, deadline]) });
+      } catch (error) {
+        if (signal.aborted) throw fail('aborted', 'notify_aborted', true);
+        if (deadline.aborted) throw fail(`timeout after ${formatDuration(config.timeout)}`, 'notify_timeout', true);
+        // e.g. a header value with a newline is refused before anything is sent.
+        if ((error as { code?: string }).code === 'ERR_INVALID_CHAR') throw fail(`request could not be sent: ${errorMessage(error)}`, 'notify_invalid', false);
+        throw fail(describeNetworkError((error as { cause?: unknown }).cause ?? error), 'notify_network', true);
+      }
+      const status = response.status;
+      // The status is all that counts: a receiver that talks too much is not read further.
+      const quotedBytes = await readCapped(response, QUOTED_BYTES);
+      if (status >= 200 && status < 300) return;
+      const quoted = quotedBytes.toString('utf8').replace(/\s+/g, ' ').trim();
+      const retryable = status >= 500 || status === 408 || status === 425 || status === 429;
+      const why = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
+      throw fail(`receiver answered ${status}${why}${quoted ? `: ${quoted}` : ''}`, 'notify_rejected', retryable);
     },
   };
 }
