@@ -6,7 +6,7 @@ module.exports = {
     {
       name: 'release-guard',
       script: 'dist/cli/main.js',
-      node_args: ['--max-semi-space-size=2', '--optimize-for-size'], // as in dist/cli/main.js's first line: a steady RSS
+      node_args: ['--max-semi-space-size=2', '--optimize-for-size'], // as in the systemd unit's ExecStart (it says why): a steady RSS
       args: ['start', '--config', process.env.RELEASE_GUARD_CONFIG || '/etc/release-guard/config.yaml'],
       exec_mode: 'fork',
       instances: 1, // exactly one guard acts per service

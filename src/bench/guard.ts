@@ -4,13 +4,14 @@
  * bench only reads what the guard writes anyway (state.json, baselines.json, rollback records)
  * and its /status, so watching it costs the guard nothing.
  */
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { createRequire } from 'node:module';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { freePort } from '../demo/demo-app.js';
+import { freePort, PROJECT_ROOT } from '../demo/demo-app.js';
 import type { BenchDb } from './mariadb.js';
 import { spawnTracked, stopChild, waitFor } from './proc.js';
 import { FAST_FOR_MS, FAST_INTERVAL_MS, INITIAL_DELAY_MS, INTERVAL_MS, WINDOW_MS, type TrafficSource } from './scenarios.js';
@@ -20,12 +21,11 @@ import type { ChildProcess } from 'node:child_process';
 /** dist/cli/main.js beside this file's dist/bench/. */
 export const GUARD_CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
-/** The node flags of the `release-guard` command's own first line, so the bench runs the guard
- * exactly as the installed command does (`#!/usr/bin/env -S node <flags>`). */
+/** The node flags the guard runs with where it really runs (the pm2 ecosystem file; the systemd
+ * unit gives the same, a test checks it), so the bench measures the guard as users run it. */
 export function launcherNodeFlags(): string[] {
-  const first = readFileSync(GUARD_CLI, 'utf8').split('\n', 1)[0]!;
-  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').trim().split(/\s+/);
-  return words[0] === 'node' ? words.slice(1) : [];
+  const ecosystem = createRequire(import.meta.url)(path.join(PROJECT_ROOT, 'ecosystem.config.cjs')) as { apps: { node_args?: string[] }[] };
+  return ecosystem.apps[0]?.node_args ?? [];
 }
 export const TOKEN_ENV = 'RG_BENCH_TOKEN';
 export const DB_PASSWORD_ENV = 'RG_BENCH_DB_PASSWORD';

@@ -36,7 +36,7 @@ const CAUSES: { match: RegExp; cause: string }[] = [
   {
     match: /RSS/,
     cause:
-      'RSS settles in one of two states ~15 MB apart: V8 grows the young generation (up to 2 × 16 MB) under the steady trickle of samples and returns it only when its memory reducer runs. The command runs node with --max-semi-space-size=2 (its first line; the bench reads the flags from there) to stay in the low one, and with --optimize-for-size so that the old generation, where the rule evaluations leave ~2 MB/min of garbage in a release window, is collected before it grows far past its live size; a miss here means the live heap grew: the retained samples (15 min) or a configured client library (mysql2 for the database probe).',
+      'RSS settles in one of two states ~15 MB apart: V8 grows the young generation (up to 2 × 16 MB) under the steady trickle of samples and returns it only when its memory reducer runs. The guard runs node with --max-semi-space-size=2 (the systemd unit and the pm2 ecosystem file give it; the bench reads the flags from the ecosystem file) to stay in the low one, and with --optimize-for-size so that the old generation, where the rule evaluations leave ~2 MB/min of garbage in a release window, is collected before it grows far past its live size; a miss here means the live heap grew: the retained samples (15 min) or a configured client library (mysql2 for the database probe).',
   },
   {
     match: /CPU, .*endpoints|p99 probe launch delay/,

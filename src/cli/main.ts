@@ -1,20 +1,12 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --optimize-for-size
+#!/usr/bin/env node
 /**
- * Why the flag in the line above: V8 grows the young generation up to 2 × 16 MB under the
- * guard's steady trickle of samples and gives it back only when its memory reducer happens to
- * run, so a guard's RSS settled at either ~66 or ~80 MB by chance. 2 MB semi-spaces keep it at
- * the low one with no measurable CPU cost (4 starts each, 20 s: 66.0 MB / 1.45 % vs 66.3-79.7 MB
- * / 1.55 % of a core). ecosystem.config.cjs passes the same flag (pm2 ignores this line).
- * --optimize-for-size: inside a release window the rule evaluations (several per second) leave
- * ~2 MB/min of garbage in the old generation (heap snapshots: the live heap grows < 1 MB in 4 min).
- * By default V8 lets the old generation grow well past its live size (~18 MB) before a full GC
- * and keeps the pages afterwards, so RSS crept from ~71 to ~80 MB at 4 min and ~88 MB at 15 min
- * into a window. In its size-optimized mode old space stays within ~18-20 MB: RSS 73.7-75.7 MB
- * through 8 min of a window vs 80.0-80.5 MB, for ~0.07 points more of a core (one run each).
- *
  * The `release-guard` command: `start` runs the daemon in the foreground; the client commands
  * (`status`, `history`, `release`, `rollback`, `promote`, `pause`, `resume`) talk to a running
  * daemon over its HTTP API; `config validate` checks a file without starting anything.
+ *
+ * A plain `env node` first line: `env -S` is not portable (BusyBox). The V8 flags that keep the
+ * daemon's RSS steady are given where the daemon really runs: the systemd unit's ExecStart and
+ * the pm2 ecosystem file (systemd/release-guard.service says why).
  *
  * Exit codes: 0 done, 1 failed (a GuardError: the message says why, no stack trace), 2 usage error
  * (commander's, or a bad --url).

@@ -59,7 +59,7 @@ describe('systemd/release-guard.service', async () => {
 
   it('has the three sections and starts the guard', () => {
     expect([...unit.sections.keys()]).toEqual(['Unit', 'Service', 'Install']);
-    expect(value('ExecStart')).toMatch(/release-guard start --config \S+/);
+    expect(value('ExecStart')).toMatch(/^\/usr\/bin\/node (--\S+ )+\S+\/release-guard\/dist\/cli\/main\.js start --config \S+$/);
     expect(value('Restart')).toBe('always');
     expect(value('KillSignal')).toBe('SIGTERM');
     expect(Number(value('TimeoutStopSec'))).toBeGreaterThanOrEqual(60);
