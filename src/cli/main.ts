@@ -16,6 +16,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ApiClient, type ControlSummary } from '../api/client.js';
+import { waitForRelease } from './release-wait.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
@@ -173,8 +174,19 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   clientCommand('release', 'open a release window for <version> by hand (when it is not detected)')
     .argument('<version>', 'the version now deployed')
     .option('--by <name>', 'who deployed it (default: api)')
-    .action(async (version: string, opts: ClientOptions & { by?: string }) => {
-      printSummary(await (await connect(opts, true)).release(version, opts.by), `release ${version}`);
+    .option('--wait', 'follow the window and exit with its outcome: 0 promoted, 1 rolled back, 3 rollback failed, 4 no verdict')
+    .option('--timeout <duration>', 'with --wait: give up (exit 4) after this long, e.g. 20m')
+    .action(async (version: string, opts: ClientOptions & { by?: string; wait?: boolean; timeout?: string }) => {
+      const client = await connect(opts, true);
+      if (!opts.wait) {
+        printSummary(await client.release(version, opts.by), `release ${version}`);
+        return;
+      }
+      const timeoutMs = opts.timeout === undefined ? null : parseDuration(opts.timeout);
+      if (timeoutMs === null && opts.timeout !== undefined) {
+        throw new GuardError(`--timeout ${JSON.stringify(opts.timeout)} is not a duration; use e.g. 20m or 90s`, 'usage');
+      }
+      exitCode = await waitForRelease(client, version, { by: opts.by, timeoutMs, out: print, err });
     });
 
   clientCommand('rollback', 'roll back now, to the previous stable version or --to a given one')

@@ -14,6 +14,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import type { GuardState } from '../../src/core/types.js';
 import { createLogger } from '../../src/log.js';
 import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
+import { main } from '../../src/cli/main.js';
 import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
 import { ensureDebianPackage } from '../helpers/apt.js';
 import { decodePng } from '../helpers/png.js';
@@ -356,5 +357,49 @@ describe('guarding a pm2 app', () => {
     second.kill('SIGTERM');
     const code = await new Promise((resolve) => second.once('exit', resolve));
     expect(code).toBe(0);
+  });
+});
+
+describe('release --wait gates a deploy on the window (a real daemon, the CLI in process)', () => {
+  /** Runs `release-guard release <version> --wait` against the daemon; its exit code and output. */
+  async function releaseWait(daemon: RunningDaemon, v: string): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const code = await main(['release', v, '--wait', '--timeout', '60s', '--url', daemon.url], {
+      env: { RELEASE_GUARD_TOKEN: TOKEN },
+      out: (text) => void (out += text),
+      err: (text) => void (err += text),
+      color: false,
+    });
+    return { code, out, err };
+  }
+
+  it('exits 0 when the release is promoted', async () => {
+    const { s, daemon } = await guarded({ window: '3s' });
+    await deploy(s, 'v2');
+    const result = await releaseWait(daemon, 'v2');
+    expect(result, result.err).toMatchObject({ code: 0, out: 'v2 promoted\n' });
+    expect(result.err).toMatch(/guarding v2/);
+  });
+
+  it('exits 1 when the release is rolled back', async () => {
+    const { s, daemon } = await guarded();
+    await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1500 });
+    const result = await releaseWait(daemon, 'v2');
+    expect(result, result.err).toMatchObject({ code: 1 });
+    expect(result.out).toMatch(/^v2 was rolled back to v1 \(record \S+\)\n$/);
+  });
+
+  it('exits 3 when the rollback fails', async () => {
+    const { s, daemon } = await guarded({
+      v1: { adminOpen: true },
+      extra: (appPort) => ({
+        verification: { probe: 'health', passes: 3, timeout: '20s', checks: [{ type: 'security', name: 'admin-auth', url: `http://127.0.0.1:${appPort}/admin` }] },
+      }),
+    });
+    await deploy(s, 'v2', { fault: '5xx', faultAfterMs: 1000 });
+    const result = await releaseWait(daemon, 'v2');
+    expect(result, result.err).toMatchObject({ code: 3 });
+    expect(result.out).toMatch(/the rollback of v2 FAILED: verification failed: admin-auth/);
   });
 });
