@@ -43,6 +43,7 @@ function recordingControl() {
     history: async () => ({ service: 'web', deployments: [], candidates: [], previousStable: state.stable, rollbacks: [] }),
     metrics: async () => ({ contentType: 'text/plain', body: '' }),
     drill: async () => ({ ok: false, error: 'no drills here' }),
+    alertmanager: async () => ({ ok: false, error: 'triggers.alertmanager is not configured' }),
     preflight: async () => ({ ready: true, from: state.running, to: state.stable, problems: [], steps: [], checkedAt: new Date(0).toISOString() }),
     control: async (request): Promise<ControlResult> => {
       calls.push(request);

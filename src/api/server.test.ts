@@ -1,3 +1,4 @@
+import type { AlertmanagerPayload } from './alertmanager-payload.js';
 import { request as httpRequest } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initialState } from '../core/transition.js';
@@ -39,19 +40,24 @@ const historyView: HistoryView = { service: 'web', deployments: [], candidates: 
 /** A GuardControl that records every control request and answers with `next`. */
 function fakeControl() {
   const calls: ControlRequest[] = [];
+  const alertMessages: AlertmanagerPayload[] = [];
   let next: ControlResult = { ok: true, state };
   const control: GuardControl = {
     status: () => statusView,
     history: async () => historyView,
     metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: 'release_guard_state{state="stable"} 1\n' }),
     drill: async () => ({ ok: false, error: 'drills refuse a target marked environment: production' }),
+    alertmanager: async (payload) => {
+      alertMessages.push(payload);
+      return { ok: true, alerts: payload.alerts.length, matched: 1 };
+    },
     preflight: async () => ({ ready: true, from: '1.5.0', to: '1.4.1', problems: [], steps: [], checkedAt: '2024-05-01T12:00:00.000Z' }),
     control: async (request) => {
       calls.push(request);
       return next;
     },
   };
-  return { control, calls, answer: (result: ControlResult) => (next = result) };
+  return { control, calls, alertMessages, answer: (result: ControlResult) => (next = result) };
 }
 
 describe('startApiServer', () => {
@@ -184,6 +190,23 @@ describe('startApiServer', () => {
     expect(response.status).toBe(413);
     expect((await response.json()) as unknown).toEqual({ error: expect.stringContaining('16384') });
     expect(fake.calls).toEqual([]);
+  });
+
+  it('takes an Alertmanager webhook message with the token: up to 1 MiB, validated, fields it does not read let through', async () => {
+    const alert = { status: 'firing', labels: { alertname: 'HighErrorRate', service: 'web' }, annotations: {}, startsAt: '2026-12-07T10:00:00Z', endsAt: '0001-01-01T00:00:00Z', generatorURL: 'http://prom/graph', fingerprint: 'abc' };
+    const message = { version: '4', groupKey: '{}:{}', truncatedAlerts: 0, status: 'firing', receiver: 'guard', groupLabels: {}, commonLabels: {}, commonAnnotations: {}, externalURL: 'http://am', alerts: [alert] };
+    expect((await post('/alertmanager', message, null)).status).toBe(401);
+    const response = await post('/alertmanager', message);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true, alerts: 1, matched: 1 });
+    // A group of 200 alerts is over the control routes' 16 KiB, and still taken.
+    const big = { ...message, alerts: Array.from({ length: 200 }, (_, i) => ({ ...alert, fingerprint: `f${i}`, annotations: { description: 'x'.repeat(100) } })) };
+    expect((await post('/alertmanager', big)).status).toBe(200);
+    expect(fake.alertMessages.map((m) => m.alerts.length)).toEqual([1, 200]);
+    const bad = await post('/alertmanager', { ...message, alerts: [{ ...alert, startsAt: 'yesterday' }] });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/alerts\.0\.startsAt.*RFC 3339/);
+    expect(fake.alertMessages).toHaveLength(2);
   });
 
   it('stops reading a chunked body once it passes 16 KiB', async () => {

@@ -4,6 +4,7 @@
  * `/resume`) for holders of the bearer token. Plain `node:http`: the surface is small and every
  * byte read from the network is bounded and validated before it reaches the state machine.
  */
+import { alertmanagerPayload } from './alertmanager-payload.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,8 @@ import type { Phase } from '../core/types.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
+/** Alertmanager sends every alert of a group in one message (its max_alerts caps the count). */
+const ALERTMANAGER_BODY_BYTES = 1024 * 1024;
 
 /** Versions end up in paths, pm2 app names and records: plain characters only. */
 export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
@@ -71,6 +74,8 @@ const bodies = {
 
 interface Route {
   method: 'GET' | 'POST';
+  /** Largest body taken (default MAX_BODY_BYTES). */
+  bodyLimit?: number;
   handle(ctx: { req: IncomingMessage; res: ServerResponse; body: unknown }): Promise<void>;
 }
 
@@ -165,6 +170,20 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         sendJson(res, result.ok ? 200 : 409, result.ok ? result.record : { error: result.error });
       },
     },
+    '/alertmanager': {
+      method: 'POST',
+      bodyLimit: ALERTMANAGER_BODY_BYTES,
+      async handle({ res, body }) {
+        const payload = validate(alertmanagerPayload, body);
+        const result = await control.alertmanager(payload);
+        if (!result.ok) {
+          sendJson(res, 409, { error: result.error });
+          return;
+        }
+        log('info', 'alertmanager message taken', { alerts: result.alerts, matched: result.matched, status: payload.status });
+        sendJson(res, 200, result);
+      },
+    },
     '/veto': controlRoute((body) => {
       const parsed = validate(bodies.veto, body);
       return { action: 'veto', by: parsed.by ?? 'api', reason: parsed.reason ?? 'vetoed' };
@@ -194,7 +213,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         // Close rather than drain whatever body an unauthorized client is still sending.
         return sendJson(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer', connection: 'close' });
       }
-      body = await readJsonBody(req);
+      body = await readJsonBody(req, route.bodyLimit ?? MAX_BODY_BYTES);
     }
     await route.handle({ req, res, body });
   };
@@ -269,20 +288,20 @@ function actorOf(request: ControlRequest): { by: string } {
   return { by: request.action === 'release' ? request.deployedBy : request.by };
 }
 
-/** Reads at most MAX_BODY_BYTES; an empty body is `{}` (every field of promote/pause/resume is optional). */
-async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+/** Reads at most `limit` bytes; an empty body is `{}` (every field of promote/pause/resume is optional). */
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  if (declared > limit) throw tooLarge(limit);
   const type = req.headers['content-type'];
   const chunks: Buffer[] = [];
   let size = 0;
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > limit) {
         req.off('data', onData);
         req.pause();
-        reject(tooLarge());
+        reject(tooLarge(limit));
         return;
       }
       chunks.push(chunk);
@@ -303,8 +322,8 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function tooLarge(): HttpError {
-  return new HttpError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
+function tooLarge(limit: number): HttpError {
+  return new HttpError(413, `the body is larger than ${limit} bytes`);
 }
 
 /** Parses a body or throws a 400 naming every bad field and what it allows. */

@@ -2,6 +2,7 @@
  * The daemon's face to the HTTP API: what the server may read and ask. The server knows nothing
  * of probes or strategies; the daemon implements this interface.
  */
+import type { AlertmanagerPayload } from './alertmanager-payload.js';
 import type { DeploymentEntry, GuardState, Phase, RuleVerdict } from '../core/types.js';
 import type { DrillRecord } from '../shell/drill.js';
 
@@ -84,4 +85,6 @@ export interface GuardControl {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Feeds the request into the state machine; `ok: false` carries why it was refused. */
   control(request: ControlRequest): Promise<ControlResult>;
+  /** Takes an Alertmanager webhook message (triggers.alertmanager); `ok: false` when not configured. */
+  alertmanager(payload: AlertmanagerPayload): Promise<{ ok: true; alerts: number; matched: number } | { ok: false; error: string }>;
 }

@@ -537,6 +537,39 @@ export const configSchema = z
       .optional()
       .describe('The pm2 daemon and app to watch for crashes'),
     probes: z.array(probeSchema).min(1, 'at least one probe is needed').describe('What is observed'),
+    triggers: z
+      .object({
+        alertmanager: z
+          .object({
+            match: z
+              .record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'a Prometheus label name'), z.string())
+              .default({})
+              .describe('Labels an alert must carry with exactly these values, e.g. { service: web, severity: critical }'),
+            match_re: z
+              .record(
+                z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'a Prometheus label name'),
+                z.string().refine((re) => {
+                  try {
+                    new RegExp(`^(?:${re})$`);
+                    return true;
+                  } catch {
+                    return false;
+                  }
+                }, 'not a regular expression'),
+              )
+              .default({})
+              .describe('Labels whose values must match these regular expressions (anchored, as in Alertmanager)'),
+          })
+          .strict()
+          .refine((m) => Object.keys(m.match).length + Object.keys(m.match_re).length > 0, 'give match or match_re: an empty matcher would take every alert of the Alertmanager')
+          .optional()
+          .describe(
+            'Alertmanager as an input: POST /alertmanager (bearer token) takes its webhook; a matching alert firing inside a release window, begun after the release, is a breach of rule alert',
+          ),
+      })
+      .strict()
+      .default({})
+      .describe('Outside signals that can decide a rollback'),
     schedule: z
       .object({
         interval: duration('Probe interval outside the fast part of a window').default(1000),

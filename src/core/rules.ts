@@ -649,4 +649,4 @@ export function learnBaseline(
   };
 }
 
-export const RULE_NAMES: readonly RuleName[] = ['health', 'error_rate', 'latency_ratio', 'latency_max', 'cpu', 'memory', 'db_latency'];
+export const RULE_NAMES: readonly RuleName[] = ['health', 'error_rate', 'latency_ratio', 'latency_max', 'cpu', 'memory', 'db_latency', 'alert'];

@@ -270,6 +270,36 @@ describe('transition', () => {
     expect(t.effects).toContainEqual(expect.objectContaining({ kind: 'would_roll_back', message: expect.stringMatching(/rate limit/) }));
   });
 
+  it('an Alertmanager alert begun inside the window is a breach of rule alert; one begun before, or outside a window, is only reported', () => {
+    const state = guardingV2(); // release started at 2
+    const firing = transition(state, { type: 'alertFiring', name: 'HighErrorRate', description: 'HighErrorRate{service="web"}', startsAt: 10, at: 20 }, policy);
+    expect(firing.state).toMatchObject({ phase: 'rolling_back', rollback: { from: 'v2', to: 'v1', breach: { trigger: 'alert', rules: ['alert'], faultAt: 10 } } });
+    expect(firing.state.rollback!.breach.verdicts).toEqual([expect.objectContaining({ rule: 'alert', outcome: 'fail', message: 'alert: HighErrorRate{service="web"} firing (Alertmanager)' })]);
+
+    const before = transition(state, { type: 'alertFiring', name: 'DiskFull', description: 'DiskFull{}', startsAt: 1, at: 20 }, policy);
+    expect(before.state).toBe(state);
+    expect(before.effects).toEqual([expect.objectContaining({ kind: 'alert', severity: 'warning', message: expect.stringMatching(/since before release v2 began: not counted/) })]);
+
+    const stable = run([{ type: 'versionObserved', version: 'v1', at: 1 }]).state;
+    const outside = transition(stable, { type: 'alertFiring', name: 'HighErrorRate', description: 'HighErrorRate{}', startsAt: 5, at: 6 }, policy);
+    expect(outside.state).toBe(stable);
+    expect(outside.effects).toEqual([expect.objectContaining({ kind: 'alert', message: expect.stringMatching(/outside a release window \(reported only\)/) })]);
+  });
+
+  it('a resolved alert drops the breach it left waiting while paused, never a decided rollback', () => {
+    const paused = { ...guardingV2(), paused: true };
+    const waiting = transition(paused, { type: 'alertFiring', name: 'HighErrorRate', description: 'HighErrorRate{}', startsAt: 10, at: 20 }, policy).state;
+    expect(waiting.wouldRollBack).toMatchObject({ trigger: 'alert' });
+    expect(transition(waiting, { type: 'alertResolved', name: 'Other', description: 'Other{}', at: 30 }, policy).state).toBe(waiting);
+    const resolved = transition(waiting, { type: 'alertResolved', name: 'HighErrorRate', description: 'HighErrorRate{}', at: 30 }, policy);
+    expect(resolved.state).toMatchObject({ phase: 'guarding', wouldRollBack: null });
+
+    const veto = { ...policy, vetoMs: 60_000 };
+    const pending = transition(guardingV2(), { type: 'alertFiring', name: 'HighErrorRate', description: 'HighErrorRate{}', startsAt: 10, at: 20 }, veto).state;
+    expect(pending.pending).not.toBeNull();
+    expect(transition(pending, { type: 'alertResolved', name: 'HighErrorRate', description: 'HighErrorRate{}', at: 30 }, veto).state).toBe(pending);
+  });
+
   describe('flap protection', () => {
     const MIN = 60_000;
     const cooldown = { ...policy, cooldownMs: 5 * MIN, maxRollbacksPerHour: 10 };

@@ -396,6 +396,29 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       return onBreach(state, breach, policy);
     }
 
+    case 'alertFiring': {
+      // Inside a window, an alert that began after the release did is the release's: a breach.
+      // One that was firing before the release began, or any alert outside a window, is reported.
+      if (state.phase !== 'guarding') {
+        return { state, effects: [{ type: 'notify', kind: 'alert', severity: 'warning', message: `alert ${event.description} firing outside a release window (reported only)` }] };
+      }
+      if (event.startsAt < state.release!.startedAt) {
+        return { state, effects: [{ type: 'notify', kind: 'alert', severity: 'warning', message: `alert ${event.description} has been firing since before release ${state.release!.version} began: not counted against it` }] };
+      }
+      const message = `alert: ${event.description} firing (Alertmanager)`;
+      const verdict: RuleVerdict = { rule: 'alert', outcome: 'fail', observed: 1, threshold: 1, unit: 'failures', message, since: event.startsAt };
+      const breach: Breach = { trigger: 'alert', rules: ['alert'], reason: message, verdicts: [verdict], decidedAt: at, faultAt: event.startsAt };
+      return onBreach(state, breach, policy);
+    }
+
+    case 'alertResolved': {
+      // A breach that only waited for automation to resume is dropped with its alert; a decided
+      // rollback (veto window) stays: only a human stops that.
+      const waiting = state.wouldRollBack;
+      if (waiting?.trigger !== 'alert' || !waiting.reason.startsWith(`alert: ${event.description} `)) return unchanged(state);
+      return { state: { ...state, wouldRollBack: null }, effects: [{ type: 'notify', kind: 'alert', severity: 'info', message: `alert ${event.description} resolved` }] };
+    }
+
     case 'rollbackRequested': {
       if (state.phase === 'rolling_back' || state.phase === 'verifying') return reject(state, `a rollback is already in progress (${state.phase})`);
       if (state.phase === 'failed') return reject(state, 'automation is frozen after a failed rollback; run resume first');

@@ -57,7 +57,8 @@ export interface LatencyBucket {
  */
 export type Outcome = 'pass' | 'fail' | 'inconclusive' | 'error' | 'skipped';
 
-export type RuleName = 'health' | 'error_rate' | 'latency_ratio' | 'latency_max' | 'cpu' | 'memory' | 'db_latency';
+/** `alert`: an Alertmanager alert matching triggers.alertmanager fired inside the window. */
+export type RuleName = 'health' | 'error_rate' | 'latency_ratio' | 'latency_max' | 'cpu' | 'memory' | 'db_latency' | 'alert';
 
 export interface RuleVerdict {
   rule: RuleName;
@@ -102,8 +103,8 @@ export interface Release {
   source: 'detected' | 'manual';
 }
 
-/** `fleet`: another host of the fleet rolled the same release back. */
-export type Trigger = 'rule' | 'crash' | 'manual' | 'fleet';
+/** `fleet`: another host of the fleet rolled the same release back. `alert`: Alertmanager said so. */
+export type Trigger = 'rule' | 'crash' | 'manual' | 'fleet' | 'alert';
 
 /** One host's verdict on a release, shared with the other hosts of a fleet. */
 export type FleetVerdict = 'guarding' | 'clean' | 'rolled_back' | 'not_promoted';
@@ -221,6 +222,13 @@ export type Event =
   | { type: 'releaseRequested'; version: string; deployedBy: string; at: number }
   | { type: 'evaluated'; verdicts: RuleVerdict[]; at: number }
   | { type: 'crashed'; detail: string; at: number }
+  /**
+   * An Alertmanager alert matching triggers.alertmanager is firing (sent once per firing alert):
+   * `startsAt` is when Alertmanager says it began, `description` its name and labels.
+   */
+  | { type: 'alertFiring'; name: string; description: string; startsAt: number; at: number }
+  /** That alert is resolved. */
+  | { type: 'alertResolved'; name: string; description: string; at: number }
   | { type: 'rollbackRequested'; to?: string; reason: string; by: string; at: number }
   | { type: 'stepStarted'; index: number; stepType: string; description: string; at: number }
   | { type: 'stepFinished'; index: number; ok: boolean; error?: string; output: string[]; at: number }
@@ -258,7 +266,8 @@ export type NotifyKind =
   | 'vetoed'
   | 'rollback_not_ready'
   | 'drill'
-  | 'fleet';
+  | 'fleet'
+  | 'alert';
 
 export type Effect =
   | {

@@ -27,6 +27,7 @@ export const NOTIFY_KINDS: Record<NotifyKind, string> = {
   rollback_not_ready: 'A rollback step is not ready (its preflight check found problems)',
   drill: 'A scheduled or requested rollback drill started or ended',
   fleet: 'Fleets: a clean window waits for the other hosts, or a release is not promoted because not every host ended clean',
+  alert: 'An Alertmanager alert (triggers.alertmanager) fired outside a window or before the release began, or resolved',
 };
 const kinds = Object.keys(NOTIFY_KINDS) as [NotifyKind, ...NotifyKind[]];
 

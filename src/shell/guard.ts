@@ -27,6 +27,8 @@ import { windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
 import type { Leadership } from './leadership.js';
+import type { AlertmanagerPayload } from '../api/alertmanager-payload.js';
+import { AlertIntake } from './alert-intake.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 import { controlEvent, historyView, statusView } from './views.js';
@@ -86,6 +88,8 @@ export class Guard implements GuardControl {
   private loops: Promise<void>[] = [];
   private rollbackRun: Promise<void> | null = null;
   private crashExits: number[] = [];
+  /** Alertmanager as an input (triggers.alertmanager), when configured. */
+  private readonly alerts: AlertIntake | null;
   private lastRecord: RollbackRecord | null = null;
   /** When the running version last changed: samples before it belong to another version. */
   private runningSince = 0;
@@ -103,6 +107,7 @@ export class Guard implements GuardControl {
 
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
+    this.alerts = deps.config.triggers.alertmanager ? new AlertIntake(deps.config.triggers.alertmanager) : null;
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
     const { schedule, release } = deps.config;
     this.windowLooks = windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval });
@@ -727,6 +732,13 @@ export class Guard implements GuardControl {
 
   metrics() {
     return this.deps.metrics.text();
+  }
+
+  async alertmanager(payload: AlertmanagerPayload): Promise<{ ok: true; alerts: number; matched: number } | { ok: false; error: string }> {
+    if (!this.alerts) return { ok: false, error: 'triggers.alertmanager is not configured: this guard takes no alerts' };
+    const { events, matched } = this.alerts.receive(payload.alerts, this.deps.clock.now());
+    for (const event of events) await this.dispatch(event);
+    return { ok: true, alerts: payload.alerts.length, matched };
   }
 
   async control(request: ControlRequest): Promise<ControlResult> {

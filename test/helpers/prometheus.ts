@@ -44,20 +44,22 @@ function trackForExit(): void {
   });
 }
 
-let installing: Promise<string> | undefined;
+const installing = new Map<string, Promise<string>>();
 
-/** The prometheus binary, installed with apt-get first when it is missing and we are root. */
-export function ensurePrometheus(): Promise<string> {
-  installing ??= (async () => {
-    const found = await which('prometheus');
+/** `binary` from Debian package `pkg`, installed with apt-get first when missing and we are root. */
+function ensureProgram(binary: string, pkg: string): Promise<string> {
+  let pending = installing.get(binary);
+  if (pending) return pending;
+  pending = (async () => {
+    const found = await which(binary);
     if (found) return found;
     if (process.platform !== 'linux' || process.getuid?.() !== 0 || !(await which('apt-get'))) {
       throw new Error(
-        'prometheus is not installed and cannot be installed here (needs root and apt-get); ' +
-          'install it with: sudo apt-get install -y --no-install-recommends prometheus',
+        `${binary} is not installed and cannot be installed here (needs root and apt-get); ` +
+          `install it with: sudo apt-get install -y --no-install-recommends ${pkg}`,
       );
     }
-    const install = ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', 'prometheus'];
+    const install = ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', pkg];
     try {
       await run('apt-get', install);
     } catch {
@@ -65,13 +67,69 @@ export function ensurePrometheus(): Promise<string> {
       await run('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update']);
       await run('apt-get', install);
     }
-    const installed = await which('prometheus');
-    if (!installed) throw new Error('apt-get installed prometheus but no prometheus binary is on PATH');
+    const installed = await which(binary);
+    if (!installed) throw new Error(`apt-get installed ${pkg} but no ${binary} binary is on PATH`);
     return installed;
   })();
+  installing.set(binary, pending);
   // A failed attempt may be retried by the next caller.
-  installing.catch(() => (installing = undefined));
-  return installing;
+  pending.catch(() => installing.delete(binary));
+  return pending;
+}
+
+/** The prometheus binary, installed with apt-get first when it is missing and we are root. */
+export function ensurePrometheus(): Promise<string> {
+  return ensureProgram('prometheus', 'prometheus');
+}
+
+/** Ends a server started here and removes its directory; idempotent. */
+function stopper(child: ChildProcess, dir: string): () => Promise<void> {
+  let stopped = false;
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    await terminate(child);
+    leftovers.children.delete(child);
+    await rm(dir, { recursive: true, force: true });
+    leftovers.dirs.delete(dir);
+  };
+}
+
+export interface RunningAlertmanager {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway Alertmanager (Debian package prometheus-alertmanager) whose one route sends every
+ * alert to `webhook` with a bearer token, grouped by alertname with the shortest waits it allows.
+ */
+export async function startAlertmanager(options: { webhook: string; token: string }): Promise<RunningAlertmanager> {
+  const binary = await ensureProgram('prometheus-alertmanager', 'prometheus-alertmanager');
+  trackForExit();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rg-alertmanager-'));
+  leftovers.dirs.add(dir);
+  const configFile = path.join(dir, 'alertmanager.yml');
+  await writeFile(configFile, JSON.stringify({
+    route: { receiver: 'guard', group_by: ['alertname'], group_wait: '0s', group_interval: '1s', repeat_interval: '1m' },
+    receivers: [{ name: 'guard', webhook_configs: [{ url: options.webhook, send_resolved: true, http_config: { authorization: { type: 'Bearer', credentials: options.token } } }] }],
+  }, null, 2));
+  const port = await freePort();
+  const child = spawn(binary, [`--config.file=${configFile}`, `--storage.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=', '--log.level=warn'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  leftovers.children.add(child);
+  const tail = captureTail(child);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = stopper(child, dir);
+  try {
+    await waitReady(`${url}/-/ready`, child, 30_000);
+  } catch (error) {
+    await stop();
+    throw new Error(`alertmanager did not start: ${(error as Error).message}\n--- stderr ---\n${tail()}`);
+  }
+  return { url, stop };
 }
 
 export async function startPrometheus(options: PrometheusOptions): Promise<RunningPrometheus> {
@@ -108,15 +166,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Runni
     leftovers.children.add(child);
     const tail = captureTail(child);
     const url = `http://127.0.0.1:${port}`;
-    let stopped = false;
-    const stop = async () => {
-      if (stopped) return;
-      stopped = true;
-      await terminate(child);
-      leftovers.children.delete(child);
-      await rm(dir, { recursive: true, force: true });
-      leftovers.dirs.delete(dir);
-    };
+    const stop = stopper(child, dir);
     try {
       await waitReady(`${url}/-/ready`, child, 30_000);
       return { url, stop };

@@ -17,6 +17,7 @@ import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
 import { main } from '../../src/cli/main.js';
 import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
 import { ensureDebianPackage } from '../helpers/apt.js';
+import { startAlertmanager } from '../helpers/prometheus.js';
 import { decodePng } from '../helpers/png.js';
 import { buildRelease, createPm2Sandbox, freePort, getJson, pointCurrent, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 
@@ -401,5 +402,32 @@ describe('release --wait gates a deploy on the window (a real daemon, the CLI in
     const result = await releaseWait(daemon, 'v2');
     expect(result, result.err).toMatchObject({ code: 3 });
     expect(result.out).toMatch(/the rollback of v2 FAILED: verification failed: admin-auth/);
+  });
+});
+
+describe('Alertmanager as an input (a real Alertmanager sending its webhook to the daemon)', () => {
+  it('an alert that fires inside the window rolls the release back; the record names the alert', async () => {
+    const { s, daemon } = await guarded({ extra: () => ({ triggers: { alertmanager: { match: { service: 'web' }, match_re: { severity: 'critical|page' } } } }) });
+    const alertmanager = await startAlertmanager({ webhook: `${daemon.url}/alertmanager`, token: TOKEN });
+    cleanups.push(() => alertmanager.stop());
+    await deploy(s, 'v2'); // a healthy v2: only the alert can roll it back
+    await waitFor(() => daemon.guard.current.phase === 'guarding', 10_000);
+
+    const fire = (labels: Record<string, string>) =>
+      fetch(`${alertmanager.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ labels, startsAt: new Date().toISOString() }]) });
+    // Another service's alert, and a warning of this one: not matched, nothing happens.
+    expect((await fire({ alertname: 'HighErrorRate', service: 'api', severity: 'critical' })).status).toBe(200);
+    expect((await fire({ alertname: 'SlowDisk', service: 'web', severity: 'warning' })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(daemon.guard.current.phase).toBe('guarding');
+
+    expect((await fire({ alertname: 'HighErrorRate', service: 'web', severity: 'critical' })).status).toBe(200);
+    await waitFor(() => daemon.guard.current.phase === 'rolled_back', 30_000);
+    expect(await version(s)).toBe('v1');
+    const breach = daemon.guard.current.rollback!.breach;
+    expect(breach).toMatchObject({ trigger: 'alert', rules: ['alert'], reason: 'alert: HighErrorRate{service="web",severity="critical"} firing (Alertmanager)' });
+    const name = await waitFor(async () => (await readdir(join(s.stateDir, 'rollbacks'))).find((n) => n.endsWith('.md')), 10_000);
+    const markdown = await readFile(join(s.stateDir, 'rollbacks', name), 'utf8');
+    expect(markdown).toContain('HighErrorRate{service="web",severity="critical"}');
   });
 });
