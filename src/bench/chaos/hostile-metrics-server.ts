@@ -150,6 +150,17 @@ export async function startHostileServer(mode: HostileMode, options: { series?: 
 
 const LONG_LINE_BYTES = 50 * 1024 * 1024;
 const GARBAGE_BYTES = 4 * 1024 * 1024;
+let garbageBytes: Buffer | undefined;
+/** Pseudo-random bytes, made once when first served (a fixed seed: every run serves the same garbage). */
+const garbageBody = (): Buffer => (garbageBytes ??= (() => {
+  const buf = Buffer.allocUnsafe(GARBAGE_BYTES);
+  let seed = 12345;
+  for (let i = 0; i < buf.length; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    buf[i] = seed >>> 24;
+  }
+  return buf;
+})());
 
 /** Writes the streamed modes' bytes as fast as the client reads them, 64 KiB at a time; stops when it hangs up. */
 function pump(res: http.ServerResponse, mode: 'endless' | 'long-line' | 'garbage', write: (chunk: Buffer) => boolean, done: () => void): void {
@@ -159,15 +170,7 @@ function pump(res: http.ServerResponse, mode: 'endless' | 'long-line' | 'garbage
   const first = mode === 'long-line' ? Buffer.concat([Buffer.from('big{v="'), letters.subarray(7)]) : null;
   // The endless body is well-formed: complete lines of another metric, forever.
   const endlessLines = Buffer.from('e_total{n="1"} 1\n'.repeat(Math.floor(size / 17)));
-  let seed = 12345;
-  const garbage = () => {
-    const buf = Buffer.allocUnsafe(size);
-    for (let i = 0; i < size; i++) {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      buf[i] = seed >>> 24;
-    }
-    return buf;
-  };
+  const garbage = () => garbageBody().subarray(sent, sent + size);
   const total = mode === 'endless' ? Number.POSITIVE_INFINITY : mode === 'long-line' ? LONG_LINE_BYTES : GARBAGE_BYTES;
   let sent = 0;
   const step = () => {
