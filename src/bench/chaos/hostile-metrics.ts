@@ -101,7 +101,7 @@ export async function run(ctx: ChaosContext): Promise<ChaosRow[]> {
   rows.push({
     item: 'hostile /metrics: the real families still read',
     input,
-    measured: `${failed} of ${samples} scrape samples failed${errors.length > 0 ? `: ${errors.slice(0, 2).map(short).join('; ')}` : ''}`,
+    measured: `${Number.isNaN(samples) ? "the guard's /metrics did not answer within 10 s" : `${failed} of ${samples} scrape samples failed`}${errors.length > 0 ? `: ${errors.slice(0, 2).map(short).join('; ')}` : ''}`,
     target: '0 failed (at least one sample a second)',
     ok: failed === 0 && samples >= results.length * seconds,
   });
@@ -116,7 +116,7 @@ export async function run(ctx: ChaosContext): Promise<ChaosRow[]> {
     rows.push({
       item: `hostile /metrics: ${c.title}`,
       input: `${c.input}, scraped every ${SCRAPE_INTERVAL} for ${caseSeconds} s`,
-      measured: `${r.failed} of ${r.samples} samples failed${r.errors.length > 0 ? ` (${r.errors.slice(0, 2).map(short).join('; ')})` : ''}; peak RSS ${round(r.peakRssMb)} MB; longest block ${round(r.longestBlockMs)} ms (wall ${round(r.longestWallBlockMs)} ms)`,
+      measured: `${Number.isNaN(r.samples) ? "the guard's /metrics did not answer within 10 s" : `${r.failed} of ${r.samples} samples failed`}${r.errors.length > 0 ? ` (${r.errors.slice(0, 2).map(short).join('; ')})` : ''}; peak RSS ${round(r.peakRssMb)} MB; longest block ${round(r.longestBlockMs)} ms (wall ${round(r.longestWallBlockMs)} ms)`,
       target: `every sample failed with a clear error; RSS ≤ ${RSS_TARGET_MB} MB`,
       ok: allFailed && clear && r.peakRssMb <= RSS_TARGET_MB,
     });
@@ -211,9 +211,15 @@ async function scrapeWithGuard(ctx: ChaosContext, cli: string, mode: HostileMode
   }
 }
 
-/** Scrape samples taken and failed so far, from the guard's own /metrics. */
+/**
+ * Scrape samples taken and failed so far, from the guard's own /metrics; NaN when it does not
+ * answer within 10 s (a guard whose loop is blocked cannot).
+ */
 async function scrapeCounts(guardUrl: string): Promise<{ samples: number; failed: number }> {
-  const text = await (await fetch(`${guardUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  const text = await fetch(`${guardUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })
+    .then((response) => response.text())
+    .catch(() => null);
+  if (text === null) return { samples: Number.NaN, failed: Number.NaN };
   const parsed = parsePrometheusText(text);
   const value = (name: string) => parsed.samples.find((s) => s.name === name && s.labels.probe === 'traffic')?.value ?? 0;
   return { samples: value('release_guard_probe_duration_seconds_count'), failed: value('release_guard_probe_failures_total') };

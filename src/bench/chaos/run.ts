@@ -14,7 +14,7 @@
  * table says), 1 when one could not run, 2 on bad arguments.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,6 +113,7 @@ async function main(): Promise<number> {
     '',
   ].join('\n');
   process.stdout.write(`${text}\n`);
+  await mkdir(options.out, { recursive: true });
   const file = path.join(options.out, partial ? 'CHAOS-partial.md' : 'CHAOS.md');
   await writeFile(file, text);
   log(`table written to ${file}`);
