@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { probeSchema, type ScrapeProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
+import { evaluateErrorRate, type RuleInput } from '../core/rules.js';
 import { EXPECTED_P95_MS, ERRORS_PER_BATCH, REQUESTS_PER_BATCH, startHostileServer, type HostileMode, type HostileServer } from '../bench/chaos/hostile-metrics-server.js';
 import { scrapeProbe } from './scrape.js';
 import type { Probe } from './types.js';
@@ -106,6 +107,25 @@ describe('scrape probe against a hostile /metrics', () => {
     const started = Date.now();
     expectFailedWithoutTraffic(await sample(p), /^scrape failed: timeout after 1000ms$/);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('a run of over-cap samples is never an error_rate breach by itself (no traffic counted)', async () => {
+    const { probe: p } = await against('own-cardinality', { max_series: 100 }, { series: 150 });
+    const samples: Sample[] = [];
+    for (let i = 0; i < 40; i++) samples.push(await sample(p));
+    expect(samples.every((s) => !s.ok && s.error!.includes('over max_series 100'))).toBe(true);
+    const input: RuleInput = {
+      samples: new Map([['traffic', samples]]),
+      now: Date.now(),
+      since: null,
+      releaseStartedAt: null,
+      initialDelayMs: 0,
+      baselineP95: new Map([['traffic', 20]]),
+      probeTypes: new Map([['traffic', 'scrape']]),
+      looks: 960,
+    };
+    const verdict = evaluateErrorRate({ enabled: true, probe: 'traffic', threshold: 0.05, window: 60_000, budget: 0.001, min_span: 1000 }, input);
+    expect(verdict).toMatchObject({ outcome: 'inconclusive', message: expect.stringContaining('0 traffic samples with requests') });
   });
 
   it('after a hostile body, a good one is read again (the probe recovers)', async () => {
