@@ -72,7 +72,6 @@ export async function startHostileServer(mode: HostileMode, options: { series?: 
   let batches = 0;
   const server = http.createServer((req, res) => {
     res.on('error', () => undefined);
-    req.socket.on('error', () => undefined);
     if (req.url === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: 'ok', version: 'v1' }));
@@ -130,6 +129,8 @@ export async function startHostileServer(mode: HostileMode, options: { series?: 
       }
     }
   });
+  // The probe hangs up mid-body on purpose (caps, timeouts): EPIPE / ECONNRESET are expected.
+  server.on('connection', (socket) => socket.on('error', () => undefined));
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
