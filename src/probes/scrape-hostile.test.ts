@@ -83,6 +83,12 @@ describe('scrape probe against a hostile /metrics', () => {
     expect(s.written).toBeLessThan(16 * 1024 * 1024);
   });
 
+  it('a declared content-length over max_body_bytes: failed before a byte of the body is read, naming both', async () => {
+    const { probe: p } = await against('cardinality', { max_body_bytes: 1024 * 1024 });
+    const s = await sample(p);
+    expectFailedWithoutTraffic(s, /^scrape: body larger than max_body_bytes 1048576 \(content-length 8\d{6}\)$/);
+  });
+
   it('one 50 MB line: stopped at max_body_bytes (default 8 MiB), a failed sample', async () => {
     const { probe: p } = await against('long-line', { timeout: '10s' });
     expectFailedWithoutTraffic(await sample(p), /^scrape: body larger than max_body_bytes 8388608 \(\d+ bytes read when it was stopped\)$/);
