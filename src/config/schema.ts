@@ -99,7 +99,22 @@ const scrapeProbe = z
     name: safeName('Probe name'),
     url: url("The app's own /metrics endpoint (Prometheus text format)"),
     timeout: duration('Scrape timeout').default(2000),
-    max_body_bytes: z.number().int().positive().max(64 * 1024 * 1024).default(8 * 1024 * 1024).describe('Larger bodies fail the scrape'),
+    max_body_bytes: z
+      .number()
+      .int()
+      .positive()
+      .max(64 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .describe('Larger bodies fail the scrape (a failed sample naming the size, never a traffic breach). The body is read as it streams, never held whole'),
+    max_series: z
+      .number()
+      .int()
+      .positive()
+      .max(1_000_000)
+      .default(20_000)
+      .describe(
+        "Most series each metric the probe reads (requests_metric, the duration histogram's _bucket, identity_metric) may have in one scrape; more fail the scrape (a failed sample naming the count, never a traffic breach). Other metrics are skipped unparsed, however many series they have",
+      ),
     requests_metric: z.string().min(1).default('http_requests_total').describe('Counter of requests, labelled by status'),
     status_label: z.string().min(1).default('status').describe('Label of requests_metric holding the HTTP status'),
     error_status: z.string().min(1).default('^5..$').describe('Regular expression: statuses that count as errors'),
