@@ -41,6 +41,11 @@ export interface ApiServerOptions {
   token: string | null;
   control: GuardControl;
   log?: ApiLog;
+  /**
+   * False while the daemon is still starting: the port is bound first (a second guard on the same
+   * port fails before it probes anything), and every route answers 503 until the guard has started.
+   */
+  ready?: () => boolean;
 }
 
 export interface ApiServer {
@@ -183,6 +188,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const path = pathOf(req.url);
     const route = path === null ? undefined : Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (route === undefined) return sendJson(res, 404, { error: 'not found' });
+    if (options.ready && !options.ready()) return sendJson(res, 503, { error: 'the guard is starting; ask again in a moment' }, { 'retry-after': '1' });
     if (req.method !== route.method) {
       return sendJson(res, 405, { error: `method not allowed; use ${route.method}` }, { allow: route.method });
     }
