@@ -85,6 +85,8 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
       token,
       control: guard,
       ready: () => started,
+      preflightCacheMs: config.server.preflight_cache,
+      clock,
       log: (level, message, fields) => log.log(level, message, { component: 'api', ...fields }),
     }));
     parts.lock.describe({ url: server.url });
