@@ -30,6 +30,7 @@ import type { Leadership } from './leadership.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 import { controlEvent, historyView, statusView } from './views.js';
+import { dirsWrittenBy, unwritableDirs } from './writable-dirs.js';
 
 export interface GuardDeps {
   config: Config;
@@ -415,6 +416,7 @@ export class Guard implements GuardControl {
         } catch (error) {
           stepProblems = [`readiness check failed: ${errorMessage(error)}`];
         }
+        stepProblems.push(...(await unwritableDirs(dirsWrittenBy(step.config, config.state_dir))));
         return { index, type: step.config.type, description, problems: stepProblems };
       }),
     );
