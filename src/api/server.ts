@@ -52,6 +52,8 @@ export interface ApiServerOptions {
   preflightCacheMs?: number;
   /** For the preflight cache's ages; default the system clock. */
   clock?: Clock;
+  /** Whether the guard's loops are alive: /healthz answers 503 with the reason when not. */
+  liveness?: () => { ok: true } | { ok: false; reason: string | null };
   /**
    * False while the daemon is still starting: the port is bound first (a second guard on the same
    * port fails before it probes anything), and every route answers 503 until the guard has started.
@@ -152,7 +154,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const preflight = new SharedPreflight(() => control.preflight(), { maxAgeMs: options.preflightCacheMs ?? DEFAULT_PREFLIGHT_CACHE_MS, clock });
 
   const routes: Record<string, Route> = {
-    '/healthz': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, { ok: true }) },
+    '/healthz': {
+      method: 'GET',
+      async handle({ res }) {
+        const live = options.liveness?.() ?? { ok: true };
+        sendJson(res, live.ok ? 200 : 503, live.ok ? live : { ...live, error: live.reason });
+      },
+    },
     '/metrics': {
       method: 'GET',
       async handle({ res }) {

@@ -23,6 +23,7 @@ import { Leadership } from './leadership.js';
 import { ProcessRunner } from './process-runner.js';
 import type { PlanStep } from './rollback-runner.js';
 import { lockStateDir, type StateDirLock } from './state-dir-lock.js';
+import { LoopLiveness } from './loop-liveness.js';
 
 export interface RunningDaemon {
   guard: Guard;
@@ -85,6 +86,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
       token,
       control: guard,
       ready: () => started,
+      liveness: () => parts.liveness?.check() ?? { ok: true, reason: null },
       preflightCacheMs: config.server.preflight_cache,
       clock,
       log: (level, message, fields) => log.log(level, message, { component: 'api', ...fields }),
@@ -92,6 +94,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     parts.lock.describe({ url: server.url });
     parts.guard = guard;
     await guard.start();
+    parts.liveness = new LoopLiveness({ clock, windowMs: config.server.liveness, lastTickAt: () => guard.lastTickAt }).start();
     started = true;
     // Scheduled drills (seed: rehearse rollbacks regularly); a refused or failed drill is logged.
     parts.drills = config.drill.schedule
@@ -119,6 +122,7 @@ interface Started {
   /** Set once guard.start() was called (it may have started probe loops before failing). */
   guard?: Guard;
   drills?: { stop(): unknown } | undefined;
+  liveness?: LoopLiveness;
 }
 
 /**
@@ -134,6 +138,7 @@ async function stopStarted(parts: Started, log: Logger): Promise<void> {
       log.warn(`could not stop the ${what} cleanly`, { component: 'daemon', error: errorMessage(error) });
     }
   };
+  parts.liveness?.stop();
   if (parts.drills) await attempt('drill schedule', () => parts.drills!.stop());
   if (parts.server) await attempt('API server', () => parts.server!.close());
   // guard.stop() closes the probes; before the guard has started, they are closed here.

@@ -101,6 +101,8 @@ export class Guard implements GuardControl {
   private storeError: string | null = null;
   /** Fleets: hosts whose clean window this host is still waiting for. */
   private fleetWaiting: string[] = [];
+  /** When the tick loop last began an iteration: /healthz reports a loop that stopped (loop-liveness.ts). */
+  lastTickAt: number | null = null;
 
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
@@ -600,6 +602,7 @@ export class Guard implements GuardControl {
     while (!this.stopping.signal.aborted) {
       await clock.sleep(1000, this.stopping.signal);
       if (this.stopping.signal.aborted) break;
+      this.lastTickAt = clock.now();
       if (!this.acts) {
         // Standing by (or cut off from the store): stay warm, follow the leader, act never.
         await this.followLeader();

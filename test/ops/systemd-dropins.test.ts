@@ -145,8 +145,11 @@ describe('systemd drop-ins per strategy', async () => {
     try {
       await cp(UNIT, join(dir, 'release-guard.service'));
       await cp(DROPINS, join(dir, 'release-guard.service.d'), { recursive: true });
+      // The watchdog (restarts the guard when /healthz fails) is checked with them.
+      for (const name of ['release-guard-watchdog.service', 'release-guard-watchdog.timer']) await cp(join(PROJECT_ROOT, 'systemd', name), join(dir, name));
       const verify = async () => {
-        const { stderr } = await promisify(execFile)(SYSTEMD_ANALYZE!, ['verify', join(dir, 'release-guard.service')], {
+        const units = ['release-guard.service', 'release-guard-watchdog.service', 'release-guard-watchdog.timer'].map((n) => join(dir, n));
+        const { stderr } = await promisify(execFile)(SYSTEMD_ANALYZE!, ['verify', ...units], {
           timeout: 30_000,
           env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` },
         });
