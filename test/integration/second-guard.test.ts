@@ -23,7 +23,16 @@ import {
   type GuardProcess,
 } from '../../src/bench/chaos/second-guard.js';
 import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
-import { freePort } from '../helpers/pm2-sandbox.js';
+import { freePort, waitFor } from '../helpers/pm2-sandbox.js';
+import { createServer as createNetServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { redisConfig } from '../helpers/services.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { startDaemon } from '../../src/shell/daemon.js';
+import { PassThrough } from 'node:stream';
+import { readFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 
 let dir: string;
 let app: CountingApp;
@@ -103,4 +112,48 @@ describe('a second guard on one config', () => {
     expect(await waitHealthy(apiPort, 30_000), third.stderr()).toBe(true);
     expect(guardStarted(third.stderr())).toBe(true);
   }, 120_000);
+
+  it('under the redis store too (the lease arbitrates acting, but one state dir still has one guard)', async () => {
+    const redis = redisConfig();
+    const file = await writeGuardConfig(join(dir, 'redis'), { appPort: app.port, apiPort: 0 });
+    const config = { ...(parse(await readFile(file, 'utf8')) as Record<string, unknown>), store: { type: 'redis', host: redis.host, port: redis.port, key_prefix: `rg-second-${Date.now()}:` } };
+    const start = () => startDaemon(parseConfigText(stringify(config), 'redis.yaml'), { log: createLogger({ level: 'debug', format: 'json', stream: new PassThrough() }) });
+    const first = await start();
+    try {
+      await expect(start()).rejects.toMatchObject({ code: 'state_dir_locked', message: expect.stringMatching(new RegExp(`is in use by another release-guard \\(pid ${process.pid}, since \\S+, API ${first.url.replace(/\./g, '\\.')}\\)`)) });
+      // The first still serves and probes.
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+    } finally {
+      await first.stop();
+    }
+    // Stopped: the lock is released, a new guard starts on the same dir.
+    const again = await start();
+    await again.stop();
+  }, 60_000);
+
+  it('a start-up failure after the store is open (the port is taken) closes the store connection again', async () => {
+    const redis = redisConfig();
+    const admin = new Redis({ host: redis.host, port: redis.port, lazyConnect: true });
+    await admin.connect();
+    const clients = async () => String(await admin.call('CLIENT', 'LIST')).split('\n').filter(Boolean).length;
+    const taken = createNetServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const file = await writeGuardConfig(join(dir, 'taken'), { appPort: app.port, apiPort: port });
+      const config = { ...(parse(await readFile(file, 'utf8')) as Record<string, unknown>), store: { type: 'redis', host: redis.host, port: redis.port, key_prefix: `rg-taken-${Date.now()}:` } };
+      const before = await clients();
+      const hits = app.hits();
+      await expect(startDaemon(parseConfigText(stringify(config), 'taken.yaml'), { log: createLogger({ level: 'debug', format: 'json', stream: new PassThrough() }) })).rejects.toThrow(
+        /cannot listen on 127\.0\.0\.1:\d+: the address is already in use/,
+      );
+      // The store's connection was opened before the port failed, and is closed again.
+      await waitFor(async () => (await clients()) === before, 5000);
+      await sleep(1000);
+      expect(app.hits()).toBe(hits);
+    } finally {
+      taken.close();
+      admin.disconnect();
+    }
+  }, 60_000);
 });
