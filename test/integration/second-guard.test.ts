@@ -37,6 +37,7 @@ import { parse, stringify } from 'yaml';
 let dir: string;
 let app: CountingApp;
 const guards: GuardProcess[] = [];
+const apps: CountingApp[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rg-second-guard-'));
@@ -47,6 +48,7 @@ afterAll(async () => {
   for (const guard of guards) if (guard.child.exitCode === null && guard.child.signalCode === null) guard.child.kill('SIGKILL');
   await Promise.all(guards.map((g) => g.exited));
   await app?.close();
+  await Promise.all(apps.map((a) => a.close()));
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -140,17 +142,21 @@ describe('a second guard on one config', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     try {
       const port = (taken.address() as { port: number }).port;
-      const file = await writeGuardConfig(join(dir, 'taken'), { appPort: app.port, apiPort: port });
+      // An app of its own: the guard left running by the first test probes the shared one.
+      const own = await startCountingApp();
+      apps.push(own);
+      const file = await writeGuardConfig(join(dir, 'taken'), { appPort: own.port, apiPort: port });
       const config = { ...(parse(await readFile(file, 'utf8')) as Record<string, unknown>), store: { type: 'redis', host: redis.host, port: redis.port, key_prefix: `rg-taken-${Date.now()}:` } };
       const before = await clients();
-      const hits = app.hits();
+      const hits = own.hits();
       await expect(startDaemon(parseConfigText(stringify(config), 'taken.yaml'), { log: createLogger({ level: 'debug', format: 'json', stream: new PassThrough() }) })).rejects.toThrow(
         /cannot listen on 127\.0\.0\.1:\d+: the address is already in use/,
       );
       // The store's connection was opened before the port failed, and is closed again.
       await waitFor(async () => (await clients()) === before, 5000);
       await sleep(1000);
-      expect(app.hits()).toBe(hits);
+      // Its probes never started.
+      expect(own.hits()).toBe(hits);
     } finally {
       taken.close();
       admin.disconnect();
