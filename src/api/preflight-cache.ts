@@ -19,8 +19,6 @@ export type SharedPreflightView = PreflightView & {
 export class SharedPreflight {
   private running: Promise<PreflightView> | null = null;
   private last: { view: PreflightView; at: number } | null = null;
-  /** Runs started so far (exported as a figure for tests and the chaos table). */
-  runs = 0;
 
   constructor(
     private readonly check: () => Promise<PreflightView>,
@@ -39,7 +37,6 @@ export class SharedPreflight {
   }
 
   private start(): Promise<PreflightView> {
-    this.runs++;
     const run = this.check().then((view) => {
       // Stamped when the run ended: a result is reused for maxAgeMs after it was complete.
       this.last = { view, at: this.options.clock.now() };

@@ -104,10 +104,12 @@ describe('preflight checks writability as the guard sees it', () => {
     await writeFile(join(deployDir, 'app.env'), 'MODE=1\n');
     const locked = await startGuard('locked', deployDir, true);
     const open = await startGuard('open', deployDir, false);
-    await waitFor(async () => (await status(locked.url)).stable === 'v1' && (await status(open.url)).stable === 'v1', 15_000);
+    await waitFor(async () => (await status(locked.url)).stable === 'v1' && (await status(open.url)).stable === 'v1', 30_000);
     version = 'v2';
-    await waitFor(async () => (await status(locked.url)).release?.version === 'v2' && (await status(open.url)).release?.version === 'v2', 15_000);
+    await waitFor(async () => (await status(locked.url)).release?.version === 'v2' && (await status(open.url)).release?.version === 'v2', 30_000);
 
+    // The window's preparation (the config snapshot) runs after it opens: wait for it.
+    await waitFor(async () => (await freshPreflight(open.url)).ready, 30_000, 500);
     const lockedView = await freshPreflight(locked.url);
     expect(lockedView.ready, JSON.stringify(lockedView)).toBe(false);
     expect(lockedView.steps[0]!.problems).toContainEqual(
