@@ -68,8 +68,9 @@ export class ApiClient {
     return this.request('POST', '/drill', { by }, 15 * 60_000);
   }
 
-  preflight(): Promise<PreflightView> {
-    return this.request('GET', '/preflight');
+  /** The daemon's last preflight (reused for server.preflight_cache); `fresh` (needs the token) runs a new one. */
+  preflight(options: { fresh?: boolean } = {}): Promise<PreflightView> {
+    return options.fresh ? this.request('POST', '/preflight', {}) : this.request('GET', '/preflight');
   }
 
   /** Stops a rollback that is waiting out its veto window. */

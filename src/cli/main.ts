@@ -158,11 +158,15 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
 
   clientCommand('preflight', 'check that the running release can be rolled back now (exit 1 when not)')
     .option('--json', 'print the raw JSON view')
-    .action(async (opts: ClientOptions & { json?: boolean }) => {
-      const view = await (await connect(opts, false)).preflight();
+    .option('--fresh', 'run the checks now instead of reading the result the daemon keeps for server.preflight_cache (needs the token)')
+    .action(async (opts: ClientOptions & { json?: boolean; fresh?: boolean }) => {
+      const view = await (await connect(opts, opts.fresh === true)).preflight({ fresh: opts.fresh === true });
       if (opts.json) print(JSON.stringify(view, null, 2));
       else {
-        const lines = [`rollback ${view.from ?? '?'} -> ${view.to ?? '?'}: ${view.ready ? 'READY' : 'NOT READY'}`, ...view.problems.map((p) => `  ✖ ${p}`)];
+        const lines = [
+          `rollback ${view.from ?? '?'} -> ${view.to ?? '?'}: ${view.ready ? 'READY' : 'NOT READY'} (checked ${view.checkedAt}${opts.fresh ? '' : '; --fresh to check now'})`,
+          ...view.problems.map((p) => `  ✖ ${p}`),
+        ];
         for (const step of view.steps) {
           lines.push(`  ${step.problems.length === 0 ? '✔' : '✖'} step ${step.index + 1} ${step.description}`, ...step.problems.map((p) => `      ${p}`));
         }

@@ -522,9 +522,17 @@ export const configSchema = z
           .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name, e.g. RELEASE_GUARD_TOKEN')
           .default('RELEASE_GUARD_TOKEN')
           .describe('Environment variable holding the token when token_file is not set'),
+        preflight_cache: duration(
+          'How long GET /preflight answers the last result before it runs the readiness checks again (they talk to the database, git, pm2…). One run at a time whatever the value; 0 = a new run per request, still one at a time. POST /preflight or ?fresh=1 with the token forces a run',
+        ).default(30_000),
+        liveness: duration(
+          "GET /healthz answers 503 (so a watchdog restarts the guard) when the guard's tick loop has not run for this long, or its event loop was blocked more than half of this long",
+        )
+          .refine((ms) => ms >= 5000, 'must be at least 5s (the tick loop runs every second)')
+          .default(30_000),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 9464, token_env: 'RELEASE_GUARD_TOKEN' })
+      .default({ host: '127.0.0.1', port: 9464, token_env: 'RELEASE_GUARD_TOKEN', preflight_cache: 30_000, liveness: 30_000 })
       .describe('The one HTTP server: /metrics, /healthz, /status, /history and the control API'),
     log: z
       .object({

@@ -32,6 +32,7 @@ import { AlertIntake } from './alert-intake.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 import { controlEvent, historyView, statusView } from './views.js';
+import { dirsWrittenBy, unwritableDirs } from './writable-dirs.js';
 
 export interface GuardDeps {
   config: Config;
@@ -104,6 +105,8 @@ export class Guard implements GuardControl {
   private storeError: string | null = null;
   /** Fleets: hosts whose clean window this host is still waiting for. */
   private fleetWaiting: string[] = [];
+  /** When the tick loop last began an iteration: /healthz reports a loop that stopped (loop-liveness.ts). */
+  lastTickAt: number | null = null;
 
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
@@ -423,6 +426,7 @@ export class Guard implements GuardControl {
         } catch (error) {
           stepProblems = [`readiness check failed: ${errorMessage(error)}`];
         }
+        stepProblems.push(...(await unwritableDirs(dirsWrittenBy(step.config, config.state_dir))));
         return { index, type: step.config.type, description, problems: stepProblems };
       }),
     );
@@ -606,6 +610,7 @@ export class Guard implements GuardControl {
     while (!this.stopping.signal.aborted) {
       await clock.sleep(1000, this.stopping.signal);
       if (this.stopping.signal.aborted) break;
+      this.lastTickAt = clock.now();
       if (!this.acts) {
         // Standing by (or cut off from the store): stay warm, follow the leader, act never.
         await this.followLeader();
