@@ -32,7 +32,7 @@ function recordingControl() {
     phase: 'guarding',
     stable: '1.4.1',
     running: '1.5.0',
-    release: { version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'ci', source: 'manual' },
+    release: { id: '1970-01-01T00-00-00-000Z_1.5.0', version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'ci', source: 'manual' },
   };
   let state = structuredClone(initial);
   const control: GuardControl = {
