@@ -27,6 +27,7 @@ import { ApiClient, type ControlSummary } from '../api/client.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
+import { versionProblem } from '../core/versions.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
@@ -182,6 +183,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .argument('<version>', 'the version now deployed')
     .option('--by <name>', 'who deployed it (default: api)')
     .action(async (version: string, opts: ClientOptions & { by?: string }) => {
+      checkVersion(version);
       printSummary(await (await connect(opts, true)).release(version, opts.by), `release ${version}`);
     });
 
@@ -190,6 +192,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--to <version>', 'target version (default: the previous stable version)')
     .option('--by <name>', 'who asks (default: api)')
     .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string }) => {
+      if (opts.to !== undefined) checkVersion(opts.to, '--to ');
       const client = await connect(opts, true);
       printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
     });
@@ -307,6 +310,12 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     err(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return 1;
   }
+}
+
+/** A version typed on the command line, checked before anything is sent (the daemon checks it too). */
+function checkVersion(version: string, label = ''): void {
+  const problem = versionProblem(version);
+  if (problem) throw new GuardError(`${label}${problem}`, 'usage');
 }
 
 /** An http(s) base URL, or a GuardError saying what is expected. */
