@@ -31,7 +31,10 @@ export function stepDataDir(stateDir: string, windowId: string, index: number, t
 export async function pruneWindows(stateDir: string, keep: number, protect: readonly (string | undefined)[]): Promise<string[]> {
   const root = join(stateDir, WINDOWS_DIR);
   const ids = (await readdir(root).catch(() => [] as string[])).filter((name) => WINDOW_ID.test(name)).sort();
-  const kept = new Set([...ids.slice(-keep), ...protect.filter((id): id is string => id !== undefined)]);
+  const protectedIds = protect.filter((id): id is string => id !== undefined);
+  // The current window counts as one of the `keep`, even before its prepare made its directory.
+  const all = [...new Set([...ids, ...protectedIds])].sort();
+  const kept = new Set([...all.slice(-keep), ...protectedIds]);
   const removed: string[] = [];
   for (const id of ids) {
     if (kept.has(id)) continue;
