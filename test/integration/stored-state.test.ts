@@ -159,3 +159,18 @@ describe('a hostile version reported by the app', () => {
     expect(await readFile(marker, 'utf8').catch(() => '')).toBe('');
   });
 });
+
+describe('a version typed on the command line', () => {
+  it.each([['../../etc'], ['v1;rm'], ['-rf']])('release %s: refused before anything is sent, one line, exit 2', async (hostile) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'release', '--url', 'http://127.0.0.1:9', '--', hostile], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', RELEASE_GUARD_TOKEN: 'test-token-0123456789abcdef' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toEqual([`release-guard: version ${JSON.stringify(hostile)} is not allowed: use 1-128 letters, digits, ".", "_", "+" or "-", not starting with "-" or "." and without ".."`]);
+  });
+});
