@@ -33,6 +33,27 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
   }
 }
 
+/**
+ * Makes a file written by someone else (a dump a program streamed into a temp name) durable, then
+ * renames it over `path` and syncs the directory: after a power loss the final name holds the
+ * whole file or nothing, never a renamed but empty one.
+ */
+export async function commitFile(temp: string, path: string): Promise<void> {
+  const handle = await open(temp, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+  const dirHandle = await open(dirname(path), 'r');
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}
+
 /** `value` as pretty JSON with a final newline, written atomically. */
 export function writeJsonAtomic(path: string, value: unknown, options: { mode?: number } = {}): Promise<void> {
   return writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, options);

@@ -34,13 +34,13 @@
  * detected (not announced before the deploy), its migrations may already have run by then.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DatabaseStrategyConfig } from '../config/schema.js';
 import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
-import { writeJsonAtomic } from '../store/atomic-write.js';
+import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandOptions, CommandResult } from './command-runner.js';
 import { versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
 import type { ReleaseContext, RollbackContext, StrategyFactory } from './types.js';
@@ -187,7 +187,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       await client(config.mysqldump, dumpArgs, secret, scope, step, { stdoutFile: temp });
       const { size } = await stat(temp);
       if (size === 0) throw new RollbackError(`${config.mysqldump} ${config.database} wrote nothing`, step);
-      await rename(temp, file);
+      await commitFile(temp, file);
       return size;
     } catch (error) {
       await rm(temp, { force: true });

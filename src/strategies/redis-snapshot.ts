@@ -21,13 +21,13 @@
  *             left with no restore point, which is what a readiness check is for.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { RedisStrategyConfig } from '../config/schema.js';
 import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
-import { writeJsonAtomic } from '../store/atomic-write.js';
+import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
 import { systemClock } from '../shell/clock.js';
 import { within, type StepScope } from './step.js';
 import type { StrategyFactory } from './types.js';
@@ -184,7 +184,7 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
     try {
       await copyFile(rdb, temp);
       const { size } = await stat(temp);
-      await rename(temp, copy);
+      await commitFile(temp, copy);
       return { copy, bytes: size };
     } catch (error) {
       await rm(temp, { force: true });
