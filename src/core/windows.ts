@@ -52,3 +52,8 @@ export function rollbackWindowId(state: GuardState, from: string, at: number): s
   if (state.lastWindow?.version === from) return state.lastWindow.id;
   return windowId(at, from);
 }
+
+/** Whether going from `before` to `after` closed a window (it ended, or a newer one replaced it). */
+export function closesWindow(before: GuardState, after: GuardState): boolean {
+  return (after.phase === 'stable' && before.phase !== 'stable') || (after.release !== null && after.release.id !== before.release?.id);
+}

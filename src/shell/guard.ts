@@ -13,7 +13,7 @@ import { trafficImpact, type TrafficImpact } from '../records/impact.js';
 import { windowLooks } from '../core/sequential.js';
 import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
 import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
-import { rollbackWindowId } from '../core/windows.js';
+import { closesWindow, rollbackWindowId } from '../core/windows.js';
 import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import type { NotificationEvent } from '../notify/types.js';
 import { runVerificationSuite } from '../verification/suite.js';
@@ -208,7 +208,7 @@ export class Guard implements GuardControl {
         this.wakeLoops();
       }
       // A window closed or another replaced it: old windows' data goes (never the current or last one).
-      if ((result.state.phase === 'stable' && before.phase !== 'stable') || (result.state.release && result.state.release.id !== before.release?.id)) {
+      if (closesWindow(before, result.state)) {
         void this.stepData.windowClosed([result.state.release?.id, result.state.lastWindow?.id]);
       }
     }
