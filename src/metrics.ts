@@ -36,6 +36,8 @@ export class GuardMetrics {
   private readonly lastDrill = new Gauge({ name: 'release_guard_last_drill_timestamp_seconds', help: 'When the last rollback drill finished (unix seconds)', registers: [this.registry] });
   private readonly leader = new Gauge({ name: 'release_guard_leader', help: '1 while this guard holds the lease and acts; 0 while it stands by (or cannot reach its store)', registers: [this.registry] });
   private readonly storeUp = new Gauge({ name: 'release_guard_store_up', help: '1 while the state store answers; 0 while it cannot be read or written (the guard then observes but does not act)', registers: [this.registry] });
+  private readonly stateDirBytes = new Gauge({ name: 'release_guard_state_dir_bytes', help: 'Bytes used by state_dir (state, records, the release windows\' backups and snapshots)', registers: [this.registry] });
+  private readonly stateDirFree = new Gauge({ name: 'release_guard_state_dir_free_bytes', help: 'Free bytes on the filesystem holding state_dir', registers: [this.registry] });
   private readonly lastRollback = new Gauge({ name: 'release_guard_last_rollback_timestamp_seconds', help: 'When the last rollback finished (unix seconds)', registers: [this.registry] });
 
   constructor() {
@@ -98,6 +100,11 @@ export class GuardMetrics {
   stepFinished(index: number, type: string, ok: boolean, seconds: number): void {
     this.stepRunning.reset();
     this.stepSeconds.set({ step: `${index + 1}-${type}`, outcome: ok ? 'ok' : 'failed' }, seconds);
+  }
+
+  observeStateDir(usage: { bytes: number; freeBytes: number | null }): void {
+    this.stateDirBytes.set(usage.bytes);
+    if (usage.freeBytes !== null) this.stateDirFree.set(usage.freeBytes);
   }
 
   observePreflight(ready: boolean, problemsPerStep: readonly { index: number; type: string; problems: readonly string[] }[]): void {

@@ -17,7 +17,7 @@ const state: GuardState = {
   paused: false,
   stable: '1.4.1',
   running: '1.5.0',
-  release: { version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'alice', source: 'manual' },
+  release: { id: '1970-01-01T00-00-00-000Z_1.5.0', version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'alice', source: 'manual' },
 };
 
 const statusView: StatusView = {

@@ -15,7 +15,7 @@ const state: GuardState = {
   paused: false,
   stable: '1.4.1',
   running: '1.5.0',
-  release: { version: '1.5.0', previous: '1.4.1', startedAt: Date.parse('2024-05-01T12:00:00Z'), deployedBy: 'ci', source: 'manual' },
+  release: { id: '2024-05-01T12-00-00-000Z_1.5.0', version: '1.5.0', previous: '1.4.1', startedAt: Date.parse('2024-05-01T12:00:00Z'), deployedBy: 'ci', source: 'manual' },
 };
 
 const statusView: StatusView = {

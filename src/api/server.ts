@@ -17,14 +17,13 @@ import { SharedPreflight } from './preflight-cache.js';
 
 /** How long a preflight result is reused when the config does not say. */
 export const DEFAULT_PREFLIGHT_CACHE_MS = 30_000;
+import { versionProblem } from '../core/versions.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
 /** Alertmanager sends every alert of a group in one message (its max_alerts caps the count). */
 const ALERTMANAGER_BODY_BYTES = 1024 * 1024;
 
-/** Versions end up in paths, pm2 app names and records: plain characters only. */
-export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 /** Who asked (`deployedBy`, `by`): a user or bot name, shown in history and notifications. */
 export const ACTOR_PATTERN = /^[\w.@ -]{1,64}$/;
 
@@ -70,9 +69,11 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-const version = z
-  .string({ error: 'must be a string' })
-  .regex(VERSION_PATTERN, 'must be 1-128 characters of letters, digits, ".", "_", "+" or "-", starting with a letter or digit');
+/** Versions end up in paths, pm2 app names, program arguments and records: the one rule of core/versions.ts. */
+const version = z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
+  const problem = versionProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const actor = z
   .string({ error: 'must be a string' })
   .regex(ACTOR_PATTERN, 'must be 1-64 characters of letters, digits, "_", ".", "@", "-" or spaces');

@@ -20,6 +20,7 @@ import { waitForRelease } from './release-wait.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
+import { versionProblem } from '../core/versions.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
@@ -181,6 +182,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--wait', 'follow the window and exit with its outcome: 0 promoted, 1 rolled back, 3 rollback failed, 4 no verdict')
     .option('--timeout <duration>', 'with --wait: give up (exit 4) after this long, e.g. 20m')
     .action(async (version: string, opts: ClientOptions & { by?: string; wait?: boolean; timeout?: string }) => {
+      checkVersion(version);
       const client = await connect(opts, true);
       if (!opts.wait) {
         printSummary(await client.release(version, opts.by), `release ${version}`);
@@ -198,6 +200,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--to <version>', 'target version (default: the previous stable version)')
     .option('--by <name>', 'who asks (default: api)')
     .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string }) => {
+      if (opts.to !== undefined) checkVersion(opts.to, '--to ');
       const client = await connect(opts, true);
       printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
     });
@@ -315,6 +318,12 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     err(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return 1;
   }
+}
+
+/** A version typed on the command line, checked before anything is sent (the daemon checks it too). */
+function checkVersion(version: string, label = ''): void {
+  const problem = versionProblem(version);
+  if (problem) throw new GuardError(`${label}${problem}`, 'usage');
 }
 
 /** An http(s) base URL, or a GuardError saying what is expected. */

@@ -504,6 +504,28 @@ export const configSchema = z
       .min(1)
       .default('/var/lib/release-guard')
       .describe('Where the embedded file store keeps state, history and rollback records'),
+    state: z
+      .object({
+        keep_windows: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(10)
+          .describe(
+            "Release windows whose prepared data (pre-release dumps, config snapshots, markers) is kept in state_dir/windows; older ones are removed when a window closes (the current and the last window are always kept)",
+          ),
+        max_mb: z.number().int().min(1).default(10_240).describe('Preflight reports a problem when state_dir uses more than this many MiB'),
+        min_free_mb: z
+          .number()
+          .int()
+          .min(0)
+          .default(512)
+          .describe('Preflight reports a problem when the filesystem holding state_dir has less free space than this many MiB (a pre-release or emergency dump may not fit)'),
+      })
+      .strict()
+      .default({ keep_windows: 10, max_mb: 10_240, min_free_mb: 512 })
+      .describe("state_dir's release windows and disk use"),
     host_id: safeName(
       "This host's name in a fleet (redis store): it names the guarded instance, so guards watching the same instance share it (default: the machine's hostname)",
     ).optional(),

@@ -13,6 +13,7 @@ import { trafficImpact, type TrafficImpact } from '../records/impact.js';
 import { windowLooks } from '../core/sequential.js';
 import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
 import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
+import { closesWindow, rollbackWindowId } from '../core/windows.js';
 import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import type { NotificationEvent } from '../notify/types.js';
 import { runVerificationSuite } from '../verification/suite.js';
@@ -31,6 +32,7 @@ import type { AlertmanagerPayload } from '../api/alertmanager-payload.js';
 import { AlertIntake } from './alert-intake.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
+import { StepDataKeeper } from './step-data.js';
 import { controlEvent, historyView, statusView } from './views.js';
 import { dirsWrittenBy, unwritableDirs } from './writable-dirs.js';
 
@@ -107,6 +109,8 @@ export class Guard implements GuardControl {
   private fleetWaiting: string[] = [];
   /** When the tick loop last began an iteration: /healthz reports a loop that stopped (loop-liveness.ts). */
   lastTickAt: number | null = null;
+  /** Prunes old release windows' data and measures state_dir. */
+  private readonly stepData: StepDataKeeper;
 
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
@@ -116,6 +120,7 @@ export class Guard implements GuardControl {
     this.windowLooks = windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval });
     this.httpTimeouts = new Map(deps.config.probes.flatMap((p) => (p.type === 'http' ? [[p.name, p.timeout] as const] : [])));
     for (const probe of deps.probes) this.samples.set(probe.name, []);
+    this.stepData = new StepDataKeeper({ stateDir: deps.config.state_dir, settings: deps.config.state, log: deps.log, metrics: deps.metrics });
   }
 
   get current(): GuardState {
@@ -136,6 +141,8 @@ export class Guard implements GuardControl {
     this.baselines = await store.loadBaselines();
     this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? null;
     log.info('guard starting', { component: 'guard', phase: this.state.phase, stable: this.state.stable, running: this.state.running });
+    await this.stepData.start(this.state.release);
+    void this.stepData.measure().catch(() => undefined);
     this.deps.metrics.observeState(this.state);
     this.observeLeadership();
     if (this.acts) {
@@ -207,6 +214,10 @@ export class Guard implements GuardControl {
         });
         if (result.state.phase === 'guarding' || before.phase === 'guarding') this.crashExits = [];
         this.wakeLoops();
+      }
+      // A window closed or another replaced it: old windows' data goes (never the current or last one).
+      if (closesWindow(before, result.state)) {
+        void this.stepData.windowClosed([result.state.release?.id, result.state.lastWindow?.id]);
       }
     }
     for (const effect of result.effects) await this.runEffect(effect);
@@ -280,6 +291,7 @@ export class Guard implements GuardControl {
         log,
         signal: term ?? new AbortController().signal,
         stateDir: config.state_dir,
+        windowId: effect.release.id,
         fromStep: effect.fromStep,
         hooks,
       });
@@ -302,7 +314,7 @@ export class Guard implements GuardControl {
   }
 
   /** Seed §3 after health is proven: functional, performance, data, security, resources. */
-  private async runVerificationSuite(rollback: RollbackInProgress): Promise<void> {
+  private async runVerificationSuite(_rollback: RollbackInProgress): Promise<void> {
     const { config, clock, log } = this.deps;
     log.info('verification suite started', { component: 'verify', checks: config.verification.checks.length });
     let outcome;
@@ -310,7 +322,7 @@ export class Guard implements GuardControl {
       outcome = await runVerificationSuite(config.verification.checks, {
         signal: this.stopping.signal,
         now: () => clock.now(),
-        rowSnapshot: await this.rowSnapshot(rollback.from),
+        rowSnapshot: await this.rowSnapshot(this.state.release?.id),
         resources: this.latestResources(),
       });
     } catch (error) {
@@ -320,12 +332,12 @@ export class Guard implements GuardControl {
     await this.dispatch({ type: 'verificationFinished', ok: outcome.ok, results: outcome.results, at: clock.now() });
   }
 
-  /** Row counts the database steps recorded when the window of `version` opened. */
-  private async rowSnapshot(version: string): Promise<Record<string, number>> {
+  /** Row counts the database steps recorded when the window being rolled back opened. */
+  private async rowSnapshot(windowId: string | undefined): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
     for (const [index, step] of this.deps.plan.entries()) {
-      if (step.config.type !== 'database') continue;
-      const file = join(stepDataDir(this.deps.config.state_dir, version, index, step.config.type), 'snapshot.json');
+      if (step.config.type !== 'database' || windowId === undefined) continue;
+      const file = join(stepDataDir(this.deps.config.state_dir, windowId, index, step.config.type), 'snapshot.json');
       try {
         const snapshot = JSON.parse(await readFile(file, 'utf8')) as { counts?: Record<string, unknown> };
         for (const [table, n] of Object.entries(snapshot.counts ?? {})) if (typeof n === 'number') counts[table] = n;
@@ -355,7 +367,7 @@ export class Guard implements GuardControl {
     for (const [index, step] of this.deps.plan.entries()) {
       if (!step.strategy.prepare) continue;
       const stepLog = log.child({ component: 'prepare', step: index + 1, strategy: step.config.type });
-      const dataDir = stepDataDir(config.state_dir, release.version, index, step.config.type);
+      const dataDir = stepDataDir(config.state_dir, release.id, index, step.config.type);
       try {
         await mkdir(dataDir, { recursive: true });
         await step.strategy.prepare({
@@ -421,7 +433,7 @@ export class Guard implements GuardControl {
             to,
             signal: AbortSignal.timeout(Math.min(step.config.timeout, 30_000)),
             progress: () => undefined,
-            dataDir: stepDataDir(config.state_dir, from, index, step.config.type),
+            dataDir: stepDataDir(config.state_dir, rollbackWindowId(this.state, from, clock.now()), index, step.config.type),
           });
         } catch (error) {
           stepProblems = [`readiness check failed: ${errorMessage(error)}`];
@@ -430,6 +442,7 @@ export class Guard implements GuardControl {
         return { index, type: step.config.type, description, problems: stepProblems };
       }),
     );
+    problems.push(...(await this.stepData.problems()));
     const ready = problems.length === 0 && steps.every((s) => s.problems.length === 0);
     this.deps.metrics.observePreflight(ready, steps);
     return { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };

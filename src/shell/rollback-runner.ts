@@ -3,12 +3,12 @@
  * A failed step stops the plan; the result says which step failed and why.
  */
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { StrategyConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RollbackStrategy } from '../strategies/types.js';
 import type { Clock } from './clock.js';
+import { stepDataDir } from './step-data.js';
 
 export interface PlanResult {
   ok: boolean;
@@ -26,15 +26,13 @@ export interface PlanStep {
   strategy: RollbackStrategy;
 }
 
-/** Where step `index` keeps what it prepared for release `version`: `<stateDir>/releases/<version>/<n>-<type>`. */
-export function stepDataDir(stateDir: string, version: string, index: number, type: string): string {
-  return join(stateDir, 'releases', version, `${index + 1}-${type}`);
-}
+export { stepDataDir };
 
 export async function runPlan(
   steps: readonly PlanStep[],
   target: { service: string; from: string; to: string },
-  deps: { clock: Clock; log: Logger; signal: AbortSignal; stateDir: string; fromStep: number; hooks: PlanHooks },
+  /** `windowId`: the release window whose prepared data the steps use (see step-data.ts). */
+  deps: { clock: Clock; log: Logger; signal: AbortSignal; stateDir: string; windowId: string; fromStep: number; hooks: PlanHooks },
 ): Promise<PlanResult> {
   for (const [index, { config, strategy }] of steps.entries()) {
     if (index < deps.fromStep) continue;
@@ -46,7 +44,7 @@ export async function runPlan(
     await deps.hooks.stepStarted(index, config.type, description);
     const timeout = AbortSignal.timeout(config.timeout);
     const signal = AbortSignal.any([deps.signal, timeout]);
-    const dataDir = stepDataDir(deps.stateDir, target.from, index, config.type);
+    const dataDir = stepDataDir(deps.stateDir, deps.windowId, index, config.type);
     await mkdir(dataDir, { recursive: true });
     const ctx = {
       ...target,

@@ -3,35 +3,22 @@
  * renamed over the old one and the directory fsynced, so a crash or power loss leaves either the
  * old or the new content. No server is needed.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { GuardState, RollbackRecord } from '../core/types.js';
 import { StoreError } from '../errors.js';
+import { writeFileAtomic as writeAtomic } from './atomic-write.js';
+import { parseStoredState, StateRefused } from './state-schema.js';
 import type { Baselines, Lease, StateStore } from './state-store.js';
 
 const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
+/** Atomic write (see atomic-write.ts); a failure is a StoreError naming the file. */
 export async function writeFileAtomic(path: string, content: string, dir: string): Promise<void> {
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    const handle = await open(temp, 'w', 0o640);
-    try {
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await writeAtomic(path, content, { dir });
   } catch (error) {
-    await rm(temp, { force: true });
     throw new StoreError(`cannot write ${path}: ${(error as Error).message}`, 'store_write', 'check that state_dir exists and is writable by the guard', { cause: error });
   }
 }
@@ -70,12 +57,17 @@ export class FileStore implements StateStore {
     return this;
   }
 
+  /** The saved state, validated as a whole (state-schema.ts): a corrupt or foreign one is refused and left in place. */
   async loadState(): Promise<GuardState | null> {
-    const state = await readJson<GuardState>(join(this.dir, 'state.json'));
-    if (state && state.schemaVersion !== 1) {
-      throw new StoreError(`state.json has schemaVersion ${String(state.schemaVersion)}; this release-guard reads 1`, 'store_version');
+    const file = join(this.dir, 'state.json');
+    const raw = await readJson<unknown>(file);
+    if (raw === null) return null;
+    try {
+      return parseStoredState(raw, file);
+    } catch (error) {
+      if (error instanceof StateRefused) throw new StoreError(error.message, error.code, undefined, { cause: error });
+      throw error;
     }
-    return state;
   }
 
   saveState(state: GuardState): Promise<void> {

@@ -35,6 +35,7 @@ import { Redis } from 'ioredis';
 import type { GuardState, RollbackRecord } from '../core/types.js';
 import { errorMessage, StoreError } from '../errors.js';
 import type { Baselines, FleetBoard, FleetVerdict, Lease, StateStore } from './state-store.js';
+import { parseStoredState, StateRefused } from './state-schema.js';
 
 const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
 const FLEET_TTL_S = 30 * 24 * 3600;
@@ -267,17 +268,25 @@ export class RedisStore implements StateStore, FleetBoard {
       this.rev = 0;
       return null;
     }
+    const where = `${this.where}: key ${this.key('state')}`;
     let envelope: Envelope;
     try {
       envelope = JSON.parse(text) as Envelope;
     } catch (error) {
-      throw new StoreError(`${this.where}: ${this.key('state')} is not valid JSON; delete it to start fresh`, 'store_corrupt', undefined, { cause: error });
+      throw new StoreError(`${where} is not valid JSON; it was left untouched: rename it to start fresh`, 'store_corrupt', undefined, { cause: error });
     }
-    if (envelope.state?.schemaVersion !== 1) {
-      throw new StoreError(`${this.where}: ${this.key('state')} has schemaVersion ${String(envelope.state?.schemaVersion)}; this release-guard reads 1`, 'store_version');
+    if (typeof envelope !== 'object' || envelope === null || !Number.isSafeInteger(envelope.rev)) {
+      throw new StoreError(`${where} is not a release-guard state envelope (no integer rev); it was left untouched: rename it to start fresh`, 'store_corrupt');
+    }
+    let state: GuardState;
+    try {
+      state = parseStoredState(envelope.state, where);
+    } catch (error) {
+      if (error instanceof StateRefused) throw new StoreError(error.message.replace('move it aside', 'rename it'), error.code, undefined, { cause: error });
+      throw error;
     }
     this.rev = envelope.rev;
-    return envelope.state;
+    return state;
   }
 
   /** The stored envelope's revision, fencing token and writer (for status and tests). */

@@ -2,7 +2,7 @@
  * Config strategy (the runbook's 配置回滚): snapshot the listed config files when a release window
  * opens, put them back on rollback, then restart the app so it reads them.
  *
- * Layout in the step's data directory (`<state_dir>/releases/<from>/<n>-config/`):
+ * Layout in the step's data directory (`<state_dir>/windows/<window id>/<n>-config/`):
  *   files/<path>         the snapshot, each file at its path relative to `dir`
  *   manifest.json        what was snapshot: per file sha256, size, mode — or that it did not exist
  *   failed/<path>        the bad release's versions, saved before they are replaced (the runbook's

@@ -34,12 +34,13 @@
  * detected (not announced before the deploy), its migrations may already have run by then.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DatabaseStrategyConfig } from '../config/schema.js';
 import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
+import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandOptions, CommandResult } from './command-runner.js';
 import { versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
 import type { ReleaseContext, RollbackContext, StrategyFactory } from './types.js';
@@ -186,7 +187,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       await client(config.mysqldump, dumpArgs, secret, scope, step, { stdoutFile: temp });
       const { size } = await stat(temp);
       if (size === 0) throw new RollbackError(`${config.mysqldump} ${config.database} wrote nothing`, step);
-      await rename(temp, file);
+      await commitFile(temp, file);
       return size;
     } catch (error) {
       await rm(temp, { force: true });
@@ -247,7 +248,8 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       throw new RollbackError(`migrate_down failed: ${errorMessage(error)}`, 'migrate-down', { cause: error });
     }
     for (const out of result.stdoutTail.slice(-5)) ctx.progress(`migrate_down: ${out}`);
-    await writeFile(marker, `${JSON.stringify({ at: new Date().toISOString(), command: [program, ...args] })}\n`);
+    // Atomic: a torn or empty marker must never be read back as "already done" or break the resume.
+    await writeJsonAtomic(marker, { at: new Date().toISOString(), command: [program, ...args] }, { mode: 0o600 });
     ctx.progress(`migrate_down done in ${result.durationMs}ms`);
   }
 
@@ -373,9 +375,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         tables,
         counts,
       };
-      const temp = path.join(ctx.dataDir, `.${SNAPSHOT_FILE}.${process.pid}-${randomBytes(4).toString('hex')}`);
-      await writeFile(temp, `${JSON.stringify(snapshot, null, 2)}\n`, { mode: 0o600 });
-      await rename(temp, path.join(ctx.dataDir, SNAPSHOT_FILE));
+      await writeJsonAtomic(path.join(ctx.dataDir, SNAPSHOT_FILE), snapshot, { mode: 0o600 });
       ctx.progress(
         `pre-release backup: ${dumpBytes} bytes; rows ${Object.entries(counts).map(([t, n]) => `${t}=${n}`).join(', ') || '(no check_tables)'}`,
       );

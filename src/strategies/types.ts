@@ -14,7 +14,8 @@ export interface RollbackContext {
   progress(message: string): void;
   /**
    * This step's own directory under state_dir (created by the caller), where `prepare` left its
-   * snapshots and backups for this release, e.g. `<state_dir>/releases/<from>/<step index>-<type>`.
+   * snapshots and backups for this release window, `<state_dir>/windows/<window id>/<step index>-<type>`
+   * (one directory per window, never per version: see shell/step-data.ts).
    */
   dataDir: string;
 }

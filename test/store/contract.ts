@@ -28,7 +28,7 @@ function record(id: string, finishedAt: number): RollbackRecord {
     id,
     from: 'v2',
     to: 'v1',
-    release: { version: 'v2', previous: 'v1', startedAt: 1, deployedBy: 'ci', source: 'detected' },
+    release: { id: '1970-01-01T00-00-00-001Z_v2', version: 'v2', previous: 'v1', startedAt: 1, deployedBy: 'ci', source: 'detected' },
     breach: { trigger: 'rule', rules: ['health'], reason: 'health: 3 consecutive failures >= 3', verdicts: [], decidedAt: 2, faultAt: 1 },
     outcome: 'rolled_back',
     startedAt: 2,
