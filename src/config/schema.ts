@@ -309,6 +309,10 @@ const databaseStrategy = z
     ...mysqlConnection('Account allowed to dump and restore'),
     database: z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a database name: letters, digits, "_" or "$"').describe('Database to back up and restore'),
     backup_on_release: z.boolean().default(true).describe('mysqldump the database when a release window opens'),
+    stable_backup_every: duration(
+      'Also keep a backup of the stable version, taken when it becomes stable and again this often (the last 2 are kept, in <state_dir>/stable/). ' +
+        'A release the guard only detected (not announced) is restored from it, plus the binary log up to the release start when the server keeps one; 0 = off',
+    ).default(4 * 60 * 60 * 1000),
     migrate_down: argv('Migration-down command, e.g. [npx, knex, migrate:rollback]').optional(),
     migrate_cwd: z.string().min(1).optional().describe('Working directory of migrate_down'),
     restore: z
@@ -319,6 +323,11 @@ const databaseStrategy = z
     check_tables: z.array(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a table name')).default([]).describe('Tables that must exist, with row counts not below the pre-release snapshot'),
     mysqldump: z.string().min(1).default('mysqldump').describe('mysqldump program'),
     mysql: z.string().min(1).default('mysql').describe('mysql client program'),
+    mysqlbinlog: z
+      .string()
+      .min(1)
+      .default('mysqlbinlog')
+      .describe('mysqlbinlog program: replays the binary log from a stable backup up to the release start (reads it from the server: REPLICATION SLAVE privilege)'),
     timeout: stepTimeout(600_000),
   })
   .strict();

@@ -4,7 +4,7 @@
  * persists each new state before carrying out its effects, and executes the effects.
  */
 import { setMaxListeners } from 'node:events';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
@@ -28,7 +28,9 @@ import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js'
 import type { Clock } from './clock.js';
 import type { Leadership } from './leadership.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
+import { Preparations, releaseBeganAt } from './preparations.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
+import { StableBackups } from './stable-backups.js';
 import { controlEvent, historyView, statusView } from './views.js';
 
 export interface GuardDeps {
@@ -100,8 +102,14 @@ export class Guard implements GuardControl {
   private storeError: string | null = null;
   /** Fleets: hosts whose clean window this host is still waiting for. */
   private fleetWaiting: string[] = [];
+  /** What each step prepared per window, and the stable version's backups (which one a rollback restores). */
+  private readonly stableBackups: StableBackups;
+  private readonly preparations: Preparations;
 
   constructor(private readonly deps: GuardDeps) {
+    const common = { plan: deps.plan, clock: deps.clock, log: deps.log, service: deps.config.service, signal: this.stopping.signal };
+    this.stableBackups = new StableBackups({ ...common, stateDir: deps.config.state_dir });
+    this.preparations = new Preparations({ ...common, stable: this.stableBackups, dataDir: (r, index, type) => stepDataDir(deps.config.state_dir, r.version, index, type) });
     this.policy = policyFrom(deps.config);
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
     const { schedule, release } = deps.config;
@@ -158,6 +166,7 @@ export class Guard implements GuardControl {
       this.deps.log.info('waiting for the running rollback to finish before exit', { component: 'guard' });
       await this.rollbackRun;
     }
+    await this.stableBackups.settled();
     await this.queue.catch(() => undefined);
     // Only now hand the lease over: a standby must not start while this guard's step runs.
     await this.deps.leadership?.stop({ release: true });
@@ -274,6 +283,7 @@ export class Guard implements GuardControl {
         stateDir: config.state_dir,
         fromStep: effect.fromStep,
         hooks,
+        prepared: async (index, type, options) => (await this.preparations.resolve(effect.release, index, type, options)).prepared,
       });
     } catch (error) {
       result = { ok: false, error: `rollback plan crashed: ${errorMessage(error)}` };
@@ -343,25 +353,7 @@ export class Guard implements GuardControl {
 
   /** Lets each rollback step snapshot what it will need to undo this release. */
   private async prepareRelease(release: Release): Promise<void> {
-    const { config, log } = this.deps;
-    for (const [index, step] of this.deps.plan.entries()) {
-      if (!step.strategy.prepare) continue;
-      const stepLog = log.child({ component: 'prepare', step: index + 1, strategy: step.config.type });
-      const dataDir = stepDataDir(config.state_dir, release.version, index, step.config.type);
-      try {
-        await mkdir(dataDir, { recursive: true });
-        await step.strategy.prepare({
-          service: config.service,
-          version: release.version,
-          previous: release.previous,
-          signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(step.config.timeout)]),
-          progress: (message) => stepLog.info(message),
-          dataDir,
-        });
-      } catch (error) {
-        stepLog.error('could not prepare the rollback of this release', { error: errorMessage(error), release: release.version });
-      }
-    }
+    await this.preparations.prepareAll(release, releaseBeganAt(release, this.samples.get(this.deps.config.release.version_probe)));
     // A release that cannot be rolled back is reported now, not discovered during the outage.
     const readiness = await this.preflight();
     if (!readiness.ready && !this.stopping.signal.aborted) {
@@ -404,14 +396,20 @@ export class Guard implements GuardControl {
         if (!from || !to) return { index, type: step.config.type, description, problems: [] as string[] };
         let stepProblems: string[];
         try {
-          stepProblems = await step.strategy.check({
+          // The backup this step's rollback would restore now (preparations.ts), and whether one predates the release.
+          const resolved = this.state.release?.version === from && step.strategy.prepare
+            ? await this.preparations.resolve(this.state.release, index, step.config.type, { waitMs: 0 })
+            : { problems: [] };
+          stepProblems = resolved.problems;
+          stepProblems.push(...await step.strategy.check({
             service: config.service,
             from,
             to,
             signal: AbortSignal.timeout(Math.min(step.config.timeout, 30_000)),
             progress: () => undefined,
             dataDir: stepDataDir(config.state_dir, from, index, step.config.type),
-          });
+            ...(resolved.prepared ? { prepared: resolved.prepared } : {}),
+          }));
         } catch (error) {
           stepProblems = [`readiness check failed: ${errorMessage(error)}`];
         }
@@ -606,6 +604,7 @@ export class Guard implements GuardControl {
       }
       await this.resumeInterruptedPlan();
       await this.dispatch({ type: 'tick', at: clock.now() });
+      this.stableBackups.refresh(this.state);
       await this.evaluate();
       await this.refreshBaseline();
       this.refreshCheckLatency();
