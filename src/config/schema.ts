@@ -435,6 +435,13 @@ const storeSchema = z
         lease_ttl: duration(
           'Lease of the acting guard, renewed every third of it; a standby takes over within this after the leader dies',
         ).default(10_000),
+        shared_dir: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "A directory every guard of this instance mounts (NFS, a shared volume): rollback steps' prepared data (pre-release dumps, config snapshots, stable backups) live here, so a standby that takes over can undo what the acting guard prepared. Checked at start (exists, writable, each guard's marker visible). Required when a rollback step prepares data",
+          ),
         fleet: z
           .boolean()
           .default(true)
@@ -773,6 +780,20 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   ] as const) {
     const config = rules[rule];
     if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, [...types]);
+  }
+  // Under HA the guard that rolls back may not be the one that prepared: prepared data must be shared.
+  const store = isRecord(input.store) ? input.store : {};
+  const rollback = isRecord(input.rollback) ? input.rollback : {};
+  const preparing = (Array.isArray(rollback.steps) ? rollback.steps : []).filter(isRecord).flatMap((step) =>
+    (step.type === 'database' && step.backup_on_release !== false) || step.type === 'config' || step.type === 'redis' || step.type === 'blue_green' ? [String(step.type)] : [],
+  );
+  if (store.type === 'redis' && store.shared_dir === undefined && preparing.length > 0) {
+    problems.push({
+      path: 'store.shared_dir',
+      message:
+        `required with the redis store when a rollback step prepares data (${[...new Set(preparing)].join(', ')}): ` +
+        "a standby that takes over must reach the acting guard's backups and snapshots; set it to a directory every guard of this instance mounts",
+    });
   }
   const schedule = isRecord(input.schedule) ? input.schedule : {};
   // Raw input: anything but a string or a number is a shape error, reported by the schema.

@@ -30,6 +30,7 @@ import type { Leadership } from './leadership.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { Preparations, releaseBeganAt } from './preparations.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
+import { preparedDataRoot, standbyProblems } from './shared-dir.js';
 import { StableBackups } from './stable-backups.js';
 import { controlEvent, historyView, statusView } from './views.js';
 
@@ -105,11 +106,14 @@ export class Guard implements GuardControl {
   /** What each step prepared per window, and the stable version's backups (which one a rollback restores). */
   private readonly stableBackups: StableBackups;
   private readonly preparations: Preparations;
+  /** Where step data lives: state_dir, or store.shared_dir under HA (shared-dir.ts). */
+  private readonly dataRoot: string;
 
   constructor(private readonly deps: GuardDeps) {
     const common = { plan: deps.plan, clock: deps.clock, log: deps.log, service: deps.config.service, signal: this.stopping.signal };
-    this.stableBackups = new StableBackups({ ...common, stateDir: deps.config.state_dir });
-    this.preparations = new Preparations({ ...common, stable: this.stableBackups, dataDir: (r, index, type) => stepDataDir(deps.config.state_dir, r.version, index, type) });
+    this.dataRoot = preparedDataRoot(deps.config);
+    this.stableBackups = new StableBackups({ ...common, stateDir: this.dataRoot });
+    this.preparations = new Preparations({ ...common, stable: this.stableBackups, dataDir: (r, index, type) => stepDataDir(this.dataRoot, r.version, index, type) });
     this.policy = policyFrom(deps.config);
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
     const { schedule, release } = deps.config;
@@ -280,7 +284,7 @@ export class Guard implements GuardControl {
         clock,
         log,
         signal: term ?? new AbortController().signal,
-        stateDir: config.state_dir,
+        stateDir: this.dataRoot,
         fromStep: effect.fromStep,
         hooks,
         prepared: async (index, type, options) => (await this.preparations.resolve(effect.release, index, type, options)).prepared,
@@ -327,7 +331,7 @@ export class Guard implements GuardControl {
     const counts: Record<string, number> = {};
     for (const [index, step] of this.deps.plan.entries()) {
       if (step.config.type !== 'database') continue;
-      const file = join(stepDataDir(this.deps.config.state_dir, version, index, step.config.type), 'snapshot.json');
+      const file = join(stepDataDir(this.dataRoot, version, index, step.config.type), 'snapshot.json');
       try {
         const snapshot = JSON.parse(await readFile(file, 'utf8')) as { counts?: Record<string, unknown> };
         for (const [table, n] of Object.entries(snapshot.counts ?? {})) if (typeof n === 'number') counts[table] = n;
@@ -390,6 +394,12 @@ export class Guard implements GuardControl {
     const problems: string[] = [];
     if (!from) problems.push('no running version is known yet');
     else if (!to) problems.push(`no version to roll back to from ${from} (no successful earlier version recorded)`);
+    // A standby proves it could undo what the acting guard prepared (item 11).
+    if (!this.acts && this.dataRoot !== config.state_dir) {
+      const release = this.state.release;
+      const windowDirs = release ? this.deps.plan.flatMap((s, i) => (s.strategy.prepare ? [{ step: i + 1, dir: stepDataDir(this.dataRoot, release.version, i, s.config.type) }] : [])) : [];
+      problems.push(...(await standbyProblems(this.dataRoot, this.deps.leadership?.view.holder ?? null, windowDirs)));
+    }
     const steps = await Promise.all(
       this.deps.plan.map(async (step, index) => {
         const description = step.strategy.describe({ from: from ?? '?', to: to ?? '?' });
@@ -407,7 +417,7 @@ export class Guard implements GuardControl {
             to,
             signal: AbortSignal.timeout(Math.min(step.config.timeout, 30_000)),
             progress: () => undefined,
-            dataDir: stepDataDir(config.state_dir, from, index, step.config.type),
+            dataDir: stepDataDir(this.dataRoot, from, index, step.config.type),
             ...(resolved.prepared ? { prepared: resolved.prepared } : {}),
           }));
         } catch (error) {
