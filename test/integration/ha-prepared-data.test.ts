@@ -98,7 +98,7 @@ verification: {probe: health}
       window: '60s',
       storeExtra: { shared_dir: shared },
       stepsBefore: [
-        { type: 'database', host: '127.0.0.1', port: db.port, user, password_env: PASSWORD_ENV, database, restore: 'automatic', check_tables: ['users'], stable_backup_every: 0, timeout: '60s' },
+        { type: 'database', host: '127.0.0.1', port: db.port, user, password_env: PASSWORD_ENV, database, restore: 'automatic', check_tables: ['users'], timeout: '60s' },
       ],
     };
     const filesA = await guardFiles(spec);
@@ -110,6 +110,9 @@ verification: {probe: health}
     cleanups.push(() => leader.killHost());
     const first = await waitFor(async () => (await observer.leaseHolder()) ?? null, 30_000);
     await waitFor(async () => (await observer.loadState())?.stable === 'v1', 30_000);
+    // The acting guard backs the stable version up (stable_backup_every), into the shared directory too.
+    const stableBackup = await waitFor(async () => (await markersUnder(join(shared, 'stable'))).find((m) => m.version === 'v1' && m.state === 'complete'), 30_000);
+    expect(await readdir(join(stableBackup.file, '..'))).toEqual(expect.arrayContaining(['pre-release.sql', 'snapshot.json']));
     const filesB = await guardFiles(spec);
     cleanups.push(() => rm(filesB.stateDir, { recursive: true, force: true }));
     const standby: RunningDaemon = await inProcessGuard(filesB, sandbox);
