@@ -118,12 +118,13 @@ export class Preparations {
     const { clock, config } = { clock: this.deps.clock, config: step.config };
     const log = this.deps.log.child({ component: 'prepare', step: index + 1, strategy: config.type });
     const dir = this.deps.dataDir(release, index, config.type);
-    const marker = { version: release.version, startedAt: clock.now(), releaseBeganAt: began, ...(this.deps.host ? { host: this.deps.host } : {}) };
+    const window = `${release.version}@${release.startedAt}`;
+    const marker = { version: release.version, window, startedAt: clock.now(), releaseBeganAt: began, ...(this.deps.host ? { host: this.deps.host } : {}) };
     try {
       await mkdir(dir, { recursive: true });
       // A complete preparation of this window (a restarted guard prepares again) is kept as it is.
       const before = await readMarker(dir);
-      if (before?.state === 'complete' && before.version === release.version) {
+      if (before?.state === 'complete' && before.window === window) {
         log.info(`already prepared at ${iso(before.startedAt)}; keeping it`);
         return;
       }

@@ -18,6 +18,8 @@ export interface PrepareMarker {
   /** When `prepare` started and finished, epoch ms. */
   startedAt: number;
   finishedAt?: number;
+  /** Windows only: which window (`<version>@<window start>`): data of another window is not this one's. */
+  window?: string;
   /** Windows only: when the release began (writes before it are not the release's), epoch ms. */
   releaseBeganAt?: number;
   error?: string;
