@@ -331,7 +331,10 @@ export class Guard implements GuardControl {
     const counts: Record<string, number> = {};
     for (const [index, step] of this.deps.plan.entries()) {
       if (step.config.type !== 'database') continue;
-      const file = join(stepDataDir(this.dataRoot, version, index, step.config.type), 'snapshot.json');
+      // The snapshot beside the backup the rollback restored (the stable one for a detected release).
+      const release = this.state.release?.version === version ? this.state.release : null;
+      const used = release ? (await this.preparations.resolve(release, index, step.config.type, { waitMs: 0 })).prepared?.dir : undefined;
+      const file = join(used ?? stepDataDir(this.dataRoot, version, index, step.config.type), 'snapshot.json');
       try {
         const snapshot = JSON.parse(await readFile(file, 'utf8')) as { counts?: Record<string, unknown> };
         for (const [table, n] of Object.entries(snapshot.counts ?? {})) if (typeof n === 'number') counts[table] = n;

@@ -91,7 +91,8 @@ export class StableBackups {
    */
   refresh(state: GuardState): void {
     if (this.running || this.deps.signal.aborted) return;
-    if (state.phase !== 'stable' || !state.stable || state.running !== state.stable) return;
+    // Settled phases only (no window open, no plan running), with the stable version running.
+    if (!['stable', 'promoted', 'rolled_back'].includes(state.phase) || !state.stable || state.running !== state.stable) return;
     const now = this.deps.clock.now();
     // A newly stable version is looked at at once; otherwise every LOOK_EVERY_MS.
     if (this.lookedFor === state.stable && now - this.lookedAt < LOOK_EVERY_MS) return;
