@@ -16,7 +16,7 @@
  * not the whole daemon: the race is between the preparation and the plan, and this pins it down.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import mysql from 'mysql2/promise';
@@ -149,31 +149,43 @@ async function world(server: ScenarioServer, workDir: string, step: Partial<Reco
 }
 
 /**
- * A mysqldump that is slow the way a big database's is: the real mysqldump runs at once (its
- * consistent snapshot starts then), its output reaches the file only after `delayMs`.
+ * A mysqldump that is slow the way a big database's is: the real mysqldump runs at once (so the
+ * dump shows the database as it was then) into a temporary file, `taken` is touched, and the output
+ * reaches the caller only after `delayMs`.
  */
-async function throttledMysqldump(dir: string, delayMs: number): Promise<string> {
+export async function throttledMysqldump(dir: string, delayMs: number): Promise<{ program: string; taken: string }> {
   const real = await new ProcessRunner().which('mysqldump');
   if (!real) throw new Error('mysqldump is not installed (apt-get install mariadb-client)');
   await mkdir(dir, { recursive: true });
-  const file = path.join(dir, 'mysqldump');
-  await writeFile(file, `#!/bin/bash\nset -o pipefail\n"${real}" "$@" | { sleep ${(delayMs / 1000).toFixed(3)}; cat; }\n`);
-  await chmod(file, 0o755);
-  return file;
+  const program = path.join(dir, 'mysqldump');
+  const taken = path.join(dir, 'dump-taken');
+  await writeFile(
+    program,
+    [
+      '#!/bin/bash',
+      'out=$(mktemp) || exit 1',
+      'trap \'rm -f "$out"\' EXIT',
+      `"${real}" "$@" > "$out" || exit $?`,
+      `touch '${taken}'`,
+      `sleep ${(delayMs / 1000).toFixed(3)}`,
+      'cat "$out"',
+      '',
+    ].join('\n'),
+  );
+  await chmod(program, 0o755);
+  return { program, taken };
 }
 
 /** Item 1: a rollback decided while the pre-release dump still runs waits for it and restores it. */
 export async function backupRaceScenario(server: ScenarioServer, options: { workDir: string; dumpDelayMs?: number }): Promise<ScenarioOutcome & { waited: boolean }> {
-  const mysqldump = await throttledMysqldump(path.join(options.workDir, 'bin'), options.dumpDelayMs ?? 4000);
+  const { program: mysqldump, taken } = await throttledMysqldump(await mkdtemp(path.join(options.workDir, 'bin-')), options.dumpDelayMs ?? 4000);
   const w = await world(server, options.workDir, { mysqldump, stable_backup_every: 0 });
   try {
     // Announced: `release-guard release v2` opens the window before the deploy.
     const release: Release = { version: 'v2', previous: 'v1', startedAt: Date.now(), deployedBy: 'ci', source: 'manual' };
     const preparing = w.preparations.prepareAll(release, release.startedAt);
-    // The dump's snapshot has started once its (hidden, partial) output file exists.
-    const dataDir = stepDataDir(w.stateDir, 'v2', 0, 'database');
-    for (let i = 0; i < 200 && !(await readdir(dataDir).catch(() => [] as string[])).some((f) => f.includes('.partial-')); i++) await sleep(25);
-    await sleep(300);
+    // The dump is taken (its output held back): what the release does next is not in it.
+    for (let i = 0; i < 400 && !(await access(taken).then(() => true, () => false)); i++) await sleep(25);
     // The bad release: a migration and corrupted rows, then the rollback is decided at once.
     await w.app.query('ALTER TABLE users ADD COLUMN email VARCHAR(128)');
     await w.app.query("UPDATE users SET name = 'CORRUPTED' WHERE id <= 2");

@@ -32,7 +32,7 @@ export async function run(ctx?: ChaosContext): Promise<ChaosRow[]> {
     return [
       {
         item: '1 backup still running at rollback: stale restores',
-        input: `pre-release mysqldump held back 4 s, rollback decided 0.3 s into it; ${rounds} run(s)`,
+        input: `pre-release mysqldump output held back 4 s, rollback decided as soon as the dump is taken; ${rounds} run(s)`,
         measured: `${staleRace} (waited for the dump in ${race.filter((o) => o.waited).length}/${rounds}; rollback ${(median(race.map((o) => o.rollbackMs)) / 1000).toFixed(1)} s median)`,
         target: '0',
         ok: staleRace === 0,
