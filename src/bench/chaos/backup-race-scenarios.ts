@@ -29,6 +29,7 @@ import { Preparations, releaseBeganAt } from '../../shell/preparations.js';
 import { ProcessRunner } from '../../shell/process-runner.js';
 import { runPlan, stepDataDir, type PlanResult, type PlanStep } from '../../shell/rollback-runner.js';
 import { StableBackups } from '../../shell/stable-backups.js';
+import type { CommandRunner } from '../../strategies/command-runner.js';
 import { createStrategy } from '../../strategies/index.js';
 
 /** A throwaway server whose root account (no password, over TCP) may create the scenario's account. */
@@ -94,7 +95,18 @@ async function world(server: ScenarioServer, workDir: string, step: Partial<Reco
   });
   if (parsed.type !== 'database') throw new Error('schema returned the wrong strategy type');
   const pm2 = new Pm2ApiClient({ home: path.join(stateDir, 'pm2-unused') });
-  const plan: PlanStep[] = [{ config: parsed, strategy: await createStrategy(parsed, { pm2, run: new ProcessRunner() }) }];
+  // Every program's arguments are kept: the password must reach mysqldump, mysql and mysqlbinlog
+  // only through their environment.
+  const argv: string[][] = [];
+  const runner = new ProcessRunner();
+  const run: CommandRunner = {
+    run: (command, args, opts) => {
+      argv.push([command, ...args]);
+      return runner.run(command, args, opts);
+    },
+    which: (command) => runner.which(command),
+  };
+  const plan: PlanStep[] = [{ config: parsed, strategy: await createStrategy(parsed, { pm2, run }) }];
   const logs: string[] = [];
   const stream = new PassThrough();
   stream.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
@@ -133,6 +145,9 @@ async function world(server: ScenarioServer, workDir: string, step: Partial<Reco
     if (!result.plan.ok) problems.push(`rollback failed: ${result.plan.error}`);
     if (columns.join(',') !== 'id,name') problems.push(`users has columns ${columns.join(', ')}, not v1's id, name`);
     if (JSON.stringify(users) !== JSON.stringify(expected)) problems.push(`users rows ${JSON.stringify(users)}, expected ${JSON.stringify(expected)}`);
+    const leaked = argv.filter((args) => args.some((a) => a.includes(password)));
+    if (leaked.length > 0) problems.push(`the password was in the arguments of ${leaked.map((a) => a[0]).join(', ')}`);
+    if (argv.length === 0) problems.push('no client program ran');
     return { ...result, output: [...output], columns, users, correct: problems.length === 0, problems };
   };
   const cleanup = async () => {
