@@ -297,6 +297,10 @@ const configFilesStrategy = z
     type: z.literal('config'),
     dir: z.string().min(1).describe('Directory the files are relative to'),
     files: z.array(z.string().min(1)).min(1).describe('Config files snapshot when a window opens and restored on rollback (.env.local, next.config.mjs, …)'),
+    stable_backup_every: duration(
+      'Also keep a snapshot of the stable version\'s files, taken when it becomes stable and again this often (the last 2, in <state_dir>/stable/). ' +
+        'A release the guard only detected (not announced) is restored from it; 0 = off',
+    ).default(4 * 60 * 60 * 1000),
     pm2_app: safeName('pm2 app restarted after the restore').optional(),
     restart_mode: z.enum(['restart', 'reload']).default('restart').describe('How the app picks the restored files up'),
     timeout: stepTimeout(60_000),

@@ -5,7 +5,7 @@
  * shared directory's start-up check. The steps' `prepare` here writes a file (the database
  * strategy's real prepare is exercised against MariaDB in test/integration/backup-race.test.ts).
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,10 +13,13 @@ import { strategySchema } from '../config/schema.js';
 import { initialState } from '../core/transition.js';
 import type { GuardState, Release } from '../core/types.js';
 import { createLogger } from '../log.js';
+import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
+import { createStrategy } from '../strategies/index.js';
 import type { ReleaseContext, RollbackStrategy } from '../strategies/types.js';
 import type { Clock } from './clock.js';
 import { Preparations, releaseBeganAt } from './preparations.js';
-import { stepDataDir, type PlanStep } from './rollback-runner.js';
+import { ProcessRunner } from './process-runner.js';
+import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 import { claimSharedDir, standbyProblems } from './shared-dir.js';
 import { KEEP_STABLE_BACKUPS, StableBackups } from './stable-backups.js';
 
@@ -181,5 +184,37 @@ describe('store.shared_dir', () => {
       expect.stringMatching(/^store.shared_dir .* has no marker of the acting guard host-b\/7\/bb: the guards do not share this directory/),
       `step 1: the acting guard's prepared data for this window is not readable here (${join(dir, 'releases', 'v2', '1-database')})`,
     ]);
+  });
+});
+
+describe('config files of a detected release (the real config strategy, real files)', () => {
+  it("restores the stable version's snapshot, not the window's taken after the deploy changed the files", async () => {
+    const app = join(dir, 'app');
+    await mkdir(app, { recursive: true });
+    await writeFile(join(app, '.env'), 'API_URL=https://v1.example\n');
+    const config = strategySchema.parse({ type: 'config', dir: app, files: ['.env'], stable_backup_every: '1h' });
+    const pm2 = new Pm2ApiClient({ home: join(dir, 'pm2-unused') });
+    const plan: PlanStep[] = [{ config, strategy: await createStrategy(config, { pm2, run: new ProcessRunner() }) }];
+    const { stable, preparations } = world(plan);
+    stable.refresh(stableState('v1'));
+    await stable.settled();
+    now += 60_000;
+    // v2 deployed unannounced: its files are in place before the guard sees it.
+    await writeFile(join(app, '.env'), 'API_URL=https://v2.broken\n');
+    const r = release('detected');
+    await preparations.prepareAll(r, r.startedAt - 1000);
+    const output: string[] = [];
+    const result = await runPlan(plan, { service: 'shop', from: 'v2', to: 'v1' }, {
+      clock,
+      log,
+      signal: new AbortController().signal,
+      stateDir: dir,
+      fromStep: 0,
+      hooks: { stepStarted: async () => undefined, stepFinished: async (_i, _ok, lines) => void output.push(...lines) },
+      prepared: async (index, type, options) => (await preparations.resolve(r, index, type, options)).prepared,
+    });
+    expect(result).toEqual({ ok: true });
+    expect(output[0]).toMatch(/^restoring the stable backup of v1 taken .*: this window's backup was taken after the release began/);
+    expect(await readFile(join(app, '.env'), 'utf8')).toBe('API_URL=https://v1.example\n');
   });
 });

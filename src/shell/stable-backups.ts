@@ -39,8 +39,10 @@ export interface StableBackup {
 
 /** The step's backup interval, or 0 when it takes no stable backups. */
 export function stableBackupEvery(step: PlanStep): number {
-  if (!step.strategy.prepare || step.config.type !== 'database' || !step.config.backup_on_release) return 0;
-  return step.config.stable_backup_every;
+  if (!step.strategy.prepare) return 0;
+  if (step.config.type === 'database') return step.config.backup_on_release ? step.config.stable_backup_every : 0;
+  if (step.config.type === 'config') return step.config.stable_backup_every;
+  return 0;
 }
 
 export class StableBackups {
