@@ -312,6 +312,10 @@ const configFilesStrategy = z
     type: z.literal('config'),
     dir: z.string().min(1).describe('Directory the files are relative to'),
     files: z.array(z.string().min(1)).min(1).describe('Config files snapshot when a window opens and restored on rollback (.env.local, next.config.mjs, …)'),
+    stable_backup_every: duration(
+      'Also keep a snapshot of the stable version\'s files, taken when it becomes stable and again this often (the last 2, in <state_dir>/stable/). ' +
+        'A release the guard only detected (not announced) is restored from it; 0 = off',
+    ).default(4 * 60 * 60 * 1000),
     pm2_app: safeName('pm2 app restarted after the restore').optional(),
     restart_mode: z.enum(['restart', 'reload']).default('restart').describe('How the app picks the restored files up'),
     timeout: stepTimeout(60_000),
@@ -324,6 +328,10 @@ const databaseStrategy = z
     ...mysqlConnection('Account allowed to dump and restore'),
     database: z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a database name: letters, digits, "_" or "$"').describe('Database to back up and restore'),
     backup_on_release: z.boolean().default(true).describe('mysqldump the database when a release window opens'),
+    stable_backup_every: duration(
+      'Also keep a backup of the stable version, taken when it becomes stable and again this often (the last 2 are kept, in <state_dir>/stable/). ' +
+        'A release the guard only detected (not announced) is restored from it, plus the binary log up to the release start when the server keeps one; 0 = off',
+    ).default(4 * 60 * 60 * 1000),
     migrate_down: argv('Migration-down command, e.g. [npx, knex, migrate:rollback]').optional(),
     migrate_cwd: z.string().min(1).optional().describe('Working directory of migrate_down'),
     restore: z
@@ -334,6 +342,11 @@ const databaseStrategy = z
     check_tables: z.array(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a table name')).default([]).describe('Tables that must exist, with row counts not below the pre-release snapshot'),
     mysqldump: z.string().min(1).default('mysqldump').describe('mysqldump program'),
     mysql: z.string().min(1).default('mysql').describe('mysql client program'),
+    mysqlbinlog: z
+      .string()
+      .min(1)
+      .default('mysqlbinlog')
+      .describe('mysqlbinlog program: replays the binary log from a stable backup up to the release start (reads it from the server: REPLICATION SLAVE privilege)'),
     timeout: stepTimeout(600_000),
   })
   .strict();
@@ -441,6 +454,13 @@ const storeSchema = z
         lease_ttl: duration(
           'Lease of the acting guard, renewed every third of it; a standby takes over within this after the leader dies',
         ).default(10_000),
+        shared_dir: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "A directory every guard of this instance mounts (NFS, a shared volume): rollback steps' prepared data (pre-release dumps, config snapshots, stable backups) live here, so a standby that takes over can undo what the acting guard prepared. Checked at start (exists, writable, each guard's marker visible). Required when a rollback step prepares data",
+          ),
         fleet: z
           .boolean()
           .default(true)
@@ -842,6 +862,20 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   ] as const) {
     const config = rules[rule];
     if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, [...types]);
+  }
+  // Under HA the guard that rolls back may not be the one that prepared: prepared data must be shared.
+  const store = isRecord(input.store) ? input.store : {};
+  const rollback = isRecord(input.rollback) ? input.rollback : {};
+  const preparing = (Array.isArray(rollback.steps) ? rollback.steps : []).filter(isRecord).flatMap((step) =>
+    (step.type === 'database' && step.backup_on_release !== false) || step.type === 'config' || step.type === 'redis' || step.type === 'blue_green' ? [String(step.type)] : [],
+  );
+  if (store.type === 'redis' && store.shared_dir === undefined && preparing.length > 0) {
+    problems.push({
+      path: 'store.shared_dir',
+      message:
+        `required with the redis store when a rollback step prepares data (${[...new Set(preparing)].join(', ')}): ` +
+        "a standby that takes over must reach the acting guard's backups and snapshots; set it to a directory every guard of this instance mounts",
+    });
   }
   const schedule = isRecord(input.schedule) ? input.schedule : {};
   // Raw input: anything but a string or a number is a shape error, reported by the schema.

@@ -3,6 +3,7 @@
  * a Guard, then runs until SIGTERM/SIGINT, when it lets a running rollback step finish, persists
  * and exits 0.
  */
+import { hostname } from 'node:os';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
@@ -20,6 +21,7 @@ import { systemClock, type Clock } from './clock.js';
 import { NotificationDispatcher, routesFromConfig } from '../notify/dispatcher.js';
 import { Guard } from './guard.js';
 import { Leadership } from './leadership.js';
+import { claimSharedDir } from './shared-dir.js';
 import { ProcessRunner } from './process-runner.js';
 import type { PlanStep } from './rollback-runner.js';
 import { lockStateDir, type StateDirLock } from './state-dir-lock.js';
@@ -64,6 +66,10 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     const { store } = opened;
     // A shared store (redis): only the guard holding the lease acts; the others stand by.
     const leadership = opened.lease ? new Leadership(store, { ttlMs: opened.lease.ttlMs, clock, log, hostId: opened.hostId }) : undefined;
+    // HA: the directory where every guard of this instance keeps prepared data (shared-dir.ts).
+    if (config.store.type === 'redis' && config.store.shared_dir) {
+      await claimSharedDir(config.store.shared_dir, (store as { holder?: string }).holder ?? `${hostname()}/${process.pid}`, clock.now());
+    }
     // pm2's API (and each probe's and strategy's client library) is loaded only when the config uses it.
     const pm2 = (parts.pm2 = options.pm2 ?? (needsPm2(config) ? await openPm2Client(config) : undefined));
     const metrics = new GuardMetrics();

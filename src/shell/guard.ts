@@ -4,7 +4,7 @@
  * persists each new state before carrying out its effects, and executes the effects.
  */
 import { setMaxListeners } from 'node:events';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
@@ -31,8 +31,11 @@ import type { Leadership } from './leadership.js';
 import type { AlertmanagerPayload } from '../api/alertmanager-payload.js';
 import { AlertIntake } from './alert-intake.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
+import { Preparations, releaseBeganAt } from './preparations.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 import { StepDataKeeper } from './step-data.js';
+import { preparedDataRoot, standbyProblems } from './shared-dir.js';
+import { StableBackups } from './stable-backups.js';
 import { controlEvent, historyView, statusView } from './views.js';
 import { dirsWrittenBy, unwritableDirs } from './writable-dirs.js';
 
@@ -111,8 +114,17 @@ export class Guard implements GuardControl {
   lastTickAt: number | null = null;
   /** Prunes old release windows' data and measures state_dir. */
   private readonly stepData: StepDataKeeper;
+  /** What each step prepared per window, and the stable version's backups (which one a rollback restores). */
+  private readonly stableBackups: StableBackups;
+  private readonly preparations: Preparations;
+  /** Where step data lives: state_dir, or store.shared_dir under HA (shared-dir.ts). */
+  private readonly dataRoot: string;
 
   constructor(private readonly deps: GuardDeps) {
+    const common = { plan: deps.plan, clock: deps.clock, log: deps.log, service: deps.config.service, signal: this.stopping.signal };
+    this.dataRoot = preparedDataRoot(deps.config);
+    this.stableBackups = new StableBackups({ ...common, stateDir: this.dataRoot });
+    this.preparations = new Preparations({ ...common, stable: this.stableBackups, dataDir: (r, index, type) => stepDataDir(this.dataRoot, r.id, index, type) });
     this.policy = policyFrom(deps.config);
     this.alerts = deps.config.triggers.alertmanager ? new AlertIntake(deps.config.triggers.alertmanager) : null;
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
@@ -120,7 +132,7 @@ export class Guard implements GuardControl {
     this.windowLooks = windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval });
     this.httpTimeouts = new Map(deps.config.probes.flatMap((p) => (p.type === 'http' ? [[p.name, p.timeout] as const] : [])));
     for (const probe of deps.probes) this.samples.set(probe.name, []);
-    this.stepData = new StepDataKeeper({ stateDir: deps.config.state_dir, settings: deps.config.state, log: deps.log, metrics: deps.metrics });
+    this.stepData = new StepDataKeeper({ stateDir: this.dataRoot, settings: deps.config.state, log: deps.log, metrics: deps.metrics });
   }
 
   get current(): GuardState {
@@ -173,6 +185,7 @@ export class Guard implements GuardControl {
       this.deps.log.info('waiting for the running rollback to finish before exit', { component: 'guard' });
       await this.rollbackRun;
     }
+    await this.stableBackups.settled();
     await this.queue.catch(() => undefined);
     // Only now hand the lease over: a standby must not start while this guard's step runs.
     await this.deps.leadership?.stop({ release: true });
@@ -290,10 +303,11 @@ export class Guard implements GuardControl {
         clock,
         log,
         signal: term ?? new AbortController().signal,
-        stateDir: config.state_dir,
+        stateDir: this.dataRoot,
         windowId: effect.release.id,
         fromStep: effect.fromStep,
         hooks,
+        prepared: async (index, type, options) => (await this.preparations.resolve(effect.release, index, type, options)).prepared,
       });
     } catch (error) {
       result = { ok: false, error: `rollback plan crashed: ${errorMessage(error)}` };
@@ -337,7 +351,10 @@ export class Guard implements GuardControl {
     const counts: Record<string, number> = {};
     for (const [index, step] of this.deps.plan.entries()) {
       if (step.config.type !== 'database' || windowId === undefined) continue;
-      const file = join(stepDataDir(this.deps.config.state_dir, windowId, index, step.config.type), 'snapshot.json');
+      // The snapshot beside the backup the rollback restored (the stable one for a detected release).
+      const release = this.state.release?.id === windowId ? this.state.release : null;
+      const used = release ? (await this.preparations.resolve(release, index, step.config.type, { waitMs: 0 })).prepared?.dir : undefined;
+      const file = join(used ?? stepDataDir(this.dataRoot, windowId, index, step.config.type), 'snapshot.json');
       try {
         const snapshot = JSON.parse(await readFile(file, 'utf8')) as { counts?: Record<string, unknown> };
         for (const [table, n] of Object.entries(snapshot.counts ?? {})) if (typeof n === 'number') counts[table] = n;
@@ -363,25 +380,7 @@ export class Guard implements GuardControl {
 
   /** Lets each rollback step snapshot what it will need to undo this release. */
   private async prepareRelease(release: Release): Promise<void> {
-    const { config, log } = this.deps;
-    for (const [index, step] of this.deps.plan.entries()) {
-      if (!step.strategy.prepare) continue;
-      const stepLog = log.child({ component: 'prepare', step: index + 1, strategy: step.config.type });
-      const dataDir = stepDataDir(config.state_dir, release.id, index, step.config.type);
-      try {
-        await mkdir(dataDir, { recursive: true });
-        await step.strategy.prepare({
-          service: config.service,
-          version: release.version,
-          previous: release.previous,
-          signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(step.config.timeout)]),
-          progress: (message) => stepLog.info(message),
-          dataDir,
-        });
-      } catch (error) {
-        stepLog.error('could not prepare the rollback of this release', { error: errorMessage(error), release: release.version });
-      }
-    }
+    await this.preparations.prepareAll(release, releaseBeganAt(release, this.samples.get(this.deps.config.release.version_probe)));
     // A release that cannot be rolled back is reported now, not discovered during the outage.
     const readiness = await this.preflight();
     if (!readiness.ready && !this.stopping.signal.aborted) {
@@ -421,20 +420,32 @@ export class Guard implements GuardControl {
     const problems: string[] = [];
     if (!from) problems.push('no running version is known yet');
     else if (!to) problems.push(`no version to roll back to from ${from} (no successful earlier version recorded)`);
+    // A standby proves it could undo what the acting guard prepared (item 11).
+    if (!this.acts && this.dataRoot !== config.state_dir) {
+      const release = this.state.release;
+      const windowDirs = release ? this.deps.plan.flatMap((s, i) => (s.strategy.prepare ? [{ step: i + 1, dir: stepDataDir(this.dataRoot, release.id, i, s.config.type) }] : [])) : [];
+      problems.push(...(await standbyProblems(this.dataRoot, this.deps.leadership?.view.holder ?? null, windowDirs)));
+    }
     const steps = await Promise.all(
       this.deps.plan.map(async (step, index) => {
         const description = step.strategy.describe({ from: from ?? '?', to: to ?? '?' });
         if (!from || !to) return { index, type: step.config.type, description, problems: [] as string[] };
         let stepProblems: string[];
         try {
-          stepProblems = await step.strategy.check({
+          // The backup this step's rollback would restore now (preparations.ts), and whether one predates the release.
+          const resolved = this.state.release?.version === from && step.strategy.prepare
+            ? await this.preparations.resolve(this.state.release, index, step.config.type, { waitMs: 0 })
+            : { problems: [] };
+          stepProblems = resolved.problems;
+          stepProblems.push(...await step.strategy.check({
             service: config.service,
             from,
             to,
             signal: AbortSignal.timeout(Math.min(step.config.timeout, 30_000)),
             progress: () => undefined,
-            dataDir: stepDataDir(config.state_dir, rollbackWindowId(this.state, from, clock.now()), index, step.config.type),
-          });
+            dataDir: stepDataDir(this.dataRoot, rollbackWindowId(this.state, from, clock.now()), index, step.config.type),
+            ...(resolved.prepared ? { prepared: resolved.prepared } : {}),
+          }));
         } catch (error) {
           stepProblems = [`readiness check failed: ${errorMessage(error)}`];
         }
@@ -632,6 +643,7 @@ export class Guard implements GuardControl {
       }
       await this.resumeInterruptedPlan();
       await this.dispatch({ type: 'tick', at: clock.now() });
+      this.stableBackups.refresh(this.state);
       await this.evaluate();
       await this.refreshBaseline();
       this.refreshCheckLatency();

@@ -40,6 +40,8 @@ export interface GuardSpec {
   fleetWait?: string;
   /** Rollback steps run before the releases swap (e.g. command steps that leave a trace). */
   stepsBefore?: Record<string, unknown>[];
+  /** More keys of the redis store section (e.g. shared_dir). */
+  storeExtra?: Record<string, unknown>;
 }
 
 export interface GuardFiles {
@@ -70,6 +72,7 @@ export async function guardFiles(spec: GuardSpec): Promise<GuardFiles> {
       key_prefix: spec.keyPrefix,
       lease_ttl: spec.leaseTtl ?? '3s',
       fleet_wait: spec.fleetWait ?? '30s',
+      ...spec.storeExtra,
     },
     server: { host: '127.0.0.1', port: guardPort, token_env: 'RG_TEST_TOKEN' },
     log: { level: 'debug', format: 'json' },
