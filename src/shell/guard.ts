@@ -190,7 +190,8 @@ export class Guard implements GuardControl {
     // Only now hand the lease over: a standby must not start while this guard's step runs.
     await this.deps.leadership?.stop({ release: true });
     await Promise.allSettled(this.deps.probes.map((p) => p.close?.()));
-    this.deps.log.info('guard stopped', { component: 'guard', phase: this.state.phase });
+    // A guard whose start failed before its state was loaded never ran: the start-up error says why.
+    if ((this.state as GuardState | undefined) !== undefined) this.deps.log.info('guard stopped', { component: 'guard', phase: this.state.phase });
   }
 
   /** Feeds one event through the machine. Events are applied one at a time, in arrival order. */

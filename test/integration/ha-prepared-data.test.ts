@@ -141,6 +141,8 @@ verification: {probe: health}
     // The release migrates and corrupts rows; the standby sees the window's data is readable.
     await root.query(`ALTER TABLE ${database}.users ADD COLUMN email VARCHAR(128)`);
     await root.query(`UPDATE ${database}.users SET name = 'CORRUPTED' WHERE id <= 2`);
+    // The standby follows the leader's state on its own tick.
+    await waitFor(() => standby.guard.current.release?.version === 'v2' || null, 10_000);
     const standbyView = await standby.guard.preflight();
     expect(standbyView.problems).toEqual([]);
 

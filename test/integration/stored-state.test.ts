@@ -83,7 +83,7 @@ describe('a stored state that is not a release-guard state is refused by the dae
     expect(code).toBe(1);
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`release-guard: ${stateFile} is not a valid release-guard state (`);
+    expect(lines[0]).toContain(`release-guard: cannot start: ${stateFile} is not a valid release-guard state (`);
     expect(lines[0]).toMatch(problem);
     expect(lines[0]).toMatch(/it was left untouched: move it aside to start fresh$/);
     expect(await readFile(stateFile, 'utf8')).toBe(text);
