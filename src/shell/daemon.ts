@@ -19,6 +19,8 @@ import { NotificationDispatcher, routesFromConfig } from '../notify/dispatcher.j
 import { Guard } from './guard.js';
 import { Leadership } from './leadership.js';
 import { ProcessRunner } from './process-runner.js';
+import { GroupRegistry } from './process-group.js';
+import { join } from 'node:path';
 import type { PlanStep } from './rollback-runner.js';
 
 export interface RunningDaemon {
@@ -56,7 +58,10 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
   const pm2 = options.pm2 ?? (needsPm2(config) ? await openPm2Client(config) : undefined);
   const metrics = new GuardMetrics();
   const probes = await createProbes(config.probes, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) });
-  const run = new ProcessRunner();
+  // Before anything can resume an interrupted plan: stop what a killed predecessor's step left running.
+  const registry = new GroupRegistry(join(config.state_dir, 'step-processes'));
+  await registry.stopOrphans(log, clock);
+  const run = new ProcessRunner({ registry });
   const plan: PlanStep[] = [];
   for (const step of config.rollback.steps) plan.push({ config: step, strategy: await createStrategy(step, { pm2: pm2!, run }) });
   // Now rather than when a rollback is being verified.

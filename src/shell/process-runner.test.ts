@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProcessRunner } from './process-runner.js';
+import { groupMembers } from './process-group.js';
 import { rejection as rollbackError } from '../../test/helpers/rejection.js';
 
 const runner = new ProcessRunner();
@@ -182,6 +183,30 @@ describe('ProcessRunner.run', () => {
     expect(result.stdoutTail).toEqual([arg]);
     await expect(readFile(path.join(dir, 'pwned'))).rejects.toThrow(/ENOENT/);
   });
+
+  it('stops the whole process group on timeout: no grandchild survives', async () => {
+    const pidFile = path.join(dir, 'pid');
+    // `sleep 300 &` is a grandchild in the step's group, not the direct child the runner spawned.
+    const childFile = path.join(dir, 'grandchild');
+    const script = 'echo $$ > "$0"; sleep 300 >/dev/null 2>&1 & echo $! > "$1"; sleep 300';
+    const error = await rollbackError(runner.run('sh', ['-c', script, pidFile, childFile], { timeoutMs: 400 }));
+    expect(error.message).toMatch(/timed out after 400ms/);
+    const pgid = await pidFrom(pidFile);
+    const grandchild = await pidFrom(childFile);
+    expect(isAlive(grandchild)).toBe(false);
+    expect(await groupMembers(pgid)).toEqual([]);
+  }, 15_000);
+
+  it('stops what the program left running in its group when it exits', async () => {
+    const pidFile = path.join(dir, 'pid');
+    const childFile = path.join(dir, 'grandchild');
+    await runner.run('sh', ['-c', 'echo $$ > "$0"; sleep 300 >/dev/null 2>&1 & echo $! > "$1"', pidFile, childFile], { timeoutMs: 10_000 });
+    const grandchild = await pidFrom(childFile);
+    const deadline = Date.now() + 5000;
+    while (isAlive(grandchild) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(isAlive(grandchild)).toBe(false);
+    expect(await groupMembers(await pidFrom(pidFile))).toEqual([]);
+  }, 15_000);
 
   it('runs in cwd with extra environment on top of its own', async () => {
     const result = await runner.run('sh', ['-c', 'pwd; echo "$RG_EXTRA"; test -n "$PATH" && echo has-path'], {
