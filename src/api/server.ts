@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { GuardError, errorMessage } from '../errors.js';
 import type { ControlRequest, GuardControl } from './types.js';
 import type { Phase } from '../core/types.js';
+import { redact } from '../redact.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -95,7 +96,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const tokenDigest = options.token === null || options.token === '' ? null : sha256(options.token);
 
   const sendJson = (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) => {
-    const body = JSON.stringify(value);
+    // Every answer (status, history, preflight, control results) leaves through the one redaction.
+    const body = JSON.stringify(redact(value));
     res.writeHead(status, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),

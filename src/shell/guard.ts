@@ -18,6 +18,7 @@ import type { NotificationEvent } from '../notify/types.js';
 import { runVerificationSuite } from '../verification/suite.js';
 import { errorMessage, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { redact, redactText } from '../redact.js';
 import type { GuardMetrics } from '../metrics.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
 import type { Probe, SampleOptions } from '../probes/types.js';
@@ -386,7 +387,7 @@ export class Guard implements GuardControl {
       await this.dispatch({ type: 'drillFinished', ok: false, at: clock.now() }).catch(() => undefined);
     }
     this.deps.metrics.drillFinished(record);
-    const path = await store.writeDrill(record.id, record, renderDrillMarkdown(record));
+    const path = await store.writeDrill(record.id, redact(record), redactText(renderDrillMarkdown(record)));
     log.info(`drill ${record.ok ? 'passed' : 'FAILED'}; record ${path}`, { component: 'drill' });
     return { ok: true, record };
   }
@@ -459,7 +460,7 @@ export class Guard implements GuardControl {
       ...(impact ? { impact } : {}),
     };
     try {
-      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs, ...(impact ? { impact } : {}) }, svg);
+      const paths = await store.writeRecord(redact(record), redactText(renderRecordMarkdown(record, details)), redact({ service: config.service, logs, ...(impact ? { impact } : {}) }), svg);
       log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
     } catch (error) {
       log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });

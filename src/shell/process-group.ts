@@ -176,3 +176,19 @@ export async function stopGroup(pgid: number, clock: Clock = systemClock, graceM
   const killDeadline = clock.now() + graceMs;
   while (clock.now() < killDeadline && (await groupMembers(pgid)).length > 0) await clock.sleep(20);
 }
+
+/**
+ * Resolves once group `pgid` has no live member. The members were told to stop (SIGTERM) when the
+ * leader exited or the step was stopped; those still there after the grace get SIGKILL. Bounded.
+ */
+export async function groupGone(pgid: number, graceMs = GROUP_KILL_GRACE_MS, clock: Clock = systemClock): Promise<void> {
+  const killAt = clock.now() + graceMs;
+  const giveUpAt = killAt + graceMs;
+  for (;;) {
+    if ((await groupMembers(pgid)).length === 0) return;
+    const now = clock.now();
+    if (now >= giveUpAt) return;
+    if (now >= killAt) signalGroup(pgid, 'SIGKILL');
+    await clock.sleep(20);
+  }
+}

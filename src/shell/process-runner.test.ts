@@ -2,6 +2,7 @@
  * ProcessRunner against real programs (sh, sleep, printf, node): exit codes, output tails,
  * timeouts and aborts that really kill, stdin and stdout files, and arguments kept literal.
  */
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,17 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Alive and not a zombie (a zombie's parent, maybe pid 1 of a container, has not reaped it yet). */
+function isRunning(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 function isAlive(pid: number): boolean {
   try {
@@ -193,7 +205,7 @@ describe('ProcessRunner.run', () => {
     expect(error.message).toMatch(/timed out after 400ms/);
     const pgid = await pidFrom(pidFile);
     const grandchild = await pidFrom(childFile);
-    expect(isAlive(grandchild)).toBe(false);
+    expect(isRunning(grandchild)).toBe(false);
     expect(await groupMembers(pgid)).toEqual([]);
   }, 15_000);
 
@@ -203,8 +215,8 @@ describe('ProcessRunner.run', () => {
     await runner.run('sh', ['-c', 'echo $$ > "$0"; sleep 300 >/dev/null 2>&1 & echo $! > "$1"', pidFile, childFile], { timeoutMs: 10_000 });
     const grandchild = await pidFrom(childFile);
     const deadline = Date.now() + 5000;
-    while (isAlive(grandchild) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(isAlive(grandchild)).toBe(false);
+    while (isRunning(grandchild) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(isRunning(grandchild)).toBe(false);
     expect(await groupMembers(await pidFrom(pidFile))).toEqual([]);
   }, 15_000);
 

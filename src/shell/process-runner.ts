@@ -12,7 +12,8 @@ import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { RollbackError } from '../errors.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../strategies/command-runner.js';
-import { signalGroup, type GroupRegistry } from './process-group.js';
+import { groupGone, signalGroup, type GroupRegistry } from './process-group.js';
+import { stepEnvironment } from './step-env.js';
 
 const TAIL_LINES = 40;
 const TAIL_BYTES = 16 * 1024;
@@ -51,7 +52,8 @@ export class ProcessRunner implements CommandRunner {
       const stderr = new Tail();
       const child = spawn(command, [...args], {
         cwd: options.cwd,
-        env: { ...process.env, ...options.env },
+        // A minimal environment, never the guard's own (its secrets): see step-env.ts.
+        env: stepEnvironment(options.env),
         shell: false,
         stdio: ['pipe', 'pipe', 'pipe'],
         // Its own process group: stopping the step stops everything the program started.
@@ -128,7 +130,9 @@ export class ProcessRunner implements CommandRunner {
         finish(new RollbackError(message, command, { cause: error }), -1);
       });
       child.on('close', (code, signal) => {
-        void Promise.allSettled(io).then((results) => {
+        // Resolved only once nothing of the group is left (bounded), so a stopped step is stopped.
+        void Promise.allSettled([...io, pgid === undefined ? Promise.resolve() : groupGone(pgid)]).then((all) => {
+          const results = all.slice(0, io.length);
           const ioError = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
           const tail = stderr.lines().slice(-5).join(' | ');
           if (stopped) return finish(new RollbackError(`${label}: ${stopped}${tail ? `; stderr: ${tail}` : ''}`, command), code ?? -1);
