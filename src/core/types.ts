@@ -258,7 +258,9 @@ export type NotifyKind =
   | 'vetoed'
   | 'rollback_not_ready'
   | 'drill'
-  | 'fleet';
+  | 'fleet'
+  | 'record_not_written'
+  | 'plan_interrupted';
 
 export type Effect =
   | {

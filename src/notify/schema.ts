@@ -27,6 +27,8 @@ export const NOTIFY_KINDS: Record<NotifyKind, string> = {
   rollback_not_ready: 'A rollback step is not ready (its preflight check found problems)',
   drill: 'A scheduled or requested rollback drill started or ended',
   fleet: 'Fleets: a clean window waits for the other hosts, or a release is not promoted because not every host ended clean',
+  record_not_written: 'A rollback record could not be written after every retry (it stays in the state until it is)',
+  plan_interrupted: 'A rollback plan stopped between steps (the state store or the lease was lost); it resumes from the next step once they are back',
 };
 const kinds = Object.keys(NOTIFY_KINDS) as [NotifyKind, ...NotifyKind[]];
 

@@ -23,6 +23,7 @@ import type { GuardMetrics } from '../metrics.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
 import type { Probe, SampleOptions } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
+import { RecordWriter } from '../records/record-writer.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
 import { windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
@@ -102,8 +103,11 @@ export class Guard implements GuardControl {
   /** Fleets: hosts whose clean window this host is still waiting for. */
   private fleetWaiting: string[] = [];
 
+  private readonly records: RecordWriter;
+
   constructor(private readonly deps: GuardDeps) {
     this.policy = policyFrom(deps.config);
+    this.records = new RecordWriter({ ...deps, attempts: deps.config.records.write_attempts, signal: this.stopping.signal, giveUp: (message) => this.announce('record_not_written', 'critical', message) });
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
     const { schedule, release } = deps.config;
     this.windowLooks = windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval });
@@ -442,12 +446,12 @@ export class Guard implements GuardControl {
   }
 
   private async writeRecord(record: RollbackRecord): Promise<void> {
-    const { config, store, log, metrics, pm2 } = this.deps;
+    const { config, metrics, pm2 } = this.deps;
     metrics.rollbackFinished(record.breach.trigger, record.outcome, record.breach.decidedAt, record.finishedAt);
     this.lastRecord = record;
     let logs: string[] = [];
     if (pm2 && config.pm2) {
-      logs = await pm2.logTail(config.pm2.app, 40).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
+      logs = await pm2.logTail(config.pm2.app, config.records.log_lines, config.records.log_bytes).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
     }
     const svg = renderTimelineSvg(windowTimeline(record, this.samples, this.probeTypes, config.service));
     const impact = this.impactOf(record);
@@ -459,12 +463,8 @@ export class Guard implements GuardControl {
       timeline: `${record.id}.svg`,
       ...(impact ? { impact } : {}),
     };
-    try {
-      const paths = await store.writeRecord(redact(record), redactText(renderRecordMarkdown(record, details)), redact({ service: config.service, logs, ...(impact ? { impact } : {}) }), svg);
-      log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
-    } catch (error) {
-      log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });
-    }
+    // Retried in the background when it fails (records/record-writer.ts).
+    await this.records.write({ record: redact(record), markdown: redactText(renderRecordMarkdown(record, details)), extra: redact({ service: config.service, logs, ...(impact ? { impact } : {}) }), svg });
   }
 
   /** Requests and errors the release served until it was rolled back, when a rule reads counted traffic. */

@@ -14,6 +14,11 @@ import type { Baselines, Lease, StateStore } from './state-store.js';
 const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
 export async function writeFileAtomic(path: string, content: string, dir: string): Promise<void> {
+  return writeFilesAtomic([[path, content]], dir);
+}
+
+/** Writes `content` to a new temporary file beside `path`, fsynced; returns the temp's path. */
+async function writeTemp(path: string, content: string): Promise<string> {
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const handle = await open(temp, 'w', 0o640);
@@ -23,7 +28,24 @@ export async function writeFileAtomic(path: string, content: string, dir: string
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
+    return temp;
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Writes several files of one directory as a unit, as far as a file system allows: every temp is
+ * written and fsynced first (a full disk or a bad directory fails before anything changes), then
+ * they are renamed in the given order, so the LAST file is the commit point (a reader that trusts
+ * only the last file never sees a half-written set), then the directory is fsynced.
+ */
+export async function writeFilesAtomic(files: readonly (readonly [path: string, content: string])[], dir: string): Promise<void> {
+  const temps: string[] = [];
+  try {
+    for (const [path, content] of files) temps.push(await writeTemp(path, content));
+    for (const [i, [path]] of files.entries()) await rename(temps[i]!, path);
     const dirHandle = await open(dir, 'r');
     try {
       await dirHandle.sync();
@@ -31,7 +53,8 @@ export async function writeFileAtomic(path: string, content: string, dir: string
       await dirHandle.close();
     }
   } catch (error) {
-    await rm(temp, { force: true });
+    await Promise.all(temps.map((temp) => rm(temp, { force: true })));
+    const path = files.map(([p]) => p).join(', ');
     throw new StoreError(`cannot write ${path}: ${(error as Error).message}`, 'store_write', 'check that state_dir exists and is writable by the guard', { cause: error });
   }
 }
@@ -94,9 +117,18 @@ export class FileStore implements StateStore {
     if (!RECORD_ID.test(record.id)) throw new StoreError(`unsafe record id ${JSON.stringify(record.id)}`, 'store_id');
     const json = join(this.records, `${record.id}.json`);
     const md = join(this.records, `${record.id}.md`);
-    await writeFileAtomic(json, JSON.stringify({ ...record, ...extra }, null, 2), this.records);
-    if (svg !== undefined) await writeFileAtomic(join(this.records, `${record.id}.svg`), svg, this.records);
-    await writeFileAtomic(md, markdown, this.records);
+    // The directory may have been removed or replaced meanwhile: a retried write recreates it.
+    await mkdir(this.records, { recursive: true, mode: 0o750 }).catch(() => undefined);
+    // The JSON last: it is the commit point. History lists records by their JSON, so a record
+    // is listed only once its Markdown (and picture) are in place.
+    await writeFilesAtomic(
+      [
+        ...(svg !== undefined ? [[join(this.records, `${record.id}.svg`), svg] as const] : []),
+        [md, markdown],
+        [json, JSON.stringify({ ...record, ...extra }, null, 2)],
+      ],
+      this.records,
+    );
     return { json, markdown: md };
   }
 
