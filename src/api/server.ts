@@ -12,6 +12,7 @@ import { GuardError, errorMessage } from '../errors.js';
 import type { ControlRequest, GuardControl } from './types.js';
 import type { Phase } from '../core/types.js';
 import { redact } from '../redact.js';
+import { parseHistoryQuery } from '../records/history-page.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -144,7 +145,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       },
     },
     '/status': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, control.status()) },
-    '/history': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, await control.history()) },
+    '/history': {
+      method: 'GET',
+      async handle({ req, res }) {
+        const page = parseHistoryQuery(new URL(req.url ?? '/', 'http://localhost').searchParams);
+        if (typeof page === 'string') throw new HttpError(400, page);
+        sendJson(res, 200, await control.history(page));
+      },
+    },
     '/preflight': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, await control.preflight()) },
     '/releases': controlRoute((body) => {
       const parsed = validate(bodies.release, body);

@@ -24,6 +24,7 @@ import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
 import type { Probe, SampleOptions } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
 import { RecordWriter } from '../records/record-writer.js';
+import { DEFAULT_HISTORY_LIMIT, type HistoryPage } from '../records/history-page.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
 import { windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
@@ -719,8 +720,8 @@ export class Guard implements GuardControl {
     };
   }
 
-  async history(): Promise<HistoryView> {
-    return historyView(this.deps.config.service, this.state, await this.deps.store.listRecords());
+  async history(page: HistoryPage = { limit: DEFAULT_HISTORY_LIMIT }): Promise<HistoryView> {
+    return historyView(this.deps.config.service, this.state, await this.deps.store.recordPage(page));
   }
 
   metrics() {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { GuardState, RollbackRecord } from '../core/types.js';
 import { StoreError } from '../errors.js';
 import type { Baselines, Lease, StateStore } from './state-store.js';
+import { pageOf, summaryOf, type HistoryPage, type RecordSummary } from '../records/history-page.js';
 
 const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
@@ -129,6 +130,8 @@ export class FileStore implements StateStore {
       ],
       this.records,
     );
+    // The index is a cache of the records: a failure here is repaired by the next read of it.
+    await this.updateIndex(summaryOf(record)).catch(() => undefined);
     return { json, markdown: md };
   }
 
@@ -145,6 +148,46 @@ export class FileStore implements StateStore {
     const names = (await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
     const records = await Promise.all(names.map((n) => readJson<RollbackRecord & Record<string, unknown>>(join(this.records, n))));
     return records.filter((r): r is RollbackRecord & Record<string, unknown> => r !== null);
+  }
+
+  /** `<state_dir>/records-index.json`: one summary per record, kept at write time. */
+  private get indexFile(): string {
+    return join(this.dir, 'records-index.json');
+  }
+
+  private async updateIndex(summary: RecordSummary): Promise<void> {
+    const index = (await this.loadIndex()).filter((s) => s.id !== summary.id);
+    await writeFileAtomic(this.indexFile, JSON.stringify([...index, summary]), this.dir);
+  }
+
+  /**
+   * The index, checked against the record files' names (a cheap directory listing): records the
+   * index misses (written by an older version, or a crash between the record and its index) are
+   * read and added, entries without a JSON file dropped; a missing or corrupt index is rebuilt.
+   */
+  private async loadIndex(): Promise<RecordSummary[]> {
+    const ids = new Set((await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+    let index: RecordSummary[] | null = null;
+    try {
+      const parsed = JSON.parse(await readFile(this.indexFile, 'utf8')) as unknown;
+      if (Array.isArray(parsed)) index = parsed as RecordSummary[];
+    } catch {
+      index = null;
+    }
+    const known = new Set((index ?? []).map((s) => s.id));
+    const kept = (index ?? []).filter((s) => ids.has(s.id));
+    const missing = [...ids].filter((id) => !known.has(id));
+    if (index !== null && missing.length === 0 && kept.length === index.length) return kept;
+    for (const id of missing) {
+      const record = await readJson<RollbackRecord>(join(this.records, `${id}.json`)).catch(() => null);
+      if (record) kept.push(summaryOf(record));
+    }
+    await writeFileAtomic(this.indexFile, JSON.stringify(kept), this.dir).catch(() => undefined);
+    return kept;
+  }
+
+  async recordPage(page: HistoryPage) {
+    return pageOf(await this.loadIndex(), page);
   }
 
   /**
