@@ -88,7 +88,14 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
   if (record.steps.length === 0) lines.push('No step ran.');
   else {
     lines.push('| # | step | result | duration | attempt |', '| --- | --- | --- | --- | --- |');
-    for (const s of record.steps) {
+    for (const [i, s] of record.steps.entries()) {
+      // A step of a later attempt than the one before it: the plan stopped in between (the guard
+      // restarted, or the store or the lease was lost) and was resumed. Say so, with the gap.
+      const before = record.steps[i - 1];
+      if (before && s.attempt > before.attempt) {
+        const gap = before.finishedAt ? ` for ${formatDuration(Math.max(0, s.startedAt - before.finishedAt))}` : '';
+        lines.push(`| — | plan interrupted${gap} after step ${before.index + 1}, resumed (attempt ${s.attempt}) | — | — | — |`);
+      }
       const result = s.ok === undefined ? 'interrupted' : s.ok ? 'ok' : `failed: ${cell(s.error ?? '')}`;
       const duration = s.finishedAt ? formatDuration(s.finishedAt - s.startedAt) : '—';
       lines.push(`| ${s.index + 1} | ${cell(s.description)} | ${result} | ${duration} | ${s.attempt} |`);

@@ -32,6 +32,7 @@ import type { Clock } from './clock.js';
 import type { Leadership } from './leadership.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
+import { planInterruptedMessage } from './plan-interruption.js';
 import { controlEvent, historyView, statusView } from './views.js';
 
 export interface GuardDeps {
@@ -286,6 +287,7 @@ export class Guard implements GuardControl {
     }
     if (term?.aborted || !this.acts || interrupted !== null) {
       log.warn('rollback plan interrupted: whoever acts next resumes it from the first step not finished', { component: 'rollback', reason: interrupted ?? 'the lease was lost', error: result.error });
+      this.announce('plan_interrupted', 'critical', planInterruptedMessage(this.state, this.deps.plan.length, interrupted ?? 'the lease was lost'));
       return;
     }
     await this.dispatch({ type: 'rollbackExecuted', ok: result.ok, ...(result.error ? { error: result.error } : {}), at: clock.now() });
