@@ -3,15 +3,17 @@
  * process group (spawn `detached`), so a timeout, a lost lease or a SIGTERM stops everything it
  * started (npm under a script, mysql under a shell), not only the direct child.
  *
- * Each running group is also written to a small registry in the state dir before the step goes
- * on, so a guard started after a `kill -9` of the previous one finds a group the interrupted step
- * left running and stops it before the step runs again. A registry entry names the leader's start
- * time (from /proc/<pid>/stat) and the boot it belongs to: a pid the kernel has since given to
- * another program is never signalled.
+ * Each program is also written to a small registry in the state dir before it is spawned, with
+ * a random token it carries in its environment, so a guard started after a `kill -9` of the
+ * previous one finds the processes the interrupted step left running (by that token, in
+ * /proc/<pid>/environ) and stops their group before the step runs again. Found by the token,
+ * never by a remembered pid: a pid the kernel has since given to another program is never
+ * signalled.
  */
 import { mkdirSync, openSync, closeSync, fsyncSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { systemClock, type Clock } from './clock.js';
@@ -78,34 +80,58 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** One running group of a step program, as written to the registry. */
+/** One step program, as written to the registry before it is started. */
 export interface GroupEntry {
-  pgid: number;
-  startTicks: number;
-  bootId: string;
+  /** Unique; the program and everything it starts carry it as RG_STEP_GROUP in their environment. */
+  token: string;
   /** What runs: the command line, to say which step's program was stopped. */
   command: string;
-  /** The guard process that started it, and when (a live guard's groups are its own business). */
+  /** The guard process that started it, and when (a live guard's programs are its own business). */
   guardPid: number;
   guardStartTicks: number;
+  bootId: string;
   startedAt: string;
 }
 
+/** The environment variable that marks every process of one step program. */
+export const GROUP_TOKEN_ENV = 'RG_STEP_GROUP';
+
+/** Pids of live processes whose environment carries `RG_STEP_GROUP=<token>`, with their group. */
+async function processesCarrying(token: string): Promise<{ pid: number; pgrp: number }[]> {
+  const marker = Buffer.from(`\0${GROUP_TOKEN_ENV}=${token}\0`);
+  const out: { pid: number; pgrp: number }[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    try {
+      // Leading NUL so the first variable matches like the others.
+      const environ = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${pid}/environ`)]);
+      if (environ.indexOf(marker) < 0 || isZombie(pid)) continue;
+      const stat = procStat(pid);
+      if (stat) out.push({ pid, pgrp: stat.pgrp });
+    } catch {
+      // Gone, or not ours to read.
+    }
+  }
+  return out;
+}
+
 /**
- * The registry of running groups: one file per group in `dir`, written synchronously right after
- * the spawn (before the event loop can run anything else, so before the step can be persisted as
- * done or the guard can go on) and removed once the group is gone.
+ * The registry of step programs: one file per program in `dir`, written and fsynced BEFORE the
+ * program is spawned (so a kill -9 of the guard at any moment after the spawn leaves a trace),
+ * removed once its group is gone. The entry holds a random token the program (and every process
+ * it starts) carries in its environment: the next guard finds exactly those processes, with no
+ * pid that may have been recycled in between.
  */
 export class GroupRegistry {
   constructor(readonly dir: string) {}
 
-  add(pgid: number, command: string): void {
-    const stat = procStat(pgid);
-    if (!stat) return; // Already gone, or no /proc: nothing a later start could check safely.
-    const guardStartTicks = procStat(process.pid)?.startTicks ?? -1;
-    const entry: GroupEntry = { pgid, startTicks: stat.startTicks, bootId: bootId(), command, guardPid: process.pid, guardStartTicks, startedAt: new Date().toISOString() };
+  /** Notes a program about to start; returns the token to put in its environment. */
+  prepare(command: string): string {
+    const token = randomBytes(12).toString('hex');
+    const entry: GroupEntry = { token, command, guardPid: process.pid, guardStartTicks: procStat(process.pid)?.startTicks ?? -1, bootId: bootId(), startedAt: new Date().toISOString() };
     mkdirSync(this.dir, { recursive: true, mode: 0o750 });
-    const file = join(this.dir, `${pgid}.json`);
+    const file = join(this.dir, `${token}.json`);
     const temp = `${file}.tmp`;
     writeFileSync(temp, JSON.stringify(entry), { mode: 0o640 });
     const fd = openSync(temp, 'r');
@@ -115,21 +141,28 @@ export class GroupRegistry {
       closeSync(fd);
     }
     renameSync(temp, file);
+    return token;
   }
 
-  remove(pgid: number): void {
-    rmSync(join(this.dir, `${pgid}.json`), { force: true });
+  remove(token: string): void {
+    rmSync(join(this.dir, `${token}.json`), { force: true });
   }
 
   /**
-   * Stops every group a previous guard process left running (it was killed mid-step) and empties
-   * the registry. Called on start, before an interrupted plan is resumed. Returns what was stopped.
+   * Stops every program a previous guard process left running (it was killed mid-step), with
+   * its whole group, and empties the registry. Called on start, before an interrupted plan is
+   * resumed. Returns what was stopped.
    */
   async stopOrphans(log: Logger, clock: Clock = systemClock): Promise<GroupEntry[]> {
-    const names = (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+    const names = (await readdir(this.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') || n.endsWith('.tmp'));
     const stopped: GroupEntry[] = [];
     for (const name of names) {
       const file = join(this.dir, name);
+      if (name.endsWith('.tmp')) {
+        // A note never completed: its program was never spawned (the note comes first).
+        await rm(file, { force: true });
+        continue;
+      }
       let entry: GroupEntry;
       try {
         entry = JSON.parse(await readFile(file, 'utf8')) as GroupEntry;
@@ -139,28 +172,25 @@ export class GroupRegistry {
         continue;
       }
       const guard = procStat(entry.guardPid);
-      if (guard && guard.startTicks === entry.guardStartTicks) continue; // Its guard still runs (and owns it).
-      if (await this.stillOurs(entry)) {
-        log.warn(`stopping process group ${entry.pgid} a previous guard left running mid-step (${entry.command})`, { component: 'steps', pgid: entry.pgid, guardPid: entry.guardPid });
-        await stopGroup(entry.pgid, clock);
+      if (guard && guard.startTicks === entry.guardStartTicks && entry.bootId === bootId()) continue; // Its guard still runs.
+      const found = entry.bootId === bootId() ? await processesCarrying(entry.token) : [];
+      if (found.length > 0) {
+        const groups = [...new Set(found.map((p) => p.pgrp))];
+        log.warn(`stopping process group ${groups.join(', ')} a previous guard left running mid-step (${entry.command})`, { component: 'steps', pids: found.map((p) => p.pid), guardPid: entry.guardPid });
+        await Promise.all(groups.map((pgid) => stopGroup(pgid, clock)));
+        // A process that left the group (setsid) but still carries the token.
+        for (const { pid } of await processesCarrying(entry.token)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // Gone.
+          }
+        }
         stopped.push(entry);
       }
       await rm(file, { force: true });
     }
     return stopped;
-  }
-
-  /**
-   * Whether the group is still the one recorded: same boot, and the leader (if alive) started at
-   * the recorded tick. A dead leader's pid stays reserved by the kernel while its group has
-   * members, so members of group `pgid` that started no earlier than the leader are its own.
-   */
-  private async stillOurs(entry: GroupEntry): Promise<boolean> {
-    if (entry.bootId !== bootId()) return false;
-    const leader = procStat(entry.pgid);
-    if (leader) return leader.startTicks === entry.startTicks && leader.pgrp === entry.pgid;
-    const members = await groupMembers(entry.pgid);
-    return members.length > 0 && members.every((pid) => (procStat(pid)?.startTicks ?? -1) >= entry.startTicks);
   }
 }
 

@@ -12,7 +12,7 @@ import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { RollbackError } from '../errors.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../strategies/command-runner.js';
-import { groupGone, signalGroup, type GroupRegistry } from './process-group.js';
+import { GROUP_TOKEN_ENV, groupGone, signalGroup, type GroupRegistry } from './process-group.js';
 import { stepEnvironment } from './step-env.js';
 
 const TAIL_LINES = 40;
@@ -50,18 +50,18 @@ export class ProcessRunner implements CommandRunner {
     return new Promise<CommandResult>((resolve, reject) => {
       const stdout = new Tail();
       const stderr = new Tail();
+      // Noted before the spawn, so a kill -9 of the guard at any moment after it leaves a trace.
+      const token = this.options.registry?.prepare(label);
       const child = spawn(command, [...args], {
         cwd: options.cwd,
         // A minimal environment, never the guard's own (its secrets): see step-env.ts.
-        env: stepEnvironment(options.env),
+        env: stepEnvironment({ ...options.env, ...(token ? { [GROUP_TOKEN_ENV]: token } : {}) }),
         shell: false,
         stdio: ['pipe', 'pipe', 'pipe'],
         // Its own process group: stopping the step stops everything the program started.
         detached: true,
       });
       const pgid = child.pid;
-      // Noted before anything else can run, so a kill -9 of the guard from here on leaves a trace.
-      if (pgid !== undefined) this.options.registry?.add(pgid, label);
       let stopped: string | null = null;
       let killTimer: NodeJS.Timeout | undefined;
       const killGroup = (signal: NodeJS.Signals) => {
@@ -119,8 +119,8 @@ export class ProcessRunner implements CommandRunner {
         if (pgid !== undefined) {
           // A member that ignored SIGTERM gets SIGKILL now; then the group is gone and forgotten.
           if (signalGroup(pgid, 0)) killGroup('SIGKILL');
-          this.options.registry?.remove(pgid);
         }
+        if (token) this.options.registry?.remove(token);
         options.signal?.removeEventListener('abort', onAbort);
         if (error) return reject(error);
         resolve({ code, stdoutTail: stdout.lines(), stderrTail: stderr.lines(), durationMs: Date.now() - started });

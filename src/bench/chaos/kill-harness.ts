@@ -24,6 +24,8 @@ export const KILL_STEPS = ['alpha', 'bravo', 'charlie'] as const;
 export interface KillOutcome {
   /** Where the kill landed: phase and the step running (or the last one finished). */
   landed: string;
+  /** The step-process registry entries the killed guard left. */
+  registryAtKill: string[];
   /** Per step: how often it started and how often its side effect ("end") happened. */
   journal: Record<string, { start: number; end: number }>;
   /** Steps whose side effect happened more than once. */
@@ -91,8 +93,8 @@ export async function killAndRecover(
   killWhen: (state: GuardState, journal: string) => boolean,
   options: KillOptions = {},
 ): Promise<KillOutcome> {
-  // Longer than a guard takes to start (tsx compiles on the way), so the orphan is still mid-step then.
-  const stepSleepS = options.stepSleepS ?? 6;
+  // Longer than a guard takes to start on a loaded machine (tsx compiles on the way).
+  const stepSleepS = options.stepSleepS ?? 12;
   const stateDir = await mkdtemp(join(options.baseDir ?? tmpdir(), 'rg-kill-'));
   const journalFile = join(stateDir, 'journal.log');
   const versionFile = join(stateDir, 'app-version');
@@ -108,7 +110,9 @@ export async function killAndRecover(
   await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
   const appPort = (app.address() as AddressInfo).port;
   // The grandchild names the journal ($1) so it can be found; `; :` keeps its shell from exec'ing sleep.
-  const script = `echo "$0 start" >> "$1"; sh -c 'sleep 300; :' "$1" >/dev/null 2>&1 & sleep ${stepSleepS}; echo "$0 end" >> "$1"`;
+  // A step's first run sleeps longer than a guard takes to start (so a killed guard's orphan is
+  // still mid-step when the next guard starts); a rerun (its start already journaled) is quick.
+  const script = `if grep -q "^$0 start" "$1"; then s=0.2; else s=${stepSleepS}; fi; echo "$0 start" >> "$1"; sh -c 'sleep 300; :' "$1" >/dev/null 2>&1 & sleep $s; echo "$0 end" >> "$1"`;
   const config = {
     service: 'web',
     state_dir: stateDir,
@@ -164,6 +168,11 @@ export async function killAndRecover(
     const running = atKill.rollback?.steps.find((s) => s.finishedAt === undefined);
     const landed = `${atKill.phase}${running ? `, step ${running.index + 1} running` : atKill.rollback ? `, ${atKill.rollback.steps.filter((s) => s.ok).length} steps done` : ''}`;
 
+    // What the killed guard noted of its running step groups (the new guard must find these).
+    const registryAtKill: string[] = [];
+    for (const name of await readdir(join(stateDir, 'step-processes')).catch(() => [] as string[])) {
+      registryAtKill.push(await readFile(join(stateDir, 'step-processes', name), 'utf8').catch(() => name));
+    }
     const second = startGuard();
     const final = await waitFor('rolled_back', async () => {
       const state = await readState(stateDir);
@@ -183,6 +192,7 @@ export async function killAndRecover(
     const rerunLine = restart.search(/step \d\/4 started/);
     return {
       landed,
+      registryAtKill,
       journal,
       doubled: KILL_STEPS.filter((s) => journal[s]!.end > 1),
       records: { json: names.filter((n) => n.endsWith('.json')).length, md: names.filter((n) => n.endsWith('.md')).length },
