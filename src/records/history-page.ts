@@ -4,6 +4,7 @@
  * answer it from an index kept at write time, so a request never parses every full record.
  */
 import type { RollbackRecord } from '../core/types.js';
+import type { StateStore } from '../store/state-store.js';
 
 export interface RecordSummary {
   id: string;
@@ -52,4 +53,10 @@ export function parseHistoryQuery(query: URLSearchParams): HistoryPage | string 
   const before = /^\d+$/.test(rawBefore) ? Number(rawBefore) : Date.parse(rawBefore);
   if (!Number.isFinite(before)) return `before=${rawBefore.slice(0, 40)} is not allowed: use an ISO time (the "next" of the previous page) or milliseconds since the epoch`;
   return { limit, before };
+}
+
+/** The newest record, found through the index (not by reading every record). */
+export async function latestRecord(store: StateStore): Promise<RollbackRecord | null> {
+  const newest = (await store.recordPage({ limit: 1 })).items[0];
+  return newest ? ((await store.readRecord(newest.id))?.json ?? null) : null;
 }

@@ -24,7 +24,7 @@ import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
 import type { Probe, SampleOptions } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
 import { RecordWriter } from '../records/record-writer.js';
-import { DEFAULT_HISTORY_LIMIT, type HistoryPage } from '../records/history-page.js';
+import { DEFAULT_HISTORY_LIMIT, latestRecord, type HistoryPage } from '../records/history-page.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
 import { windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
@@ -133,7 +133,7 @@ export class Guard implements GuardControl {
     this.acting = leadership ? await leadership.tryAcquire() : true;
     this.state = (await store.loadState()) ?? initialState(clock.now());
     this.baselines = await store.loadBaselines();
-    this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? null;
+    this.lastRecord = await latestRecord(store);
     log.info('guard starting', { component: 'guard', phase: this.state.phase, stable: this.state.stable, running: this.state.running });
     this.deps.metrics.observeState(this.state);
     this.observeLeadership();
@@ -832,7 +832,7 @@ export class Guard implements GuardControl {
       const baselines = await store.loadBaselines();
       if (Object.keys(baselines).length > 0) this.baselines = baselines;
       else if (Object.keys(this.baselines).length > 0) await store.saveBaselines(this.baselines);
-      this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? this.lastRecord;
+      this.lastRecord = (await latestRecord(store)) ?? this.lastRecord;
       this.acting = true;
       this.markStore(true);
       this.deps.metrics.observeState(this.state);
