@@ -1,34 +1,23 @@
 /**
  * winston logging: JSON lines when not on a terminal (systemd, pm2), readable lines on a TTY.
- * Fixed message texts, facts as fields; fields that look like secrets are redacted before any
- * transport sees them.
+ * Fixed message texts, facts as fields; secrets (secret-named fields, URL credentials, every
+ * secret value the guard loaded) are redacted before any transport sees them.
  */
 import winston from 'winston';
 import type { Writable } from 'node:stream';
+import { redact, REDACTED, SECRET_KEY } from './redact.js';
 
 export type Logger = winston.Logger;
 
-const SECRET_KEY = /token|secret|password|passwd|authorization|api[_-]?key|cookie/i;
-
-/** Replaces secret-looking fields and credentials inside URLs. */
-export function redact(value: unknown, depth = 0): unknown {
-  if (depth > 6) return value;
-  if (typeof value === 'string') return value.replace(/(\w+:\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1***:***@');
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  if (value && typeof value === 'object' && !(value instanceof Error)) {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1)]),
-    );
-  }
-  return value;
-}
+/** The one redaction of every path out of the guard (src/redact.ts), re-exported for old callers. */
+export { redact };
 
 const redactFormat = winston.format((info) => {
   for (const key of Object.keys(info)) {
     if (key === 'level' || key === 'message') continue;
-    info[key] = SECRET_KEY.test(key) ? '[redacted]' : redact(info[key]);
+    info[key] = SECRET_KEY.test(key) ? REDACTED : redact(info[key]);
   }
-  info.message = redact(info.message) as string;
+  info.message = redact(info.message as string);
   return info;
 });
 

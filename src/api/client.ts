@@ -38,8 +38,13 @@ export class ApiClient {
     return this.request('GET', '/status');
   }
 
-  history(): Promise<HistoryView> {
-    return this.request('GET', '/history');
+  /** One page of history: `limit` records (default 50), older than `before` (the previous page's `next`). */
+  history(page: { limit?: number; before?: string } = {}): Promise<HistoryView> {
+    const query = new URLSearchParams();
+    if (page.limit !== undefined) query.set('limit', String(page.limit));
+    if (page.before !== undefined) query.set('before', page.before);
+    const qs = query.toString();
+    return this.request('GET', `/history${qs ? `?${qs}` : ''}`);
   }
 
   /** Opens a release window by hand for `version`. */

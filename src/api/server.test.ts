@@ -297,6 +297,23 @@ describe('startApiServer', () => {
     expect(await response.json()).toEqual({ error: 'nothing to promote: no release is under guard' });
   });
 
+  it('pages /history: ?limit and ?before reach the guard; a bad value is a 400 naming what is allowed', async () => {
+    const pages: unknown[] = [];
+    fake.control.history = async (page) => {
+      pages.push(page);
+      return historyView;
+    };
+    expect((await fetch(`${server.url}/history`)).status).toBe(200);
+    expect((await fetch(`${server.url}/history?limit=5&before=2024-01-02T00:00:00.000Z`)).status).toBe(200);
+    expect(pages).toEqual([{ limit: 50 }, { limit: 5, before: Date.parse('2024-01-02T00:00:00.000Z') }]);
+    const tooMany = await fetch(`${server.url}/history?limit=100000`);
+    expect(tooMany.status).toBe(400);
+    expect(((await tooMany.json()) as { error: string }).error).toBe('limit=100000 is not allowed: use a whole number from 1 to 500');
+    const badBefore = await fetch(`${server.url}/history?before=yesterday`);
+    expect(badBefore.status).toBe(400);
+    expect(((await badBefore.json()) as { error: string }).error).toMatch(/^before=yesterday is not allowed: use an ISO time/);
+  });
+
   it('answers 500 without detail when a handler throws, and logs it once', async () => {
     fake.control.history = async () => {
       throw new Error('disk on fire');

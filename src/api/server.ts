@@ -18,6 +18,8 @@ import { SharedPreflight } from './preflight-cache.js';
 /** How long a preflight result is reused when the config does not say. */
 export const DEFAULT_PREFLIGHT_CACHE_MS = 30_000;
 import { versionProblem } from '../core/versions.js';
+import { redact } from '../redact.js';
+import { parseHistoryQuery } from '../records/history-page.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -120,7 +122,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const tokenDigest = options.token === null || options.token === '' ? null : sha256(options.token);
 
   const sendJson = (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) => {
-    const body = JSON.stringify(value);
+    // Every answer (status, history, preflight, control results) leaves through the one redaction.
+    const body = JSON.stringify(redact(value));
     res.writeHead(status, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
@@ -176,7 +179,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       },
     },
     '/status': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, control.status()) },
-    '/history': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, await control.history()) },
+    '/history': {
+      method: 'GET',
+      async handle({ req, res }) {
+        const page = parseHistoryQuery(new URL(req.url ?? '/', 'http://localhost').searchParams);
+        if (typeof page === 'string') throw new HttpError(400, page);
+        sendJson(res, 200, await control.history(page));
+      },
+    },
     // Cached and run one at a time (preflight-cache.ts); POST, or GET ?fresh=1 with the token, forces a run.
     '/preflight': {
       method: 'GET, POST',

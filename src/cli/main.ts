@@ -133,9 +133,13 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .argument('[show]', '"show" to print one rollback record')
     .argument('[id]', 'the record id (from `history`)')
     .option('--json', 'print the raw JSON view')
-    .action(async (show: string | undefined, id: string | undefined, opts: ClientOptions & { json?: boolean }) => {
+    .option('--limit <n>', 'rollback records per page (1-500, default 50)')
+    .option('--before <time>', 'only records that finished before this time (the "next" a page printed)')
+    .action(async (show: string | undefined, id: string | undefined, opts: ClientOptions & { json?: boolean; limit?: string; before?: string }) => {
       if (show === undefined) {
-        const view = await (await connect(opts, false)).history();
+        const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+        if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 500)) throw new GuardError(`--limit ${opts.limit} is not allowed: use a whole number from 1 to 500`, 'usage');
+        const view = await (await connect(opts, false)).history({ ...(limit !== undefined ? { limit } : {}), ...(opts.before !== undefined ? { before: opts.before } : {}) });
         print(opts.json ? JSON.stringify(view, null, 2) : formatHistory(view, { color }));
         return;
       }

@@ -601,6 +601,27 @@ export const configSchema = z
       .strict()
       .optional()
       .describe('The pm2 daemon and app to watch for crashes'),
+    records: z
+      .object({
+        log_lines: z.number().int().min(0).max(10_000).default(40).describe("Lines of the app's pm2 logs kept in a rollback record"),
+        log_bytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(16 * 1024 * 1024)
+          .default(64 * 1024)
+          .describe('At most this many bytes of each log file are read for those lines (a flooding release cannot make the guard read its whole log)'),
+        write_attempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(100)
+          .default(8)
+          .describe('A record write that fails is tried again (backoff 1 s, doubling up to 1 min) this many times in all; then a critical notification'),
+      })
+      .strict()
+      .default({ log_lines: 40, log_bytes: 64 * 1024, write_attempts: 8 })
+      .describe('Rollback records: the log tail they quote and how their writes are retried'),
     probes: z.array(probeSchema).min(1, 'at least one probe is needed').describe('What is observed'),
     triggers: z
       .object({

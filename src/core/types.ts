@@ -278,7 +278,9 @@ export type NotifyKind =
   | 'rollback_not_ready'
   | 'drill'
   | 'fleet'
-  | 'alert';
+  | 'alert'
+  | 'record_not_written'
+  | 'plan_interrupted';
 
 export type Effect =
   | {

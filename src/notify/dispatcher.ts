@@ -9,6 +9,7 @@ import { errorMessage } from '../errors.js';
 import type { NotifierConfig } from './schema.js';
 import type { NotificationEvent, Notifier, Severity } from './types.js';
 import { createWebhookNotifier } from './webhook.js';
+import { redact } from '../redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /** Fixed message text, facts as fields (the caller's logger redacts secret-looking fields). */
@@ -113,7 +114,9 @@ export class NotificationDispatcher {
    * Queues `event` for every notifier whose filters accept it and returns at once: no notifier
    * code runs before this returns, and it never throws. After close() events are dropped.
    */
-  publish(event: NotificationEvent): void {
+  publish(raw: NotificationEvent): void {
+    // A message may quote a step's output or error: it leaves through the one redaction.
+    const event = redact(raw);
     if (this.closing) {
       this.log('warn', 'notification dropped: the dispatcher is closed', { kind: event.kind, severity: event.severity });
       return;

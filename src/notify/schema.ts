@@ -28,6 +28,8 @@ export const NOTIFY_KINDS: Record<NotifyKind, string> = {
   drill: 'A scheduled or requested rollback drill started or ended',
   fleet: 'Fleets: a clean window waits for the other hosts, or a release is not promoted because not every host ended clean',
   alert: 'An Alertmanager alert (triggers.alertmanager) fired outside a window or before the release began, or resolved',
+  record_not_written: 'A rollback record could not be written after every retry (it stays in the state until it is)',
+  plan_interrupted: 'A rollback plan stopped between steps (the state store or the lease was lost); it resumes from the next step once they are back',
 };
 const kinds = Object.keys(NOTIFY_KINDS) as [NotifyKind, ...NotifyKind[]];
 

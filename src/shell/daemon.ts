@@ -23,6 +23,8 @@ import { Guard } from './guard.js';
 import { Leadership } from './leadership.js';
 import { claimSharedDir } from './shared-dir.js';
 import { ProcessRunner } from './process-runner.js';
+import { GroupRegistry } from './process-group.js';
+import { join } from 'node:path';
 import type { PlanStep } from './rollback-runner.js';
 import { lockStateDir, type StateDirLock } from './state-dir-lock.js';
 import { LoopLiveness } from './loop-liveness.js';
@@ -74,7 +76,11 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     const pm2 = (parts.pm2 = options.pm2 ?? (needsPm2(config) ? await openPm2Client(config) : undefined));
     const metrics = new GuardMetrics();
     const probes = (parts.probes = await createProbes(config.probes, { now: () => clock.now(), ...(pm2 ? { pm2 } : {}) }));
-    const run = new ProcessRunner();
+    // After the lock (a refused second guard must not touch the first one's steps), before anything
+    // can resume an interrupted plan: stop what a killed predecessor's step left running.
+    const registry = new GroupRegistry(join(config.state_dir, 'step-processes'));
+    await registry.stopOrphans(log, clock);
+    const run = new ProcessRunner({ registry });
     const plan: PlanStep[] = [];
     for (const step of config.rollback.steps) plan.push({ config: step, strategy: await createStrategy(step, { pm2: pm2!, run }) });
     // Now rather than when a rollback is being verified.

@@ -19,10 +19,13 @@ import type { NotificationEvent } from '../notify/types.js';
 import { runVerificationSuite } from '../verification/suite.js';
 import { errorMessage, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { redact, redactText } from '../redact.js';
 import type { GuardMetrics } from '../metrics.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
 import type { Probe, SampleOptions } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
+import { RecordWriter } from '../records/record-writer.js';
+import { DEFAULT_HISTORY_LIMIT, latestRecord, type HistoryPage } from '../records/history-page.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
 import { windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
@@ -36,6 +39,7 @@ import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 import { StepDataKeeper } from './step-data.js';
 import { preparedDataRoot, standbyProblems } from './shared-dir.js';
 import { StableBackups } from './stable-backups.js';
+import { planInterruptedMessage } from './plan-interruption.js';
 import { controlEvent, historyView, statusView } from './views.js';
 import { dirsWrittenBy, unwritableDirs } from './writable-dirs.js';
 
@@ -120,6 +124,8 @@ export class Guard implements GuardControl {
   /** Where step data lives: state_dir, or store.shared_dir under HA (shared-dir.ts). */
   private readonly dataRoot: string;
 
+  private readonly records: RecordWriter;
+
   constructor(private readonly deps: GuardDeps) {
     const common = { plan: deps.plan, clock: deps.clock, log: deps.log, service: deps.config.service, signal: this.stopping.signal };
     this.dataRoot = preparedDataRoot(deps.config);
@@ -127,6 +133,7 @@ export class Guard implements GuardControl {
     this.preparations = new Preparations({ ...common, stable: this.stableBackups, dataDir: (r, index, type) => stepDataDir(this.dataRoot, r.id, index, type) });
     this.policy = policyFrom(deps.config);
     this.alerts = deps.config.triggers.alertmanager ? new AlertIntake(deps.config.triggers.alertmanager) : null;
+    this.records = new RecordWriter({ ...deps, attempts: deps.config.records.write_attempts, signal: this.stopping.signal, giveUp: (message) => this.announce('record_not_written', 'critical', message) });
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
     const { schedule, release } = deps.config;
     this.windowLooks = windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval });
@@ -151,7 +158,7 @@ export class Guard implements GuardControl {
     this.acting = leadership ? await leadership.tryAcquire() : true;
     this.state = (await store.loadState()) ?? initialState(clock.now());
     this.baselines = await store.loadBaselines();
-    this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? null;
+    this.lastRecord = await latestRecord(store);
     log.info('guard starting', { component: 'guard', phase: this.state.phase, stable: this.state.stable, running: this.state.running });
     await this.stepData.start(this.state.release);
     void this.stepData.measure().catch(() => undefined);
@@ -315,6 +322,7 @@ export class Guard implements GuardControl {
     }
     if (term?.aborted || !this.acts || interrupted !== null) {
       log.warn('rollback plan interrupted: whoever acts next resumes it from the first step not finished', { component: 'rollback', reason: interrupted ?? 'the lease was lost', error: result.error });
+      this.announce('plan_interrupted', 'critical', planInterruptedMessage(this.state, this.deps.plan.length, interrupted ?? 'the lease was lost'));
       return;
     }
     await this.dispatch({ type: 'rollbackExecuted', ok: result.ok, ...(result.error ? { error: result.error } : {}), at: clock.now() });
@@ -409,7 +417,7 @@ export class Guard implements GuardControl {
       await this.dispatch({ type: 'drillFinished', ok: passed, at: clock.now() }).catch(() => undefined);
     }
     this.deps.metrics.drillFinished(record);
-    const path = await store.writeDrill(record.id, record, renderDrillMarkdown(record));
+    const path = await store.writeDrill(record.id, redact(record), redactText(renderDrillMarkdown(record)));
     log.info(`drill ${record.ok ? 'passed' : 'FAILED'}; record ${path}`, { component: 'drill' });
     return { ok: true, record };
   }
@@ -478,12 +486,12 @@ export class Guard implements GuardControl {
   }
 
   private async writeRecord(record: RollbackRecord): Promise<void> {
-    const { config, store, log, metrics, pm2 } = this.deps;
+    const { config, metrics, pm2 } = this.deps;
     metrics.rollbackFinished(record.breach.trigger, record.outcome, record.breach.decidedAt, record.finishedAt);
     this.lastRecord = record;
     let logs: string[] = [];
     if (pm2 && config.pm2) {
-      logs = await pm2.logTail(config.pm2.app, 40).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
+      logs = await pm2.logTail(config.pm2.app, config.records.log_lines, config.records.log_bytes).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
     }
     const svg = renderTimelineSvg(windowTimeline(record, this.samples, this.probeTypes, config.service));
     const impact = this.impactOf(record);
@@ -495,12 +503,8 @@ export class Guard implements GuardControl {
       timeline: `${record.id}.svg`,
       ...(impact ? { impact } : {}),
     };
-    try {
-      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs, ...(impact ? { impact } : {}) }, svg);
-      log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
-    } catch (error) {
-      log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });
-    }
+    // Retried in the background when it fails (records/record-writer.ts).
+    await this.records.write({ record: redact(record), markdown: redactText(renderRecordMarkdown(record, details)), extra: redact({ service: config.service, logs, ...(impact ? { impact } : {}) }), svg });
   }
 
   /** Requests and errors the release served until it was rolled back, when a rule reads counted traffic. */
@@ -757,8 +761,8 @@ export class Guard implements GuardControl {
     };
   }
 
-  async history(): Promise<HistoryView> {
-    return historyView(this.deps.config.service, this.state, await this.deps.store.listRecords());
+  async history(page: HistoryPage = { limit: DEFAULT_HISTORY_LIMIT }): Promise<HistoryView> {
+    return historyView(this.deps.config.service, this.state, await this.deps.store.recordPage(page));
   }
 
   metrics() {
@@ -874,7 +878,7 @@ export class Guard implements GuardControl {
       const baselines = await store.loadBaselines();
       if (Object.keys(baselines).length > 0) this.baselines = baselines;
       else if (Object.keys(this.baselines).length > 0) await store.saveBaselines(this.baselines);
-      this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? this.lastRecord;
+      this.lastRecord = (await latestRecord(store)) ?? this.lastRecord;
       this.acting = true;
       this.markStore(true);
       this.deps.metrics.observeState(this.state);

@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import type { StrategyConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import { redactText } from '../redact.js';
 import type { PreparedData, RollbackStrategy } from '../strategies/types.js';
 import type { Clock } from './clock.js';
 import { stepDataDir } from './step-data.js';
@@ -63,9 +64,11 @@ export async function runPlan(
       ...target,
       dataDir,
       signal,
+      // Step output goes to the state, records, /status and notifications: redacted at the source.
       progress: (message: string) => {
-        output.push(message);
-        log.info(message);
+        const line = redactText(message);
+        output.push(line);
+        log.info(line);
       },
     };
     try {
@@ -86,7 +89,7 @@ export async function runPlan(
       log.info(`step ${index + 1}/${steps.length} done in ${deps.clock.now() - startedAt}ms`);
       await deps.hooks.stepFinished(index, true, kept());
     } catch (error) {
-      const message = errorMessage(error);
+      const message = redactText(errorMessage(error));
       log.error(`step ${index + 1}/${steps.length} failed after ${deps.clock.now() - startedAt}ms: ${message}`);
       await deps.hooks.stepFinished(index, false, kept(), message);
       return { ok: false, error: `step ${index + 1} (${config.type}) failed: ${message}` };

@@ -25,7 +25,7 @@ describe('views', () => {
         { version: 'v3', at: 3, status: 'success' as const, deployedBy: 'ci' },
       ],
     };
-    const view = historyView('web', state, []);
+    const view = historyView('web', state, { items: [], more: false });
     expect(view.candidates).toEqual(['v3', 'v1']);
     expect(view.deployments[1]).toMatchObject({ version: 'v2', status: 'rolled_back', at: '1970-01-01T00:00:00.002Z' });
   });

@@ -10,26 +10,52 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-export async function writeFileAtomic(path: string, content: string | Uint8Array, options: { mode?: number; dir?: string } = {}): Promise<void> {
+export function writeFileAtomic(path: string, content: string | Uint8Array, options: { mode?: number; dir?: string } = {}): Promise<void> {
+  return writeFilesAtomic([[path, content]], options);
+}
+
+/** Writes `content` to a new temporary file beside `path`, fsynced; returns the temp's path. */
+async function writeTemp(path: string, content: string | Uint8Array, mode: number): Promise<string> {
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    const handle = await open(temp, 'w', options.mode ?? 0o640);
+    const handle = await open(temp, 'w', mode);
     try {
       await handle.writeFile(content);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
-    const dirHandle = await open(options.dir ?? dirname(path), 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    return temp;
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  }
+}
+
+/**
+ * Writes several files of one directory as a unit, as far as a file system allows: every temp is
+ * written and fsynced first (a full disk or a bad directory fails before anything changes), then
+ * they are renamed in the given order, so the LAST file is the commit point (a reader that trusts
+ * only the last file never sees a half-written set), then the directory is fsynced.
+ */
+export async function writeFilesAtomic(files: readonly (readonly [path: string, content: string | Uint8Array])[], options: { mode?: number; dir?: string } = {}): Promise<void> {
+  const temps: string[] = [];
+  try {
+    for (const [path, content] of files) temps.push(await writeTemp(path, content, options.mode ?? 0o640));
+    for (const [i, [path]] of files.entries()) await rename(temps[i]!, path);
+    await syncDir(options.dir ?? dirname(files[0]![0]));
+  } catch (error) {
+    await Promise.all(temps.map((temp) => rm(temp, { force: true })));
+    throw error;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -46,12 +72,7 @@ export async function commitFile(temp: string, path: string): Promise<void> {
     await handle.close();
   }
   await rename(temp, path);
-  const dirHandle = await open(dirname(path), 'r');
-  try {
-    await dirHandle.sync();
-  } finally {
-    await dirHandle.close();
-  }
+  await syncDir(dirname(path));
 }
 
 /** `value` as pretty JSON with a final newline, written atomically. */

@@ -338,6 +338,9 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     try {
       result = await deps.run.run(program, args, {
         ...(config.migrate_cwd ? { cwd: config.migrate_cwd } : {}),
+        // Steps get a minimal environment (not the guard's): the migration tool gets this step's
+        // database password as MYSQL_PWD, the variable MySQL/MariaDB clients read.
+        env: secretEnv(password()),
         timeoutMs: scope.timeoutMs,
         signal: scope.signal,
       });

@@ -18,11 +18,21 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as backupRace from './backup-race.js';
 import * as hostileMetrics from './hostile-metrics.js';
+import * as killPoints from './kill-points.js';
+import * as secondGuard from './second-guard.js';
+import * as staleRestore from './stale-restore.js';
 import type { ChaosContext, ChaosRow, ChaosScenario } from './types.js';
 
 /** Every scenario, in the order the table lists them. */
-const SCENARIOS: ChaosScenario[] = [{ name: 'hostile-metrics', run: hostileMetrics.run }];
+const SCENARIOS: ChaosScenario[] = [
+  { name: 'hostile-metrics', run: hostileMetrics.run },
+  { name: 'second-guard', run: secondGuard.run },
+  { name: 'kill-points', run: killPoints.run },
+  { name: 'stale-restore', run: staleRestore.run },
+  { name: 'backup-race', run: backupRace.run },
+];
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
