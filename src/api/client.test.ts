@@ -148,7 +148,7 @@ describe('ApiClient', () => {
 
     const invalid = await apiError(client.release('../../etc'));
     expect(invalid.status).toBe(400);
-    expect(invalid.message).toMatch(/^version: must be 1-128 characters/);
+    expect(invalid.message).toMatch(/^version: version ".*" is not allowed: use 1-128 letters, digits/);
   });
 
   it('gives up after the timeout', async () => {

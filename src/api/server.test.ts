@@ -251,7 +251,7 @@ describe('startApiServer', () => {
   });
 
   it.each([
-    ['a shell injection', '/releases', { version: 'v1;rm -rf /' }, /^version: must be 1-128 characters/],
+    ['a shell injection', '/releases', { version: 'v1;rm -rf /' }, /^version: version ".*" is not allowed: use 1-128 letters, digits/],
     ['a path traversal', '/releases', { version: '../../etc' }, /^version: /],
     ['a leading dot', '/releases', { version: '.hidden' }, /^version: /],
     ['a version of 129 characters', '/releases', { version: `v${'1'.repeat(128)}` }, /^version: /],
