@@ -123,14 +123,18 @@ describe('github deployments notifier', () => {
     dispatcher.publish(event('rollback_finished', `rolled back v2 -> v1, verified 3/3 ${'x'.repeat(300)}`, 'v2', 'v1'));
     dispatcher.publish(event('release_detected', 'release v3 guarded', 'v3', 'v1'));
     dispatcher.publish(event('rollback_failed', 'rollback v3 -> v1 failed: pm2 reload timed out', 'v3', 'v1'));
+    // v2 released again after its rollback: a deployment of its own, the failed one stays failed.
+    dispatcher.publish(event('release_detected', 'release v2 guarded', 'v2', 'v1'));
+    dispatcher.publish(event('promoted', 'release v2 promoted (window ended clean)', 'v2', 'v1'));
     await dispatcher.close(10_000);
 
     expect(lines.filter((l) => !l.startsWith('debug'))).toEqual([]);
     expect(deployments.map((d) => `${d.ref} ${d.environment} ${d.statuses.join(',')}`)).toEqual([
       'v1 production in_progress,success,inactive',
       'v2 production in_progress,failure',
-      'v1 production success',
+      'v1 production success,inactive',
       'v3 production in_progress,error',
+      'v2 production in_progress,success',
     ]);
     expect(api.received.every((r) => r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
   });

@@ -11,7 +11,8 @@
  * repository (a tag, a branch or a SHA): GitHub refuses a deployment of an unknown ref (422).
  *
  * Each attempt may be repeated by the dispatcher, so every step is idempotent: a deployment is
- * looked up before one is created, and a repeated status only adds the same state again.
+ * looked up before one is created, and a repeated status only adds the same state again. A version
+ * released again (after a rollback) gets a deployment of its own.
  * The token is a secret: never in an error message or a log line.
  */
 import { exchange, notifyFailure, rejected } from './exchange.js';
@@ -52,18 +53,23 @@ export function createGitHubDeploymentsNotifier(config: GitHubDeploymentsNotifie
     }
   }
 
-  /** The newest deployment of `ref` to the environment, if any newer than `after` (an id). */
-  async function find(ref: string, signal: AbortSignal, after = 0): Promise<number | null> {
-    const query = new URLSearchParams({ ref, environment: config.environment, per_page: '10' });
+  /** The newest deployment to the environment (of `ref` when given) newer than `after` (an id), if any. */
+  async function newest(ref: string | undefined, signal: AbortSignal, after = 0): Promise<{ id: number; ref: unknown } | null> {
+    const query = new URLSearchParams({ ...(ref === undefined ? {} : { ref }), environment: config.environment, per_page: '10' });
     const list = await call('GET', `/deployments?${query}`, signal);
     if (!Array.isArray(list)) throw fail('GitHub answered the deployments list with something else than a list', 'notify_invalid_answer', true);
-    const ids = list.map((d) => (d as { id?: unknown }).id).filter((id): id is number => typeof id === 'number' && id > after);
-    return ids.length > 0 ? Math.max(...ids) : null;
+    const found = (list as { id?: unknown; ref?: unknown }[]).filter((d): d is { id: number; ref: unknown } => typeof d.id === 'number' && d.id > after);
+    return found.reduce<{ id: number; ref: unknown } | null>((best, d) => (best === null || d.id > best.id ? d : best), null);
   }
 
-  async function findOrCreate(ref: string, description: string, signal: AbortSignal, after = 0): Promise<number> {
-    const found = await find(ref, signal, after);
-    if (found !== null) return found;
+  /**
+   * The deployment to report on: with `fresh`, a release window opening, the environment's newest
+   * deployment when it is of `ref` (an attempt repeated) — a version released again after a
+   * rollback gets a new one; otherwise the newest of `ref` newer than `after`. Created when none.
+   */
+  async function findOrCreate(ref: string, description: string, signal: AbortSignal, after = 0, fresh = false): Promise<number> {
+    const found = fresh ? await newest(undefined, signal) : await newest(ref, signal, after);
+    if (found !== null && found.ref === ref) return found.id;
     const created = await call('POST', '/deployments', signal, {
       ref,
       task: 'deploy',
@@ -94,7 +100,7 @@ export function createGitHubDeploymentsNotifier(config: GitHubDeploymentsNotifie
     const version = release.version;
     switch (event.kind) {
       case 'release_detected': {
-        const id = await findOrCreate(version, `release-guard: guarding ${version}`, signal);
+        const id = await findOrCreate(version, `release-guard: guarding ${version}`, signal, 0, true);
         await status(id, 'in_progress', `release-guard: guarding ${version} (previous ${release.previous ?? 'none'})`, signal, false);
         return;
       }
