@@ -5,7 +5,7 @@
  * jitter, and a full queue drops its oldest event (with a warning) rather than grow without end.
  */
 import { formatDuration } from '../config/duration.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, GuardError } from '../errors.js';
 import type { NotifierConfig } from './schema.js';
 import type { NotificationEvent, Notifier, Severity } from './types.js';
 import { createGitHubDeploymentsNotifier } from './github-deployments.js';
@@ -81,6 +81,9 @@ export function routesFromConfig(configs: readonly NotifierConfig[], env: NodeJS
     const notifier = (notifierFactories[config.type] as (c: NotifierConfig, e: NodeJS.ProcessEnv) => Notifier)(config, env);
     // A preset that speaks about a few kinds (PagerDuty, GitHub) is handed only those.
     const events = notifier.kinds === undefined ? config.events : (config.events ?? notifier.kinds).filter((kind) => notifier.kinds!.includes(kind));
+    if (events?.length === 0) {
+      throw new GuardError(`notifier "${config.name}": a ${config.type} notifier sends none of the events listed; it sends ${notifier.kinds!.join(', ')}`, 'config_invalid');
+    }
     return { notifier, events, minSeverity: config.min_severity, timeoutMs: config.timeout, retries: config.retries };
   });
 }

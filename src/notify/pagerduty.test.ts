@@ -127,6 +127,9 @@ describe('pagerduty notifier', () => {
     const problems = (input: unknown) => notifiersSchema.safeParse(input).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
     expect(problems([{ type: 'pagerduty', name: 'pd' }])).toEqual(['0.routing_key_file: set exactly one of routing_key_file or routing_key_env']);
     expect(problems([{ type: 'pagerduty', name: 'pd', routing_key_env: 'K', routing_key: 'inline' }]).join()).toMatch(/routing_key/);
+    expect(() => routesFromConfig(notifiersSchema.parse([{ type: 'pagerduty', name: 'pd', routing_key_env: 'K', events: ['promoted'] }]), { K: ROUTING_KEY })).toThrow(
+      'notifier "pd": a pagerduty notifier sends none of the events listed; it sends rollback_failed, would_roll_back, rollback_finished',
+    );
     expect(notifiersSchema.parse([{ type: 'pagerduty', name: 'pd', routing_key_env: 'K' }])[0]).toMatchObject({ url: 'https://events.pagerduty.com/v2/enqueue' });
   });
 
