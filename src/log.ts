@@ -6,6 +6,7 @@
 import winston from 'winston';
 import type { Writable } from 'node:stream';
 import { redact, REDACTED, SECRET_KEY } from './redact.js';
+import { underJournal, withPriority, type JournalLevel } from './journal.js';
 
 export type Logger = winston.Logger;
 
@@ -40,7 +41,17 @@ export interface LogOptions {
   format: 'auto' | 'json' | 'pretty';
   /** Defaults to stderr; tests pass a stream to capture lines. */
   stream?: Writable & { isTTY?: boolean };
+  /** Prefix lines with their syslog priority for journald (journal.ts); default: JOURNAL_STREAM is set. */
+  journal?: boolean;
 }
+
+/** The finished line (json or pretty) with its priority first, for journald. */
+const journalFormat = winston.format((info) => {
+  const MESSAGE = Symbol.for('message');
+  const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
+  if (typeof line === 'string') (info as unknown as Record<symbol, unknown>)[MESSAGE] = withPriority(line, info.level as JournalLevel);
+  return info;
+});
 
 export function createLogger(options: LogOptions): Logger {
   const stream = options.stream ?? process.stderr;
@@ -52,6 +63,7 @@ export function createLogger(options: LogOptions): Logger {
       redactFormat(),
       winston.format.timestamp(),
       json ? winston.format.json() : pretty(tty),
+      ...(options.journal ?? underJournal() ? [journalFormat()] : []),
     ),
     transports: [new winston.transports.Stream({ stream })],
   });

@@ -2,6 +2,7 @@
  * The guard's own metrics (DESIGN.md §7), on an injected registry, never prom-client's global one.
  * Labels are bounded: phases, rule names, probe names from the config, triggers and outcomes.
  */
+import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PHASES, type GuardState, type RuleVerdict, type Trigger } from './core/types.js';
 import { RULE_NAMES } from './core/rules.js';
@@ -40,7 +41,10 @@ export class GuardMetrics {
   private readonly stateDirFree = new Gauge({ name: 'release_guard_state_dir_free_bytes', help: 'Free bytes on the filesystem holding state_dir', registers: [this.registry] });
   private readonly lastRollback = new Gauge({ name: 'release_guard_last_rollback_timestamp_seconds', help: 'When the last rollback finished (unix seconds)', registers: [this.registry] });
 
+  private readonly buildInfo = new Gauge({ name: 'release_guard_build_info', help: 'Always 1; the labels say which release-guard and which Node.js run', labelNames: ['version', 'node_version'] as const, registers: [this.registry] });
+
   constructor() {
+    this.buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
     // prom-client samples event-loop delay with a timer every `eventLoopMonitoringPrecision` ms
     // (default 10): 100 wake-ups a second, more than all the probes of a service at 250 ms cause.
     // 100 ms still catches any block longer than that; the nodejs_eventloop_lag_* series stay.
@@ -121,5 +125,15 @@ export class GuardMetrics {
 
   async text(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** The version in package.json, one level above src/ and dist/ alike; "unknown" when it cannot be read. */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
   }
 }

@@ -21,6 +21,7 @@ import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
 import { versionProblem } from '../core/versions.js';
+import { journalError } from '../journal.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
@@ -43,6 +44,11 @@ interface ClientOptions {
   url?: string;
 }
 
+/** Colour on a terminal unless NO_COLOR is set to something: an empty NO_COLOR counts as unset (no-color.org). */
+export function colorWanted(tty: boolean, env: NodeJS.ProcessEnv): boolean {
+  return tty && !env.NO_COLOR;
+}
+
 /**
  * Runs the CLI with `argv` (the arguments after the program name, i.e. `process.argv.slice(2)`)
  * and resolves to the exit code. Never calls process.exit.
@@ -51,7 +57,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const env = io.env ?? process.env;
   const out = io.out ?? ((text: string) => void process.stdout.write(text));
   const err = io.err ?? ((text: string) => void process.stderr.write(text));
-  const color = io.color ?? (process.stdout.isTTY === true && env.NO_COLOR === undefined);
+  const color = io.color ?? colorWanted(process.stdout.isTTY === true, env);
   const print = (text: string) => out(text.endsWith('\n') ? text : `${text}\n`);
 
   let exitCode = 0;
@@ -316,10 +322,10 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     // Usage errors and --help/--version: commander has already printed what needs printing.
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof GuardError) {
-      err(`release-guard: ${error.message}\n${error.hint === undefined ? '' : `hint: ${error.hint}\n`}`);
+      err(journalError(`release-guard: ${error.message}\n${error.hint === undefined ? '' : `hint: ${error.hint}\n`}`, env));
       return error.code === 'usage' ? 2 : 1;
     }
-    err(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    err(journalError(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`, env));
     return 1;
   }
 }
