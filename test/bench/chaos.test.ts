@@ -135,6 +135,6 @@ describe('npm run chaos --only hostile-metrics --quick', () => {
   it('refuses an unknown scenario with one clear line and exit code 2', async () => {
     const bad = await node([RUNNER, '--only', 'nope', '--out', dir], process.env, 30_000);
     expect(bad.code).toBe(2);
-    expect(bad.stderr.trim()).toBe('chaos: unknown scenario nope; known: hostile-metrics');
+    expect(bad.stderr.trim()).toBe('chaos: unknown scenario nope; known: hostile-metrics, second-guard, kill-points, stale-restore, backup-race');
   });
 });

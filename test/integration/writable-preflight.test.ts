@@ -9,7 +9,7 @@
  * config in a guard without the read-only mount is ready.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -87,6 +87,15 @@ async function startGuard(name: string, deployDir: string, readOnly: boolean): P
   return { url, logs: () => logs };
 }
 
+/** Whether a complete stable backup (its prepared.json says so) is under `stateDir/stable`. */
+async function stableBackupsDone(stateDir: string): Promise<boolean> {
+  const entries = await readdir(join(stateDir, 'stable'), { recursive: true }).catch(() => [] as string[]);
+  for (const entry of entries.filter((e) => e.endsWith('prepared.json'))) {
+    if (/"state":\s*"complete"/.test(await readFile(join(stateDir, 'stable', entry), 'utf8').catch(() => ''))) return true;
+  }
+  return false;
+}
+
 async function freshPreflight(url: string): Promise<{ ready: boolean; steps: { problems: string[] }[] }> {
   const response = await fetch(`${url}/preflight`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
   expect(response.status).toBe(200);
@@ -105,6 +114,12 @@ describe('preflight checks writability as the guard sees it', () => {
     const locked = await startGuard('locked', deployDir, true);
     const open = await startGuard('open', deployDir, false);
     await waitFor(async () => (await status(locked.url)).stable === 'v1' && (await status(open.url)).stable === 'v1', 30_000);
+    // The stable version's backup (stable-backups.ts) is taken first: a detected release is
+    // restored from it, and preflight rightly warns while none predates the release.
+    await waitFor(async () => (await stableBackupsDone(join(dir, 'state-locked'))) && (await stableBackupsDone(join(dir, 'state-open'))), 30_000);
+    // A detected release began after the last check that still saw v1: let a few checks (every
+    // 200 ms) see v1 after the backup, so the backup provably predates the release.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     version = 'v2';
     await waitFor(async () => (await status(locked.url)).release?.version === 'v2' && (await status(open.url)).release?.version === 'v2', 30_000);
 

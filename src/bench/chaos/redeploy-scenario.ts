@@ -45,10 +45,14 @@ export interface RedeployResult {
   windows: string[];
 }
 
-/** A `kubectl` that appends its argv to RG_FAKE_KUBECTL_LOG and keeps revisions in a JSON file. */
+/**
+ * A `kubectl` that appends its argv to `kubectl.log` and keeps revisions in `kubectl.json`, both
+ * named in `kubectl.paths` beside it: steps run with a minimal environment, so no variable of
+ * the test reaches it.
+ */
 export const FAKE_KUBECTL = String.raw`#!/usr/bin/env node
 const fs = require('node:fs');
-const [log, stateFile] = [process.env.RG_FAKE_KUBECTL_LOG, process.env.RG_FAKE_KUBECTL_STATE];
+const [log, stateFile] = JSON.parse(fs.readFileSync(__filename + '.paths', 'utf8'));
 const argv = process.argv.slice(2);
 fs.appendFileSync(log, JSON.stringify(argv) + '\n');
 const state = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
@@ -111,8 +115,7 @@ export async function runRedeployScenario(options: { db: ScenarioDb; workDir: st
   await writeFile(kubectlLog, '');
   await writeFile(migrateLog, '');
   await writeFile(kubectlState, JSON.stringify({ current: 1, revisions: [1] }));
-  process.env.RG_FAKE_KUBECTL_LOG = kubectlLog;
-  process.env.RG_FAKE_KUBECTL_STATE = kubectlState;
+  await writeFile(`${kubectl}.paths`, JSON.stringify([kubectlLog, kubectlState]));
   const deployRevision = async () => {
     const state = JSON.parse(await readFile(kubectlState, 'utf8')) as { current: number; revisions: number[] };
     const next = Math.max(...state.revisions) + 1;
