@@ -1,34 +1,24 @@
 /**
  * winston logging: JSON lines when not on a terminal (systemd, pm2), readable lines on a TTY.
- * Fixed message texts, facts as fields; fields that look like secrets are redacted before any
- * transport sees them.
+ * Fixed message texts, facts as fields; secrets (secret-named fields, URL credentials, every
+ * secret value the guard loaded) are redacted before any transport sees them.
  */
 import winston from 'winston';
 import type { Writable } from 'node:stream';
+import { redact, REDACTED, SECRET_KEY } from './redact.js';
+import { underJournal, withPriority, type JournalLevel } from './journal.js';
 
 export type Logger = winston.Logger;
 
-const SECRET_KEY = /token|secret|password|passwd|authorization|api[_-]?key|cookie/i;
-
-/** Replaces secret-looking fields and credentials inside URLs. */
-export function redact(value: unknown, depth = 0): unknown {
-  if (depth > 6) return value;
-  if (typeof value === 'string') return value.replace(/(\w+:\/\/)[^/@\s:]+:[^/@\s]+@/g, '$1***:***@');
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  if (value && typeof value === 'object' && !(value instanceof Error)) {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? '[redacted]' : redact(v, depth + 1)]),
-    );
-  }
-  return value;
-}
+/** The one redaction of every path out of the guard (src/redact.ts), re-exported for old callers. */
+export { redact };
 
 const redactFormat = winston.format((info) => {
   for (const key of Object.keys(info)) {
     if (key === 'level' || key === 'message') continue;
-    info[key] = SECRET_KEY.test(key) ? '[redacted]' : redact(info[key]);
+    info[key] = SECRET_KEY.test(key) ? REDACTED : redact(info[key]);
   }
-  info.message = redact(info.message) as string;
+  info.message = redact(info.message as string);
   return info;
 });
 
@@ -51,7 +41,17 @@ export interface LogOptions {
   format: 'auto' | 'json' | 'pretty';
   /** Defaults to stderr; tests pass a stream to capture lines. */
   stream?: Writable & { isTTY?: boolean };
+  /** Prefix lines with their syslog priority for journald (journal.ts); default: JOURNAL_STREAM is set. */
+  journal?: boolean;
 }
+
+/** The finished line (json or pretty) with its priority first, for journald. */
+const journalFormat = winston.format((info) => {
+  const MESSAGE = Symbol.for('message');
+  const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
+  if (typeof line === 'string') (info as unknown as Record<symbol, unknown>)[MESSAGE] = withPriority(line, info.level as JournalLevel);
+  return info;
+});
 
 export function createLogger(options: LogOptions): Logger {
   const stream = options.stream ?? process.stderr;
@@ -63,6 +63,7 @@ export function createLogger(options: LogOptions): Logger {
       redactFormat(),
       winston.format.timestamp(),
       json ? winston.format.json() : pretty(tty),
+      ...(options.journal ?? underJournal() ? [journalFormat()] : []),
     ),
     transports: [new winston.transports.Stream({ stream })],
   });

@@ -2,6 +2,7 @@
  * The guard's own metrics (DESIGN.md §7), on an injected registry, never prom-client's global one.
  * Labels are bounded: phases, rule names, probe names from the config, triggers and outcomes.
  */
+import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PHASES, type GuardState, type RuleVerdict, type Trigger } from './core/types.js';
 import { RULE_NAMES } from './core/rules.js';
@@ -36,9 +37,14 @@ export class GuardMetrics {
   private readonly lastDrill = new Gauge({ name: 'release_guard_last_drill_timestamp_seconds', help: 'When the last rollback drill finished (unix seconds)', registers: [this.registry] });
   private readonly leader = new Gauge({ name: 'release_guard_leader', help: '1 while this guard holds the lease and acts; 0 while it stands by (or cannot reach its store)', registers: [this.registry] });
   private readonly storeUp = new Gauge({ name: 'release_guard_store_up', help: '1 while the state store answers; 0 while it cannot be read or written (the guard then observes but does not act)', registers: [this.registry] });
+  private readonly stateDirBytes = new Gauge({ name: 'release_guard_state_dir_bytes', help: 'Bytes used by state_dir (state, records, the release windows\' backups and snapshots)', registers: [this.registry] });
+  private readonly stateDirFree = new Gauge({ name: 'release_guard_state_dir_free_bytes', help: 'Free bytes on the filesystem holding state_dir', registers: [this.registry] });
   private readonly lastRollback = new Gauge({ name: 'release_guard_last_rollback_timestamp_seconds', help: 'When the last rollback finished (unix seconds)', registers: [this.registry] });
 
+  private readonly buildInfo = new Gauge({ name: 'release_guard_build_info', help: 'Always 1; the labels say which release-guard and which Node.js run', labelNames: ['version', 'node_version'] as const, registers: [this.registry] });
+
   constructor() {
+    this.buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
     // prom-client samples event-loop delay with a timer every `eventLoopMonitoringPrecision` ms
     // (default 10): 100 wake-ups a second, more than all the probes of a service at 250 ms cause.
     // 100 ms still catches any block longer than that; the nodejs_eventloop_lag_* series stay.
@@ -100,6 +106,11 @@ export class GuardMetrics {
     this.stepSeconds.set({ step: `${index + 1}-${type}`, outcome: ok ? 'ok' : 'failed' }, seconds);
   }
 
+  observeStateDir(usage: { bytes: number; freeBytes: number | null }): void {
+    this.stateDirBytes.set(usage.bytes);
+    if (usage.freeBytes !== null) this.stateDirFree.set(usage.freeBytes);
+  }
+
   observePreflight(ready: boolean, problemsPerStep: readonly { index: number; type: string; problems: readonly string[] }[]): void {
     this.ready.set(ready ? 1 : 0);
     this.readinessProblems.reset();
@@ -114,5 +125,15 @@ export class GuardMetrics {
 
   async text(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** The version in package.json, one level above src/ and dist/ alike; "unknown" when it cannot be read. */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
   }
 }

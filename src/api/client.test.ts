@@ -17,7 +17,7 @@ const state: GuardState = {
   paused: false,
   stable: '1.4.1',
   running: '1.5.0',
-  release: { version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'alice', source: 'manual' },
+  release: { id: '1970-01-01T00-00-00-000Z_1.5.0', version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'alice', source: 'manual' },
 };
 
 const statusView: StatusView = {
@@ -148,7 +148,7 @@ describe('ApiClient', () => {
 
     const invalid = await apiError(client.release('../../etc'));
     expect(invalid.status).toBe(400);
-    expect(invalid.message).toMatch(/^version: must be 1-128 characters/);
+    expect(invalid.message).toMatch(/^version: version ".*" is not allowed: use 1-128 letters, digits/);
   });
 
   it('gives up after the timeout', async () => {

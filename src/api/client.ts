@@ -38,8 +38,13 @@ export class ApiClient {
     return this.request('GET', '/status');
   }
 
-  history(): Promise<HistoryView> {
-    return this.request('GET', '/history');
+  /** One page of history: `limit` records (default 50), older than `before` (the previous page's `next`). */
+  history(page: { limit?: number; before?: string } = {}): Promise<HistoryView> {
+    const query = new URLSearchParams();
+    if (page.limit !== undefined) query.set('limit', String(page.limit));
+    if (page.before !== undefined) query.set('before', page.before);
+    const qs = query.toString();
+    return this.request('GET', `/history${qs ? `?${qs}` : ''}`);
   }
 
   /** Opens a release window by hand for `version`. */
@@ -68,8 +73,9 @@ export class ApiClient {
     return this.request('POST', '/drill', { by }, 15 * 60_000);
   }
 
-  preflight(): Promise<PreflightView> {
-    return this.request('GET', '/preflight');
+  /** The daemon's last preflight (reused for server.preflight_cache); `fresh` (needs the token) runs a new one. */
+  preflight(options: { fresh?: boolean } = {}): Promise<PreflightView> {
+    return options.fresh ? this.request('POST', '/preflight', {}) : this.request('GET', '/preflight');
   }
 
   /** Stops a rollback that is waiting out its veto window. */

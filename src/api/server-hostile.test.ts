@@ -32,7 +32,7 @@ function recordingControl() {
     phase: 'guarding',
     stable: '1.4.1',
     running: '1.5.0',
-    release: { version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'ci', source: 'manual' },
+    release: { id: '1970-01-01T00-00-00-000Z_1.5.0', version: '1.5.0', previous: '1.4.1', startedAt: 0, deployedBy: 'ci', source: 'manual' },
   };
   let state = structuredClone(initial);
   const control: GuardControl = {
@@ -259,6 +259,9 @@ describe('control API under hostile input', () => {
     ['a carriage return', 'v1\rX'],
     ['a NUL', 'v1\u0000'],
     ['a leading dash (option injection)', '-v1'],
+    ['--help', '--help'],
+    ['a leading dot (hidden file)', '.v1'],
+    ['two dots inside', 'v1..2'],
     ['a git option', '--upload-pack=touch /tmp/x'],
     ['a ref expression', 'v1^{commit}'],
     ['a reflog expression', 'HEAD@{1}'],
@@ -287,6 +290,14 @@ describe('control API under hostile input', () => {
     expect(error).toMatch(/^version: /);
     // The answer names the rule, not an echo of a 10 KB payload.
     expect(error.length).toBeLessThan(300);
+    expectUntouched();
+  });
+
+  it.each([['--help'], ['../../etc'], ['v1;rm'], ['v1..2']])('release %s: the 400 names the rule for versions', async (version) => {
+    const response = await send('/releases', { body: JSON.stringify({ version }) });
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as { error: string };
+    expect(error).toBe(`version: version ${JSON.stringify(version)} is not allowed: use 1-128 letters, digits, ".", "_", "+" or "-", not starting with "-" or "." and without ".."`);
     expectUntouched();
   });
 

@@ -15,7 +15,7 @@ const state: GuardState = {
   paused: false,
   stable: '1.4.1',
   running: '1.5.0',
-  release: { version: '1.5.0', previous: '1.4.1', startedAt: Date.parse('2024-05-01T12:00:00Z'), deployedBy: 'ci', source: 'manual' },
+  release: { id: '2024-05-01T12-00-00-000Z_1.5.0', version: '1.5.0', previous: '1.4.1', startedAt: Date.parse('2024-05-01T12:00:00Z'), deployedBy: 'ci', source: 'manual' },
 };
 
 const statusView: StatusView = {
@@ -251,7 +251,7 @@ describe('startApiServer', () => {
   });
 
   it.each([
-    ['a shell injection', '/releases', { version: 'v1;rm -rf /' }, /^version: must be 1-128 characters/],
+    ['a shell injection', '/releases', { version: 'v1;rm -rf /' }, /^version: version ".*" is not allowed: use 1-128 letters, digits/],
     ['a path traversal', '/releases', { version: '../../etc' }, /^version: /],
     ['a leading dot', '/releases', { version: '.hidden' }, /^version: /],
     ['a version of 129 characters', '/releases', { version: `v${'1'.repeat(128)}` }, /^version: /],
@@ -295,6 +295,23 @@ describe('startApiServer', () => {
     const response = await post('/promote', {});
     expect(response.status).toBe(409);
     expect(await response.json()).toEqual({ error: 'nothing to promote: no release is under guard' });
+  });
+
+  it('pages /history: ?limit and ?before reach the guard; a bad value is a 400 naming what is allowed', async () => {
+    const pages: unknown[] = [];
+    fake.control.history = async (page) => {
+      pages.push(page);
+      return historyView;
+    };
+    expect((await fetch(`${server.url}/history`)).status).toBe(200);
+    expect((await fetch(`${server.url}/history?limit=5&before=2024-01-02T00:00:00.000Z`)).status).toBe(200);
+    expect(pages).toEqual([{ limit: 50 }, { limit: 5, before: Date.parse('2024-01-02T00:00:00.000Z') }]);
+    const tooMany = await fetch(`${server.url}/history?limit=100000`);
+    expect(tooMany.status).toBe(400);
+    expect(((await tooMany.json()) as { error: string }).error).toBe('limit=100000 is not allowed: use a whole number from 1 to 500');
+    const badBefore = await fetch(`${server.url}/history?before=yesterday`);
+    expect(badBefore.status).toBe(400);
+    expect(((await badBefore.json()) as { error: string }).error).toMatch(/^before=yesterday is not allowed: use an ISO time/);
   });
 
   it('answers 500 without detail when a handler throws, and logs it once', async () => {

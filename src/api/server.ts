@@ -12,14 +12,20 @@ import { z } from 'zod';
 import { GuardError, errorMessage } from '../errors.js';
 import type { ControlRequest, GuardControl } from './types.js';
 import type { Phase } from '../core/types.js';
+import { systemClock, type Clock } from '../shell/clock.js';
+import { SharedPreflight } from './preflight-cache.js';
+
+/** How long a preflight result is reused when the config does not say. */
+export const DEFAULT_PREFLIGHT_CACHE_MS = 30_000;
+import { versionProblem } from '../core/versions.js';
+import { redact } from '../redact.js';
+import { parseHistoryQuery } from '../records/history-page.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
 /** Alertmanager sends every alert of a group in one message (its max_alerts caps the count). */
 const ALERTMANAGER_BODY_BYTES = 1024 * 1024;
 
-/** Versions end up in paths, pm2 app names and records: plain characters only. */
-export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 /** Who asked (`deployedBy`, `by`): a user or bot name, shown in history and notifications. */
 export const ACTOR_PATTERN = /^[\w.@ -]{1,64}$/;
 
@@ -44,6 +50,19 @@ export interface ApiServerOptions {
   token: string | null;
   control: GuardControl;
   log?: ApiLog;
+  /**
+   * How long a preflight result is reused (server.preflight_cache); default 30 s.
+   */
+  preflightCacheMs?: number;
+  /** For the preflight cache's ages; default the system clock. */
+  clock?: Clock;
+  /** Whether the guard's loops are alive: /healthz answers 503 with the reason when not. */
+  liveness?: () => { ok: true } | { ok: false; reason: string | null };
+  /**
+   * False while the daemon is still starting: the port is bound first (a second guard on the same
+   * port fails before it probes anything), and every route answers 503 until the guard has started.
+   */
+  ready?: () => boolean;
 }
 
 export interface ApiServer {
@@ -52,9 +71,11 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-const version = z
-  .string({ error: 'must be a string' })
-  .regex(VERSION_PATTERN, 'must be 1-128 characters of letters, digits, ".", "_", "+" or "-", starting with a letter or digit');
+/** Versions end up in paths, pm2 app names, program arguments and records: the one rule of core/versions.ts. */
+const version = z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
+  const problem = versionProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const actor = z
   .string({ error: 'must be a string' })
   .regex(ACTOR_PATTERN, 'must be 1-64 characters of letters, digits, "_", ".", "@", "-" or spaces');
@@ -73,7 +94,8 @@ const bodies = {
 };
 
 interface Route {
-  method: 'GET' | 'POST';
+  /** 'GET, POST': both (a POST needs the token, as every POST). */
+  method: 'GET' | 'POST' | 'GET, POST';
   /** Largest body taken (default MAX_BODY_BYTES). */
   bodyLimit?: number;
   handle(ctx: { req: IncomingMessage; res: ServerResponse; body: unknown }): Promise<void>;
@@ -100,7 +122,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const tokenDigest = options.token === null || options.token === '' ? null : sha256(options.token);
 
   const sendJson = (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) => {
-    const body = JSON.stringify(value);
+    // Every answer (status, history, preflight, control results) leaves through the one redaction.
+    const body = JSON.stringify(redact(value));
     res.writeHead(status, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
@@ -136,8 +159,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
   });
 
+  const clock = options.clock ?? systemClock;
+  const preflight = new SharedPreflight(() => control.preflight(), { maxAgeMs: options.preflightCacheMs ?? DEFAULT_PREFLIGHT_CACHE_MS, clock });
+
   const routes: Record<string, Route> = {
-    '/healthz': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, { ok: true }) },
+    '/healthz': {
+      method: 'GET',
+      async handle({ res }) {
+        const live = options.liveness?.() ?? { ok: true };
+        sendJson(res, live.ok ? 200 : 503, live.ok ? live : { ...live, error: live.reason });
+      },
+    },
     '/metrics': {
       method: 'GET',
       async handle({ res }) {
@@ -147,8 +179,26 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       },
     },
     '/status': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, control.status()) },
-    '/history': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, await control.history()) },
-    '/preflight': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, await control.preflight()) },
+    '/history': {
+      method: 'GET',
+      async handle({ req, res }) {
+        const page = parseHistoryQuery(new URL(req.url ?? '/', 'http://localhost').searchParams);
+        if (typeof page === 'string') throw new HttpError(400, page);
+        sendJson(res, 200, await control.history(page));
+      },
+    },
+    // Cached and run one at a time (preflight-cache.ts); POST, or GET ?fresh=1 with the token, forces a run.
+    '/preflight': {
+      method: 'GET, POST',
+      async handle({ req, res }) {
+        const fresh = req.method === 'POST' || /^(1|true)$/.test(new URL(req.url ?? '/', 'http://localhost').searchParams.get('fresh') ?? '');
+        if (fresh && req.method === 'GET' && !authorized(req)) {
+          return sendJson(res, 401, { error: 'a fresh preflight (?fresh=1) needs the bearer token; without it, GET /preflight answers the cached result' }, { 'www-authenticate': 'Bearer' });
+        }
+        const view = await preflight.get({ fresh });
+        sendJson(res, 200, view, { age: String(Math.max(0, Math.floor((clock.now() - Date.parse(view.checkedAt)) / 1000))) });
+      },
+    },
     '/releases': controlRoute((body) => {
       const parsed = validate(bodies.release, body);
       return { action: 'release', version: parsed.version, deployedBy: parsed.deployedBy ?? 'api' };
@@ -202,11 +252,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const path = pathOf(req.url);
     const route = path === null ? undefined : Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (route === undefined) return sendJson(res, 404, { error: 'not found' });
-    if (req.method !== route.method) {
+    if (options.ready && !options.ready()) return sendJson(res, 503, { error: 'the guard is starting; ask again in a moment' }, { 'retry-after': '1' });
+    if (!route.method.split(', ').includes(req.method ?? '')) {
       return sendJson(res, 405, { error: `method not allowed; use ${route.method}` }, { allow: route.method });
     }
     let body: unknown = undefined;
-    if (route.method === 'POST') {
+    if (req.method === 'POST') {
       if (!authorized(req)) {
         // The remote address only: never the header, never what was sent as a token.
         log('warn', 'unauthorized control request', { path, remote: req.socket.remoteAddress });

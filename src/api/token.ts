@@ -5,6 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { GuardError } from '../errors.js';
+import { registerSecret } from '../redact.js';
 
 /**
  * From `server.token_file` when set (the file must not be readable by group or others, and must
@@ -55,5 +56,6 @@ function checked(token: string, source: string): string {
   if (!/^[\x21-\x7e]+$/.test(token)) {
     throw new GuardError(`${source}: the token must be one word of printable ASCII characters, without spaces or line breaks`, 'token_invalid');
   }
+  registerSecret(token);
   return token;
 }

@@ -5,6 +5,7 @@
 import type { AlertmanagerPayload } from './alertmanager-payload.js';
 import type { DeploymentEntry, GuardState, Phase, RuleVerdict } from '../core/types.js';
 import type { DrillRecord } from '../shell/drill.js';
+import type { HistoryPage } from '../records/history-page.js';
 
 /** GET /status (and `release-guard status --json`): stable field names for scripts. */
 export interface StatusView {
@@ -50,7 +51,10 @@ export interface HistoryView {
   /** Rollback candidates: successful versions, newest first. */
   candidates: string[];
   previousStable: string | null;
+  /** Rollback records, newest first, one page (`?limit=`, default 50, at most 500). */
   rollbacks: { id: string; from: string; to: string; outcome: string; finishedAt: string; reason: string }[];
+  /** The `before=` of the next (older) page, or null when this page is the last. */
+  next?: string | null;
 }
 
 export type ControlRequest =
@@ -76,7 +80,7 @@ export interface PreflightView {
 
 export interface GuardControl {
   status(): StatusView;
-  history(): Promise<HistoryView>;
+  history(page?: HistoryPage): Promise<HistoryView>;
   /** Runs a rollback drill (back to the previous version and forward again) and records it. */
   drill(by: string): Promise<{ ok: true; record: DrillRecord } | { ok: false; error: string }>;
   /** Runs every rollback step's readiness check (read-only). */

@@ -50,7 +50,8 @@ async function ensureInstalled(): Promise<{ mariadbd: string; installDb: string;
   return found as { mariadbd: string; installDb: string; client: string };
 }
 
-export async function startBenchDb(): Promise<BenchDb> {
+/** `logBin`: the server keeps binary logs (the point-in-time recovery chaos scenario). */
+export async function startBenchDb(options: { logBin?: boolean } = {}): Promise<BenchDb> {
   const started = performance.now();
   const bins = await ensureInstalled();
   // unix socket paths must stay short
@@ -95,7 +96,7 @@ export async function startBenchDb(): Promise<BenchDb> {
       `--pid-file=${path.join(dir, 'mysqld.pid')}`,
       `--log-error=${path.join(dir, 'err.log')}`,
       '--skip-name-resolve',
-      '--skip-log-bin',
+      ...(options.logBin ? [`--log-bin=${path.join(dir, 'binlog')}`, '--server-id=1'] : ['--skip-log-bin']),
       '--performance-schema=0',
       ...asRoot,
       ...TUNING,

@@ -144,6 +144,7 @@ export function formatHistory(view: HistoryView, opts: FormatOptions): string {
         ...rollbacks.map((r) => [formatTime(r.finishedAt), r.from, r.to, paint(STATUS_TINT[r.outcome] ?? 'bold', r.outcome), r.reason, r.id]),
       ]),
     );
+    if (view.next) lines.push(`older records: release-guard history --before ${view.next}`);
   }
 
   lines.push('');

@@ -24,6 +24,7 @@ import { constants } from 'node:fs';
 import { access, lstat, mkdir, open, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { validateConfig } from '../config/load.js';
 import { SAFE_NAME } from '../config/schema.js';
@@ -514,6 +515,14 @@ function flow(value: unknown): string {
 
 const comment = (indent: string, text: string) => `${indent}# TODO: ${text}`;
 
+/**
+ * The config schema shipped with this installation: package root/config.schema.json, two levels
+ * above src/cli/init.ts and dist/cli/init.js alike.
+ */
+export function shippedSchemaPath(): string {
+  return fileURLToPath(new URL('../../config.schema.json', import.meta.url));
+}
+
 function renderYaml(
   doc: {
     service: string;
@@ -531,6 +540,8 @@ function renderYaml(
   /** A line with a trailing comment, aligned when the line is short enough. */
   const c = (text: string, note: string) => `${text.padEnd(38)} # ${note}`;
   const lines: string[] = [
+    // Editors with the YAML language server (VS Code, Neovim, …) complete and check the file against it.
+    `# yaml-language-server: $schema=${shippedSchemaPath()}`,
     `# release-guard starter config for ${doc.service}, written by \`release-guard init\` on ${new Date().toISOString().slice(0, 10)}.`,
     '# Every key is documented in docs/configuration.md; check this file with:',
     '#   release-guard config validate <this file>',

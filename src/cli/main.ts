@@ -20,6 +20,8 @@ import { waitForRelease } from './release-wait.js';
 import { readToken } from '../api/token.js';
 import { loadConfig } from '../config/load.js';
 import { GuardError } from '../errors.js';
+import { versionProblem } from '../core/versions.js';
+import { journalError } from '../journal.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
@@ -42,6 +44,11 @@ interface ClientOptions {
   url?: string;
 }
 
+/** Colour on a terminal unless NO_COLOR is set to something: an empty NO_COLOR counts as unset (no-color.org). */
+export function colorWanted(tty: boolean, env: NodeJS.ProcessEnv): boolean {
+  return tty && !env.NO_COLOR;
+}
+
 /**
  * Runs the CLI with `argv` (the arguments after the program name, i.e. `process.argv.slice(2)`)
  * and resolves to the exit code. Never calls process.exit.
@@ -50,7 +57,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const env = io.env ?? process.env;
   const out = io.out ?? ((text: string) => void process.stdout.write(text));
   const err = io.err ?? ((text: string) => void process.stderr.write(text));
-  const color = io.color ?? (process.stdout.isTTY === true && env.NO_COLOR === undefined);
+  const color = io.color ?? colorWanted(process.stdout.isTTY === true, env);
   const print = (text: string) => out(text.endsWith('\n') ? text : `${text}\n`);
 
   let exitCode = 0;
@@ -132,9 +139,13 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .argument('[show]', '"show" to print one rollback record')
     .argument('[id]', 'the record id (from `history`)')
     .option('--json', 'print the raw JSON view')
-    .action(async (show: string | undefined, id: string | undefined, opts: ClientOptions & { json?: boolean }) => {
+    .option('--limit <n>', 'rollback records per page (1-500, default 50)')
+    .option('--before <time>', 'only records that finished before this time (the "next" a page printed)')
+    .action(async (show: string | undefined, id: string | undefined, opts: ClientOptions & { json?: boolean; limit?: string; before?: string }) => {
       if (show === undefined) {
-        const view = await (await connect(opts, false)).history();
+        const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+        if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 500)) throw new GuardError(`--limit ${opts.limit} is not allowed: use a whole number from 1 to 500`, 'usage');
+        const view = await (await connect(opts, false)).history({ ...(limit !== undefined ? { limit } : {}), ...(opts.before !== undefined ? { before: opts.before } : {}) });
         print(opts.json ? JSON.stringify(view, null, 2) : formatHistory(view, { color }));
         return;
       }
@@ -158,11 +169,15 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
 
   clientCommand('preflight', 'check that the running release can be rolled back now (exit 1 when not)')
     .option('--json', 'print the raw JSON view')
-    .action(async (opts: ClientOptions & { json?: boolean }) => {
-      const view = await (await connect(opts, false)).preflight();
+    .option('--fresh', 'run the checks now instead of reading the result the daemon keeps for server.preflight_cache (needs the token)')
+    .action(async (opts: ClientOptions & { json?: boolean; fresh?: boolean }) => {
+      const view = await (await connect(opts, opts.fresh === true)).preflight({ fresh: opts.fresh === true });
       if (opts.json) print(JSON.stringify(view, null, 2));
       else {
-        const lines = [`rollback ${view.from ?? '?'} -> ${view.to ?? '?'}: ${view.ready ? 'READY' : 'NOT READY'}`, ...view.problems.map((p) => `  ✖ ${p}`)];
+        const lines = [
+          `rollback ${view.from ?? '?'} -> ${view.to ?? '?'}: ${view.ready ? 'READY' : 'NOT READY'} (checked ${view.checkedAt}${opts.fresh ? '' : '; --fresh to check now'})`,
+          ...view.problems.map((p) => `  ✖ ${p}`),
+        ];
         for (const step of view.steps) {
           lines.push(`  ${step.problems.length === 0 ? '✔' : '✖'} step ${step.index + 1} ${step.description}`, ...step.problems.map((p) => `      ${p}`));
         }
@@ -177,6 +192,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--wait', 'follow the window and exit with its outcome: 0 promoted, 1 rolled back, 3 rollback failed, 4 no verdict')
     .option('--timeout <duration>', 'with --wait: give up (exit 4) after this long, e.g. 20m')
     .action(async (version: string, opts: ClientOptions & { by?: string; wait?: boolean; timeout?: string }) => {
+      checkVersion(version);
       const client = await connect(opts, true);
       if (!opts.wait) {
         printSummary(await client.release(version, opts.by), `release ${version}`);
@@ -194,6 +210,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--to <version>', 'target version (default: the previous stable version)')
     .option('--by <name>', 'who asks (default: api)')
     .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string }) => {
+      if (opts.to !== undefined) checkVersion(opts.to, '--to ');
       const client = await connect(opts, true);
       printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
     });
@@ -305,12 +322,18 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     // Usage errors and --help/--version: commander has already printed what needs printing.
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof GuardError) {
-      err(`release-guard: ${error.message}\n${error.hint === undefined ? '' : `hint: ${error.hint}\n`}`);
+      err(journalError(`release-guard: ${error.message}\n${error.hint === undefined ? '' : `hint: ${error.hint}\n`}`, env));
       return error.code === 'usage' ? 2 : 1;
     }
-    err(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    err(journalError(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`, env));
     return 1;
   }
+}
+
+/** A version typed on the command line, checked before anything is sent (the daemon checks it too). */
+function checkVersion(version: string, label = ''): void {
+  const problem = versionProblem(version);
+  if (problem) throw new GuardError(`${label}${problem}`, 'usage');
 }
 
 /** An http(s) base URL, or a GuardError saying what is expected. */

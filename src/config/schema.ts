@@ -99,7 +99,22 @@ const scrapeProbe = z
     name: safeName('Probe name'),
     url: url("The app's own /metrics endpoint (Prometheus text format)"),
     timeout: duration('Scrape timeout').default(2000),
-    max_body_bytes: z.number().int().positive().max(64 * 1024 * 1024).default(8 * 1024 * 1024).describe('Larger bodies fail the scrape'),
+    max_body_bytes: z
+      .number()
+      .int()
+      .positive()
+      .max(64 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .describe('Larger bodies fail the scrape (a failed sample naming the size, never a traffic breach). The body is read as it streams, never held whole'),
+    max_series: z
+      .number()
+      .int()
+      .positive()
+      .max(1_000_000)
+      .default(20_000)
+      .describe(
+        "Most series each metric the probe reads (requests_metric, the duration histogram's _bucket, identity_metric) may have in one scrape; more fail the scrape (a failed sample naming the count, never a traffic breach). Other metrics are skipped unparsed, however many series they have",
+      ),
     requests_metric: z.string().min(1).default('http_requests_total').describe('Counter of requests, labelled by status'),
     status_label: z.string().min(1).default('status').describe('Label of requests_metric holding the HTTP status'),
     error_status: z.string().min(1).default('^5..$').describe('Regular expression: statuses that count as errors'),
@@ -297,6 +312,10 @@ const configFilesStrategy = z
     type: z.literal('config'),
     dir: z.string().min(1).describe('Directory the files are relative to'),
     files: z.array(z.string().min(1)).min(1).describe('Config files snapshot when a window opens and restored on rollback (.env.local, next.config.mjs, …)'),
+    stable_backup_every: duration(
+      'Also keep a snapshot of the stable version\'s files, taken when it becomes stable and again this often (the last 2, in <state_dir>/stable/). ' +
+        'A release the guard only detected (not announced) is restored from it; 0 = off',
+    ).default(4 * 60 * 60 * 1000),
     pm2_app: safeName('pm2 app restarted after the restore').optional(),
     restart_mode: z.enum(['restart', 'reload']).default('restart').describe('How the app picks the restored files up'),
     timeout: stepTimeout(60_000),
@@ -309,6 +328,10 @@ const databaseStrategy = z
     ...mysqlConnection('Account allowed to dump and restore'),
     database: z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a database name: letters, digits, "_" or "$"').describe('Database to back up and restore'),
     backup_on_release: z.boolean().default(true).describe('mysqldump the database when a release window opens'),
+    stable_backup_every: duration(
+      'Also keep a backup of the stable version, taken when it becomes stable and again this often (the last 2 are kept, in <state_dir>/stable/). ' +
+        'A release the guard only detected (not announced) is restored from it, plus the binary log up to the release start when the server keeps one; 0 = off',
+    ).default(4 * 60 * 60 * 1000),
     migrate_down: argv('Migration-down command, e.g. [npx, knex, migrate:rollback]').optional(),
     migrate_cwd: z.string().min(1).optional().describe('Working directory of migrate_down'),
     restore: z
@@ -319,6 +342,11 @@ const databaseStrategy = z
     check_tables: z.array(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'a table name')).default([]).describe('Tables that must exist, with row counts not below the pre-release snapshot'),
     mysqldump: z.string().min(1).default('mysqldump').describe('mysqldump program'),
     mysql: z.string().min(1).default('mysql').describe('mysql client program'),
+    mysqlbinlog: z
+      .string()
+      .min(1)
+      .default('mysqlbinlog')
+      .describe('mysqlbinlog program: replays the binary log from a stable backup up to the release start (reads it from the server: REPLICATION SLAVE privilege)'),
     timeout: stepTimeout(600_000),
   })
   .strict();
@@ -426,6 +454,13 @@ const storeSchema = z
         lease_ttl: duration(
           'Lease of the acting guard, renewed every third of it; a standby takes over within this after the leader dies',
         ).default(10_000),
+        shared_dir: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "A directory every guard of this instance mounts (NFS, a shared volume): rollback steps' prepared data (pre-release dumps, config snapshots, stable backups) live here, so a standby that takes over can undo what the acting guard prepared. Checked at start (exists, writable, each guard's marker visible). Required when a rollback step prepares data",
+          ),
         fleet: z
           .boolean()
           .default(true)
@@ -489,6 +524,28 @@ export const configSchema = z
       .min(1)
       .default('/var/lib/release-guard')
       .describe('Where the embedded file store keeps state, history and rollback records'),
+    state: z
+      .object({
+        keep_windows: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(10)
+          .describe(
+            "Release windows whose prepared data (pre-release dumps, config snapshots, markers) is kept in state_dir/windows; older ones are removed when a window closes (the current and the last window are always kept)",
+          ),
+        max_mb: z.number().int().min(1).default(10_240).describe('Preflight reports a problem when state_dir uses more than this many MiB'),
+        min_free_mb: z
+          .number()
+          .int()
+          .min(0)
+          .default(512)
+          .describe('Preflight reports a problem when the filesystem holding state_dir has less free space than this many MiB (a pre-release or emergency dump may not fit)'),
+      })
+      .strict()
+      .default({ keep_windows: 10, max_mb: 10_240, min_free_mb: 512 })
+      .describe("state_dir's release windows and disk use"),
     host_id: safeName(
       "This host's name in a fleet (redis store): it names the guarded instance, so guards watching the same instance share it (default: the machine's hostname)",
     ).optional(),
@@ -507,9 +564,17 @@ export const configSchema = z
           .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name, e.g. RELEASE_GUARD_TOKEN')
           .default('RELEASE_GUARD_TOKEN')
           .describe('Environment variable holding the token when token_file is not set'),
+        preflight_cache: duration(
+          'How long GET /preflight answers the last result before it runs the readiness checks again (they talk to the database, git, pm2…). One run at a time whatever the value; 0 = a new run per request, still one at a time. POST /preflight or ?fresh=1 with the token forces a run',
+        ).default(30_000),
+        liveness: duration(
+          "GET /healthz answers 503 (so a watchdog restarts the guard) when the guard's tick loop has not run for this long, or its event loop was blocked more than half of this long",
+        )
+          .refine((ms) => ms >= 5000, 'must be at least 5s (the tick loop runs every second)')
+          .default(30_000),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 9464, token_env: 'RELEASE_GUARD_TOKEN' })
+      .default({ host: '127.0.0.1', port: 9464, token_env: 'RELEASE_GUARD_TOKEN', preflight_cache: 30_000, liveness: 30_000 })
       .describe('The one HTTP server: /metrics, /healthz, /status, /history and the control API'),
     log: z
       .object({
@@ -536,6 +601,27 @@ export const configSchema = z
       .strict()
       .optional()
       .describe('The pm2 daemon and app to watch for crashes'),
+    records: z
+      .object({
+        log_lines: z.number().int().min(0).max(10_000).default(40).describe("Lines of the app's pm2 logs kept in a rollback record"),
+        log_bytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(16 * 1024 * 1024)
+          .default(64 * 1024)
+          .describe('At most this many bytes of each log file are read for those lines (a flooding release cannot make the guard read its whole log)'),
+        write_attempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(100)
+          .default(8)
+          .describe('A record write that fails is tried again (backoff 1 s, doubling up to 1 min) this many times in all; then a critical notification'),
+      })
+      .strict()
+      .default({ log_lines: 40, log_bytes: 64 * 1024, write_attempts: 8 })
+      .describe('Rollback records: the log tail they quote and how their writes are retried'),
     probes: z.array(probeSchema).min(1, 'at least one probe is needed').describe('What is observed'),
     triggers: z
       .object({
@@ -797,6 +883,20 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   ] as const) {
     const config = rules[rule];
     if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, [...types]);
+  }
+  // Under HA the guard that rolls back may not be the one that prepared: prepared data must be shared.
+  const store = isRecord(input.store) ? input.store : {};
+  const rollback = isRecord(input.rollback) ? input.rollback : {};
+  const preparing = (Array.isArray(rollback.steps) ? rollback.steps : []).filter(isRecord).flatMap((step) =>
+    (step.type === 'database' && step.backup_on_release !== false) || step.type === 'config' || step.type === 'redis' || step.type === 'blue_green' ? [String(step.type)] : [],
+  );
+  if (store.type === 'redis' && store.shared_dir === undefined && preparing.length > 0) {
+    problems.push({
+      path: 'store.shared_dir',
+      message:
+        `required with the redis store when a rollback step prepares data (${[...new Set(preparing)].join(', ')}): ` +
+        "a standby that takes over must reach the acting guard's backups and snapshots; set it to a directory every guard of this instance mounts",
+    });
   }
   const schedule = isRecord(input.schedule) ? input.schedule : {};
   // Raw input: anything but a string or a number is a shape error, reported by the schema.

@@ -5,6 +5,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { GuardError, ProbeError } from '../errors.js';
+import { registerSecret } from '../redact.js';
 
 /** Where a password may come from; the mysql and redis probes and the database and redis strategies take these keys. */
 export interface SecretSource {
@@ -59,6 +60,7 @@ export function readPassword(
     }
     const password = text.trim();
     if (password === '') throw makeError(`${owner}: password_file ${file} is empty`, 'secret_empty', undefined, undefined);
+    registerSecret(password);
     return password;
   }
   const name = source.password_env;
@@ -72,6 +74,7 @@ export function readPassword(
       undefined,
     );
   }
+  registerSecret(value);
   return value;
 }
 

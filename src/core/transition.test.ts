@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseStoredState } from '../store/state-schema.js';
 import { ALLOWED_EDGES, failedVersions, finishedRollbackRecord, initialState, rollbackTarget, transition } from './transition.js';
 import type { Effect, Event, GuardState, Policy, RuleVerdict } from './types.js';
 
@@ -416,6 +417,8 @@ describe('transition', () => {
             { type: 'evaluated', verdicts: [pick([fail, pass])], at },
             { type: 'evaluated', verdicts: [fail], at },
             { type: 'crashed', detail: 'exit 1', at },
+            { type: 'alertFiring', name: 'HighErrorRate', description: 'HighErrorRate{}', startsAt: at - 1, at },
+            { type: 'alertResolved', name: 'HighErrorRate', description: 'HighErrorRate{}', at },
             { type: 'rollbackRequested', reason: 'by hand', by: 'ops', ...(random() < 0.5 ? { to: pick(['v1', 'v2', 'v3']) } : {}), at },
             { type: 'stepStarted', index, stepType: 'command', description: 'step', at },
             { type: 'stepFinished', index, ok: random() > 0.1, output: [], at },
@@ -438,6 +441,11 @@ describe('transition', () => {
           state = t.state;
           const where = `seed 42, trial ${trial}, step ${step}: ${before.phase} --${event.type}--> ${state.phase}`;
 
+          // Every state the machine makes is one the stores load back (state-schema.ts), unchanged.
+          if (state !== before) {
+            const stored = JSON.parse(JSON.stringify(state)) as unknown;
+            expect(parseStoredState(stored, 'state.json'), where).toEqual(stored);
+          }
           // Every phase change is a legal edge.
           if (state.phase !== before.phase) expect(ALLOWED_EDGES[before.phase], where).toContain(state.phase);
           // A rejected request changes nothing.

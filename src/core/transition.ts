@@ -11,6 +11,7 @@
  */
 import { formatDuration } from '../config/duration.js';
 import { candidates, latestStatus } from './versions.js';
+import { newRelease, releaseForRollback } from './windows.js';
 import type {
   Breach,
   DeploymentEntry,
@@ -91,6 +92,7 @@ function openWindow(state: GuardState, release: Release, policy: Policy): Transi
   return {
     state: enter(state, 'guarding', release.startedAt, {
       release,
+      lastWindow: { id: release.id, version: release.version },
       running: release.version,
       rollback: null,
       wouldRollBack: null,
@@ -332,7 +334,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       // Probes launched before the rollback finished may still report the bad version: not a release.
       if (state.phase === 'rolled_back' && event.version === state.rollback?.from) return unchanged(state);
       if (state.phase === 'stable' || state.phase === 'rolled_back' || state.phase === 'promoted') {
-        return openWindow(state, { version: event.version, previous: state.stable, startedAt: at, deployedBy: 'unknown (detected)', source: 'detected' }, policy);
+        return openWindow(state, newRelease({ version: event.version, previous: state.stable, startedAt: at, deployedBy: 'unknown (detected)', source: 'detected' }), policy);
       }
       if (state.phase === 'guarding') {
         const current = state.release!;
@@ -357,7 +359,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
           };
         }
         // A newer release replaced the one under guard: guard the newest against the same good version.
-        return openWindow(state, { version: event.version, previous: current.previous, startedAt: at, deployedBy: 'unknown (detected)', source: 'detected' }, policy);
+        return openWindow(state, newRelease({ version: event.version, previous: current.previous, startedAt: at, deployedBy: 'unknown (detected)', source: 'detected' }), policy);
       }
       // rolling_back / verifying: versions are in flux and judged by verification; failed: frozen.
       return state.phase === 'failed' ? { state: { ...state, running: event.version }, effects: [] } : unchanged(state);
@@ -371,7 +373,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       }
       const previous = state.phase === 'guarding' ? state.release!.previous : state.stable;
       if (previous === event.version) return reject(state, `${event.version} is the current stable version`);
-      return openWindow(state, { version: event.version, previous, startedAt: at, deployedBy: event.deployedBy, source: 'manual' }, policy);
+      return openWindow(state, newRelease({ version: event.version, previous, startedAt: at, deployedBy: event.deployedBy, source: 'manual' }), policy);
     }
 
     case 'evaluated': {
@@ -432,7 +434,7 @@ export function transition(state: GuardState, event: Event, policy: Policy): Tra
       }
       const release: Release = state.phase === 'guarding' && state.release!.version === from
         ? state.release!
-        : { version: from, previous: to, startedAt: at, deployedBy: event.by, source: 'manual' };
+        : releaseForRollback(state, { version: from, previous: to, startedAt: at, deployedBy: event.by, source: 'manual' });
       const breach: Breach = { trigger: 'manual', rules: [], reason: `manual rollback by ${event.by}: ${event.reason}`, verdicts: [], decidedAt: at, faultAt: at };
       return startRollback({ ...state, release }, breach, to, policy, false);
     }
@@ -676,7 +678,7 @@ function onFleetRollback(state: GuardState, version: string, host: string, at: n
   if (automationBlocked(state, version, at, policy)) return unchanged(state);
   const release: Release = state.release?.version === version
     ? state.release
-    : { version, previous: state.stable === version ? null : state.stable, startedAt: at, deployedBy: `fleet (host ${host})`, source: 'detected' };
+    : releaseForRollback(state, { version, previous: state.stable === version ? null : state.stable, startedAt: at, deployedBy: `fleet (host ${host})`, source: 'detected' });
   const to = rollbackTarget({ ...state, release }, version);
   if (!to) return unchanged(state);
   return startRollback({ ...state, release }, breach, to, policy, true);

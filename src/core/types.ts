@@ -95,6 +95,11 @@ export const PHASES: readonly Phase[] = [
 ];
 
 export interface Release {
+  /**
+   * The release window's id (see core/windows.ts): what the steps prepared for this window lives
+   * under `<state_dir>/windows/<id>/`, so a version deployed twice never reuses the first window's data.
+   */
+  id: string;
   version: string;
   /** The last known-good version when the window opened; the rollback target. */
   previous: string | null;
@@ -104,7 +109,8 @@ export interface Release {
 }
 
 /** `fleet`: another host of the fleet rolled the same release back. `alert`: Alertmanager said so. */
-export type Trigger = 'rule' | 'crash' | 'manual' | 'fleet' | 'alert';
+export const TRIGGERS = ['rule', 'crash', 'manual', 'fleet', 'alert'] as const;
+export type Trigger = (typeof TRIGGERS)[number];
 
 /** One host's verdict on a release, shared with the other hosts of a fleet. */
 export type FleetVerdict = 'guarding' | 'clean' | 'rolled_back' | 'not_promoted';
@@ -215,6 +221,11 @@ export interface GuardState {
    * promotes when every host's window ended clean (or gives up after the fleet wait).
    */
   fleetWait?: { version: string; since: number };
+  /**
+   * The window opened last (kept after it closed): a rollback by hand of that version acts on its
+   * prepared data, and pruning never removes it. Absent in states saved before windows had ids.
+   */
+  lastWindow?: { id: string; version: string };
 }
 
 export type Event =
@@ -267,7 +278,9 @@ export type NotifyKind =
   | 'rollback_not_ready'
   | 'drill'
   | 'fleet'
-  | 'alert';
+  | 'alert'
+  | 'record_not_written'
+  | 'plan_interrupted';
 
 export type Effect =
   | {

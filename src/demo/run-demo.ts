@@ -121,7 +121,7 @@ async function main(): Promise<number> {
 
     const answer = (await (await fetch(health)).json()) as { version: string };
     const records = await guard.history();
-    const record = records.rollbacks.at(-1);
+    const record = records.rollbacks[0];
     console.log('');
     if (final.phase !== 'rolled_back' || !record) {
       say(`the rollback did not complete: ${final.phase} ${final.failure ?? ''}`);

@@ -5,10 +5,14 @@
  * jitter, and a full queue drops its oldest event (with a warning) rather than grow without end.
  */
 import { formatDuration } from '../config/duration.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, GuardError } from '../errors.js';
 import type { NotifierConfig } from './schema.js';
 import type { NotificationEvent, Notifier, Severity } from './types.js';
+import { createGitHubDeploymentsNotifier } from './github-deployments.js';
+import { createPagerDutyNotifier } from './pagerduty.js';
+import { createTeamsNotifier } from './teams.js';
 import { createWebhookNotifier } from './webhook.js';
+import { redact } from '../redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /** Fixed message text, facts as fields (the caller's logger redacts secret-looking fields). */
@@ -67,17 +71,22 @@ export function backoffDelay(retry: number, random: number, policy: BackoffPolic
 /** The notifier factories, keyed by the config's `type`. */
 export const notifierFactories = {
   webhook: createWebhookNotifier,
+  pagerduty: createPagerDutyNotifier,
+  teams: createTeamsNotifier,
+  github_deployments: createGitHubDeploymentsNotifier,
 } satisfies { [K in NotifierConfig['type']]: (config: Extract<NotifierConfig, { type: K }>, env: NodeJS.ProcessEnv) => Notifier };
 
 /** Builds every configured notifier with its policy; throws (a GuardError) when a secret cannot be read. */
 export function routesFromConfig(configs: readonly NotifierConfig[], env: NodeJS.ProcessEnv = process.env): NotifierRoute[] {
-  return configs.map((config) => ({
-    notifier: notifierFactories[config.type](config, env),
-    events: config.events,
-    minSeverity: config.min_severity,
-    timeoutMs: config.timeout,
-    retries: config.retries,
-  }));
+  return configs.map((config) => {
+    const notifier = (notifierFactories[config.type] as (c: NotifierConfig, e: NodeJS.ProcessEnv) => Notifier)(config, env);
+    // A preset that speaks about a few kinds (PagerDuty, GitHub) is handed only those.
+    const events = notifier.kinds === undefined ? config.events : (config.events ?? notifier.kinds).filter((kind) => notifier.kinds!.includes(kind));
+    if (events?.length === 0) {
+      throw new GuardError(`notifier "${config.name}": a ${config.type} notifier sends none of the events listed; it sends ${notifier.kinds!.join(', ')}`, 'config_invalid');
+    }
+    return { notifier, events, minSeverity: config.min_severity, timeoutMs: config.timeout, retries: config.retries };
+  });
 }
 
 interface Lane {
@@ -113,7 +122,9 @@ export class NotificationDispatcher {
    * Queues `event` for every notifier whose filters accept it and returns at once: no notifier
    * code runs before this returns, and it never throws. After close() events are dropped.
    */
-  publish(event: NotificationEvent): void {
+  publish(raw: NotificationEvent): void {
+    // A message may quote a step's output or error: it leaves through the one redaction.
+    const event = redact(raw);
     if (this.closing) {
       this.log('warn', 'notification dropped: the dispatcher is closed', { kind: event.kind, severity: event.severity });
       return;

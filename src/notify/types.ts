@@ -30,5 +30,10 @@ export interface NotificationEvent {
 export interface Notifier {
   /** From the config; used in logs. */
   readonly name: string;
+  /**
+   * The kinds this channel speaks about (a preset such as PagerDuty pages on a few); others are
+   * never handed to it. Undefined: every kind.
+   */
+  readonly kinds?: readonly string[];
   send(event: NotificationEvent, signal: AbortSignal): Promise<void>;
 }

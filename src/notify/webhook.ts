@@ -11,6 +11,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { formatDuration } from '../config/duration.js';
 import { redactSecret } from '../config/secrets.js';
+import { registerSecret } from '../redact.js';
 import { errorMessage, GuardError } from '../errors.js';
 import { outboundHttp, readCapped } from '../outbound-http.js';
 import { describeNetworkError } from '../probes/http-fetch.js';
@@ -151,6 +152,8 @@ export function createWebhookNotifier(config: WebhookNotifierConfig, env: NodeJS
   const secrets = [url.href, `${url.pathname}${url.search}`, url.pathname, url.search, url.username, url.password, ...parts, ...Object.values(config.headers)]
     .filter((s) => s.length >= 4 && s !== '/')
     .sort((a, b) => b.length - a.length);
+  // Every path out of the guard redacts them too (a step could echo the URL it was never given).
+  for (const secret of secrets) registerSecret(secret);
   const scrub = (text: string) => secrets.reduce((out, secret) => redactSecret(out, secret), text);
   // No `cause` is attached: a driver error could carry the URL in its own fields.
   const fail = (message: string, code: string, retryable: boolean) => new NotifyError(scrub(`${owner}: ${message}`), code, retryable);

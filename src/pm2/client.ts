@@ -72,7 +72,8 @@ export interface Pm2Client {
   /** Subscribe to process events on pm2's bus; returns an unsubscribe function. */
   onProcessEvent(listener: (event: Pm2ProcessEvent) => void): Promise<() => void>;
   /** Last lines of the app's stdout/stderr log files, for rollback records. */
-  logTail(app: string, lines: number): Promise<string[]>;
+  /** At most `maxBytes` of each log file is read (records: records.log_bytes). */
+  logTail(app: string, lines: number, maxBytes?: number): Promise<string[]>;
   /** Stop pm2's daemon itself (tests and the demo only). */
   killDaemon(): Promise<void>;
 }

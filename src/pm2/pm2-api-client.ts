@@ -7,7 +7,7 @@
  * `require('pm2')` keeps some paths in module-global state, so use one PM2_HOME per process.
  */
 import { createRequire } from 'node:module';
-import { open } from 'node:fs/promises';
+import { lastLines } from '../records/log-tail.js';
 import type { Pm2Client, Pm2ProcessEvent, Pm2ProcessInfo, Pm2ReloadOptions, Pm2StartOptions } from './client.js';
 
 const require = createRequire(import.meta.url);
@@ -83,8 +83,6 @@ const LIST_TIMEOUT_MS = 10_000;
 /** pm2's reload lock expires after 30 s (RELOAD_LOCK_TIMEOUT); a reload waits that long for it. */
 const RELOAD_LOCK_WAIT_MS = 30_000;
 const RELOAD_LOCK_POLL_MS = 100;
-/** How much of a log file's end is read to find its last lines. */
-const LOG_TAIL_CHUNK_BYTES = 64 * 1024;
 
 export interface Pm2ApiClientOptions {
   /** PM2_HOME of the daemon to talk to; default: pm2's own (PM2_HOME or ~/.pm2). */
@@ -400,7 +398,7 @@ export class Pm2ApiClient implements Pm2Client {
     }
   }
 
-  async logTail(app: string, lines: number): Promise<string[]> {
+  async logTail(app: string, lines: number, maxBytes?: number): Promise<string[]> {
     const procs = await this.rawList(app);
     const files = new Set<string>();
     // Out files first, then err files; cluster instances may each have their own files.
@@ -413,7 +411,7 @@ export class Pm2ApiClient implements Pm2Client {
     const tail: string[] = [];
     for (const file of files) {
       try {
-        tail.push(...(await lastLines(file, lines)));
+        tail.push(...(await lastLines(file, lines, maxBytes)));
       } catch (error) {
         throw new Error(`pm2 logTail ${app}: could not read ${file}`, { cause: error });
       }
@@ -552,36 +550,3 @@ function createEventMapper(): (packet: unknown) => Pm2ProcessEvent | null {
   };
 }
 
-/** The last `count` lines of a file, reading only its end; a missing file has none. */
-async function lastLines(file: string, count: number): Promise<string[]> {
-  if (count <= 0) return [];
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  try {
-    const { size } = await handle.stat();
-    const chunks: Buffer[] = [];
-    let start = size;
-    let newlines = 0;
-    // Read backwards chunk by chunk until enough line breaks are in hand; decode once at the
-    // end so a multi-byte character split across chunks stays whole.
-    while (start > 0 && newlines <= count) {
-      const length = Math.min(LOG_TAIL_CHUNK_BYTES, start);
-      start -= length;
-      const chunk = Buffer.alloc(length);
-      const { bytesRead } = await handle.read(chunk, 0, length, start);
-      const read = chunk.subarray(0, bytesRead);
-      for (const byte of read) if (byte === 0x0a) newlines += 1;
-      chunks.unshift(read);
-    }
-    const lines = Buffer.concat(chunks).toString('utf8').split('\n');
-    if (lines.at(-1) === '') lines.pop();
-    return lines.slice(-count);
-  } finally {
-    await handle.close();
-  }
-}

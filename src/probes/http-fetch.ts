@@ -27,6 +27,13 @@ export interface FetchOptions {
    * learns whether two exchanges shared a connection (and so, behind a pm2 cluster, a worker).
    */
   onSocket?: (socket: net.Socket) => void;
+  /**
+   * Streams the body instead of buffering it: each chunk is handed over as it arrives and then
+   * dropped, so `body` stays absent. The next chunk is read only on a later turn of the event
+   * loop (the response is paused meanwhile), so reading a large body never blocks the loop for
+   * more than one chunk's work. A throw fails the exchange.
+   */
+  onChunk?: (chunk: Buffer) => void;
 }
 
 /** What came back over the wire, before any judgement. */
@@ -39,6 +46,8 @@ export interface Exchange {
   body?: Buffer;
   /** Why the exchange failed (timeout, abort, network error, oversized body), in words. */
   failure?: string;
+  /** When the body went over maxBodyBytes: the bytes seen, and whether content-length declared them. */
+  tooLarge?: { bytes: number; declared: boolean };
   /** Monotonic time from the call to the outcome. */
   latencyMs: number;
 }
@@ -60,7 +69,7 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
     let headers: http.IncomingHttpHeaders | undefined;
     let settled = false;
 
-    const finish = (outcome: { body?: Buffer; failure?: string }) => {
+    const finish = (outcome: { body?: Buffer; failure?: string; tooLarge?: Exchange['tooLarge'] }) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -102,21 +111,46 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
       // A declared length over the cap fails at once, without reading a byte of the body.
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
-        finish({ failure: tooLarge });
+        finish({ failure: tooLarge, tooLarge: { bytes: declared, declared: true } });
+        return;
+      }
+      res.on('error', (error) => finish({ failure: `response failed: ${describeNetworkError(error)}` }));
+      res.on('close', () => {
+        if (!res.complete) finish({ failure: 'connection closed before the body was complete' });
+      });
+      const { onChunk } = options;
+      if (onChunk !== undefined) {
+        let streamed = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (settled) return;
+          streamed += chunk.length;
+          if (streamed > options.maxBodyBytes) {
+            finish({ failure: tooLarge, tooLarge: { bytes: streamed, declared: false } });
+            return;
+          }
+          try {
+            onChunk(chunk);
+          } catch (error) {
+            finish({ failure: `body could not be read: ${errorMessage(error)}` });
+            return;
+          }
+          // Let timers, other probes and the API run before the next chunk.
+          res.pause();
+          setImmediate(() => {
+            if (!settled) res.resume();
+          });
+        });
+        res.on('end', () => finish({}));
         return;
       }
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > options.maxBodyBytes) finish({ failure: tooLarge });
+        if (size > options.maxBodyBytes) finish({ failure: tooLarge, tooLarge: { bytes: size, declared: false } });
         else chunks.push(chunk);
       });
       res.on('end', () => finish({ body: Buffer.concat(chunks, size) }));
-      res.on('error', (error) => finish({ failure: `response failed: ${describeNetworkError(error)}` }));
-      res.on('close', () => {
-        if (!res.complete) finish({ failure: 'connection closed before the body was complete' });
-      });
     });
     req.end(options.body);
   });

@@ -7,9 +7,8 @@ import type { HttpProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import { fetchCapped, probeAgent, type Exchange } from './http-fetch.js';
 import type { ProbeFactory } from './types.js';
+import { isSafeVersion } from '../core/versions.js';
 
-/** A reported version ends up in state, file paths and pm2 app names: only plain tokens pass. */
-export const SAFE_VERSION = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
 type Verdict = Pick<Sample, 'ok' | 'error' | 'version'>;
 
@@ -114,7 +113,9 @@ function versionAt(root: unknown, path: string): string | undefined {
   const { value } = found;
   if (typeof value !== 'string' && typeof value !== 'number') return undefined;
   const version = String(value);
-  return SAFE_VERSION.test(version) ? version : undefined;
+  // A reported version ends up in state, file paths, pm2 app names and program arguments: a
+  // hostile one (`--help`, `../../etc`) is not a version at all, and no release is detected.
+  return isSafeVersion(version) ? version : undefined;
 }
 
 /** JSON rendering for messages, cut short so a huge field cannot flood logs and alerts. */

@@ -23,6 +23,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { PrometheusProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import { errorMessage, ProbeError } from '../errors.js';
+import { registerSecret } from '../redact.js';
 import { fetchCapped, probeAgent } from './http-fetch.js';
 import type { ProbeFactory } from './types.js';
 
@@ -202,6 +203,7 @@ function readAuthHeader(file: string, probe: string): string {
       'probe_secret_insecure',
     );
   }
+  registerSecret(content);
   return content;
 }
 

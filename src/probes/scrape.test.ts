@@ -185,7 +185,7 @@ describe('scrape probe', () => {
   it('a body over max_body_bytes fails the sample', async () => {
     probe = makeProbe({ max_body_bytes: 1000 });
     const s = await scrape(metrics({ 200: 1 }) + `# ${'x'.repeat(2000)}\n`);
-    expect(s).toMatchObject({ ok: false, error: 'scrape failed: body larger than 1000 bytes' });
+    expect(s).toMatchObject({ ok: false, error: expect.stringMatching(/^scrape: body larger than max_body_bytes 1000 \(\d+ bytes read when it was stopped\)$/) });
   });
 
   it('honours requests_metric, status_label and error_status', async () => {

@@ -49,6 +49,12 @@
  *   own endpoint failing is itself a sign that the app is down. The base is kept (a non-200
  *   answer keeps the connection, so the next interval spans the gap); a refused or timed-out
  *   scrape loses the connection, so the next scrape re-bases.
+ * - A body the guard cannot afford is a failed sample (`ok: false`, no interval values, so never a
+ *   breach of the traffic rules by itself) whose error names the cap and the value seen: over
+ *   `max_body_bytes` (stopped as soon as it is passed), or a metric the probe reads with more than
+ *   `max_series` series (a release whose labels explode). The body is read as it streams and only
+ *   the families the probe reads are parsed (prometheus-stream.ts): other metrics' series, however
+ *   many, are counted and dropped, and the event loop gets a turn between two chunks.
  * - A 200 whose body lacks `requests_metric` altogether (neither a sample nor a `# TYPE`): the
  *   probe is pointed at the wrong thing, nothing can be judged: `ok: false, unavailable: true`,
  *   the error names the missing metric. A declared metric with no series yet counts as zero.
@@ -61,7 +67,8 @@ import type { ScrapeProbeConfig } from '../config/schema.js';
 import type { LatencyBucket, Sample, TrafficCounts } from '../core/types.js';
 import { errorMessage, ProbeError } from '../errors.js';
 import { fetchCapped, pinnedConnectionAgent, type Exchange } from './http-fetch.js';
-import { parsePrometheusText, parseValue, type ParsedMetrics } from './prometheus-text.js';
+import { FamilyReader } from './prometheus-stream.js';
+import { parseValue, type MetricSample, type ParsedMetrics } from './prometheus-text.js';
 import type { ProbeFactory } from './types.js';
 
 /** Cumulative totals read from one scrape (of one process). */
@@ -120,6 +127,12 @@ export interface IntervalValues {
 }
 
 const FIRST_SCRAPE = 'first scrape: base taken; values from the next interval';
+/**
+ * The longest line the probe keeps while waiting for its end. A sample line of the metrics it
+ * reads is a few hundred bytes at most; a longer one of those metrics fails the scrape, a longer
+ * one of any other metric is skipped without being kept.
+ */
+const MAX_LINE_BYTES = 64 * 1024;
 /** A server announcing `Keep-Alive: timeout=0` (under a second) still gets no more than 10 keep-alive requests a second. */
 const MIN_HEARTBEAT_MS = 100;
 
@@ -131,8 +144,11 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
   let launched = 0;
   let base: { snapshot: Snapshot; at: number; seq: number } | undefined;
 
-  /** One exchange over the pinned connection; tells which connection carried it. */
-  const exchange = async (signal: AbortSignal): Promise<{ exchanged: Exchange; connection: number }> => {
+  /**
+   * One exchange over the pinned connection; tells which connection carried it. The body is
+   * streamed into `onChunk`, never buffered whole.
+   */
+  const exchange = async (signal: AbortSignal, onChunk: (chunk: Buffer) => void): Promise<{ exchanged: Exchange; connection: number }> => {
     let connection = 0;
     connections.busy();
     try {
@@ -143,6 +159,7 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
         agent,
         signal,
         onSocket: (socket) => (connection = connections.track(socket)),
+        onChunk,
       });
       const announced = exchanged.headers?.['keep-alive'];
       connections.serverAnnounced(typeof announced === 'string' ? announced : undefined);
@@ -151,7 +168,7 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
       // The keep-alive request only keeps the socket open; what it read is not a sample. A GET,
       // not a HEAD: Node reads a HEAD answer without content-length (a hand-written /metrics)
       // as ending with the connection, and would not keep it.
-      connections.idle(() => void exchange(connections.closing.signal));
+      connections.idle(() => void exchange(connections.closing.signal, discard));
     }
   };
 
@@ -160,7 +177,19 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
     type: 'scrape',
     async sample(startedAt, signal) {
       const seq = ++launched;
-      const { exchanged, connection } = await exchange(signal);
+      // Only the families the probe reads are parsed, as the body streams in; every other line is
+      // counted and dropped (a release with exploding cardinality must not take the guard's memory).
+      const builder = new SnapshotBuilder(config, errorStatus);
+      const reader = new FamilyReader(
+        {
+          names: [config.requests_metric, `${config.duration_metric}_bucket`, ...(config.identity_metric === undefined ? [] : [config.identity_metric])],
+          typed: [config.requests_metric],
+          maxSeries: config.max_series,
+          maxLineBytes: MAX_LINE_BYTES,
+        },
+        (s) => builder.add(s),
+      );
+      const { exchanged, connection } = await exchange(signal, (chunk) => reader.write(chunk));
       const at = deps.now();
       const values: Record<string, number> = {};
       const sample: Sample = { probe: config.name, startedAt, at, ok: true, values };
@@ -171,19 +200,27 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
         return sample;
       };
 
+      const { tooLarge } = exchanged;
+      if (tooLarge !== undefined) {
+        const seen = tooLarge.declared ? `content-length ${tooLarge.bytes}` : `${tooLarge.bytes} bytes read when it was stopped`;
+        return fail(`scrape: body larger than max_body_bytes ${config.max_body_bytes} (${seen})`);
+      }
       if (exchanged.failure !== undefined) return fail(`scrape failed: ${exchanged.failure}`);
       values.latency_ms = exchanged.latencyMs;
       if (exchanged.status !== 200) return fail(`scrape: status ${exchanged.status ?? 'missing'}, expected 200`);
-      const parsed = parsePrometheusText((exchanged.body ?? Buffer.alloc(0)).toString('utf8'));
-      if (parsed.samples.length === 0 && parsed.skipped > 0) {
+      const read = reader.end();
+      if (read.overCap !== undefined) return fail(`scrape: ${read.overCap}`);
+      // More unreadable lines than lines that look like another metric's samples: not an exposition
+      // at all (an HTML page, binary bytes), rather than one with an odd line.
+      if (read.read === 0 && read.skipped > read.other) {
         return fail(
-          `scrape: body is not in the Prometheus text format (${parsed.skipped} unreadable lines, e.g. ${JSON.stringify(parsed.skippedExamples[0])})`,
+          `scrape: body is not in the Prometheus text format (${read.skipped} unreadable lines, e.g. ${JSON.stringify(read.skippedExamples[0])})`,
         );
       }
-      const snapshot = snapshotOf(parsed, config, errorStatus, connection);
+      const snapshot = builder.finish(Object.hasOwn(read.types, config.requests_metric), connection);
       if (snapshot === null) {
         return fail(
-          `scrape: metric ${config.requests_metric} not found (${parsed.samples.length} samples of other metrics); set requests_metric`,
+          `scrape: metric ${config.requests_metric} not found (${read.read + read.other} samples of other metrics); set requests_metric`,
           true,
         );
       }
@@ -227,6 +264,9 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
     },
   };
 };
+
+/** The keep-alive request's answer is not a sample: its body is read and dropped. */
+const discard = (): void => undefined;
 
 /**
  * Which socket carried each exchange, and the keep-alive requests that stop the server from
@@ -315,54 +355,76 @@ export function processKey(labels: Readonly<Record<string, string>>, identityLab
   return parts.join(',');
 }
 
+type SnapshotConfig = Pick<ScrapeProbeConfig, 'requests_metric' | 'status_label' | 'duration_metric' | 'identity_labels' | 'identity_metric'>;
+
 /** Pure: one scrape per process; null when the requests metric is missing entirely. */
-export function snapshotOf(
-  parsed: ParsedMetrics,
-  config: Pick<ScrapeProbeConfig, 'requests_metric' | 'status_label' | 'duration_metric' | 'identity_labels' | 'identity_metric'>,
-  errorStatus: RegExp,
-  connection: number,
-): Snapshot | null {
-  const declared = Object.hasOwn(parsed.types, config.requests_metric);
-  const byProcess = new Map<string, Totals>();
-  const bucketsByProcess = new Map<string, Map<number, number>>();
-  const identityValues = new Map<string, number[]>();
-  const totalsFor = (key: string): Totals => {
-    let totals = byProcess.get(key);
-    if (totals === undefined) byProcess.set(key, (totals = { requests: 0, errors: 0, byStatus: new Map(), buckets: [] }));
-    return totals;
-  };
-  let seen = false;
-  const bucketName = `${config.duration_metric}_bucket`;
-  for (const s of parsed.samples) {
+export function snapshotOf(parsed: ParsedMetrics, config: SnapshotConfig, errorStatus: RegExp, connection: number): Snapshot | null {
+  const builder = new SnapshotBuilder(config, errorStatus);
+  for (const s of parsed.samples) builder.add(s);
+  return builder.finish(Object.hasOwn(parsed.types, config.requests_metric), connection);
+}
+
+/**
+ * Pure: a snapshot totalled sample by sample as they are read, so no sample is kept. Its size
+ * grows with the processes and statuses seen, which the series cap bounds.
+ */
+export class SnapshotBuilder {
+  private readonly byProcess = new Map<string, Totals>();
+  private readonly bucketsByProcess = new Map<string, Map<number, number>>();
+  private readonly identityValues = new Map<string, number[]>();
+  private readonly bucketName: string;
+  private seen = false;
+
+  constructor(
+    private readonly config: SnapshotConfig,
+    private readonly errorStatus: RegExp,
+  ) {
+    this.bucketName = `${config.duration_metric}_bucket`;
+  }
+
+  add(s: MetricSample): void {
+    const { config } = this;
     if (s.name === config.requests_metric) {
-      seen = true;
-      if (!Number.isFinite(s.value)) continue;
-      const totals = totalsFor(processKey(s.labels, config.identity_labels));
+      this.seen = true;
+      if (!Number.isFinite(s.value)) return;
+      const totals = this.totalsFor(processKey(s.labels, config.identity_labels));
       const status = s.labels[config.status_label] ?? '';
       totals.requests += s.value;
       totals.byStatus.set(status, (totals.byStatus.get(status) ?? 0) + s.value);
-      if (status !== '' && errorStatus.test(status)) totals.errors += s.value;
-    } else if (s.name === bucketName) {
+      if (status !== '' && this.errorStatus.test(status)) totals.errors += s.value;
+    } else if (s.name === this.bucketName) {
       const le = parseValue(s.labels.le ?? '');
-      if (le === null || Number.isNaN(le) || !Number.isFinite(s.value)) continue;
+      if (le === null || Number.isNaN(le) || !Number.isFinite(s.value)) return;
       const key = processKey(s.labels, config.identity_labels);
-      totalsFor(key);
-      let byLe = bucketsByProcess.get(key);
-      if (byLe === undefined) bucketsByProcess.set(key, (byLe = new Map()));
+      this.totalsFor(key);
+      let byLe = this.bucketsByProcess.get(key);
+      if (byLe === undefined) this.bucketsByProcess.set(key, (byLe = new Map()));
       byLe.set(le, (byLe.get(le) ?? 0) + s.value);
     } else if (s.name === config.identity_metric) {
       const key = processKey(s.labels, config.identity_labels);
-      identityValues.set(key, [...(identityValues.get(key) ?? []), s.value]);
+      const values = this.identityValues.get(key);
+      if (values === undefined) this.identityValues.set(key, [s.value]);
+      else values.push(s.value);
     }
   }
-  if (!seen && !declared) return null;
-  // A declared metric with no series yet (a fresh app): zero requests, from whichever process answered.
-  if (byProcess.size === 0) totalsFor('');
-  for (const [key, byLe] of bucketsByProcess) {
-    totalsFor(key).buckets = [...byLe].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le);
+
+  /** The snapshot; null when the requests metric was neither declared (`# TYPE`) nor sampled. */
+  finish(declared: boolean, connection: number): Snapshot | null {
+    if (!this.seen && !declared) return null;
+    // A declared metric with no series yet (a fresh app): zero requests, from whichever process answered.
+    if (this.byProcess.size === 0) this.totalsFor('');
+    for (const [key, byLe] of this.bucketsByProcess) {
+      this.totalsFor(key).buckets = [...byLe].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le);
+    }
+    const identity = new Map([...this.identityValues].map(([key, values]) => [key, values.sort((a, b) => a - b).join(',')]));
+    return { byProcess: this.byProcess, identity, connection };
   }
-  const identity = new Map([...identityValues].map(([key, values]) => [key, values.sort((a, b) => a - b).join(',')]));
-  return { byProcess, identity, connection };
+
+  private totalsFor(key: string): Totals {
+    let totals = this.byProcess.get(key);
+    if (totals === undefined) this.byProcess.set(key, (totals = { requests: 0, errors: 0, byStatus: new Map(), buckets: [] }));
+    return totals;
+  }
 }
 
 /**

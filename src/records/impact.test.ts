@@ -38,7 +38,7 @@ describe('rollback record: impact and evidence', () => {
       since: 1000,
       evidence: { statistic: 14.1, needed: 13.77, budget: 0.001, tolerance: 0.02, threshold: 0.05, p1: 0.0992, looks: 960, minSpanMs: 1000, n: 150, k: 15, excursion: { from: 1000, n: 150, k: 15 }, crossed: true },
     };
-    const release = { version: 'v2', previous: 'v1', startedAt: 1000, deployedBy: 'ci', source: 'detected' as const };
+    const release = { id: '1970-01-01T00-00-01-000Z_v2', version: 'v2', previous: 'v1', startedAt: 1000, deployedBy: 'ci', source: 'detected' as const };
     const record: RollbackRecord = {
       id: 'r1',
       from: 'v2',

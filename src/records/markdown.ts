@@ -20,6 +20,16 @@ export interface RecordDetails {
 
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : '—');
 const since = (from: number, to: number | null | undefined) => (to ? `+${formatDuration(to - from)}` : '—');
+/**
+ * A fenced code block that its content cannot close: the fence is one backtick longer than the
+ * longest backtick run inside (CommonMark: a closing fence is at least as long as the opening).
+ */
+export function codeBlock(lines: readonly string[]): string[] {
+  const longest = Math.max(0, ...lines.map((line) => Math.max(0, ...(line.match(/`+/g) ?? []).map((run) => run.length))));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return [fence, ...lines, fence];
+}
+
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function renderRecordMarkdown(record: RollbackRecord, details: RecordDetails): string {
@@ -78,13 +88,20 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
   if (record.steps.length === 0) lines.push('No step ran.');
   else {
     lines.push('| # | step | result | duration | attempt |', '| --- | --- | --- | --- | --- |');
-    for (const s of record.steps) {
+    for (const [i, s] of record.steps.entries()) {
+      // A step of a later attempt than the one before it: the plan stopped in between (the guard
+      // restarted, or the store or the lease was lost) and was resumed. Say so, with the gap.
+      const before = record.steps[i - 1];
+      if (before && s.attempt > before.attempt) {
+        const gap = before.finishedAt ? ` for ${formatDuration(Math.max(0, s.startedAt - before.finishedAt))}` : '';
+        lines.push(`| — | plan interrupted${gap} after step ${before.index + 1}, resumed (attempt ${s.attempt}) | — | — | — |`);
+      }
       const result = s.ok === undefined ? 'interrupted' : s.ok ? 'ok' : `failed: ${cell(s.error ?? '')}`;
       const duration = s.finishedAt ? formatDuration(s.finishedAt - s.startedAt) : '—';
       lines.push(`| ${s.index + 1} | ${cell(s.description)} | ${result} | ${duration} | ${s.attempt} |`);
     }
     for (const s of record.steps.filter((step) => step.output.length > 0)) {
-      lines.push('', `Step ${s.index + 1} output:`, '', '```', ...s.output, '```');
+      lines.push('', `Step ${s.index + 1} output:`, '', ...codeBlock(s.output));
     }
   }
   lines.push('', '## Verification', '');
@@ -96,7 +113,7 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
     }
   }
   if (details.logs.length > 0) {
-    lines.push('', '## Application logs (last lines)', '', '```', ...details.logs, '```');
+    lines.push('', '## Application logs (last lines)', '', ...codeBlock(details.logs));
   }
   lines.push('');
   return lines.join('\n');

@@ -64,7 +64,7 @@ export async function runCheck(
   const abort = new AbortController();
   const pending = new Set<Promise<void>>();
   // Judged like the first minutes of a release window: fast probes, all launched on schedule.
-  const window = { ...initialState(started), phase: 'guarding' as const, release: { version: 'check', previous: null, startedAt: started, deployedBy: 'check', source: 'manual' as const } };
+  const window = { ...initialState(started), phase: 'guarding' as const, release: { id: 'check', version: 'check', previous: null, startedAt: started, deployedBy: 'check', source: 'manual' as const } };
   await Promise.all(
     probes.map(async (probe) => {
       let next = started;

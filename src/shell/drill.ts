@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { Probe } from '../probes/types.js';
 import type { Clock } from './clock.js';
 import { runPlan, type PlanStep } from './rollback-runner.js';
+import { windowId } from '../core/windows.js';
 
 export interface DrillLeg {
   from: string;
@@ -70,6 +71,9 @@ async function leg(deps: DrillDeps, from: string, to: string): Promise<DrillLeg>
     log,
     signal: new AbortController().signal,
     stateDir: config.state_dir,
+    // A window of its own: a drill must neither restore a release's pre-release backup nor leave
+    // markers (a recorded undo, migrate_down done) that a real rollback of that release would obey.
+    windowId: windowId(begin, `drill-${from}`),
     fromStep: 0,
     hooks: {
       stepStarted: async (index) => void (started[index] = clock.now()),

@@ -4,7 +4,7 @@
  * persists each new state before carrying out its effects, and executes the effects.
  */
 import { setMaxListeners } from 'node:events';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
 import type { Config } from '../config/schema.js';
@@ -13,15 +13,19 @@ import { trafficImpact, type TrafficImpact } from '../records/impact.js';
 import { windowLooks } from '../core/sequential.js';
 import { policyFrom, probeIntervalMs, probesFast, probeTimeoutMs } from '../core/schedule.js';
 import { finishedRollbackRecord, initialState, rollbackTarget, transition } from '../core/transition.js';
+import { closesWindow, rollbackWindowId } from '../core/windows.js';
 import type { Effect, Event, FleetVerdict, GuardState, NotifyKind, Policy, Release, RollbackInProgress, RollbackRecord, RuleVerdict, Sample, Transition } from '../core/types.js';
 import type { NotificationEvent } from '../notify/types.js';
 import { runVerificationSuite } from '../verification/suite.js';
 import { errorMessage, StoreError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { redact, redactText } from '../redact.js';
 import type { GuardMetrics } from '../metrics.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../pm2/client.js';
 import type { Probe, SampleOptions } from '../probes/types.js';
 import { renderRecordMarkdown } from '../records/markdown.js';
+import { RecordWriter } from '../records/record-writer.js';
+import { DEFAULT_HISTORY_LIMIT, latestRecord, type HistoryPage } from '../records/history-page.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
 import { windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
@@ -30,8 +34,14 @@ import type { Leadership } from './leadership.js';
 import type { AlertmanagerPayload } from '../api/alertmanager-payload.js';
 import { AlertIntake } from './alert-intake.js';
 import { renderDrillMarkdown, runDrill, type DrillRecord } from './drill.js';
+import { Preparations, releaseBeganAt } from './preparations.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
+import { StepDataKeeper } from './step-data.js';
+import { preparedDataRoot, standbyProblems } from './shared-dir.js';
+import { StableBackups } from './stable-backups.js';
+import { planInterruptedMessage } from './plan-interruption.js';
 import { controlEvent, historyView, statusView } from './views.js';
+import { dirsWrittenBy, unwritableDirs } from './writable-dirs.js';
 
 export interface GuardDeps {
   config: Config;
@@ -104,15 +114,32 @@ export class Guard implements GuardControl {
   private storeError: string | null = null;
   /** Fleets: hosts whose clean window this host is still waiting for. */
   private fleetWaiting: string[] = [];
+  /** When the tick loop last began an iteration: /healthz reports a loop that stopped (loop-liveness.ts). */
+  lastTickAt: number | null = null;
+  /** Prunes old release windows' data and measures state_dir. */
+  private readonly stepData: StepDataKeeper;
+  /** What each step prepared per window, and the stable version's backups (which one a rollback restores). */
+  private readonly stableBackups: StableBackups;
+  private readonly preparations: Preparations;
+  /** Where step data lives: state_dir, or store.shared_dir under HA (shared-dir.ts). */
+  private readonly dataRoot: string;
+
+  private readonly records: RecordWriter;
 
   constructor(private readonly deps: GuardDeps) {
+    const common = { plan: deps.plan, clock: deps.clock, log: deps.log, service: deps.config.service, signal: this.stopping.signal };
+    this.dataRoot = preparedDataRoot(deps.config);
+    this.stableBackups = new StableBackups({ ...common, stateDir: this.dataRoot });
+    this.preparations = new Preparations({ ...common, stable: this.stableBackups, dataDir: (r, index, type) => stepDataDir(this.dataRoot, r.id, index, type) });
     this.policy = policyFrom(deps.config);
     this.alerts = deps.config.triggers.alertmanager ? new AlertIntake(deps.config.triggers.alertmanager) : null;
+    this.records = new RecordWriter({ ...deps, attempts: deps.config.records.write_attempts, signal: this.stopping.signal, giveUp: (message) => this.announce('record_not_written', 'critical', message) });
     this.probeTypes = new Map(deps.config.probes.map((p) => [p.name, p.type]));
     const { schedule, release } = deps.config;
     this.windowLooks = windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval });
     this.httpTimeouts = new Map(deps.config.probes.flatMap((p) => (p.type === 'http' ? [[p.name, p.timeout] as const] : [])));
     for (const probe of deps.probes) this.samples.set(probe.name, []);
+    this.stepData = new StepDataKeeper({ stateDir: this.dataRoot, settings: deps.config.state, log: deps.log, metrics: deps.metrics });
   }
 
   get current(): GuardState {
@@ -131,8 +158,10 @@ export class Guard implements GuardControl {
     this.acting = leadership ? await leadership.tryAcquire() : true;
     this.state = (await store.loadState()) ?? initialState(clock.now());
     this.baselines = await store.loadBaselines();
-    this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? null;
+    this.lastRecord = await latestRecord(store);
     log.info('guard starting', { component: 'guard', phase: this.state.phase, stable: this.state.stable, running: this.state.running });
+    await this.stepData.start(this.state.release);
+    void this.stepData.measure().catch(() => undefined);
     this.deps.metrics.observeState(this.state);
     this.observeLeadership();
     if (this.acts) {
@@ -163,11 +192,13 @@ export class Guard implements GuardControl {
       this.deps.log.info('waiting for the running rollback to finish before exit', { component: 'guard' });
       await this.rollbackRun;
     }
+    await this.stableBackups.settled();
     await this.queue.catch(() => undefined);
     // Only now hand the lease over: a standby must not start while this guard's step runs.
     await this.deps.leadership?.stop({ release: true });
     await Promise.allSettled(this.deps.probes.map((p) => p.close?.()));
-    this.deps.log.info('guard stopped', { component: 'guard', phase: this.state.phase });
+    // A guard whose start failed before its state was loaded never ran: the start-up error says why.
+    if ((this.state as GuardState | undefined) !== undefined) this.deps.log.info('guard stopped', { component: 'guard', phase: this.state.phase });
   }
 
   /** Feeds one event through the machine. Events are applied one at a time, in arrival order. */
@@ -204,6 +235,10 @@ export class Guard implements GuardControl {
         });
         if (result.state.phase === 'guarding' || before.phase === 'guarding') this.crashExits = [];
         this.wakeLoops();
+      }
+      // A window closed or another replaced it: old windows' data goes (never the current or last one).
+      if (closesWindow(before, result.state)) {
+        void this.stepData.windowClosed([result.state.release?.id, result.state.lastWindow?.id]);
       }
     }
     for (const effect of result.effects) await this.runEffect(effect);
@@ -276,15 +311,18 @@ export class Guard implements GuardControl {
         clock,
         log,
         signal: term ?? new AbortController().signal,
-        stateDir: config.state_dir,
+        stateDir: this.dataRoot,
+        windowId: effect.release.id,
         fromStep: effect.fromStep,
         hooks,
+        prepared: async (index, type, options) => (await this.preparations.resolve(effect.release, index, type, options)).prepared,
       });
     } catch (error) {
       result = { ok: false, error: `rollback plan crashed: ${errorMessage(error)}` };
     }
     if (term?.aborted || !this.acts || interrupted !== null) {
       log.warn('rollback plan interrupted: whoever acts next resumes it from the first step not finished', { component: 'rollback', reason: interrupted ?? 'the lease was lost', error: result.error });
+      this.announce('plan_interrupted', 'critical', planInterruptedMessage(this.state, this.deps.plan.length, interrupted ?? 'the lease was lost'));
       return;
     }
     await this.dispatch({ type: 'rollbackExecuted', ok: result.ok, ...(result.error ? { error: result.error } : {}), at: clock.now() });
@@ -299,7 +337,7 @@ export class Guard implements GuardControl {
   }
 
   /** Seed §3 after health is proven: functional, performance, data, security, resources. */
-  private async runVerificationSuite(rollback: RollbackInProgress): Promise<void> {
+  private async runVerificationSuite(_rollback: RollbackInProgress): Promise<void> {
     const { config, clock, log } = this.deps;
     log.info('verification suite started', { component: 'verify', checks: config.verification.checks.length });
     let outcome;
@@ -307,7 +345,7 @@ export class Guard implements GuardControl {
       outcome = await runVerificationSuite(config.verification.checks, {
         signal: this.stopping.signal,
         now: () => clock.now(),
-        rowSnapshot: await this.rowSnapshot(rollback.from),
+        rowSnapshot: await this.rowSnapshot(this.state.release?.id),
         resources: this.latestResources(),
       });
     } catch (error) {
@@ -317,12 +355,15 @@ export class Guard implements GuardControl {
     await this.dispatch({ type: 'verificationFinished', ok: outcome.ok, results: outcome.results, at: clock.now() });
   }
 
-  /** Row counts the database steps recorded when the window of `version` opened. */
-  private async rowSnapshot(version: string): Promise<Record<string, number>> {
+  /** Row counts the database steps recorded when the window being rolled back opened. */
+  private async rowSnapshot(windowId: string | undefined): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
     for (const [index, step] of this.deps.plan.entries()) {
-      if (step.config.type !== 'database') continue;
-      const file = join(stepDataDir(this.deps.config.state_dir, version, index, step.config.type), 'snapshot.json');
+      if (step.config.type !== 'database' || windowId === undefined) continue;
+      // The snapshot beside the backup the rollback restored (the stable one for a detected release).
+      const release = this.state.release?.id === windowId ? this.state.release : null;
+      const used = release ? (await this.preparations.resolve(release, index, step.config.type, { waitMs: 0 })).prepared?.dir : undefined;
+      const file = join(used ?? stepDataDir(this.dataRoot, windowId, index, step.config.type), 'snapshot.json');
       try {
         const snapshot = JSON.parse(await readFile(file, 'utf8')) as { counts?: Record<string, unknown> };
         for (const [table, n] of Object.entries(snapshot.counts ?? {})) if (typeof n === 'number') counts[table] = n;
@@ -348,25 +389,7 @@ export class Guard implements GuardControl {
 
   /** Lets each rollback step snapshot what it will need to undo this release. */
   private async prepareRelease(release: Release): Promise<void> {
-    const { config, log } = this.deps;
-    for (const [index, step] of this.deps.plan.entries()) {
-      if (!step.strategy.prepare) continue;
-      const stepLog = log.child({ component: 'prepare', step: index + 1, strategy: step.config.type });
-      const dataDir = stepDataDir(config.state_dir, release.version, index, step.config.type);
-      try {
-        await mkdir(dataDir, { recursive: true });
-        await step.strategy.prepare({
-          service: config.service,
-          version: release.version,
-          previous: release.previous,
-          signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(step.config.timeout)]),
-          progress: (message) => stepLog.info(message),
-          dataDir,
-        });
-      } catch (error) {
-        stepLog.error('could not prepare the rollback of this release', { error: errorMessage(error), release: release.version });
-      }
-    }
+    await this.preparations.prepareAll(release, releaseBeganAt(release, this.samples.get(this.deps.config.release.version_probe)));
     // A release that cannot be rolled back is reported now, not discovered during the outage.
     const readiness = await this.preflight();
     if (!readiness.ready && !this.stopping.signal.aborted) {
@@ -394,7 +417,7 @@ export class Guard implements GuardControl {
       await this.dispatch({ type: 'drillFinished', ok: passed, at: clock.now() }).catch(() => undefined);
     }
     this.deps.metrics.drillFinished(record);
-    const path = await store.writeDrill(record.id, record, renderDrillMarkdown(record));
+    const path = await store.writeDrill(record.id, redact(record), redactText(renderDrillMarkdown(record)));
     log.info(`drill ${record.ok ? 'passed' : 'FAILED'}; record ${path}`, { component: 'drill' });
     return { ok: true, record };
   }
@@ -406,26 +429,40 @@ export class Guard implements GuardControl {
     const problems: string[] = [];
     if (!from) problems.push('no running version is known yet');
     else if (!to) problems.push(`no version to roll back to from ${from} (no successful earlier version recorded)`);
+    // A standby proves it could undo what the acting guard prepared (item 11).
+    if (!this.acts && this.dataRoot !== config.state_dir) {
+      const release = this.state.release;
+      const windowDirs = release ? this.deps.plan.flatMap((s, i) => (s.strategy.prepare ? [{ step: i + 1, dir: stepDataDir(this.dataRoot, release.id, i, s.config.type) }] : [])) : [];
+      problems.push(...(await standbyProblems(this.dataRoot, this.deps.leadership?.view.holder ?? null, windowDirs)));
+    }
     const steps = await Promise.all(
       this.deps.plan.map(async (step, index) => {
         const description = step.strategy.describe({ from: from ?? '?', to: to ?? '?' });
         if (!from || !to) return { index, type: step.config.type, description, problems: [] as string[] };
         let stepProblems: string[];
         try {
-          stepProblems = await step.strategy.check({
+          // The backup this step's rollback would restore now (preparations.ts), and whether one predates the release.
+          const resolved = this.state.release?.version === from && step.strategy.prepare
+            ? await this.preparations.resolve(this.state.release, index, step.config.type, { waitMs: 0 })
+            : { problems: [] };
+          stepProblems = resolved.problems;
+          stepProblems.push(...await step.strategy.check({
             service: config.service,
             from,
             to,
             signal: AbortSignal.timeout(Math.min(step.config.timeout, 30_000)),
             progress: () => undefined,
-            dataDir: stepDataDir(config.state_dir, from, index, step.config.type),
-          });
+            dataDir: stepDataDir(this.dataRoot, rollbackWindowId(this.state, from, clock.now()), index, step.config.type),
+            ...(resolved.prepared ? { prepared: resolved.prepared } : {}),
+          }));
         } catch (error) {
           stepProblems = [`readiness check failed: ${errorMessage(error)}`];
         }
+        stepProblems.push(...(await unwritableDirs(dirsWrittenBy(step.config, config.state_dir))));
         return { index, type: step.config.type, description, problems: stepProblems };
       }),
     );
+    problems.push(...(await this.stepData.problems()));
     const ready = problems.length === 0 && steps.every((s) => s.problems.length === 0);
     this.deps.metrics.observePreflight(ready, steps);
     return { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };
@@ -449,12 +486,12 @@ export class Guard implements GuardControl {
   }
 
   private async writeRecord(record: RollbackRecord): Promise<void> {
-    const { config, store, log, metrics, pm2 } = this.deps;
+    const { config, metrics, pm2 } = this.deps;
     metrics.rollbackFinished(record.breach.trigger, record.outcome, record.breach.decidedAt, record.finishedAt);
     this.lastRecord = record;
     let logs: string[] = [];
     if (pm2 && config.pm2) {
-      logs = await pm2.logTail(config.pm2.app, 40).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
+      logs = await pm2.logTail(config.pm2.app, config.records.log_lines, config.records.log_bytes).catch((error: unknown) => [`(pm2 logs unavailable: ${errorMessage(error)})`]);
     }
     const svg = renderTimelineSvg(windowTimeline(record, this.samples, this.probeTypes, config.service));
     const impact = this.impactOf(record);
@@ -466,12 +503,8 @@ export class Guard implements GuardControl {
       timeline: `${record.id}.svg`,
       ...(impact ? { impact } : {}),
     };
-    try {
-      const paths = await store.writeRecord(record, renderRecordMarkdown(record, details), { service: config.service, logs, ...(impact ? { impact } : {}) }, svg);
-      log.info('rollback record written', { component: 'record', id: record.id, markdown: paths.markdown });
-    } catch (error) {
-      log.error('rollback record could not be written', { component: 'record', id: record.id, error: errorMessage(error) });
-    }
+    // Retried in the background when it fails (records/record-writer.ts).
+    await this.records.write({ record: redact(record), markdown: redactText(renderRecordMarkdown(record, details)), extra: redact({ service: config.service, logs, ...(impact ? { impact } : {}) }), svg });
   }
 
   /** Requests and errors the release served until it was rolled back, when a rule reads counted traffic. */
@@ -606,6 +639,7 @@ export class Guard implements GuardControl {
     while (!this.stopping.signal.aborted) {
       await clock.sleep(1000, this.stopping.signal);
       if (this.stopping.signal.aborted) break;
+      this.lastTickAt = clock.now();
       if (!this.acts) {
         // Standing by (or cut off from the store): stay warm, follow the leader, act never.
         await this.followLeader();
@@ -614,6 +648,7 @@ export class Guard implements GuardControl {
       }
       await this.resumeInterruptedPlan();
       await this.dispatch({ type: 'tick', at: clock.now() });
+      this.stableBackups.refresh(this.state);
       await this.evaluate();
       await this.refreshBaseline();
       this.refreshCheckLatency();
@@ -726,8 +761,8 @@ export class Guard implements GuardControl {
     };
   }
 
-  async history(): Promise<HistoryView> {
-    return historyView(this.deps.config.service, this.state, await this.deps.store.listRecords());
+  async history(page: HistoryPage = { limit: DEFAULT_HISTORY_LIMIT }): Promise<HistoryView> {
+    return historyView(this.deps.config.service, this.state, await this.deps.store.recordPage(page));
   }
 
   metrics() {
@@ -843,7 +878,7 @@ export class Guard implements GuardControl {
       const baselines = await store.loadBaselines();
       if (Object.keys(baselines).length > 0) this.baselines = baselines;
       else if (Object.keys(this.baselines).length > 0) await store.saveBaselines(this.baselines);
-      this.lastRecord = (await store.listRecords()).sort((a, b) => a.finishedAt - b.finishedAt).at(-1) ?? this.lastRecord;
+      this.lastRecord = (await latestRecord(store)) ?? this.lastRecord;
       this.acting = true;
       this.markStore(true);
       this.deps.metrics.observeState(this.state);

@@ -2,11 +2,13 @@
  * ProcessRunner against real programs (sh, sleep, printf, node): exit codes, output tails,
  * timeouts and aborts that really kill, stdin and stdout files, and arguments kept literal.
  */
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProcessRunner } from './process-runner.js';
+import { groupMembers } from './process-group.js';
 import { rejection as rollbackError } from '../../test/helpers/rejection.js';
 
 const runner = new ProcessRunner();
@@ -20,6 +22,17 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Alive and not a zombie (a zombie's parent, maybe pid 1 of a container, has not reaped it yet). */
+function isRunning(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 function isAlive(pid: number): boolean {
   try {
@@ -182,6 +195,30 @@ describe('ProcessRunner.run', () => {
     expect(result.stdoutTail).toEqual([arg]);
     await expect(readFile(path.join(dir, 'pwned'))).rejects.toThrow(/ENOENT/);
   });
+
+  it('stops the whole process group on timeout: no grandchild survives', async () => {
+    const pidFile = path.join(dir, 'pid');
+    // `sleep 300 &` is a grandchild in the step's group, not the direct child the runner spawned.
+    const childFile = path.join(dir, 'grandchild');
+    const script = 'echo $$ > "$0"; sleep 300 >/dev/null 2>&1 & echo $! > "$1"; sleep 300';
+    const error = await rollbackError(runner.run('sh', ['-c', script, pidFile, childFile], { timeoutMs: 400 }));
+    expect(error.message).toMatch(/timed out after 400ms/);
+    const pgid = await pidFrom(pidFile);
+    const grandchild = await pidFrom(childFile);
+    expect(isRunning(grandchild)).toBe(false);
+    expect(await groupMembers(pgid)).toEqual([]);
+  }, 15_000);
+
+  it('stops what the program left running in its group when it exits', async () => {
+    const pidFile = path.join(dir, 'pid');
+    const childFile = path.join(dir, 'grandchild');
+    await runner.run('sh', ['-c', 'echo $$ > "$0"; sleep 300 >/dev/null 2>&1 & echo $! > "$1"', pidFile, childFile], { timeoutMs: 10_000 });
+    const grandchild = await pidFrom(childFile);
+    const deadline = Date.now() + 5000;
+    while (isRunning(grandchild) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(isRunning(grandchild)).toBe(false);
+    expect(await groupMembers(await pidFrom(pidFile))).toEqual([]);
+  }, 15_000);
 
   it('runs in cwd with extra environment on top of its own', async () => {
     const result = await runner.run('sh', ['-c', 'pwd; echo "$RG_EXTRA"; test -n "$PATH" && echo has-path'], {

@@ -1,7 +1,9 @@
 /**
  * The real CommandRunner: `spawn` with `shell: false`, a timeout and an abort signal that kill
- * the program (SIGTERM, then SIGKILL), bounded output tails, stdin from a file or text, stdout
- * optionally streamed to a file.
+ * the program's whole process group (SIGTERM, then SIGKILL), bounded output tails, stdin from a
+ * file or text, stdout optionally streamed to a file. Each program leads its own process group
+ * (see process-group.ts): what it leaves running in that group when it exits is stopped too, and
+ * with a registry the group is known to the next guard process if this one is killed mid-step.
  */
 import { spawn } from 'node:child_process';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
@@ -10,6 +12,8 @@ import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { RollbackError } from '../errors.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../strategies/command-runner.js';
+import { GROUP_TOKEN_ENV, groupGone, signalGroup, type GroupRegistry } from './process-group.js';
+import { stepEnvironment } from './step-env.js';
 
 const TAIL_LINES = 40;
 const TAIL_BYTES = 16 * 1024;
@@ -27,6 +31,9 @@ class Tail {
 }
 
 export class ProcessRunner implements CommandRunner {
+  /** `registry`: where running groups are noted for the next start (the daemon gives its state dir's). */
+  constructor(private readonly options: { registry?: GroupRegistry } = {}) {}
+
   async which(command: string): Promise<string | null> {
     if (command.includes('/')) return (await access(command, constants.X_OK).then(() => true, () => false)) ? command : null;
     for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -43,20 +50,44 @@ export class ProcessRunner implements CommandRunner {
     return new Promise<CommandResult>((resolve, reject) => {
       const stdout = new Tail();
       const stderr = new Tail();
+      // Noted before the spawn, so a kill -9 of the guard at any moment after it leaves a trace.
+      const token = this.options.registry?.prepare(label);
       const child = spawn(command, [...args], {
         cwd: options.cwd,
-        env: { ...process.env, ...options.env },
+        // A minimal environment, never the guard's own (its secrets): see step-env.ts.
+        env: stepEnvironment({ ...options.env, ...(token ? { [GROUP_TOKEN_ENV]: token } : {}) }),
         shell: false,
         stdio: ['pipe', 'pipe', 'pipe'],
+        // Its own process group: stopping the step stops everything the program started.
+        detached: true,
       });
+      const pgid = child.pid;
       let stopped: string | null = null;
       let killTimer: NodeJS.Timeout | undefined;
-      const stop = (why: string) => {
-        if (stopped || child.exitCode !== null) return;
-        stopped = why;
-        child.kill('SIGTERM');
-        killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+      const killGroup = (signal: NodeJS.Signals) => {
+        if (pgid === undefined) return;
+        try {
+          signalGroup(pgid, signal);
+        } catch {
+          // EPERM: a member changed its user; the leader at least is ours to signal.
+          child.kill(signal);
+        }
       };
+      const stopGroup = () => {
+        killGroup('SIGTERM');
+        clearTimeout(killTimer);
+        killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+      };
+      const stop = (why: string) => {
+        if (stopped) return;
+        stopped = why;
+        stopGroup();
+      };
+      // The program exited: what it left running in its group (a background job holding the
+      // output pipe open, a server it forgot) is stopped, or the step would never end or leak it.
+      child.once('exit', () => {
+        if (pgid !== undefined && signalGroup(pgid, 0)) stopGroup();
+      });
       const timer = setTimeout(() => stop(`timed out after ${options.timeoutMs}ms`), options.timeoutMs);
       const onAbort = () => stop('cancelled');
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -85,6 +116,11 @@ export class ProcessRunner implements CommandRunner {
       const finish = (error: RollbackError | null, code: number) => {
         clearTimeout(timer);
         clearTimeout(killTimer);
+        if (pgid !== undefined) {
+          // A member that ignored SIGTERM gets SIGKILL now; then the group is gone and forgotten.
+          if (signalGroup(pgid, 0)) killGroup('SIGKILL');
+        }
+        if (token) this.options.registry?.remove(token);
         options.signal?.removeEventListener('abort', onAbort);
         if (error) return reject(error);
         resolve({ code, stdoutTail: stdout.lines(), stderrTail: stderr.lines(), durationMs: Date.now() - started });
@@ -94,7 +130,9 @@ export class ProcessRunner implements CommandRunner {
         finish(new RollbackError(message, command, { cause: error }), -1);
       });
       child.on('close', (code, signal) => {
-        void Promise.allSettled(io).then((results) => {
+        // Resolved only once nothing of the group is left (bounded), so a stopped step is stopped.
+        void Promise.allSettled([...io, pgid === undefined ? Promise.resolve() : groupGone(pgid)]).then((all) => {
+          const results = all.slice(0, io.length);
           const ioError = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
           const tail = stderr.lines().slice(-5).join(' | ');
           if (stopped) return finish(new RollbackError(`${label}: ${stopped}${tail ? `; stderr: ${tail}` : ''}`, command), code ?? -1);

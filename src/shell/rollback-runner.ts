@@ -3,12 +3,13 @@
  * A failed step stops the plan; the result says which step failed and why.
  */
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { StrategyConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { RollbackStrategy } from '../strategies/types.js';
+import { redactText } from '../redact.js';
+import type { PreparedData, RollbackStrategy } from '../strategies/types.js';
 import type { Clock } from './clock.js';
+import { stepDataDir } from './step-data.js';
 
 export interface PlanResult {
   ok: boolean;
@@ -26,15 +27,23 @@ export interface PlanStep {
   strategy: RollbackStrategy;
 }
 
-/** Where step `index` keeps what it prepared for release `version`: `<stateDir>/releases/<version>/<n>-<type>`. */
-export function stepDataDir(stateDir: string, version: string, index: number, type: string): string {
-  return join(stateDir, 'releases', version, `${index + 1}-${type}`);
-}
+export { stepDataDir };
 
 export async function runPlan(
   steps: readonly PlanStep[],
   target: { service: string; from: string; to: string },
-  deps: { clock: Clock; log: Logger; signal: AbortSignal; stateDir: string; fromStep: number; hooks: PlanHooks },
+  deps: {
+    clock: Clock;
+    log: Logger;
+    signal: AbortSignal;
+    stateDir: string;
+    /** The release window whose prepared data the steps use (see step-data.ts). */
+    windowId: string;
+    fromStep: number;
+    hooks: PlanHooks;
+    /** Which prepared data a step that has `prepare` restores from; may wait for it (preparations.ts). */
+    prepared?: (index: number, type: string, options: { waitMs: number; signal: AbortSignal; progress(message: string): void }) => Promise<PreparedData | undefined>;
+  },
 ): Promise<PlanResult> {
   for (const [index, { config, strategy }] of steps.entries()) {
     if (index < deps.fromStep) continue;
@@ -46,27 +55,43 @@ export async function runPlan(
     await deps.hooks.stepStarted(index, config.type, description);
     const timeout = AbortSignal.timeout(config.timeout);
     const signal = AbortSignal.any([deps.signal, timeout]);
-    const dataDir = stepDataDir(deps.stateDir, target.from, index, config.type);
+    const dataDir = stepDataDir(deps.stateDir, deps.windowId, index, config.type);
     await mkdir(dataDir, { recursive: true });
-    const ctx = {
+    // Kept in the record whatever the step logs after it: which backup the step restored.
+    const pinned: string[] = [];
+    const kept = () => [...pinned, ...output.filter((line) => !pinned.includes(line)).slice(-(20 - pinned.length))];
+    const ctx: Parameters<RollbackStrategy['execute']>[0] = {
       ...target,
       dataDir,
       signal,
+      // Step output goes to the state, records, /status and notifications: redacted at the source.
       progress: (message: string) => {
-        output.push(message);
-        log.info(message);
+        const line = redactText(message);
+        output.push(line);
+        log.info(line);
       },
     };
     try {
+      if (strategy.prepare && deps.prepared) {
+        // At most half the step's time waiting for its preparation: the rest is for the restore.
+        const prepared = await raceAbort(deps.prepared(index, config.type, { waitMs: config.timeout / 2, signal, progress: ctx.progress }), signal, () =>
+          timeout.aborted ? `timed out after ${config.timeout}ms` : 'the guard is stopping',
+        );
+        if (prepared) {
+          ctx.prepared = prepared;
+          pinned.push(prepared.note);
+          ctx.progress(prepared.note);
+        }
+      }
       await raceAbort(strategy.execute(ctx), signal, () =>
         timeout.aborted ? `timed out after ${config.timeout}ms` : 'the guard is stopping',
       );
       log.info(`step ${index + 1}/${steps.length} done in ${deps.clock.now() - startedAt}ms`);
-      await deps.hooks.stepFinished(index, true, output.slice(-20));
+      await deps.hooks.stepFinished(index, true, kept());
     } catch (error) {
-      const message = errorMessage(error);
+      const message = redactText(errorMessage(error));
       log.error(`step ${index + 1}/${steps.length} failed after ${deps.clock.now() - startedAt}ms: ${message}`);
-      await deps.hooks.stepFinished(index, false, output.slice(-20), message);
+      await deps.hooks.stepFinished(index, false, kept(), message);
       return { ok: false, error: `step ${index + 1} (${config.type}) failed: ${message}` };
     }
   }

@@ -25,13 +25,13 @@ describe('views', () => {
         { version: 'v3', at: 3, status: 'success' as const, deployedBy: 'ci' },
       ],
     };
-    const view = historyView('web', state, []);
+    const view = historyView('web', state, { items: [], more: false });
     expect(view.candidates).toEqual(['v3', 'v1']);
     expect(view.deployments[1]).toMatchObject({ version: 'v2', status: 'rolled_back', at: '1970-01-01T00:00:00.002Z' });
   });
 
   it('status: the window end is shown only while guarding', () => {
-    const release = { version: 'v2', previous: 'v1', startedAt: 1000, deployedBy: 'ci', source: 'manual' as const };
+    const release = { id: '1970-01-01T00-00-01-000Z_v2', version: 'v2', previous: 'v1', startedAt: 1000, deployedBy: 'ci', source: 'manual' as const };
     const guarding = statusView({ service: 'web', state: { ...initialState(0), phase: 'guarding', release }, windowMs: 60_000, verdicts: [], lastRecord: null, now: 2000 });
     expect(guarding.release?.windowEndsAt).toBe('1970-01-01T00:01:01.000Z');
     const promoted = statusView({ service: 'web', state: { ...initialState(0), phase: 'promoted', release }, windowMs: 60_000, verdicts: [], lastRecord: null, now: 2000 });

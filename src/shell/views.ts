@@ -5,6 +5,7 @@
 import type { ControlRequest, HistoryView, StatusView } from '../api/types.js';
 import type { Event, GuardState, RollbackRecord, RuleVerdict } from '../core/types.js';
 import { candidates } from '../core/versions.js';
+import type { RecordSummary } from '../records/history-page.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -68,13 +69,15 @@ export function statusView({ service, state: s, windowMs, verdicts, lastRecord, 
   };
 }
 
-/** GET /history: deployments, the version manager's view, and the rollback records. */
-export function historyView(service: string, state: GuardState, records: readonly RollbackRecord[]): HistoryView {
+/** GET /history: deployments, the version manager's view, and one page of rollback records (newest first). */
+export function historyView(service: string, state: GuardState, page: { items: readonly RecordSummary[]; more: boolean }): HistoryView {
+  const last = page.items.at(-1);
   return {
     service,
     deployments: state.history.map((h) => ({ ...h, at: iso(h.at) })),
     candidates: candidates(state.history),
     previousStable: state.stable,
-    rollbacks: records.map((r) => ({ id: r.id, from: r.from, to: r.to, outcome: r.outcome, finishedAt: iso(r.finishedAt), reason: r.breach.reason })),
+    rollbacks: page.items.map((r) => ({ id: r.id, from: r.from, to: r.to, outcome: r.outcome, finishedAt: iso(r.finishedAt), reason: r.reason })),
+    next: page.more && last ? iso(last.finishedAt) : null,
   };
 }

@@ -28,6 +28,28 @@ describe('FileStore', () => {
     await expect(store.loadState()).rejects.toThrow(/not valid JSON/);
   });
 
+  it('history reads its index, not the records; a missing or corrupt index is rebuilt, a record without JSON is not listed', async () => {
+    const store = await new FileStore(dir).open();
+    const rec = (id: string, finishedAt: number) => ({
+      id, from: 'v2', to: 'v1', outcome: 'rolled_back' as const, finishedAt, startedAt: 1, executedAt: 2, attempts: 1, steps: [],
+      release: { id: '1970-01-01T00-00-00-001Z_v2', version: 'v2', previous: 'v1', startedAt: 1, deployedBy: 'ci', source: 'detected' as const },
+      breach: { trigger: 'rule' as const, rules: [], reason: `r${finishedAt}`, verdicts: [], decidedAt: 1, faultAt: 1 },
+      verification: { healthPasses: 3, checks: [] },
+    });
+    await store.writeRecord(rec('a', 1000), '# a', {});
+    await store.writeRecord(rec('b', 2000), '# b', {});
+    // A record the index knows is listed from the index alone: its JSON is not parsed again.
+    await writeFile(join(dir, 'rollbacks', 'b.json'), '{ not json');
+    expect((await store.recordPage({ limit: 10 })).items.map((s) => s.id)).toEqual(['b', 'a']);
+    // A corrupt index is rebuilt from the records that parse; the Markdown alone is not a record.
+    await writeFile(join(dir, 'records-index.json'), '[{"id":');
+    await writeFile(join(dir, 'rollbacks', 'c.md'), '# c without json');
+    expect((await store.recordPage({ limit: 10 })).items.map((s) => s.id)).toEqual(['a']);
+    await rm(join(dir, 'records-index.json'));
+    await store.writeRecord(rec('b', 2000), '# b', {});
+    expect((await store.recordPage({ limit: 10 })).items.map((s) => s.id)).toEqual(['b', 'a']);
+  });
+
   it('rejects record ids that would escape the directory', async () => {
     const store = await new FileStore(dir).open();
     expect(await store.readRecord('../state')).toBeNull();

@@ -3,35 +3,29 @@
  * renamed over the old one and the directory fsynced, so a crash or power loss leaves either the
  * old or the new content. No server is needed.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { GuardState, RollbackRecord } from '../core/types.js';
 import { StoreError } from '../errors.js';
+import { writeFilesAtomic as writeAll } from './atomic-write.js';
+import { parseStoredState, StateRefused } from './state-schema.js';
 import type { Baselines, Lease, StateStore } from './state-store.js';
+import { pageOf, summaryOf, type HistoryPage, type RecordSummary } from '../records/history-page.js';
 
 const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
+/** Atomic write (see atomic-write.ts); a failure is a StoreError naming the file. */
 export async function writeFileAtomic(path: string, content: string, dir: string): Promise<void> {
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  return writeFilesAtomic([[path, content]], dir);
+}
+
+/** Several files of one directory as a unit, the last the commit point (atomic-write.ts); a failure is a StoreError naming them. */
+export async function writeFilesAtomic(files: readonly (readonly [path: string, content: string])[], dir: string): Promise<void> {
   try {
-    const handle = await open(temp, 'w', 0o640);
-    try {
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await writeAll(files, { dir });
   } catch (error) {
-    await rm(temp, { force: true });
+    const path = files.map(([p]) => p).join(', ');
     throw new StoreError(`cannot write ${path}: ${(error as Error).message}`, 'store_write', 'check that state_dir exists and is writable by the guard', { cause: error });
   }
 }
@@ -70,12 +64,17 @@ export class FileStore implements StateStore {
     return this;
   }
 
+  /** The saved state, validated as a whole (state-schema.ts): a corrupt or foreign one is refused and left in place. */
   async loadState(): Promise<GuardState | null> {
-    const state = await readJson<GuardState>(join(this.dir, 'state.json'));
-    if (state && state.schemaVersion !== 1) {
-      throw new StoreError(`state.json has schemaVersion ${String(state.schemaVersion)}; this release-guard reads 1`, 'store_version');
+    const file = join(this.dir, 'state.json');
+    const raw = await readJson<unknown>(file);
+    if (raw === null) return null;
+    try {
+      return parseStoredState(raw, file);
+    } catch (error) {
+      if (error instanceof StateRefused) throw new StoreError(error.message, error.code, undefined, { cause: error });
+      throw error;
     }
-    return state;
   }
 
   saveState(state: GuardState): Promise<void> {
@@ -94,9 +93,20 @@ export class FileStore implements StateStore {
     if (!RECORD_ID.test(record.id)) throw new StoreError(`unsafe record id ${JSON.stringify(record.id)}`, 'store_id');
     const json = join(this.records, `${record.id}.json`);
     const md = join(this.records, `${record.id}.md`);
-    await writeFileAtomic(json, JSON.stringify({ ...record, ...extra }, null, 2), this.records);
-    if (svg !== undefined) await writeFileAtomic(join(this.records, `${record.id}.svg`), svg, this.records);
-    await writeFileAtomic(md, markdown, this.records);
+    // The directory may have been removed or replaced meanwhile: a retried write recreates it.
+    await mkdir(this.records, { recursive: true, mode: 0o750 }).catch(() => undefined);
+    // The JSON last: it is the commit point. History lists records by their JSON, so a record
+    // is listed only once its Markdown (and picture) are in place.
+    await writeFilesAtomic(
+      [
+        ...(svg !== undefined ? [[join(this.records, `${record.id}.svg`), svg] as const] : []),
+        [md, markdown],
+        [json, JSON.stringify({ ...record, ...extra }, null, 2)],
+      ],
+      this.records,
+    );
+    // The index is a cache of the records: a failure here is repaired by the next read of it.
+    await this.updateIndex(summaryOf(record)).catch(() => undefined);
     return { json, markdown: md };
   }
 
@@ -113,6 +123,46 @@ export class FileStore implements StateStore {
     const names = (await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
     const records = await Promise.all(names.map((n) => readJson<RollbackRecord & Record<string, unknown>>(join(this.records, n))));
     return records.filter((r): r is RollbackRecord & Record<string, unknown> => r !== null);
+  }
+
+  /** `<state_dir>/records-index.json`: one summary per record, kept at write time. */
+  private get indexFile(): string {
+    return join(this.dir, 'records-index.json');
+  }
+
+  private async updateIndex(summary: RecordSummary): Promise<void> {
+    const index = (await this.loadIndex()).filter((s) => s.id !== summary.id);
+    await writeFileAtomic(this.indexFile, JSON.stringify([...index, summary]), this.dir);
+  }
+
+  /**
+   * The index, checked against the record files' names (a cheap directory listing): records the
+   * index misses (written by an older version, or a crash between the record and its index) are
+   * read and added, entries without a JSON file dropped; a missing or corrupt index is rebuilt.
+   */
+  private async loadIndex(): Promise<RecordSummary[]> {
+    const ids = new Set((await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+    let index: RecordSummary[] | null = null;
+    try {
+      const parsed = JSON.parse(await readFile(this.indexFile, 'utf8')) as unknown;
+      if (Array.isArray(parsed)) index = parsed as RecordSummary[];
+    } catch {
+      index = null;
+    }
+    const known = new Set((index ?? []).map((s) => s.id));
+    const kept = (index ?? []).filter((s) => ids.has(s.id));
+    const missing = [...ids].filter((id) => !known.has(id));
+    if (index !== null && missing.length === 0 && kept.length === index.length) return kept;
+    for (const id of missing) {
+      const record = await readJson<RollbackRecord>(join(this.records, `${id}.json`)).catch(() => null);
+      if (record) kept.push(summaryOf(record));
+    }
+    await writeFileAtomic(this.indexFile, JSON.stringify(kept), this.dir).catch(() => undefined);
+    return kept;
+  }
+
+  async recordPage(page: HistoryPage) {
+    return pageOf(await this.loadIndex(), page);
   }
 
   /**

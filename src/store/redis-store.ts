@@ -35,6 +35,8 @@ import { Redis } from 'ioredis';
 import type { GuardState, RollbackRecord } from '../core/types.js';
 import { errorMessage, StoreError } from '../errors.js';
 import type { Baselines, FleetBoard, FleetVerdict, Lease, StateStore } from './state-store.js';
+import { parseStoredState, StateRefused } from './state-schema.js';
+import { summaryOf, type HistoryPage, type RecordSummary } from '../records/history-page.js';
 
 const RECORD_ID = /^[A-Za-z0-9._-]{1,200}$/;
 const FLEET_TTL_S = 30 * 24 * 3600;
@@ -267,17 +269,25 @@ export class RedisStore implements StateStore, FleetBoard {
       this.rev = 0;
       return null;
     }
+    const where = `${this.where}: key ${this.key('state')}`;
     let envelope: Envelope;
     try {
       envelope = JSON.parse(text) as Envelope;
     } catch (error) {
-      throw new StoreError(`${this.where}: ${this.key('state')} is not valid JSON; delete it to start fresh`, 'store_corrupt', undefined, { cause: error });
+      throw new StoreError(`${where} is not valid JSON; it was left untouched: rename it to start fresh`, 'store_corrupt', undefined, { cause: error });
     }
-    if (envelope.state?.schemaVersion !== 1) {
-      throw new StoreError(`${this.where}: ${this.key('state')} has schemaVersion ${String(envelope.state?.schemaVersion)}; this release-guard reads 1`, 'store_version');
+    if (typeof envelope !== 'object' || envelope === null || !Number.isSafeInteger(envelope.rev)) {
+      throw new StoreError(`${where} is not a release-guard state envelope (no integer rev); it was left untouched: rename it to start fresh`, 'store_corrupt');
+    }
+    let state: GuardState;
+    try {
+      state = parseStoredState(envelope.state, where);
+    } catch (error) {
+      if (error instanceof StateRefused) throw new StoreError(error.message.replace('move it aside', 'rename it'), error.code, undefined, { cause: error });
+      throw error;
     }
     this.rev = envelope.rev;
-    return envelope.state;
+    return state;
   }
 
   /** The stored envelope's revision, fencing token and writer (for status and tests). */
@@ -308,7 +318,8 @@ export class RedisStore implements StateStore, FleetBoard {
   async writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>, svg?: string) {
     if (!RECORD_ID.test(record.id)) throw new StoreError(`unsafe record id ${JSON.stringify(record.id)}`, 'store_id');
     const key = this.key(`record:${record.id}`);
-    const fields = ['json', JSON.stringify({ ...record, ...extra }), 'markdown', markdown, ...(svg !== undefined ? ['svg', svg] : [])];
+    // `summary`: what /history lists, so a page reads it alone (records:<id> by the `records` zset).
+    const fields = ['json', JSON.stringify({ ...record, ...extra }), 'markdown', markdown, 'summary', JSON.stringify(summaryOf(record)), ...(svg !== undefined ? ['svg', svg] : [])];
     await this.run('write record', () =>
       this.client.eval(FENCED_HASH, 3, key, this.key('records'), this.key('lease'), this.mine(), record.id, String(record.finishedAt), ...fields),
     );
@@ -322,6 +333,25 @@ export class RedisStore implements StateStore, FleetBoard {
     for (const id of ids) pipeline.hget(this.key(`record:${id}`), 'json');
     const results = (await this.run('list records', () => pipeline.exec())) ?? [];
     return results.flatMap(([error, text]) => (error || typeof text !== 'string' ? [] : [JSON.parse(text) as RollbackRecord & Record<string, unknown>]));
+  }
+
+  /** The `records` zset (scored by finishedAt) is the index: one range read, then one summary per listed record. */
+  async recordPage(page: HistoryPage) {
+    const max = page.before === undefined ? '+inf' : `(${page.before}`;
+    const ids = await this.run('list records', () => this.client.zrevrangebyscore(this.key('records'), max, '-inf', 'LIMIT', 0, page.limit + 1));
+    const more = ids.length > page.limit;
+    const listed = ids.slice(0, page.limit);
+    if (listed.length === 0) return { items: [], more: false };
+    const pipeline = this.client.pipeline();
+    for (const id of listed) pipeline.hmget(this.key(`record:${id}`), 'summary', 'json');
+    const results = (await this.run('list records', () => pipeline.exec())) ?? [];
+    const items: RecordSummary[] = results.flatMap(([error, value]) => {
+      const [summary, json] = (error ? [null, null] : value) as [string | null, string | null];
+      // Records written before summaries existed: read once from their JSON.
+      if (summary) return [JSON.parse(summary) as RecordSummary];
+      return json ? [summaryOf(JSON.parse(json) as RollbackRecord)] : [];
+    });
+    return { items, more };
   }
 
   async readRecord(id: string) {

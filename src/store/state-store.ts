@@ -1,4 +1,5 @@
 import type { FleetVerdict, GuardState, RollbackRecord } from '../core/types.js';
+import type { HistoryPage, RecordSummary } from '../records/history-page.js';
 
 export type { FleetVerdict };
 
@@ -18,6 +19,11 @@ export interface StateStore {
   /** Writes `<id>.json`, `<id>.md` and, when given, the timeline picture `<id>.svg`; returns their paths. */
   writeRecord(record: RollbackRecord, markdown: string, extra: Record<string, unknown>, svg?: string): Promise<{ json: string; markdown: string }>;
   listRecords(): Promise<(RollbackRecord & Record<string, unknown>)[]>;
+  /**
+   * A page of record summaries, newest first, from an index kept at write time (never by reading
+   * every record); `more` when older ones exist. Only records whose JSON is written are listed.
+   */
+  recordPage(page: HistoryPage): Promise<{ items: RecordSummary[]; more: boolean }>;
   readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string } | null>;
   /** Writes `drills/<id>.json` and `.md`; returns the Markdown path. */
   writeDrill(id: string, json: unknown, markdown: string): Promise<string>;

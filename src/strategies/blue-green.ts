@@ -25,6 +25,7 @@ import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BlueGreenStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
+import { writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandRunner } from './command-runner.js';
 import { within, type StepScope } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
@@ -134,9 +135,7 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
 
   async function writeState(dataDir: string, state: SwitchState): Promise<void> {
     const file = path.join(dataDir, BLUE_GREEN_STATE);
-    const temp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
-    await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`);
-    await rename(temp, file);
+    await writeJsonAtomic(file, state, { mode: 0o600 });
   }
 
   /** The colour to switch to: the recorded one on a resumed rollback, else the one not active now. */

@@ -5,7 +5,10 @@
 
 export interface CommandOptions {
   cwd?: string;
-  /** Added to (not replacing) the guard's environment; secrets go here, never in `args`. */
+  /**
+   * Added to the minimal step environment (PATH, HOME, locale...; never the guard's own, see
+   * src/shell/step-env.ts); secrets a program needs go here, never in `args`.
+   */
   env?: Record<string, string>;
   timeoutMs: number;
   signal?: AbortSignal;

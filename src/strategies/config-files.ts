@@ -2,7 +2,7 @@
  * Config strategy (the runbook's 配置回滚): snapshot the listed config files when a release window
  * opens, put them back on rollback, then restart the app so it reads them.
  *
- * Layout in the step's data directory (`<state_dir>/releases/<from>/<n>-config/`):
+ * Layout in the step's data directory (`<state_dir>/windows/<window id>/<n>-config/`):
  *   files/<path>         the snapshot, each file at its path relative to `dir`
  *   manifest.json        what was snapshot: per file sha256, size, mode — or that it did not exist
  *   failed/<path>        the bad release's versions, saved before they are replaced (the runbook's
@@ -241,6 +241,15 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
     return manifest;
   }
 
+  /**
+   * The snapshot the shell chose (src/shell/preparations.ts): this window's, of release `from`; or,
+   * for a release whose window opened after the deploy, the stable version's, of the target `to`.
+   */
+  function chosenSnapshot(ctx: RollbackContext, step: string): Promise<SnapshotManifest> {
+    const stable = ctx.prepared?.source === 'stable';
+    return snapshot(ctx.prepared?.dir ?? ctx.dataDir, stable ? ctx.to : ctx.from, step);
+  }
+
   /** Saves the files as they are now (the bad release's) under failed/, once. */
   async function saveFailed(ctx: RollbackContext, manifest: SnapshotManifest): Promise<void> {
     const failedDir = path.join(ctx.dataDir, 'failed');
@@ -282,7 +291,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
     if (current?.kind === 'file' && sha256(current.data) === entry.sha256 && current.mode === mode) {
       return ctx.progress(`${entry.path}: already as snapshot`);
     }
-    const data = await readFile(path.join(ctx.dataDir, 'files', entry.path));
+    const data = await readFile(path.join(ctx.prepared?.dir ?? ctx.dataDir, 'files', entry.path));
     if (sha256(data) !== entry.sha256) throw new Error(`snapshot of ${entry.path} changed while restoring it`);
     await mkdir(path.dirname(target), { recursive: true });
     await writeAtomic(target, data, mode);
@@ -348,7 +357,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       const found: string[] = [];
       try {
-        const manifest = await snapshot(ctx.dataDir, ctx.from, 'check');
+        const manifest = await chosenSnapshot(ctx, 'check');
         const missing = await unlisted(manifest, 'check');
         if (missing.length > 0) found.push(`the config snapshot for ${ctx.from} does not hold ${missing.join(', ')} (listed after it was taken); they would be left as they are`);
       } catch (error) {
@@ -366,9 +375,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
 
     async execute(ctx) {
       const scope = stepScope(ctx, config.timeout);
-      const manifest = await within(scope, 'snapshot', 'reading the config snapshot', () =>
-        snapshot(ctx.dataDir, ctx.from, 'snapshot'),
-      );
+      const manifest = await within(scope, 'snapshot', 'reading the config snapshot', () => chosenSnapshot(ctx, 'snapshot'));
       const missing = await within(scope, 'snapshot', 'comparing the snapshot with files', () => unlisted(manifest, 'snapshot'));
       if (missing.length > 0) ctx.progress(`not in the snapshot (listed after it was taken), left as they are: ${missing.join(', ')}`);
       await within(scope, 'save-failed', 'saving the failed config files', () => saveFailed(ctx, manifest));

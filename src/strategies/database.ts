@@ -34,12 +34,13 @@
  * detected (not announced before the deploy), its migrations may already have run by then.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DatabaseStrategyConfig } from '../config/schema.js';
 import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
+import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandOptions, CommandResult } from './command-runner.js';
 import { versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
 import type { ReleaseContext, RollbackContext, StrategyFactory } from './types.js';
@@ -68,6 +69,33 @@ export interface DatabaseSnapshot {
   tables: string[];
   /** COUNT(*) of each of `check_tables` that existed. */
   counts: Record<string, number>;
+  /**
+   * Where the server's binary log stood when the dump's snapshot was taken (mysqldump
+   * --master-data=2), when the server keeps one: a restore of this backup can replay the log
+   * from here (point-in-time recovery).
+   */
+  binlog?: { file: string; position: number };
+}
+
+/** How far into a dump its `-- CHANGE MASTER TO` comment is looked for (it is in the header). */
+const DUMP_HEAD_BYTES = 64 * 1024;
+
+/** The binary log coordinates mysqldump --master-data=2 wrote as a comment in the dump's header. */
+async function binlogCoordinates(file: string): Promise<{ file: string; position: number } | undefined> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(DUMP_HEAD_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, DUMP_HEAD_BYTES, 0);
+    const match = /CHANGE MASTER TO MASTER_LOG_FILE='([^']+)',\s*MASTER_LOG_POS=(\d+)/.exec(buffer.subarray(0, bytesRead).toString('utf8'));
+    return match ? { file: match[1]!, position: Number.parseInt(match[2]!, 10) } : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `--stop-datetime` for mysqlbinlog, in UTC (the program is run with TZ=UTC), whole seconds rounded down. */
+function binlogTime(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
 }
 
 /** The step's own time budget, for prepare (which gets a ReleaseContext, not a RollbackContext). */
@@ -98,8 +126,9 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
   const where = `${config.host}:${config.port}/${config.database}`;
   /** Connection arguments; `--opt=value` so no value can be taken for an option. No password here. */
   const connection = [`--host=${config.host}`, `--port=${config.port}`, `--user=${config.user}`];
-  const dumpArgs = [
+  const dumpArgs = (extra: readonly string[] = []) => [
     ...connection,
+    ...extra,
     '--single-transaction',
     '--routines',
     '--triggers',
@@ -180,18 +209,87 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
    * mysqldump into `file`, through a temporary name in the same directory renamed once the dump is
    * complete: a crash or failure never leaves a partial dump under the final name.
    */
-  async function dump(file: string, secret: string | undefined, scope: StepScope, step: string): Promise<number> {
+  async function dump(file: string, secret: string | undefined, scope: StepScope, step: string, extra: readonly string[] = []): Promise<number> {
     const temp = path.join(path.dirname(file), `.${path.basename(file)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      await client(config.mysqldump, dumpArgs, secret, scope, step, { stdoutFile: temp });
+      await client(config.mysqldump, dumpArgs(extra), secret, scope, step, { stdoutFile: temp });
       const { size } = await stat(temp);
       if (size === 0) throw new RollbackError(`${config.mysqldump} ${config.database} wrote nothing`, step);
-      await rename(temp, file);
+      await commitFile(temp, file);
       return size;
     } catch (error) {
       await rm(temp, { force: true });
       throw error;
     }
+  }
+
+  async function binlogOn(secret: string | undefined, scope: StepScope, step: string): Promise<boolean> {
+    const rows = await query("SHOW VARIABLES LIKE 'log_bin'", secret, scope, step);
+    return rows[0]?.[1]?.toUpperCase() === 'ON';
+  }
+
+  /**
+   * The pre-release dump; where the server keeps a binary log, with its coordinates at the dump's
+   * snapshot (--master-data=2 writes them as a comment; it needs the RELOAD privilege and briefly
+   * locks tables to read them). Without that privilege the dump is taken without coordinates.
+   */
+  async function backup(ctx: ReleaseContext, dumpFile: string, secret: string | undefined, scope: StepScope): Promise<{ bytes: number; binlog?: { file: string; position: number } }> {
+    const withLog = await within(scope, 'backup', 'asking whether the server keeps a binary log', () => binlogOn(secret, scope, 'backup')).catch((error: unknown) => {
+      ctx.progress(`could not ask whether ${where} keeps a binary log (${errorMessage(error)}); dumping without its coordinates`);
+      return false;
+    });
+    if (withLog) {
+      try {
+        const bytes = await dump(dumpFile, secret, scope, 'backup', ['--master-data=2']);
+        const binlog = await binlogCoordinates(dumpFile);
+        if (binlog) ctx.progress(`binary log position at the backup: ${binlog.file}:${binlog.position}`);
+        return { bytes, ...(binlog ? { binlog } : {}) };
+      } catch (error) {
+        if (scope.signal.aborted) throw error;
+        ctx.progress(`mysqldump --master-data=2 failed (${errorMessage(error)}); dumping without binary log coordinates`);
+      }
+    }
+    return { bytes: await dump(dumpFile, secret, scope, 'backup') };
+  }
+
+  /**
+   * Point-in-time recovery after restoring an older (stable) backup: the binary log of this
+   * database from the backup's position up to the moment the release began, read from the server
+   * by mysqlbinlog into a file, then applied by mysql. Writes made before the release are kept;
+   * the release's own (migrations included) are not replayed. Only statements whose default
+   * database is this one are replayed (mysqlbinlog --database), as with the runbook's recovery.
+   */
+  async function replayBinlog(ctx: RollbackContext, scope: StepScope, secret: string | undefined, snapshot: DatabaseSnapshot | null): Promise<void> {
+    const began = ctx.prepared!.releaseBeganAt;
+    const lost = `writes between the backup (${snapshot?.takenAt ?? 'unknown time'}) and the release start (${new Date(began).toISOString()}) are not replayed`;
+    if (!snapshot?.binlog) {
+      ctx.progress(`no binary log position recorded with this backup (log_bin off, or no RELOAD privilege, when it was taken): ${lost}`);
+      return;
+    }
+    const { file, position } = snapshot.binlog;
+    const logs = await query('SHOW BINARY LOGS', secret, scope, 'binlog-replay').catch((error: unknown) => {
+      ctx.progress(`cannot list the binary logs of ${where} (${errorMessage(error)}): ${lost}`);
+      return null;
+    });
+    if (logs === null) return;
+    if (!logs.some((row) => row[0] === file)) {
+      ctx.progress(`binary log ${file} is no longer on ${where} (purged?): ${lost}`);
+      return;
+    }
+    const stop = binlogTime(began);
+    const events = path.join(ctx.dataDir, `binlog-replay-${fileTime(Date.now())}.sql`);
+    ctx.progress(`replaying the binary log of ${config.database} from ${file}:${position} up to ${stop} UTC (the release start) -> ${events}`);
+    await client(
+      config.mysqlbinlog,
+      [...connection, '--read-from-remote-server', '--to-last-log', `--start-position=${position}`, `--stop-datetime=${stop}`, `--database=${config.database}`, file],
+      secret,
+      scope,
+      'binlog-replay',
+      // mysqlbinlog reads --stop-datetime in its local time zone.
+      { stdoutFile: events, env: { TZ: 'UTC' } },
+    );
+    const result = await client(config.mysql, [...connection, config.database], secret, scope, 'binlog-replay', { stdin: { file: events } });
+    ctx.progress(`binary log replayed in ${result.durationMs}ms (${(await stat(events)).size} bytes of events)`);
   }
 
   async function readSnapshot(dataDir: string): Promise<DatabaseSnapshot | null> {
@@ -240,6 +338,9 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     try {
       result = await deps.run.run(program, args, {
         ...(config.migrate_cwd ? { cwd: config.migrate_cwd } : {}),
+        // Steps get a minimal environment (not the guard's): the migration tool gets this step's
+        // database password as MYSQL_PWD, the variable MySQL/MariaDB clients read.
+        env: secretEnv(password()),
         timeoutMs: scope.timeoutMs,
         signal: scope.signal,
       });
@@ -247,7 +348,8 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       throw new RollbackError(`migrate_down failed: ${errorMessage(error)}`, 'migrate-down', { cause: error });
     }
     for (const out of result.stdoutTail.slice(-5)) ctx.progress(`migrate_down: ${out}`);
-    await writeFile(marker, `${JSON.stringify({ at: new Date().toISOString(), command: [program, ...args] })}\n`);
+    // Atomic: a torn or empty marker must never be read back as "already done" or break the resume.
+    await writeJsonAtomic(marker, { at: new Date().toISOString(), command: [program, ...args] }, { mode: 0o600 });
     ctx.progress(`migrate_down done in ${result.durationMs}ms`);
   }
 
@@ -274,7 +376,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     await waitUntilOnline(deps.pm2, app, scope, 'start-app');
   }
 
-  async function restore(ctx: RollbackContext, scope: StepScope, secret: string | undefined, dumpFile: string): Promise<void> {
+  async function restore(ctx: RollbackContext, scope: StepScope, secret: string | undefined, dumpFile: string, replay?: () => Promise<void>): Promise<void> {
     const app = config.stop_app;
     let failure: unknown = null;
     try {
@@ -286,6 +388,8 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       ctx.progress(`restoring ${config.database} from ${dumpFile}`);
       const result = await client(config.mysql, [...connection, config.database], secret, scope, 'restore', { stdin: { file: dumpFile } });
       ctx.progress(`restore done in ${result.durationMs}ms`);
+      // Still without the app's writes: the replayed log must land before the app starts again.
+      await replay?.();
     } catch (error) {
       failure = error;
     }
@@ -362,7 +466,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       if (absent.length > 0) ctx.progress(`warning: check_tables not in ${config.database} before the release: ${absent.join(', ')}`);
       const counts = await within(scope, 'snapshot', 'counting rows', () => countRows(present, secret, scope, 'snapshot'));
       ctx.progress(`mysqldump ${config.database} -> ${dumpFile}`);
-      const dumpBytes = await dump(dumpFile, secret, scope, 'backup');
+      const { bytes: dumpBytes, binlog } = await backup(ctx, dumpFile, secret, scope);
       const snapshot: DatabaseSnapshot = {
         version: ctx.version,
         database: config.database,
@@ -372,10 +476,9 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         dumpBytes,
         tables,
         counts,
+        ...(binlog ? { binlog } : {}),
       };
-      const temp = path.join(ctx.dataDir, `.${SNAPSHOT_FILE}.${process.pid}-${randomBytes(4).toString('hex')}`);
-      await writeFile(temp, `${JSON.stringify(snapshot, null, 2)}\n`, { mode: 0o600 });
-      await rename(temp, path.join(ctx.dataDir, SNAPSHOT_FILE));
+      await writeJsonAtomic(path.join(ctx.dataDir, SNAPSHOT_FILE), snapshot, { mode: 0o600 });
       ctx.progress(
         `pre-release backup: ${dumpBytes} bytes; rows ${Object.entries(counts).map(([t, n]) => `${t}=${n}`).join(', ') || '(no check_tables)'}`,
       );
@@ -406,9 +509,13 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         }
       }
       if (config.restore === 'automatic' || config.backup_on_release) {
-        const dumpFile = path.join(ctx.dataDir, PRE_RELEASE_DUMP);
+        const source = ctx.prepared?.dir ?? ctx.dataDir;
+        const dumpFile = path.join(source, PRE_RELEASE_DUMP);
         const info = await fileInfo(dumpFile).catch(() => null);
-        const snapshot = await readSnapshot(ctx.dataDir).catch(() => null);
+        const snapshot = await readSnapshot(source).catch(() => null);
+        if (ctx.prepared?.source === 'stable' && snapshot?.binlog && !(await deps.run.which(config.mysqlbinlog))) {
+          found.push(`${config.mysqlbinlog} is not installed (not found on PATH): the binary log could not be replayed after restoring the stable backup`);
+        }
         if (!info || !snapshot) {
           found.push(`no pre-release backup of ${config.database} for ${ctx.from} (${dumpFile}${snapshot ? '' : ` and ${SNAPSHOT_FILE}`} missing)`);
         } else if (Date.now() - snapshot.takenAtMs > BACKUP_MAX_AGE_MS) {
@@ -443,8 +550,10 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         if (issue) throw new RollbackError(issue, 'validate');
       }
       const secret = password();
-      const snapshot = await readSnapshot(ctx.dataDir);
-      const dumpFile = path.join(ctx.dataDir, PRE_RELEASE_DUMP);
+      // The backup the shell chose (this window's, or the stable version's: preparations.ts).
+      const source = ctx.prepared?.dir ?? ctx.dataDir;
+      const snapshot = await readSnapshot(source);
+      const dumpFile = path.join(source, PRE_RELEASE_DUMP);
       const backup = await fileInfo(dumpFile);
       // Refuse before changing anything when the restore could not happen anyway.
       if (config.restore === 'automatic' && !backup) {
@@ -455,7 +564,8 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
 
       let restored = false;
       if (config.restore === 'automatic') {
-        await restore(ctx, scope, secret, dumpFile);
+        const replay = ctx.prepared?.source === 'stable' ? () => replayBinlog(ctx, scope, secret, snapshot) : undefined;
+        await restore(ctx, scope, secret, dumpFile, replay);
         restored = true;
       } else if (backup) {
         const since = snapshot?.takenAt ?? new Date(backup.mtimeMs).toISOString();

@@ -17,11 +17,11 @@
  * The rollback target is a revision, not a version: `to` is not passed to kubectl; the guard's
  * verification confirms that the previous version answers.
  */
-import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KubernetesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
+import { writeJsonAtomic } from '../store/atomic-write.js';
 import { reportOutput, runProgram, type RunProgramOptions } from './command.js';
 import { stepScope, type StepScope } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
@@ -101,12 +101,9 @@ export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (co
   }
 
   async function writeRecord(file: string, record: UndoRecord): Promise<void> {
-    const temp = `${file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await writeFile(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600, flush: true });
-      await rename(temp, file);
+      await writeJsonAtomic(file, record, { mode: 0o600 });
     } catch (error) {
-      await rm(temp, { force: true });
       throw new RollbackError(`could not record the undo in ${file}: ${errorMessage(error)}`, 'undo', { cause: error });
     }
   }

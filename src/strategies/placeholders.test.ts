@@ -27,7 +27,7 @@ describe('expandArgs', () => {
     expect(expandArg('{from}', { from: 'a', to: 'b' })).toBe('a');
   });
 
-  it.each(['v1;rm -rf /', '../../etc', '..', '.', '', 'v1 --force', '$(reboot)', 'v1\nv2', '{to}'])(
+  it.each(['v1;rm -rf /', '../../etc', '..', '.', '', 'v1 --force', '$(reboot)', 'v1\nv2', '{to}', '--help', '-rf', '.hidden', 'v1..2', 'v'.repeat(129)])(
     'refuses to substitute version %j',
     (bad) => {
       expect(() => expandArgs(['deploy', '{to}'], { from: 'v2', to: bad })).toThrow(RollbackError);

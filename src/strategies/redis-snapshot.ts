@@ -21,12 +21,13 @@
  *             left with no restore point, which is what a readiness check is for.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { RedisStrategyConfig } from '../config/schema.js';
 import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
+import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
 import { systemClock } from '../shell/clock.js';
 import { within, type StepScope } from './step.js';
 import type { StrategyFactory } from './types.js';
@@ -183,7 +184,7 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
     try {
       await copyFile(rdb, temp);
       const { size } = await stat(temp);
-      await rename(temp, copy);
+      await commitFile(temp, copy);
       return { copy, bytes: size };
     } catch (error) {
       await rm(temp, { force: true });
@@ -243,9 +244,7 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
         return result;
       });
       const file = path.join(ctx.dataDir, REDIS_SNAPSHOT_FILE);
-      const temp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
-      await writeFile(temp, `${JSON.stringify(record, null, 2)}\n`);
-      await rename(temp, file);
+      await writeJsonAtomic(file, record, { mode: 0o600 });
       ctx.progress(`pre-release Redis snapshot taken at ${record.takenAt}: ${location(record)}`);
     },
 

@@ -8,18 +8,11 @@ import { systemClock } from '../shell/clock.js';
 import type { RollbackContext } from './types.js';
 
 /**
- * Versions become directory names and pm2 app names: letters, digits, `.`, `_`, `+`, `-` only,
- * and never `.` or `..`, so a version can never point outside the releases directory.
+ * The second line of defence: versions become directory names, pm2 app names and program
+ * arguments, so a strategy checks them again with the one rule (core/versions.ts), which refuses
+ * a leading `-` (an option to the program) as well as `.`/`..` (a path outside the releases dir).
  */
-const SAFE_VERSION = /^[A-Za-z0-9._+-]{1,128}$/;
-
-/** The problem with `version` as a rollback target, or null when it is usable. */
-export function versionProblem(version: string): string | null {
-  if (!SAFE_VERSION.test(version) || version === '.' || version === '..') {
-    return `version "${version}" is not allowed: use 1-128 letters, digits, ".", "_", "+" or "-" (and not "." or "..")`;
-  }
-  return null;
-}
+export { versionProblem } from '../core/versions.js';
 
 /** How often pm2 is asked whether an app is online yet. */
 const ONLINE_POLL_MS = 200;

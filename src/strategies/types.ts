@@ -14,9 +14,30 @@ export interface RollbackContext {
   progress(message: string): void;
   /**
    * This step's own directory under state_dir (created by the caller), where `prepare` left its
-   * snapshots and backups for this release, e.g. `<state_dir>/releases/<from>/<step index>-<type>`.
+   * snapshots and backups for this release window, `<state_dir>/windows/<window id>/<step index>-<type>`
+   * (one directory per window, never per version: see shell/step-data.ts).
    */
   dataDir: string;
+  /**
+   * Where this rollback's prepared data (backup, snapshot) is to be read from, when the shell
+   * resolved it (src/shell/preparations.ts): this window's own `dataDir`, or the stable version's
+   * backup when the window's own was taken after the release began or did not complete. Absent:
+   * read `dataDir`. New files (emergency backups, markers) always go to `dataDir`.
+   */
+  prepared?: PreparedData;
+}
+
+/** Which backup a rollback step restores from, and why (the line is kept in the record). */
+export interface PreparedData {
+  dir: string;
+  source: 'window' | 'stable';
+  /** One line for the record: which backup, taken when, and why this one. */
+  note: string;
+  /**
+   * When the release began, epoch ms: writes before it are not the release's. A step restoring a
+   * backup older than that may replay the database's binary log up to here (point-in-time recovery).
+   */
+  releaseBeganAt: number;
 }
 
 /** What `prepare` knows when a release window opens. */

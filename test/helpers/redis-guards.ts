@@ -20,6 +20,7 @@ import { RedisStore } from '../../src/store/redis-store.js';
 import type { Pm2Sandbox } from './pm2-sandbox.js';
 import { freePort } from './pm2-sandbox.js';
 import type { RedisInfo } from './services.js';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export const TOKEN = 'test-token-0123456789';
 
@@ -40,6 +41,8 @@ export interface GuardSpec {
   fleetWait?: string;
   /** Rollback steps run before the releases swap (e.g. command steps that leave a trace). */
   stepsBefore?: Record<string, unknown>[];
+  /** More keys of the redis store section (e.g. shared_dir). */
+  storeExtra?: Record<string, unknown>;
 }
 
 export interface GuardFiles {
@@ -70,6 +73,7 @@ export async function guardFiles(spec: GuardSpec): Promise<GuardFiles> {
       key_prefix: spec.keyPrefix,
       lease_ttl: spec.leaseTtl ?? '3s',
       fleet_wait: spec.fleetWait ?? '30s',
+      ...spec.storeExtra,
     },
     server: { host: '127.0.0.1', port: guardPort, token_env: 'RG_TEST_TOKEN' },
     log: { level: 'debug', format: 'json' },
@@ -102,6 +106,28 @@ export interface ChildGuard {
   killHost(): Promise<void>;
 }
 
+/** Every live descendant of `root` (by the parent pids in /proc). */
+function descendantsOf(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const found: number[] = [];
+  let frontier = [root];
+  while (frontier.length > 0) {
+    const next = [...parents].filter(([, ppid]) => frontier.includes(ppid)).map(([pid]) => pid);
+    found.push(...next);
+    frontier = next;
+  }
+  return found;
+}
+
 /** `release-guard start` in a child process, leader of its own process group. */
 export function spawnGuard(files: GuardFiles): ChildGuard {
   const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'start', '--config', files.configFile], {
@@ -116,10 +142,22 @@ export function spawnGuard(files: GuardFiles): ChildGuard {
     child,
     async killHost() {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      // Step programs lead process groups of their own: a dying host takes them too, so they
+      // are found (the guard's descendants) before the guard's group is killed.
+      const descendants = descendantsOf(child.pid!);
       try {
         process.kill(-child.pid!, 'SIGKILL');
       } catch {
         child.kill('SIGKILL');
+      }
+      for (const pid of descendants) {
+        for (const target of [-pid, pid]) {
+          try {
+            process.kill(target, 'SIGKILL');
+          } catch {
+            // Not a group leader, or gone.
+          }
+        }
       }
       await exited;
     },

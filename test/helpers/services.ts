@@ -370,7 +370,7 @@ const MARIADB_TUNING = ['--innodb-buffer-pool-size=16M', '--innodb-log-file-size
  * account on 127.0.0.1 with a random password) and starts mariadbd on `port` (default: a free
  * one) bound to 127.0.0.1. Resolves once the `probe` account can log in over TCP.
  */
-export async function startMariaDb(options: { port?: number; timeoutMs?: number } = {}): Promise<RunningService<MysqlInfo>> {
+export async function startMariaDb(options: { port?: number; timeoutMs?: number; logBin?: boolean } = {}): Promise<RunningService<MysqlInfo>> {
   const started = performance.now();
   const bins = await ensureServiceBinaries();
   const dir = await serviceDir('mariadb');
@@ -419,7 +419,8 @@ export async function startMariaDb(options: { port?: number; timeoutMs?: number 
           `--pid-file=${path.join(dir, 'mysqld.pid')}`,
           `--log-error=${errorLog}`,
           '--skip-name-resolve',
-          '--skip-log-bin',
+          // logBin: a server that keeps binary logs (point-in-time recovery tests); off by default (faster).
+          ...(options.logBin ? [`--log-bin=${path.join(dir, 'binlog')}`, '--server-id=1'] : ['--skip-log-bin']),
           '--performance-schema=0',
           ...asRoot,
           ...MARIADB_TUNING,

@@ -98,7 +98,8 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
       "const mysql = require('mysql2/promise');",
       '(async () => {',
       '  const [host, port, user, database] = process.argv.slice(1);',
-      `  const c = await mysql.createConnection({ host, port: Number(port), user, database, password: process.env.${PASSWORD_ENV} });`,
+      // Steps run with a minimal environment: the step hands its password over as MYSQL_PWD.
+      '  const c = await mysql.createConnection({ host, port: Number(port), user, database, password: process.env.MYSQL_PWD });',
       "  await c.query('ALTER TABLE users DROP COLUMN email');",
       "  console.log('migrated down: dropped users.email');",
       '  await c.end();',

@@ -24,9 +24,12 @@ import { rejection } from '../helpers/rejection.js';
 /** Shared by both fakes: argv log, state file, failure injection. */
 const FAKE_COMMON = String.raw`
 const fs = require('node:fs');
-const stateFile = process.env.RG_FAKE_STATE;
+// Steps run with a minimal environment (never the guard's own): the fakes find this test's files
+// through a pointer file beside them, not through the environment.
+const where = JSON.parse(fs.readFileSync(require('node:path').join(__dirname, 'fake-env.json'), 'utf8'));
+const stateFile = where.state;
 const argv = process.argv.slice(2);
-fs.appendFileSync(process.env.RG_FAKE_LOG, JSON.stringify({ tool: TOOL, argv }) + '\n');
+fs.appendFileSync(where.log, JSON.stringify({ tool: TOOL, argv }) + '\n');
 const state = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
 const save = () => fs.writeFileSync(stateFile, JSON.stringify(state, null, 2));
 function fail(stderr, code = 1) {
@@ -209,6 +212,7 @@ beforeEach(async () => {
   await mkdir(dataDir);
   process.env.RG_FAKE_STATE = stateFile;
   process.env.RG_FAKE_LOG = logFile;
+  await writeFile(path.join(bin, 'fake-env.json'), JSON.stringify({ state: stateFile, log: logFile }));
 });
 
 afterEach(async () => {

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/api/client.js';
+import { routesFromConfig } from '../../src/notify/dispatcher.js';
 import { notifiersSchema, type WebhookNotifierConfig } from '../../src/notify/schema.js';
 import { createWebhookNotifier } from '../../src/notify/webhook.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
@@ -96,6 +97,18 @@ describe('outbound HTTP through the host proxy', () => {
     await notifier(url).send(event, new AbortController().signal);
     expect(proxy.seen).toHaveLength(1);
     expect(received).toEqual(['/hooks/plain rollback_started', '/hooks/plain rollback_started']);
+  });
+
+  it('the notifier presets go through the proxy too (PagerDuty, Teams)', async () => {
+    process.env.HTTP_PROXY = proxy.url;
+    const base = `http://127.0.0.1:${portOf(plain)}`;
+    const presets = routesFromConfig(notifiersSchema.parse([
+      { type: 'pagerduty', name: 'pd', routing_key_env: 'PD_KEY', url: `${base}/v2/enqueue` },
+      { type: 'teams', name: 'teams', url_env: 'TEAMS_URL' },
+    ]), { PD_KEY: 'R0UT1NGkeySECRET0123456789abcdef', TEAMS_URL: `${base}/teams/hook` });
+    for (const { notifier: preset } of presets) await preset.send({ ...event, kind: 'rollback_failed' }, new AbortController().signal);
+    expect(proxy.seen).toEqual([`POST ${base}/v2/enqueue`, `POST ${base}/teams/hook`]);
+    expect(received.map((r) => r.split(' ')[0])).toEqual(['/v2/enqueue', '/teams/hook']);
   });
 
   it('a proxy that refuses the tunnel is a clear, retryable delivery failure', async () => {

@@ -59,6 +59,15 @@ describe('the installed package', () => {
     expect(stdout.trim()).toBe(`${installed}: OK`);
   });
 
+  it('init points editors at the installed package\'s config.schema.json', async () => {
+    const out = join(dir, 'init.yaml');
+    await run(bin, ['init', '--service', 'web', '--health-url', 'http://127.0.0.1:9/health', '--state-dir', join(dir, 'init-state'), '--out', out]);
+    const first = (await readFile(out, 'utf8')).split('\n')[0];
+    const schema = join(dir, 'prefix', 'lib', 'node_modules', 'release-guard', 'config.schema.json');
+    expect(first).toBe(`# yaml-language-server: $schema=${schema}`);
+    expect(JSON.parse(await readFile(schema, 'utf8'))).toHaveProperty('properties.notifiers');
+  });
+
   it('starts a guard, shows its status, and stops on SIGTERM with exit 0', async () => {
     const app = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","version":"v1"}'));
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));

@@ -28,7 +28,7 @@ function record(id: string, finishedAt: number): RollbackRecord {
     id,
     from: 'v2',
     to: 'v1',
-    release: { version: 'v2', previous: 'v1', startedAt: 1, deployedBy: 'ci', source: 'detected' },
+    release: { id: '1970-01-01T00-00-00-001Z_v2', version: 'v2', previous: 'v1', startedAt: 1, deployedBy: 'ci', source: 'detected' },
     breach: { trigger: 'rule', rules: ['health'], reason: 'health: 3 consecutive failures >= 3', verdicts: [], decidedAt: 2, faultAt: 1 },
     outcome: 'rolled_back',
     startedAt: 2,
@@ -86,6 +86,24 @@ export function describeStateStore(name: string, factory: StoreFactory): void {
       const read = await store.readRecord('2024-01-01T00-00-00-000Z_v2_to_v1');
       expect(read?.markdown).toBe('# first');
       expect(read?.json).toMatchObject({ from: 'v2', to: 'v1', outcome: 'rolled_back', steps: [{ attempt: 1 }] });
+    });
+
+    it('pages record summaries newest first from its index: limit, before, more', async () => {
+      expect(await store.recordPage({ limit: 10 })).toEqual({ items: [], more: false });
+      for (let i = 1; i <= 5; i++) await store.writeRecord(record(`2024-01-0${i}T00-00-00-000Z_r${i}`, i * 1000), `# ${i}`, { service: 'web', logs: ['x'.repeat(10_000)] });
+      const first = await store.recordPage({ limit: 2 });
+      expect(first.items.map((s) => s.id)).toEqual(['2024-01-05T00-00-00-000Z_r5', '2024-01-04T00-00-00-000Z_r4']);
+      expect(first.more).toBe(true);
+      // A summary is what the list shows, not the record (no steps, no logs).
+      expect(first.items[0]).toEqual({ id: '2024-01-05T00-00-00-000Z_r5', from: 'v2', to: 'v1', outcome: 'rolled_back', finishedAt: 5000, reason: 'health: 3 consecutive failures >= 3' });
+      const second = await store.recordPage({ limit: 2, before: first.items.at(-1)!.finishedAt });
+      expect(second.items.map((s) => s.finishedAt)).toEqual([3000, 2000]);
+      expect(second.more).toBe(true);
+      const last = await store.recordPage({ limit: 2, before: 2000 });
+      expect(last).toEqual({ items: [expect.objectContaining({ finishedAt: 1000 })], more: false });
+      // Writing a record again (same id) does not list it twice.
+      await store.writeRecord(record('2024-01-05T00-00-00-000Z_r5', 5000), '# 5 again', {});
+      expect((await store.recordPage({ limit: 10 })).items).toHaveLength(5);
     });
 
     it('refuses record and drill ids that would escape their place', async () => {
