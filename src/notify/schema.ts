@@ -77,6 +77,13 @@ const httpUrl = (description: string) =>
     .describe(description);
 
 /** `<key>_file` / `<key>_env`: exactly one must be set. */
+/** `<key>_file` and `<key>_env`: where a notifier's secret (`what`) is read from, never the config itself. */
+const secretSource = <K extends string>(key: K, what: string) =>
+  ({
+    [`${key}_file`]: z.string().min(1).optional().describe(`File holding ${what} (not readable by group or others)`),
+    [`${key}_env`]: envName.optional().describe(`Environment variable holding ${what}`),
+  }) as Record<`${K}_file` | `${K}_env`, z.ZodOptional<z.ZodString>>;
+
 const oneSecretSource = (key: string): [(n: Record<string, unknown>) => boolean, { message: string; path: string[] }] => [
   (n) => [n[`${key}_file`], n[`${key}_env`]].filter((v) => v !== undefined).length === 1,
   { message: `set exactly one of ${key}_file or ${key}_env`, path: [`${key}_file`] },
@@ -97,12 +104,7 @@ const webhookNotifier = z
       }, 'must be an http:// or https:// URL')
       .optional()
       .describe('Webhook URL; prefer url_file or url_env, as the URL is a secret'),
-    url_file: z.string().min(1).optional().describe('File holding the webhook URL (not readable by group or others)'),
-    url_env: z
-      .string()
-      .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
-      .optional()
-      .describe('Environment variable holding the webhook URL'),
+    ...secretSource('url', 'the webhook URL'),
     format: z
       .enum(['json', 'slack'])
       .default('json')
@@ -124,8 +126,7 @@ const pagerdutyNotifier = z
   .object({
     type: z.literal('pagerduty'),
     ...named,
-    routing_key_file: z.string().min(1).optional().describe('File holding the Events API v2 integration (routing) key (not readable by group or others)'),
-    routing_key_env: envName.optional().describe('Environment variable holding the Events API v2 integration (routing) key'),
+    ...secretSource('routing_key', 'the Events API v2 integration (routing) key'),
     url: httpUrl('Events API v2 endpoint; e.g. https://events.eu.pagerduty.com/v2/enqueue for the EU service region')
       .default('https://events.pagerduty.com/v2/enqueue'),
     ...delivery,
@@ -138,8 +139,7 @@ const teamsNotifier = z
   .object({
     type: z.literal('teams'),
     ...named,
-    url_file: z.string().min(1).optional().describe('File holding the Teams incoming-webhook or Workflows URL (not readable by group or others)'),
-    url_env: envName.optional().describe('Environment variable holding the Teams incoming-webhook or Workflows URL'),
+    ...secretSource('url', 'the Teams incoming-webhook or Workflows URL'),
     ...delivery,
   })
   .strict()
@@ -150,8 +150,7 @@ const githubDeploymentsNotifier = z
   .object({
     type: z.literal('github_deployments'),
     ...named,
-    token_file: z.string().min(1).optional().describe('File holding a GitHub token allowed to write deployments (not readable by group or others)'),
-    token_env: envName.optional().describe('Environment variable holding a GitHub token allowed to write deployments'),
+    ...secretSource('token', 'a GitHub token allowed to write deployments'),
     repository: z
       .string()
       .regex(/^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/, 'must be owner/name')

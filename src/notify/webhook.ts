@@ -7,13 +7,13 @@
  * custom header values: no error message contains either. Messages name the notifier instead.
  */
 import type { AxiosResponse } from 'axios';
-import { readFileSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { formatDuration } from '../config/duration.js';
 import { redactSecret } from '../config/secrets.js';
 import { registerSecret } from '../redact.js';
 import { errorMessage, GuardError } from '../errors.js';
 import { outboundHttp, readCapped } from '../outbound-http.js';
+import { readSecretUrl } from './secret-source.js';
 import { describeNetworkError } from '../probes/http-fetch.js';
 import type { WebhookNotifierConfig } from './schema.js';
 import type { NotificationEvent, Notifier, Severity } from './types.js';
@@ -89,45 +89,15 @@ export function slackPayload(event: NotificationEvent): Record<string, unknown> 
  */
 export function readWebhookUrl(config: WebhookNotifierConfig, env: NodeJS.ProcessEnv = process.env): URL {
   const owner = `notifier "${config.name}"`;
-  let text: string | undefined;
-  let source: string;
-  if (config.url !== undefined) {
-    text = config.url;
-    source = 'url';
-  } else if (config.url_file !== undefined) {
-    const file = config.url_file;
-    source = `url_file ${file}`;
-    let mode: number;
-    try {
-      mode = statSync(file).mode;
-      text = readFileSync(file, 'utf8').trim();
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
-      throw new GuardError(`${owner}: url_file ${file} cannot be read (${code})`, 'secret_unreadable', 'point url_file at a file readable by the user running release-guard', {
-        cause: error,
-      });
-    }
-    if ((mode & 0o044) !== 0) {
-      throw new GuardError(`${owner}: url_file ${file} is readable by its group or by everyone; run: chmod go-r ${file}`, 'secret_insecure');
-    }
-  } else if (config.url_env !== undefined) {
-    source = `url_env ${config.url_env}`;
-    text = env[config.url_env];
-    if (text === undefined || text.trim() === '') {
-      throw new GuardError(`${owner}: environment variable ${config.url_env} (url_env) is not set`, 'secret_missing', `export ${config.url_env} before starting release-guard, or use url_file`);
-    }
-    text = text.trim();
-  } else {
-    throw new GuardError(`${owner}: set one of url, url_file or url_env`, 'config_invalid');
-  }
+  if (config.url === undefined) return readSecretUrl(owner, 'url', { file: config.url_file, env: config.url_env }, env);
   let url: URL | undefined;
   try {
-    url = new URL(text);
+    url = new URL(config.url);
   } catch {
     url = undefined;
   }
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new GuardError(`${owner}: ${source} does not hold an http:// or https:// URL`, 'secret_invalid');
+    throw new GuardError(`${owner}: url does not hold an http:// or https:// URL`, 'secret_invalid');
   }
   return url;
 }

@@ -50,7 +50,8 @@ export async function writeFilesAtomic(files: readonly (readonly [path: string, 
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** Makes renames and unlinks in `dir` durable. */
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

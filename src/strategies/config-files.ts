@@ -28,6 +28,7 @@ import { lstat, mkdir, open, readFile, readlink, realpath, rename, rm, stat, unl
 import path from 'node:path';
 import type { ConfigFilesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
+import { syncDir } from '../store/atomic-write.js';
 import { reloadOrRestart, stepScope, within } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
 
@@ -97,16 +98,6 @@ async function writeAtomic(file: string, data: Buffer | string, mode: number): P
     throw error;
   }
   await syncDir(path.dirname(file));
-}
-
-/** Makes renames and unlinks in `dir` durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function sha256(data: Buffer): string {
