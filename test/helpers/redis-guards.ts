@@ -143,7 +143,13 @@ export function spawnGuard(files: GuardFiles): ChildGuard {
     async killHost() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       // Step programs lead process groups of their own: a dying host takes them too, so they
-      // are found (the guard's descendants) before the guard's group is killed.
+      // are found (the guard's descendants) before the guard's group is killed. The guard is
+      // stopped first, so it cannot spawn a step between the look and the kill.
+      try {
+        process.kill(child.pid!, 'SIGSTOP');
+      } catch {
+        // Gone already: its descendants are still found below.
+      }
       const descendants = descendantsOf(child.pid!);
       try {
         process.kill(-child.pid!, 'SIGKILL');
