@@ -9,7 +9,7 @@
  * the pm2 ecosystem file (systemd/release-guard.service says why).
  *
  * Exit codes: 0 done, 1 failed (a GuardError: the message says why, no stack trace), 2 usage error
- * (commander's, or a bad --url).
+ * (commander's, or a bad --url); `check` adds 3 inconclusive, `release --wait` 3 and 4.
  * Anything other than a GuardError is a bug and is printed with its stack.
  */
 import { readFileSync, realpathSync } from 'node:fs';
@@ -27,6 +27,8 @@ import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
 /** Used when neither `--config` nor RELEASE_GUARD_CONFIG is given. */
 export const DEFAULT_CONFIG_PATH = '/etc/release-guard/config.yaml';
+/** `check`'s exit code when a rule has no data: distinct from 2, the usage error of every command. */
+export const CHECK_INCONCLUSIVE_EXIT = 3;
 /** Where the token comes from with `--url` and no config. */
 const DEFAULT_TOKEN_ENV = 'RELEASE_GUARD_TOKEN';
 
@@ -285,7 +287,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
 
   program
     .command('check')
-    .description('evaluate every rule once, for CI/CD gates: exit 0 pass, 1 breach, 2 inconclusive')
+    .description('evaluate every rule once, for CI/CD gates: exit 0 pass, 1 breach, 3 inconclusive (2 is a usage error)')
     .option('-c, --config <file>', configHelp)
     .option('--for <duration>', 'how long to probe before judging (e.g. 30s, 2m)', '30s')
     .option('--json', 'print the verdicts as JSON')
@@ -309,7 +311,8 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
               formatVerdicts(result.verdicts, { color }).join('\n'),
           );
         }
-        exitCode = result.outcome === 'pass' ? 0 : result.outcome === 'fail' ? 1 : 2;
+        // 3, not 2: a gate must tell "no data" from a mistyped command (commander's usage error is 2).
+        exitCode = result.outcome === 'pass' ? 0 : result.outcome === 'fail' ? 1 : CHECK_INCONCLUSIVE_EXIT;
       } finally {
         await pm2?.disconnect();
       }
