@@ -99,7 +99,12 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       .option('-c, --config <file>', `${configHelp}; gives the daemon's address and token`)
       .option('--url <url>', 'daemon address, e.g. http://127.0.0.1:9464 (overrides the config; the token then comes from $RELEASE_GUARD_TOKEN unless --config is given)');
 
-  const printSummary = (summary: ControlSummary, what: string) => {
+  /** A control command's answer: one line for people, or the daemon's summary as it is (--json). */
+  const printSummary = (summary: ControlSummary, what: string, json: boolean | undefined) => {
+    if (json) {
+      print(JSON.stringify(summary, null, 2));
+      return;
+    }
     const parts = [`phase ${summary.phase}`];
     if (summary.release !== null) parts.push(`release ${summary.release}`);
     if (summary.stable !== null) parts.push(`stable ${summary.stable}`);
@@ -193,28 +198,30 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--by <name>', 'who deployed it (default: api)')
     .option('--wait', 'follow the window and exit with its outcome: 0 promoted, 1 rolled back, 3 rollback failed, 4 no verdict')
     .option('--timeout <duration>', 'with --wait: give up (exit 4) after this long, e.g. 20m')
-    .action(async (version: string, opts: ClientOptions & { by?: string; wait?: boolean; timeout?: string }) => {
+    .option('--json', 'print the daemon\'s summary as JSON; with --wait, the outcome as one object {version, outcome, code, message}')
+    .action(async (version: string, opts: ClientOptions & { by?: string; wait?: boolean; timeout?: string; json?: boolean }) => {
       checkVersion(version);
       const client = await connect(opts, true);
       if (!opts.wait) {
-        printSummary(await client.release(version, opts.by), `release ${version}`);
+        printSummary(await client.release(version, opts.by), `release ${version}`, opts.json);
         return;
       }
       const timeoutMs = opts.timeout === undefined ? null : parseDuration(opts.timeout);
       if (timeoutMs === null && opts.timeout !== undefined) {
         throw new GuardError(`--timeout ${JSON.stringify(opts.timeout)} is not a duration; use e.g. 20m or 90s`, 'usage');
       }
-      exitCode = await waitForRelease(client, version, { by: opts.by, timeoutMs, out: print, err });
+      exitCode = await waitForRelease(client, version, { by: opts.by, timeoutMs, json: opts.json === true, out: print, err });
     });
 
   clientCommand('rollback', 'roll back now, to the previous stable version or --to a given one')
     .requiredOption('--reason <text>', 'why (kept in the rollback record; 1-500 characters)')
     .option('--to <version>', 'target version (default: the previous stable version)')
     .option('--by <name>', 'who asks (default: api)')
-    .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string }) => {
+    .option('--json', 'print the daemon\'s summary as JSON')
+    .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string; json?: boolean }) => {
       if (opts.to !== undefined) checkVersion(opts.to, '--to ');
       const client = await connect(opts, true);
-      printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
+      printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback', opts.json);
     });
 
   clientCommand('drill', 'rehearse a rollback: back to the previous version and forward again, timed and recorded')
@@ -238,9 +245,10 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   clientCommand('veto', 'stop a rollback that is waiting out its veto window (rollback.veto)')
     .option('--reason <text>', 'why (kept in the log and notifications)')
     .option('--by <name>', 'who asks (default: api)')
-    .action(async (opts: ClientOptions & { reason?: string; by?: string }) => {
+    .option('--json', 'print the daemon\'s summary as JSON')
+    .action(async (opts: ClientOptions & { reason?: string; by?: string; json?: boolean }) => {
       const client = await connect(opts, true);
-      printSummary(await client.veto({ reason: opts.reason, by: opts.by }), 'veto');
+      printSummary(await client.veto({ reason: opts.reason, by: opts.by }), 'veto', opts.json);
     });
 
   for (const [action, description] of [
@@ -250,9 +258,10 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   ] as const) {
     clientCommand(action, description)
       .option('--by <name>', 'who asks (default: api)')
-      .action(async (opts: ClientOptions & { by?: string }) => {
+      .option('--json', 'print the daemon\'s summary as JSON')
+      .action(async (opts: ClientOptions & { by?: string; json?: boolean }) => {
         const client = await connect(opts, true);
-        printSummary(await client[action](opts.by), action);
+        printSummary(await client[action](opts.by), action, opts.json);
       });
   }
 
@@ -269,10 +278,13 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--state-dir <dir>', 'where the guard keeps its state (default: /var/lib/release-guard as root, else ~/.local/state/release-guard/<service>)')
     .option('-o, --out <file>', 'the config file to write', 'release-guard.yaml')
     .option('--force', 'overwrite the file if it exists')
-    .action(async (opts: { pm2App?: string; pm2Home?: string; healthUrl?: string; prometheusUrl?: string; releasesDir?: string; accessLog?: string; service?: string; stateDir?: string; out: string; force?: boolean }) => {
+    .option('--json', 'print what was written and inferred as JSON: {file, inferred, todo}')
+    .action(async (opts: { pm2App?: string; pm2Home?: string; healthUrl?: string; prometheusUrl?: string; releasesDir?: string; accessLog?: string; service?: string; stateDir?: string; out: string; force?: boolean; json?: boolean }) => {
       const { defaultInitDeps, formatInitReport, runInit } = await import('./init.js');
-      const result = await runInit({ ...opts, force: opts.force === true }, defaultInitDeps(env));
-      print(formatInitReport(result, opts.out));
+      const { json, ...initOptions } = opts;
+      const result = await runInit({ ...initOptions, force: opts.force === true }, defaultInitDeps(env));
+      // The YAML itself is in the file; the JSON says where and what was found.
+      print(json ? JSON.stringify({ file: result.file, inferred: result.inferred, todo: result.todo }, null, 2) : formatInitReport(result, opts.out));
     });
 
   const config = program.command('config').description('work with config files');
@@ -280,9 +292,10 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .command('validate')
     .description('check a config file: prints FILE: OK, or every problem as path: message')
     .argument('<file>', 'the YAML config file')
-    .action(async (file: string) => {
+    .option('--json', 'print {"file", "ok": true} when valid (problems still go to stderr with exit 1)')
+    .action(async (file: string, opts: { json?: boolean }) => {
       await loadConfig(file);
-      print(`${file}: OK`);
+      print(opts.json ? JSON.stringify({ file, ok: true }) : `${file}: OK`);
     });
 
   program
