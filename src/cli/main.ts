@@ -14,7 +14,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError } from 'commander';
 import { ApiClient, type ControlSummary } from '../api/client.js';
 import { waitForRelease } from './release-wait.js';
 import { readToken } from '../api/token.js';
@@ -329,6 +329,16 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       } finally {
         await pm2?.disconnect();
       }
+    });
+
+  program
+    .command('completion')
+    .description('print a shell completion script: source <(release-guard completion bash), or release-guard completion zsh > "${fpath[1]}/_release-guard"')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh']))
+    .action(async (shell: 'bash' | 'zsh') => {
+      // Generated from this very program, so it lists every command and option there is.
+      const { completionScript } = await import('./completion.js');
+      out(completionScript(program, shell));
     });
 
   try {
