@@ -2,7 +2,9 @@
 /**
  * The `release-guard` command: `start` runs the daemon in the foreground; the client commands
  * (`status`, `history`, `release`, `rollback`, `promote`, `pause`, `resume`) talk to a running
- * daemon over its HTTP API; `config validate` checks a file without starting anything.
+ * daemon over its HTTP API; `config validate` checks a file without starting anything; `ops rules`
+ * and `completion` print the alert rules and a shell completion script. Every command that prints
+ * takes `--json` (stdout one JSON document; progress and errors on stderr).
  *
  * A plain `env node` first line: `env -S` is not portable (BusyBox). The V8 flags that keep the
  * daemon's RSS steady are given where the daemon really runs: the systemd unit's ExecStart and
@@ -329,6 +331,16 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       } finally {
         await pm2?.disconnect();
       }
+    });
+
+  const ops = program.command('ops').description('print the ops kit that ships with release-guard, fitted to this site');
+  ops
+    .command('rules')
+    .description('print the Prometheus alert rules (prometheus/release-guard.rules.yml), runbook links made absolute with --runbook-base')
+    .option('--runbook-base <url>', 'where docs/operations.md is published, e.g. https://wiki.example.com/release-guard/ops (each alert\'s #anchor is added), or a URL with {alert} for one page per alert; default: the relative docs/operations.md links')
+    .action(async (opts: { runbookBase?: string }) => {
+      const { opsRules } = await import('./ops-rules.js');
+      out(await opsRules(opts.runbookBase));
     });
 
   program

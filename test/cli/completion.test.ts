@@ -57,7 +57,8 @@ describe('release-guard completion', () => {
     expect(await bashComplete(script, ['release-guard', 'completion', ''])).toEqual(['bash', 'zsh']);
     // Every top-level command is offered on an empty word.
     const top = await bashComplete(script, ['release-guard', '']);
-    expect(top).toEqual(['check', 'completion', 'config', 'drill', 'history', 'init', 'pause', 'preflight', 'promote', 'release', 'resume', 'rollback', 'start', 'status', 'veto']);
+    expect(top).toEqual(['check', 'completion', 'config', 'drill', 'history', 'init', 'ops', 'pause', 'preflight', 'promote', 'release', 'resume', 'rollback', 'start', 'status', 'veto']);
+    expect(await bashComplete(script, ['release-guard', 'ops', 'rules', '--r'])).toEqual(['--runbook-base']);
   });
 
   it('zsh: the script passes zsh -n and has a function and a dispatch line for every command', async () => {
@@ -68,7 +69,7 @@ describe('release-guard completion', () => {
     const syntax = await run(zsh, ['-n', '-c', script]);
     expect(syntax.code, syntax.stderr).toBe(0);
 
-    for (const command of ['start', 'status', 'history', 'preflight', 'release', 'rollback', 'drill', 'veto', 'promote', 'pause', 'resume', 'init', 'config', 'check', 'completion']) {
+    for (const command of ['start', 'status', 'history', 'preflight', 'release', 'rollback', 'drill', 'veto', 'promote', 'pause', 'resume', 'init', 'config', 'check', 'ops', 'completion']) {
       expect(script).toContain(`\n_release_guard__${command}() {`);
       expect(script).toMatch(new RegExp(`\\n {8}${command}\\) _release_guard__${command} ;;`));
     }
