@@ -1,11 +1,16 @@
 /**
  * `release-guard completion bash|zsh`. The bash script is sourced in a real bash and its
  * completion function called as bash would (COMP_WORDS/COMP_CWORD set, COMPREPLY read back);
- * the zsh script is checked by `zsh -n` (installed from Debian if missing) and for a function and
- * a dispatch line per command of the program — the script is generated from the program, so a
- * command added later shows up without touching the generator.
+ * the zsh script is installed in a real interactive zsh (on a pseudo-terminal through zsh/zpty,
+ * compinit loading it from fpath as a user's would) and TAB pressed, the offered matches captured
+ * by wrapping compadd; it is also checked by `zsh -n` and for a function per command. zsh is
+ * installed from Debian when missing. The scripts are generated from the program, so a command
+ * added later shows up without touching the generator.
  */
 import { execFile } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { ensureDebianPackage } from '../helpers/apt.js';
@@ -41,6 +46,30 @@ async function bashComplete(script: string, words: string[]): Promise<string[]> 
   expect(code, stderr).toBe(0);
   expect(stderr).toBe('');
   return stdout.split('\n').filter(Boolean).sort();
+}
+
+/**
+ * Presses TAB after `line` in an interactive zsh with the completion file in its fpath, and returns
+ * the matches zsh offered: compadd is wrapped to also write what it adds to a file.
+ */
+const ZSH_DRIVER = String.raw`
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PROMPT='' ; RPROMPT=''"
+zpty -w z "fpath=($1 \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z "compadd() { if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd \"\$@\"; return \$?; fi; typeset -a __hits; builtin compadd -A __hits \"\$@\"; (( \$#__hits == 0 )) && return 1; print -rl -- \"\${(@)__hits}\" >> $3; builtin compadd \"\$@\" }"
+zpty -w -n z "$2"$'	'
+for i in {1..100}; do [[ -s $3 ]] && break; sleep 0.1; done
+sleep 0.3
+zpty -d z
+`;
+
+async function zshComplete(zsh: string, dir: string, line: string): Promise<string[]> {
+  const matches = join(dir, `matches-${Math.random().toString(36).slice(2)}`);
+  const { code, stderr } = await run(zsh, ['-f', '-c', ZSH_DRIVER, 'driver', join(dir, 'fpath'), line, matches]);
+  expect(code, stderr).toBe(0);
+  const text = await readFile(matches, 'utf8').catch(() => '');
+  return [...new Set(text.split('\n').filter(Boolean))].sort();
 }
 
 describe('release-guard completion', () => {
@@ -80,6 +109,23 @@ describe('release-guard completion', () => {
     expect(script).toContain("'1:shell:(bash zsh)'");
     expect(script.trimEnd().endsWith('_release_guard "$@"')).toBe(true);
   });
+
+  it('zsh: TAB in a real interactive zsh offers the commands, options and choices', async () => {
+    const zsh = (await ensureDebianPackage('zsh', 'zsh')).path;
+    const { stdout: script } = await cli(['completion', 'zsh']);
+    const dir = await mkdtemp(join(tmpdir(), 'rg-zsh-'));
+    try {
+      // Installed as the script's own comment says: a file named _release-guard in fpath.
+      await mkdir(join(dir, 'fpath'));
+      await writeFile(join(dir, 'fpath', '_release-guard'), script);
+      expect(await zshComplete(zsh, dir, 'release-guard st')).toEqual(['start', 'status']);
+      expect(await zshComplete(zsh, dir, 'release-guard release --')).toEqual(['--by', '--config', '--help', '--json', '--timeout', '--url', '--wait']);
+      expect(await zshComplete(zsh, dir, 'release-guard config ')).toEqual(['validate']);
+      expect(await zshComplete(zsh, dir, 'release-guard completion ')).toEqual(['bash', 'zsh']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('an unknown shell is a usage error (exit 2) saying which shells there are', async () => {
     const { code, stdout, stderr } = await cli(['completion', 'fish']);
