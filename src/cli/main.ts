@@ -2,19 +2,21 @@
 /**
  * The `release-guard` command: `start` runs the daemon in the foreground; the client commands
  * (`status`, `history`, `release`, `rollback`, `promote`, `pause`, `resume`) talk to a running
- * daemon over its HTTP API; `config validate` checks a file without starting anything.
+ * daemon over its HTTP API; `config validate` checks a file without starting anything; `ops rules`
+ * and `completion` print the alert rules and a shell completion script. Every command that prints
+ * takes `--json` (stdout one JSON document; progress and errors on stderr).
  *
  * A plain `env node` first line: `env -S` is not portable (BusyBox). The V8 flags that keep the
  * daemon's RSS steady are given where the daemon really runs: the systemd unit's ExecStart and
  * the pm2 ecosystem file (systemd/release-guard.service says why).
  *
  * Exit codes: 0 done, 1 failed (a GuardError: the message says why, no stack trace), 2 usage error
- * (commander's, or a bad --url).
+ * (commander's, or a bad --url); `check` adds 3 inconclusive, `release --wait` 3 and 4.
  * Anything other than a GuardError is a bug and is printed with its stack.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError } from 'commander';
 import { ApiClient, type ControlSummary } from '../api/client.js';
 import { waitForRelease } from './release-wait.js';
 import { readToken } from '../api/token.js';
@@ -27,6 +29,8 @@ import { formatHistory, formatStatus, formatVerdicts } from './format.js';
 
 /** Used when neither `--config` nor RELEASE_GUARD_CONFIG is given. */
 export const DEFAULT_CONFIG_PATH = '/etc/release-guard/config.yaml';
+/** `check`'s exit code when a rule has no data: distinct from 2, the usage error of every command. */
+export const CHECK_INCONCLUSIVE_EXIT = 3;
 /** Where the token comes from with `--url` and no config. */
 const DEFAULT_TOKEN_ENV = 'RELEASE_GUARD_TOKEN';
 
@@ -97,7 +101,12 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       .option('-c, --config <file>', `${configHelp}; gives the daemon's address and token`)
       .option('--url <url>', 'daemon address, e.g. http://127.0.0.1:9464 (overrides the config; the token then comes from $RELEASE_GUARD_TOKEN unless --config is given)');
 
-  const printSummary = (summary: ControlSummary, what: string) => {
+  /** A control command's answer: one line for people, or the daemon's summary as it is (--json). */
+  const printSummary = (summary: ControlSummary, what: string, json: boolean | undefined) => {
+    if (json) {
+      print(JSON.stringify(summary, null, 2));
+      return;
+    }
     const parts = [`phase ${summary.phase}`];
     if (summary.release !== null) parts.push(`release ${summary.release}`);
     if (summary.stable !== null) parts.push(`stable ${summary.stable}`);
@@ -191,28 +200,30 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--by <name>', 'who deployed it (default: api)')
     .option('--wait', 'follow the window and exit with its outcome: 0 promoted, 1 rolled back, 3 rollback failed, 4 no verdict')
     .option('--timeout <duration>', 'with --wait: give up (exit 4) after this long, e.g. 20m')
-    .action(async (version: string, opts: ClientOptions & { by?: string; wait?: boolean; timeout?: string }) => {
+    .option('--json', 'print the daemon\'s summary as JSON; with --wait, the outcome as one object {version, outcome, code, message}')
+    .action(async (version: string, opts: ClientOptions & { by?: string; wait?: boolean; timeout?: string; json?: boolean }) => {
       checkVersion(version);
       const client = await connect(opts, true);
       if (!opts.wait) {
-        printSummary(await client.release(version, opts.by), `release ${version}`);
+        printSummary(await client.release(version, opts.by), `release ${version}`, opts.json);
         return;
       }
       const timeoutMs = opts.timeout === undefined ? null : parseDuration(opts.timeout);
       if (timeoutMs === null && opts.timeout !== undefined) {
         throw new GuardError(`--timeout ${JSON.stringify(opts.timeout)} is not a duration; use e.g. 20m or 90s`, 'usage');
       }
-      exitCode = await waitForRelease(client, version, { by: opts.by, timeoutMs, out: print, err });
+      exitCode = await waitForRelease(client, version, { by: opts.by, timeoutMs, json: opts.json === true, out: print, err });
     });
 
   clientCommand('rollback', 'roll back now, to the previous stable version or --to a given one')
     .requiredOption('--reason <text>', 'why (kept in the rollback record; 1-500 characters)')
     .option('--to <version>', 'target version (default: the previous stable version)')
     .option('--by <name>', 'who asks (default: api)')
-    .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string }) => {
+    .option('--json', 'print the daemon\'s summary as JSON')
+    .action(async (opts: ClientOptions & { reason: string; to?: string; by?: string; json?: boolean }) => {
       if (opts.to !== undefined) checkVersion(opts.to, '--to ');
       const client = await connect(opts, true);
-      printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback');
+      printSummary(await client.rollback({ to: opts.to, reason: opts.reason, by: opts.by }), 'rollback', opts.json);
     });
 
   clientCommand('drill', 'rehearse a rollback: back to the previous version and forward again, timed and recorded')
@@ -236,9 +247,10 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   clientCommand('veto', 'stop a rollback that is waiting out its veto window (rollback.veto)')
     .option('--reason <text>', 'why (kept in the log and notifications)')
     .option('--by <name>', 'who asks (default: api)')
-    .action(async (opts: ClientOptions & { reason?: string; by?: string }) => {
+    .option('--json', 'print the daemon\'s summary as JSON')
+    .action(async (opts: ClientOptions & { reason?: string; by?: string; json?: boolean }) => {
       const client = await connect(opts, true);
-      printSummary(await client.veto({ reason: opts.reason, by: opts.by }), 'veto');
+      printSummary(await client.veto({ reason: opts.reason, by: opts.by }), 'veto', opts.json);
     });
 
   for (const [action, description] of [
@@ -248,9 +260,10 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   ] as const) {
     clientCommand(action, description)
       .option('--by <name>', 'who asks (default: api)')
-      .action(async (opts: ClientOptions & { by?: string }) => {
+      .option('--json', 'print the daemon\'s summary as JSON')
+      .action(async (opts: ClientOptions & { by?: string; json?: boolean }) => {
         const client = await connect(opts, true);
-        printSummary(await client[action](opts.by), action);
+        printSummary(await client[action](opts.by), action, opts.json);
       });
   }
 
@@ -267,10 +280,13 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('--state-dir <dir>', 'where the guard keeps its state (default: /var/lib/release-guard as root, else ~/.local/state/release-guard/<service>)')
     .option('-o, --out <file>', 'the config file to write', 'release-guard.yaml')
     .option('--force', 'overwrite the file if it exists')
-    .action(async (opts: { pm2App?: string; pm2Home?: string; healthUrl?: string; prometheusUrl?: string; releasesDir?: string; accessLog?: string; service?: string; stateDir?: string; out: string; force?: boolean }) => {
+    .option('--json', 'print what was written and inferred as JSON: {file, inferred, todo}')
+    .action(async (opts: { pm2App?: string; pm2Home?: string; healthUrl?: string; prometheusUrl?: string; releasesDir?: string; accessLog?: string; service?: string; stateDir?: string; out: string; force?: boolean; json?: boolean }) => {
       const { defaultInitDeps, formatInitReport, runInit } = await import('./init.js');
-      const result = await runInit({ ...opts, force: opts.force === true }, defaultInitDeps(env));
-      print(formatInitReport(result, opts.out));
+      const { json, ...initOptions } = opts;
+      const result = await runInit({ ...initOptions, force: opts.force === true }, defaultInitDeps(env));
+      // The YAML itself is in the file; the JSON says where and what was found.
+      print(json ? JSON.stringify({ file: result.file, inferred: result.inferred, todo: result.todo }, null, 2) : formatInitReport(result, opts.out));
     });
 
   const config = program.command('config').description('work with config files');
@@ -278,14 +294,15 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .command('validate')
     .description('check a config file: prints FILE: OK, or every problem as path: message')
     .argument('<file>', 'the YAML config file')
-    .action(async (file: string) => {
+    .option('--json', 'print {"file", "ok": true} when valid (problems still go to stderr with exit 1)')
+    .action(async (file: string, opts: { json?: boolean }) => {
       await loadConfig(file);
-      print(`${file}: OK`);
+      print(opts.json ? JSON.stringify({ file, ok: true }) : `${file}: OK`);
     });
 
   program
     .command('check')
-    .description('evaluate every rule once, for CI/CD gates: exit 0 pass, 1 breach, 2 inconclusive')
+    .description('evaluate every rule once, for CI/CD gates: exit 0 pass, 1 breach, 3 inconclusive (2 is a usage error)')
     .option('-c, --config <file>', configHelp)
     .option('--for <duration>', 'how long to probe before judging (e.g. 30s, 2m)', '30s')
     .option('--json', 'print the verdicts as JSON')
@@ -309,10 +326,31 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
               formatVerdicts(result.verdicts, { color }).join('\n'),
           );
         }
-        exitCode = result.outcome === 'pass' ? 0 : result.outcome === 'fail' ? 1 : 2;
+        // 3, not 2: a gate must tell "no data" from a mistyped command (commander's usage error is 2).
+        exitCode = result.outcome === 'pass' ? 0 : result.outcome === 'fail' ? 1 : CHECK_INCONCLUSIVE_EXIT;
       } finally {
         await pm2?.disconnect();
       }
+    });
+
+  const ops = program.command('ops').description('print the ops kit that ships with release-guard, fitted to this site');
+  ops
+    .command('rules')
+    .description('print the Prometheus alert rules (prometheus/release-guard.rules.yml), runbook links made absolute with --runbook-base')
+    .option('--runbook-base <url>', 'where docs/operations.md is published, e.g. https://wiki.example.com/release-guard/ops (each alert\'s #anchor is added), or a URL with {alert} for one page per alert; default: the relative docs/operations.md links')
+    .action(async (opts: { runbookBase?: string }) => {
+      const { opsRules } = await import('./ops-rules.js');
+      out(await opsRules(opts.runbookBase));
+    });
+
+  program
+    .command('completion')
+    .description('print a shell completion script: source <(release-guard completion bash), or release-guard completion zsh > "${fpath[1]}/_release-guard"')
+    .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh']))
+    .action(async (shell: 'bash' | 'zsh') => {
+      // Generated from this very program, so it lists every command and option there is.
+      const { completionScript } = await import('./completion.js');
+      out(completionScript(program, shell));
     });
 
   try {

@@ -14,6 +14,22 @@ import type { StatusView } from '../api/types.js';
 
 export const WAIT_EXIT = { promoted: 0, rolledBack: 1, rollbackFailed: 3, noVerdict: 4 } as const;
 
+/** The outcome's name in `release --wait --json` (stable, for scripts). */
+export type WaitOutcome = 'promoted' | 'rolled_back' | 'rollback_failed' | 'no_verdict';
+
+export function waitOutcome(code: number): WaitOutcome {
+  switch (code) {
+    case WAIT_EXIT.promoted:
+      return 'promoted';
+    case WAIT_EXIT.rolledBack:
+      return 'rolled_back';
+    case WAIT_EXIT.rollbackFailed:
+      return 'rollback_failed';
+    default:
+      return 'no_verdict';
+  }
+}
+
 export type WaitStep =
   | { done: true; code: number; message: string }
   | { done: false; progress: string };

@@ -1,11 +1,13 @@
 /**
  * The shell of `release --wait`: announces the release, polls /status once a second, prints
  * progress (on a phase change, and every 10 s while nothing changes) to stderr and the outcome
- * to stdout, and returns the exit code judgeWindow gives.
+ * to stdout, and returns the exit code judgeWindow gives. With `json`, the outcome is one JSON
+ * object on stdout ({version, outcome, code, message}: stable names for scripts); progress stays
+ * on stderr either way.
  */
 import type { ApiClient } from '../api/client.js';
 import { ApiError, errorMessage } from '../errors.js';
-import { judgeWindow, WAIT_EXIT } from './release-outcome.js';
+import { judgeWindow, WAIT_EXIT, waitOutcome } from './release-outcome.js';
 
 const POLL_MS = 1000;
 const QUIET_PROGRESS_MS = 10_000;
@@ -15,8 +17,12 @@ const UNREACHABLE_MS = 60_000;
 export async function waitForRelease(
   client: ApiClient,
   version: string,
-  options: { by?: string; timeoutMs: number | null; out: (text: string) => void; err: (text: string) => void; sleep?: (ms: number) => Promise<void> },
+  options: { by?: string; timeoutMs: number | null; json?: boolean; out: (text: string) => void; err: (text: string) => void; sleep?: (ms: number) => Promise<void> },
 ): Promise<number> {
+  const finish = (code: number, message: string): number => {
+    options.out(options.json ? JSON.stringify({ version, outcome: waitOutcome(code), code, message }) : message);
+    return code;
+  };
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   // The daemon's clock, not ours: a rollback record of this window finishes after this instant.
   const since = Date.parse((await client.status()).now);
@@ -26,8 +32,7 @@ export async function waitForRelease(
   } catch (error) {
     // Detected by the guard already: follow that window. Any other refusal leaves no window.
     if (!(error instanceof ApiError && /already under guard/.test(error.message))) {
-      options.out(`release ${version} not guarded: ${errorMessage(error)}`);
-      return WAIT_EXIT.noVerdict;
+      return finish(WAIT_EXIT.noVerdict, `release ${version} not guarded: ${errorMessage(error)}`);
     }
     options.err(`release ${version} is already under guard; following its window\n`);
   }
@@ -37,8 +42,7 @@ export async function waitForRelease(
   let unreachableSince: number | null = null;
   for (;;) {
     if (options.timeoutMs !== null && Date.now() - started >= options.timeoutMs) {
-      options.out(`gave up after ${Math.round(options.timeoutMs / 1000)} s: no verdict on ${version} yet`);
-      return WAIT_EXIT.noVerdict;
+      return finish(WAIT_EXIT.noVerdict, `gave up after ${Math.round(options.timeoutMs / 1000)} s: no verdict on ${version} yet`);
     }
     let step;
     try {
@@ -47,16 +51,14 @@ export async function waitForRelease(
     } catch (error) {
       unreachableSince ??= Date.now();
       if (Date.now() - unreachableSince >= UNREACHABLE_MS) {
-        options.out(`lost the daemon for ${UNREACHABLE_MS / 1000} s (${errorMessage(error)}): no verdict on ${version}`);
-        return WAIT_EXIT.noVerdict;
+        return finish(WAIT_EXIT.noVerdict, `lost the daemon for ${UNREACHABLE_MS / 1000} s (${errorMessage(error)}): no verdict on ${version}`);
       }
       options.err(`daemon not answering (${errorMessage(error)}); retrying\n`);
       await sleep(POLL_MS);
       continue;
     }
     if (step.done) {
-      options.out(step.message);
-      return step.code;
+      return finish(step.code, step.message);
     }
     const changed = step.progress.replace(/\d+ s of the window left/, '') !== lastProgress.replace(/\d+ s of the window left/, '');
     if (changed || Date.now() - lastPrintedAt >= QUIET_PROGRESS_MS) {

@@ -1,6 +1,6 @@
 /**
  * `release-guard check`, the CI/CD gate, run as a user would: the CLI from source against a real
- * app process. Exit codes: 0 pass, 1 breach, 2 inconclusive.
+ * app process. Exit codes: 0 pass, 1 breach, 3 inconclusive (2 is a usage error, as everywhere).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -87,12 +87,21 @@ describe('release-guard check', () => {
     expect(report.verdicts.filter((v) => v.outcome === 'fail').map((v) => v.rule).sort()).toEqual(['error_rate', 'health']);
   });
 
-  it('is inconclusive (exit 2) when a source has no data: Prometheus unreachable is not a pass', async () => {
+  it('is inconclusive (exit 3, not the usage error 2) when a source has no data: Prometheus unreachable is not a pass', async () => {
     const app = await startDemoApp();
     cleanups.push(() => app.stop());
     const closed = `http://127.0.0.1:${await freePort()}`;
     const result = await check(closed, app);
-    expect(result.code, result.stderr).toBe(2);
+    expect(result.code, result.stderr).toBe(3);
     expect(result.stdout).toMatch(/web: INCONCLUSIVE/);
+  });
+
+  it('keeps exit 2 for a usage error (an unknown option), so a gate tells it from inconclusive', async () => {
+    const app = await startDemoApp();
+    cleanups.push(() => app.stop());
+    const result = await check(`http://127.0.0.1:${await freePort()}`, app, ['--no-such-option']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/unknown option '--no-such-option'/);
+    expect(result.stdout).toBe('');
   });
 });

@@ -5,7 +5,10 @@
  * - every `release_guard_*` metric they use is one the code really exports (read from a real
  *   GuardMetrics registry, never a hard-coded list);
  * - the dashboard is valid JSON, every panel has a datasource and a query, and every query parses
- *   as PromQL (promtool checks them as recording rules).
+ *   as PromQL (promtool checks them as recording rules); every release_guard_* selector in it
+ *   filters on the `job` and `instance` variables;
+ * - `release-guard ops rules --runbook-base URL` prints rules promtool accepts, with every alert's
+ *   runbook link absolute.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { main } from '../../src/cli/main.js';
 import { GuardMetrics } from '../../src/metrics.js';
 import { ensurePrometheus } from '../helpers/prometheus.js';
 
@@ -204,5 +208,66 @@ describe('Prometheus rules and Grafana dashboard', () => {
     await writeFile(file, stringify({ groups: [{ name: 'dashboard', rules }] }));
     const { code, output } = await promtool(promtoolPath, ['check', 'rules', file]);
     expect(code, `${output}\n${exprs.map((e, i) => `query_${i} (${e.where}): ${e.expr}`).join('\n')}`).toBe(0);
+  });
+
+  it('every release_guard_* selector in the dashboard filters on the job and instance variables', () => {
+    const job = dashboard.templating.list.find((v) => v.name === 'job');
+    expect(job?.type).toBe('query');
+    // The variable's own values come from a metric the guard exports, so it lists real jobs.
+    expect(JSON.stringify(job?.query)).toMatch(/label_values\(release_guard_[a-z_]+, job\)/);
+    const exprs = [
+      ...allPanels(dashboard.panels).flatMap((panel) => (panel.targets ?? []).map((t) => ({ where: panel.title, expr: t.expr ?? '' }))),
+      ...dashboard.annotations.list.filter((a) => a.expr !== undefined).map((a) => ({ where: `annotation ${a.name}`, expr: a.expr! })),
+    ];
+    let selectors = 0;
+    for (const { where, expr } of exprs) {
+      for (const [selector, matchers] of expr.matchAll(/\brelease_guard_[a-zA-Z0-9_]+(?:\{([^}]*)\})?/g)) {
+        selectors++;
+        expect(matchers ?? '', `${where}: ${selector} does not select job=~"$job"`).toContain('job=~"$job"');
+        expect(matchers ?? '', `${where}: ${selector} does not select instance=~"$instance"`).toContain('instance=~"$instance"');
+      }
+    }
+    expect(selectors).toBeGreaterThan(15);
+  });
+
+  async function opsRules(args: string[]) {
+    let stdout = '';
+    let stderr = '';
+    const code = await main(['ops', 'rules', ...args], { env: {}, out: (t) => void (stdout += t), err: (t) => void (stderr += t), color: false });
+    return { code, stdout, stderr };
+  }
+
+  it('ops rules --runbook-base prints rules promtool accepts, every runbook link absolute', async () => {
+    const base = 'https://wiki.example.com/release-guard/ops';
+    const { code, stdout, stderr } = await opsRules(['--runbook-base', base]);
+    expect(code, stderr).toBe(0);
+    const file = join(dir, 'rules-absolute.yml');
+    await writeFile(file, stdout);
+    const checked = await promtool(promtoolPath, ['check', 'rules', file]);
+    expect(checked.code, checked.output).toBe(0);
+    const rules = (parse(stdout) as { groups: { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[] }).groups.flatMap((g) => g.rules);
+    const shipped = (parse(rulesText) as { groups: { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[] }).groups.flatMap((g) => g.rules);
+    expect(rules.map((r) => r.alert)).toEqual(shipped.map((r) => r.alert));
+    for (const [i, rule] of rules.entries()) {
+      expect(rule.annotations.runbook_url).toBe(`${base}#${rule.alert.toLowerCase()}`);
+      // Only the link changes.
+      expect({ ...rule, annotations: { ...rule.annotations, runbook_url: '' } }).toEqual({ ...shipped[i], annotations: { ...shipped[i]!.annotations, runbook_url: '' } });
+    }
+
+    const perAlert = await opsRules(['--runbook-base', 'https://runbooks.example.com/{alert}.html']);
+    expect(perAlert.code, perAlert.stderr).toBe(0);
+    expect(perAlert.stdout).toContain('runbook_url: "https://runbooks.example.com/ReleaseGuardFrozen.html"');
+
+    // Without a base: the rules exactly as shipped, relative links.
+    expect((await opsRules([])).stdout).toBe(rulesText);
+  });
+
+  it('ops rules refuses a --runbook-base that is not an absolute http(s) URL (usage error, exit 2, nothing printed)', async () => {
+    for (const bad of ['wiki/ops', 'ftp://wiki.example.com/ops', 'https://wiki.example.com/ops#runbooks']) {
+      const { code, stdout, stderr } = await opsRules(['--runbook-base', bad]);
+      expect(code, bad).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toMatch(/^release-guard: --runbook-base ".*" (is not an absolute URL|must be an http|already has a #fragment)/);
+    }
   });
 });
