@@ -25,7 +25,13 @@ export async function waitForRelease(
   };
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   // The daemon's clock, not ours: a rollback record of this window finishes after this instant.
-  const since = Date.parse((await client.status()).now);
+  // A daemon not reached at all gives no verdict (4): exit 1 would read as "rolled back".
+  let since: number;
+  try {
+    since = Date.parse((await client.status()).now);
+  } catch (error) {
+    return finish(WAIT_EXIT.noVerdict, `release ${version} not followed: ${errorMessage(error)}`);
+  }
   try {
     await client.release(version, options.by);
     options.err(`release ${version} announced; following its window\n`);

@@ -13,6 +13,7 @@ import type { ControlRequest, GuardControl, StatusView } from '../../src/api/typ
 import { main } from '../../src/cli/main.js';
 import { initialState } from '../../src/core/transition.js';
 import type { GuardState } from '../../src/core/types.js';
+import { freePort } from '../helpers/pm2-sandbox.js';
 
 const TOKEN = 'json-test-token-0123456789';
 
@@ -150,6 +151,13 @@ describe('--json on every command that prints', () => {
     const { code, stdout } = await cli(['release', 'v2', '--wait', '--json', '--url', server.url]);
     expect(code).toBe(4);
     expect(JSON.parse(stdout)).toMatchObject({ version: 'v2', outcome: 'no_verdict', code: 4 });
+  });
+
+  it('release --wait with no daemon to reach is no_verdict, exit 4 (never 1, which reads as rolled back)', async () => {
+    const gone = `http://127.0.0.1:${await freePort()}`;
+    const { code, stdout } = await cli(['release', 'v2', '--wait', '--json', '--url', gone]);
+    expect(code).toBe(4);
+    expect(JSON.parse(stdout)).toMatchObject({ version: 'v2', outcome: 'no_verdict', code: 4, message: expect.stringMatching(/cannot reach release-guard/) });
   });
 
   it('an error with --json is one line on stderr, exit 1, nothing on stdout', async () => {
