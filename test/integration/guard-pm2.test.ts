@@ -352,8 +352,13 @@ describe('guarding a pm2 app', () => {
     expect(state.autoRollbacks.filter((r) => r.version === 'v2')).toHaveLength(1);
     expect(state.history.filter((h) => h.version === 'v2')).toEqual([expect.objectContaining({ status: 'rolled_back' })]);
     expect(await version(s)).toBe('v1');
-    await waitFor(async () => (await readdir(join(s.stateDir, 'rollbacks'))).length === 3, 5000);
-    expect((await readdir(join(s.stateDir, 'rollbacks'))).filter((n) => n.endsWith('.json'))).toHaveLength(1);
+    // The record is written as a set (temp files renamed, the JSON last): wait for the set, then
+    // check there is one record, not two.
+    const written = await waitFor(async () => {
+      const names = await readdir(join(s.stateDir, 'rollbacks'));
+      return ['.json', '.md', '.svg'].every((ext) => names.some((n) => n.endsWith(ext))) && !names.some((n) => n.endsWith('.tmp')) ? names : null;
+    }, 5000);
+    expect(written.filter((n) => n.endsWith('.json'))).toHaveLength(1);
 
     second.kill('SIGTERM');
     const code = await new Promise((resolve) => second.once('exit', resolve));
