@@ -21,3 +21,15 @@ describe('log', () => {
     expect(redact({ a: { password: 'x', list: ['https://u:p@h/'] } })).toEqual({ a: { password: '[redacted]', list: ['https://***:***@h/'] } });
   });
 });
+
+describe('shutdown', () => {
+  it('a line logged after end() is dropped, never an error event that ends the process', async () => {
+    const stream = new PassThrough();
+    const log = createLogger({ level: 'info', format: 'json', stream });
+    log.end();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A late probe callback during shutdown: winston would emit 'error' (write after end).
+    log.error('probe sample handling failed');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+});

@@ -57,7 +57,7 @@ export function createLogger(options: LogOptions): Logger {
   const stream = options.stream ?? process.stderr;
   const tty = Boolean((stream as { isTTY?: boolean }).isTTY);
   const json = options.format === 'json' || (options.format === 'auto' && !tty);
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level: options.level,
     format: winston.format.combine(
       redactFormat(),
@@ -67,4 +67,8 @@ export function createLogger(options: LogOptions): Logger {
     ),
     transports: [new winston.transports.Stream({ stream })],
   });
+  // A line logged after end() (a late callback during shutdown) is dropped: winston would emit
+  // 'error' (write after end), and with no listener that ends the process with exit 1.
+  logger.on('error', () => undefined);
+  return logger;
 }

@@ -98,6 +98,8 @@ export class Guard implements GuardControl {
   private loops: Promise<void>[] = [];
   private rollbackRun: Promise<void> | null = null;
   private crashExits: number[] = [];
+  /** Probe samples launched and not yet handled: stop() waits for them. */
+  private readonly launches = new Set<Promise<void>>();
   /** Alertmanager as an input (triggers.alertmanager), when configured. */
   private readonly alerts: AlertIntake | null;
   private lastRecord: RollbackRecord | null = null;
@@ -188,6 +190,8 @@ export class Guard implements GuardControl {
     this.wake.abort();
     this.unsubscribePm2?.();
     await Promise.allSettled(this.loops);
+    // Launched samples end with the stopping signal; none may outlive the guard (or its log).
+    await Promise.allSettled([...this.launches]);
     if (this.rollbackRun) {
       this.deps.log.info('waiting for the running rollback to finish before exit', { component: 'guard' });
       await this.rollbackRun;
@@ -566,11 +570,18 @@ export class Guard implements GuardControl {
       return;
     }
     this.inFlight.set(probe.name, running + 1);
-    probe
+    const run: Promise<void> = probe
       .sample(startedAt, this.stopping.signal, options)
       .then((sample) => this.onSample(probe, sample))
-      .catch((error: unknown) => this.deps.log.error('probe sample handling failed', { component: 'probe', probe: probe.name, error: errorMessage(error) }))
-      .finally(() => this.inFlight.set(probe.name, (this.inFlight.get(probe.name) ?? 1) - 1));
+      .catch((error: unknown) => {
+        // A sample cut short by stop() is expected, not an error worth a line.
+        if (!this.stopping.signal.aborted) this.deps.log.error('probe sample handling failed', { component: 'probe', probe: probe.name, error: errorMessage(error) });
+      })
+      .finally(() => {
+        this.inFlight.set(probe.name, (this.inFlight.get(probe.name) ?? 1) - 1);
+        this.launches.delete(run);
+      });
+    this.launches.add(run);
   }
 
   private async onSample(probe: Probe, sample: Sample): Promise<void> {
