@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { testPolicy } from '../../test/helpers/policy.js';
 import { parseStoredState } from '../store/state-schema.js';
 import { ALLOWED_EDGES, failedVersions, finishedRollbackRecord, initialState, rollbackTarget, transition } from './transition.js';
 import type { Effect, Event, GuardState, Policy, RuleVerdict } from './types.js';
 
-const policy: Policy = {
-  windowMs: 600_000,
-  automatic: true,
-  maxRollbacksPerHour: 3,
-  cooldownMs: 0,
-  verifyPasses: 3,
-  verifyTimeoutMs: 60_000,
-  settleMs: 30_000,
-  rolloutGraceMs: 0,
-  maxAttempts: 3,
-  verificationSuite: false,
-  vetoMs: 0,
-  historyLimit: 500,
-};
+const policy: Policy = testPolicy;
 
 const fail: RuleVerdict = { rule: 'health', outcome: 'fail', observed: 3, threshold: 3, unit: 'failures', message: 'health: 3 consecutive failures >= 3', since: 5 };
 const pass: RuleVerdict = { ...fail, outcome: 'pass', observed: 0, message: 'health: 0 consecutive failures < 3' };

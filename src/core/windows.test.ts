@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { testPolicy } from '../../test/helpers/policy.js';
 import { initialState, transition } from './transition.js';
 import type { GuardState, Policy } from './types.js';
 import { closesWindow, rollbackWindowId, WINDOW_ID, windowId } from './windows.js';
 
-const policy: Policy = {
-  windowMs: 600_000,
-  automatic: true,
-  maxRollbacksPerHour: 3,
-  cooldownMs: 0,
-  verifyPasses: 3,
-  verifyTimeoutMs: 60_000,
-  settleMs: 30_000,
-  rolloutGraceMs: 0,
-  maxAttempts: 3,
-  verificationSuite: false,
-  vetoMs: 0,
-  historyLimit: 500,
-};
+const policy: Policy = testPolicy;
 
 describe('release window ids', () => {
   it('are derived from the start time and the version, sort by age, and are safe file names', () => {
