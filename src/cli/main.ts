@@ -336,11 +336,12 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   const ops = program.command('ops').description('print the ops kit that ships with release-guard, fitted to this site');
   ops
     .command('rules')
-    .description('print the Prometheus alert rules (prometheus/release-guard.rules.yml), runbook links made absolute with --runbook-base')
+    .description('print the Prometheus alert rules (prometheus/release-guard.rules.yml), runbook links made absolute with --runbook-base, the scrape job renamed with --job')
     .option('--runbook-base <url>', 'where docs/operations.md is published, e.g. https://wiki.example.com/release-guard/ops (each alert\'s #anchor is added), or a URL with {alert} for one page per alert; default: the relative docs/operations.md links')
-    .action(async (opts: { runbookBase?: string }) => {
+    .option('--job <name>', 'the scrape job the guard\'s /metrics is collected under (job_name in the Prometheus scrape config); default: release-guard')
+    .action(async (opts: { runbookBase?: string; job?: string }) => {
       const { opsRules } = await import('./ops-rules.js');
-      out(await opsRules(opts.runbookBase));
+      out(await opsRules(opts));
     });
 
   program
