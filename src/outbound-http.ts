@@ -8,19 +8,31 @@
  * (probes/http-fetch.ts); axios' `timeout` is a socket-idle timer, and a probe never goes through
  * a proxy to the app beside it.
  */
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import type { AxiosInstance, AxiosResponse } from 'axios';
 import type { Readable } from 'node:stream';
 
-export const outboundHttp: AxiosInstance = axios.create({
-  // Every status is an answer for the caller to judge; redirects are not followed (a webhook URL
-  // that redirects is a misconfiguration, and a redirect could carry a secret header elsewhere).
-  validateStatus: () => true,
-  maxRedirects: 0,
-  // The body is sent as given, the answer read as a stream so the caller caps what it reads.
-  transformRequest: [(data: unknown) => data],
-  responseType: 'stream',
-  decompress: true,
-});
+let instance: Promise<AxiosInstance> | undefined;
+
+/**
+ * The shared axios instance, loaded on first use: importing axios (with its proxy and form
+ * dependencies) costs ~20 MB of RSS, and a guard that has nothing to notify — most of its life —
+ * should not carry it (the cost benchmark's RSS target for guarding one service is 80 MB).
+ */
+export function outboundHttp(): Promise<AxiosInstance> {
+  instance ??= import('axios').then(({ default: axios }) =>
+    axios.create({
+      // Every status is an answer for the caller to judge; redirects are not followed (a webhook URL
+      // that redirects is a misconfiguration, and a redirect could carry a secret header elsewhere).
+      validateStatus: () => true,
+      maxRedirects: 0,
+      // The body is sent as given, the answer read as a stream so the caller caps what it reads.
+      transformRequest: [(data: unknown) => data],
+      responseType: 'stream',
+      decompress: true,
+    }),
+  );
+  return instance;
+}
 
 /** No proxy stands between the guard and its own loopback daemon, whatever the environment says. */
 export function isLoopback(url: URL): boolean {

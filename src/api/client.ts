@@ -94,7 +94,7 @@ export class ApiClient {
     let status: number;
     let text: string;
     try {
-      const response = await outboundHttp.request<string>({
+      const response = await (await outboundHttp()).request<string>({
         url: url.href,
         method,
         headers,

@@ -64,7 +64,7 @@ export async function exchange(request: ExchangeRequest, fail: ReturnType<typeof
   const deadline = AbortSignal.timeout(request.timeoutMs);
   let response: AxiosResponse<Readable>;
   try {
-    response = await outboundHttp.request<Readable>({
+    response = await (await outboundHttp()).request<Readable>({
       method: request.method,
       url: request.url,
       data: body,

@@ -143,7 +143,7 @@ export function createWebhookNotifier(config: WebhookNotifierConfig, env: NodeJS
       const deadline = AbortSignal.timeout(config.timeout);
       let response: AxiosResponse<Readable>;
       try {
-        response = await outboundHttp.post<Readable>(url.href, body, { headers, signal: AbortSignal.any([signal, deadline]) });
+        response = await (await outboundHttp()).post<Readable>(url.href, body, { headers, signal: AbortSignal.any([signal, deadline]) });
       } catch (error) {
         if (signal.aborted) throw fail('aborted', 'notify_aborted', true);
         if (deadline.aborted) throw fail(`timeout after ${formatDuration(config.timeout)}`, 'notify_timeout', true);

@@ -1,6 +1,6 @@
 /**
  * The guard loads only the client libraries its configuration uses (mysql2 and ioredis cost
- * 15-25 MB of RSS each): the CLI is run from source as a user would, with a preload that records
+ * 15-25 MB of RSS each), and axios (~20 MB) only when it first sends something out: the CLI is run from source as a user would, with a preload that records
  * every module the process loads (test/helpers/record-loads.ts). Not timing based: `start` is
  * stopped once its API answers, i.e. after every probe and strategy has been built.
  */
@@ -110,6 +110,8 @@ describe('client libraries are loaded only when the config uses them', () => {
     // …and the libraries of probes, strategies and stores this config does not use are not.
     expect(packages).not.toContain('mysql2');
     expect(packages).not.toContain('ioredis');
+    // Nothing was notified yet: the outbound HTTP client is not loaded either.
+    expect(packages).not.toContain('axios');
   });
 
   it('start with a mysql and a redis probe loads mysql2 and ioredis (the recorder would see them)', async () => {
