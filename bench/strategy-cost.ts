@@ -10,7 +10,7 @@
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DEMO_APP } from '../demo/demo-app.js';
+import { DEMO_APP } from '../test/fixtures/demo-app/releases.js';
 import { GuardProcess, type RecordFile } from './guard.js';
 import { RATE } from './guard-runner.js';
 import { runOk, sleep, waitFor, withTimeout } from './proc.js';

@@ -1,6 +1,6 @@
 /**
  * A throwaway Prometheus for integration tests, and the exporter it scrapes (the demo app,
- * demo/app/server.cjs, as a plain child process).
+ * test/fixtures/demo-app/server.cjs, as a plain child process).
  *
  * `startPrometheus` installs the Debian package when the binary is missing and we are root (CI
  * runs on a fresh machine), writes a prometheus.yml into a temp dir, starts the server on a free
@@ -14,7 +14,7 @@ import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { DEMO_APP, freePort } from '../../src/demo/demo-app.js';
+import { DEMO_APP, freePort } from '../fixtures/demo-app/releases.js';
 
 export interface PrometheusOptions {
   /** `host:port` of each target, all in one job named `app`. */
@@ -201,7 +201,7 @@ export interface DemoApp {
   stop(): Promise<void>;
 }
 
-/** Starts demo/app/server.cjs as a plain process and waits until it listens. */
+/** Starts test/fixtures/demo-app/server.cjs as a plain process and waits until it listens. */
 export async function startDemoApp(options: DemoAppOptions = {}): Promise<DemoApp> {
   trackForExit();
   const port = options.port ?? (await freePort());

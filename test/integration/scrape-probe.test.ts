@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { probeSchema, type ScrapeProbeConfig } from '../../src/config/schema.js';
 import type { Sample } from '../../src/core/types.js';
-import { startLoad, type Load } from '../../src/demo/load.js';
+import { startLoad, type Load } from '../../demo/load.js';
 import { scrapeProbe } from '../../src/probes/scrape.js';
 import type { Probe } from '../../src/probes/types.js';
 import { startDemoApp, type DemoApp } from '../helpers/prometheus.js';
