@@ -158,7 +158,7 @@ export class GuardProcess {
       );
     } catch (error) {
       await guard.stop();
-      throw new Error(`${String(error)}\n${await guard.logTail()}`);
+      throw new Error(`${String(error)}\n${await guard.logTail()}`, { cause: error });
     }
     return guard;
   }

@@ -127,7 +127,7 @@ export async function startAlertmanager(options: { webhook: string; token: strin
     await waitReady(`${url}/-/ready`, child, 30_000);
   } catch (error) {
     await stop();
-    throw new Error(`alertmanager did not start: ${(error as Error).message}\n--- stderr ---\n${tail()}`);
+    throw new Error(`alertmanager did not start: ${(error as Error).message}\n--- stderr ---\n${tail()}`, { cause: error });
   }
   return { url, stop };
 }
@@ -224,7 +224,7 @@ export async function startDemoApp(options: DemoAppOptions = {}): Promise<DemoAp
     });
   } catch (error) {
     await stop();
-    throw new Error(`demo app on port ${port}: ${(error as Error).message}\n${tail()}`);
+    throw new Error(`demo app on port ${port}: ${(error as Error).message}\n${tail()}`, { cause: error });
   }
   child.channel?.unref();
   return { port, target: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, child, stop };
