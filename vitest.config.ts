@@ -20,7 +20,15 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: UNIT, exclude: SRC_NEEDING_SERVICES },
+        test: {
+          name: 'unit',
+          include: UNIT,
+          exclude: SRC_NEEDING_SERVICES,
+          // Test files share a worker's module cache instead of each importing the product
+          // afresh: a third less CPU (measured 43-48 s against 65 s), which is what a 2-core
+          // machine pays. Unit tests leave no global state behind (servers closed, env restored).
+          isolate: false,
+        },
       },
       {
         extends: true,
