@@ -21,7 +21,7 @@ export class SharedPreflight {
   private last: { view: PreflightView; at: number } | null = null;
 
   constructor(
-    private readonly check: () => Promise<PreflightView>,
+    private readonly runPreflight: () => Promise<PreflightView>,
     private readonly options: { maxAgeMs: number; clock: Clock },
   ) {}
 
@@ -37,7 +37,7 @@ export class SharedPreflight {
   }
 
   private start(): Promise<PreflightView> {
-    const run = this.check().then((view) => {
+    const run = this.runPreflight().then((view) => {
       // Stamped when the run ended: a result is reused for maxAgeMs after it was complete.
       this.last = { view, at: this.options.clock.now() };
       return view;

@@ -15,7 +15,7 @@ import { stringify } from 'yaml';
 import { parseConfigText } from '../config/load.js';
 import { initialState } from '../core/transition.js';
 import type { GuardState } from '../core/types.js';
-import { PROJECT_ROOT } from '../demo/demo-app.js';
+import { PROJECT_ROOT } from '../../test/fixtures/demo-app/releases.js';
 import { GuardError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { startDaemon } from '../shell/daemon.js';

@@ -67,6 +67,7 @@ describe('formatStatus', () => {
     expect(colored).toContain('\u001b[33m!\u001b[0m');
     expect(colored).toContain('\u001b[90m–\u001b[0m');
     // Colour codes do not disturb the alignment.
+    // eslint-disable-next-line no-control-regex -- the ANSI escape (ESC) is what this strips
     expect(colored.replace(/\u001b\[[0-9;]*m/g, '')).toBe(text);
   });
 

@@ -311,13 +311,13 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       if (forMs === null || forMs <= 0) throw new GuardError(`--for ${JSON.stringify(opts.for)} is not a duration; use e.g. 30s or 2m`, 'usage');
       const file = opts.config ?? defaultConfig();
       const cfg = await loadConfig(file);
-      const { runCheck } = await import('../shell/check.js');
+      const { runCiGate } = await import('../shell/ci-gate.js');
       const { systemClock } = await import('../shell/clock.js');
       const needsPm2 = cfg.probes.some((p) => p.type === 'process' && p.pm2_app !== undefined);
       const pm2 = needsPm2 ? new (await import('../pm2/pm2-api-client.js')).Pm2ApiClient(cfg.pm2?.home ? { home: cfg.pm2.home } : {}) : undefined;
       if (!opts.json) err(`checking ${cfg.service} for ${formatDuration(forMs)} (${cfg.probes.map((p) => p.name).join(', ')})...\n`);
       try {
-        const result = await runCheck(cfg, { forMs, clock: systemClock, ...(pm2 ? { pm2 } : {}) });
+        const result = await runCiGate(cfg, { forMs, clock: systemClock, ...(pm2 ? { pm2 } : {}) });
         if (opts.json) print(JSON.stringify(result, null, 2));
         else {
           const samples = Object.entries(result.samples).map(([name, n]) => `${name} ${n}`).join(', ');

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { PROJECT_ROOT } from '../demo/demo-app.js';
+import { PROJECT_ROOT } from '../../test/fixtures/demo-app/releases.js';
 import { ConfigError } from '../errors.js';
 import { parseConfigText, validateConfig } from './load.js';
 

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../demo/demo-app.js';
+import { PROJECT_ROOT } from '../../test/fixtures/demo-app/releases.js';
 import { ConfigError } from '../errors.js';
 import { loadConfig, parseConfigText } from './load.js';
 

@@ -95,7 +95,9 @@ describe('pagerduty notifier', () => {
       dispatcher.publish(event('promoted', 'info', 'release v4 promoted', 'v4'));
       await dispatcher.close(5000);
 
-      const bodies = pd.received.map((r) => r.body as Record<string, any>);
+      // What the assertions below read of each event (eventProblems checks the whole shape).
+      type SentEvent = { event_action: string; dedup_key: string; payload: { severity: string; summary: string; custom_details: Record<string, unknown> } };
+      const bodies = pd.received.map((r) => r.body as SentEvent);
       expect(bodies.map(eventProblems)).toEqual([[], [], []]);
       expect(pd.received.map((r) => r.headers['content-type'])).toEqual(Array(3).fill('application/json; charset=utf-8'));
       expect(bodies.map((b) => `${b.event_action} ${b.payload?.severity ?? '-'} ${b.dedup_key}`)).toEqual([

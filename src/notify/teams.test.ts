@@ -17,6 +17,7 @@ const SECRET_PATH = '/webhookb2/0a1b2c3d-SECRET-4e5f/IncomingWebhook/abcdefSECRE
 function messageProblems(body: unknown, bytes: number): string[] {
   const problems: string[] = [];
   if (bytes > 28 * 1024) problems.push(`message is ${bytes} bytes, above the 28 KB limit`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walks a card of any shape received from the wire, reporting what is wrong
   const message = body as Record<string, any>;
   if (message?.type !== 'message') problems.push('type must be "message"');
   if (!Array.isArray(message?.attachments) || message.attachments.length === 0) return [...problems, 'attachments must be a non-empty list'];
@@ -38,6 +39,7 @@ function messageProblems(body: unknown, bytes: number): string[] {
         if (element.color !== undefined && !['Default', 'Dark', 'Light', 'Accent', 'Good', 'Warning', 'Attention'].includes(element.color)) problems.push(`TextBlock.color ${element.color}`);
         if (element.wrap !== undefined && typeof element.wrap !== 'boolean') problems.push('TextBlock.wrap must be a boolean');
       } else if (element.type === 'FactSet') {
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a fact of any shape, as received
         if (!Array.isArray(element.facts) || !element.facts.every((f: any) => typeof f.title === 'string' && typeof f.value === 'string')) problems.push('FactSet.facts must be {title, value} strings');
       } else {
         problems.push(`unexpected element ${String(element.type)}`);
@@ -86,6 +88,7 @@ describe('teams notifier', () => {
     await notifier().send(event, never());
     const request = server.received[0]!;
     expect(messageProblems(request.body, request.bytes)).toEqual([]);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the card as received; messageProblems checked its shape above
     const card = (request.body as any).attachments[0].content;
     expect(card.body[0]).toMatchObject({ text: '\\[critical\\] web: rollback\\_started', color: 'Attention', weight: 'Bolder' });
     const text: string = card.body[1].text;

@@ -1,5 +1,5 @@
 /**
- * Hostile /metrics against the real scrape probe over real HTTP (src/bench/chaos/hostile-metrics-server.ts):
+ * Hostile /metrics against the real scrape probe over real HTTP (bench/chaos/hostile-metrics-server.ts):
  * a release whose cardinality explodes must not take the guard's memory, and must not stop the
  * probe from reading the families it needs. Correctness and the caps are asserted here; the
  * guard's RSS and event-loop blocking are measured by `npm run chaos` (hostile-metrics), never
@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { probeSchema, type ScrapeProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import { evaluateErrorRate, type RuleInput } from '../core/rules.js';
-import { EXPECTED_P95_MS, ERRORS_PER_BATCH, REQUESTS_PER_BATCH, startHostileServer, type HostileMode, type HostileServer } from '../bench/chaos/hostile-metrics-server.js';
+import { EXPECTED_P95_MS, ERRORS_PER_BATCH, REQUESTS_PER_BATCH, startHostileServer, type HostileMode, type HostileServer } from '../../bench/chaos/hostile-metrics-server.js';
 import { scrapeProbe } from './scrape.js';
 import type { Probe } from './types.js';
 

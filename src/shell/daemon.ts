@@ -16,7 +16,7 @@ import { createStrategy } from '../strategies/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import type { Probe } from '../probes/types.js';
 import { errorMessage, GuardError } from '../errors.js';
-import { loadCheckRunners } from '../verification/suite.js';
+import { loadVerificationCheckRunners } from '../verification/suite.js';
 import { systemClock, type Clock } from './clock.js';
 import { NotificationDispatcher, routesFromConfig } from '../notify/dispatcher.js';
 import { Guard } from './guard.js';
@@ -84,7 +84,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     const plan: PlanStep[] = [];
     for (const step of config.rollback.steps) plan.push({ config: step, strategy: await createStrategy(step, { pm2: pm2!, run }) });
     // Now rather than when a rollback is being verified.
-    await loadCheckRunners(config.verification.checks);
+    await loadVerificationCheckRunners(config.verification.checks);
     const notifications = (parts.notifications = new NotificationDispatcher(routesFromConfig(config.notifiers), {
       log: (level, message, fields) => log.log(level, message, { component: 'notify', ...fields }),
       clock,

@@ -123,7 +123,7 @@ export const releasesStrategy: StrategyFactory<ReleasesStrategyConfig> = (config
       try {
         await unlink(temp);
       } catch (cleanupError) {
-        throw new AggregateError([error, cleanupError], `could not swap ${link}, and ${temp} is left behind`);
+        throw new AggregateError([error, cleanupError], `could not swap ${link}, and ${temp} is left behind`, { cause: cleanupError });
       }
       throw error;
     }

@@ -22,7 +22,7 @@ export interface VerificationContext {
 }
 
 /** One check's outcome. `detail` is observed vs expected, in words, and never holds a secret. */
-export interface CheckResult {
+export interface VerificationCheckResult {
   name: string;
   type: VerificationCheck['type'];
   ok: boolean;
@@ -32,19 +32,19 @@ export interface CheckResult {
 
 export interface SuiteResult {
   ok: boolean;
-  results: CheckResult[];
+  results: VerificationCheckResult[];
 }
 
 /** Runs one check; must never throw (every failure is `ok: false` with a detail). */
-export type CheckRunner<C extends VerificationCheck> = (config: C, ctx: VerificationContext) => Promise<CheckResult>;
+export type VerificationCheckRunner<C extends VerificationCheck> = (config: C, ctx: VerificationContext) => Promise<VerificationCheckResult>;
 
 /** Loads the module of one check type and gives its runner. */
-type CheckLoader<C extends VerificationCheck> = () => Promise<CheckRunner<C>>;
+type VerificationCheckLoader<C extends VerificationCheck> = () => Promise<VerificationCheckRunner<C>>;
 
 /**
  * The check registry, keyed by the config's `type`; `satisfies` rejects a missing or mispaired
  * type. A check's module is loaded only when a configured check has that type (the mysql check
- * brings mysql2, ~15 MB of RSS); the daemon loads them at start (`loadCheckRunners`), so a
+ * brings mysql2, ~15 MB of RSS); the daemon loads them at start (`loadVerificationCheckRunners`), so a
  * verification never waits for a module.
  */
 export const checkLoaders = {
@@ -52,15 +52,15 @@ export const checkLoaders = {
   security: async () => (await import('./checks/security.js')).run,
   mysql: async () => (await import('./checks/mysql.js')).run,
   resources: async () => (await import('./checks/resources.js')).run,
-} satisfies { [K in VerificationCheck['type']]: CheckLoader<Extract<VerificationCheck, { type: K }>> };
+} satisfies { [K in VerificationCheck['type']]: VerificationCheckLoader<Extract<VerificationCheck, { type: K }>> };
 
-function loaderOf(type: string): CheckLoader<VerificationCheck> | undefined {
+function loaderOf(type: string): VerificationCheckLoader<VerificationCheck> | undefined {
   // The registry pairs each type with its runner; the cast only joins the union.
-  return Object.hasOwn(checkLoaders, type) ? (checkLoaders[type as VerificationCheck['type']] as CheckLoader<VerificationCheck>) : undefined;
+  return Object.hasOwn(checkLoaders, type) ? (checkLoaders[type as VerificationCheck['type']] as VerificationCheckLoader<VerificationCheck>) : undefined;
 }
 
 /** Loads the modules of the given checks ahead of a verification (a module is loaded once). */
-export async function loadCheckRunners(checks: readonly VerificationCheck[]): Promise<void> {
+export async function loadVerificationCheckRunners(checks: readonly VerificationCheck[]): Promise<void> {
   await Promise.all([...new Set(checks.map((check) => check.type))].map((type) => loaderOf(type)?.()));
 }
 
@@ -70,18 +70,18 @@ export async function loadCheckRunners(checks: readonly VerificationCheck[]): Pr
  * an abort the remaining checks are reported as failed, not run.
  */
 export async function runVerificationSuite(checks: readonly VerificationCheck[], ctx: VerificationContext): Promise<SuiteResult> {
-  const results: CheckResult[] = [];
+  const results: VerificationCheckResult[] = [];
   for (const check of checks) {
     if (ctx.signal.aborted) {
       results.push({ name: check.name, type: check.type, ok: false, detail: 'aborted: not run', durationMs: 0 });
       continue;
     }
-    results.push(await runCheck(check, ctx));
+    results.push(await runVerificationCheck(check, ctx));
   }
   return { ok: results.every((result) => result.ok), results };
 }
 
-async function runCheck(check: VerificationCheck, ctx: VerificationContext): Promise<CheckResult> {
+async function runVerificationCheck(check: VerificationCheck, ctx: VerificationContext): Promise<VerificationCheckResult> {
   const started = ctx.now();
   const load = loaderOf(check.type);
   try {

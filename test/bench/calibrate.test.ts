@@ -4,8 +4,8 @@
  * facts of the rules. Never timings or rates near a target: those are the calibration's business.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cells, runWindow } from '../../src/bench/calibrate-sim.js';
-import { DEFAULT_SEED, QUICK_WINDOWS, renderMarkdown, renderTable, renderTargets, runCalibration, summarise, type CalibrationResults } from '../../src/bench/calibrate.js';
+import { cells, runWindow } from '../../bench/calibrate-sim.js';
+import { DEFAULT_SEED, QUICK_WINDOWS, renderMarkdown, renderTable, renderTargets, runCalibration, summarise, type CalibrationResults } from '../../bench/calibrate.js';
 
 describe('calibrate --quick', () => {
   let results: CalibrationResults;

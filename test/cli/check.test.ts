@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { PROJECT_ROOT, freePort } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT, freePort } from '../fixtures/demo-app/releases.js';
 import { startDemoApp, type DemoApp } from '../helpers/prometheus.js';
 
 let cleanups: (() => Promise<unknown>)[] = [];

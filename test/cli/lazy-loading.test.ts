@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { PROJECT_ROOT, freePort } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT, freePort } from '../fixtures/demo-app/releases.js';
 import { loadedPackages } from '../helpers/record-loads.js';
 
 const RECORDER = join(PROJECT_ROOT, 'test/helpers/record-loads.ts');

@@ -1,7 +1,7 @@
 /**
  * A throwaway pm2 for integration tests: its own PM2_HOME (so tests never touch the user's pm2
  * or each other's), its own deploy directory, and helpers to lay out Capistrano-style releases of
- * the demo app (demo/app/server.cjs). Always call `cleanup()` (in afterAll/afterEach), which kills
+ * the demo app (test/fixtures/demo-app/server.cjs). Always call `cleanup()` (in afterAll/afterEach), which kills
  * that pm2 daemon and its apps and removes both directories.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Pm2ApiClient } from '../../src/pm2/pm2-api-client.js';
 
 // The demo app's releases are laid out by the same code the demo and the benchmark use.
-export { buildRelease, DEMO_APP, freePort, pointCurrent, type ReleaseManifest } from '../../src/demo/demo-app.js';
+export { buildRelease, DEMO_APP, freePort, pointCurrent, type ReleaseManifest } from '../fixtures/demo-app/releases.js';
 
 export interface Pm2Sandbox {
   /** PM2_HOME of this sandbox's daemon. */

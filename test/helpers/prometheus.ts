@@ -1,6 +1,6 @@
 /**
  * A throwaway Prometheus for integration tests, and the exporter it scrapes (the demo app,
- * demo/app/server.cjs, as a plain child process).
+ * test/fixtures/demo-app/server.cjs, as a plain child process).
  *
  * `startPrometheus` installs the Debian package when the binary is missing and we are root (CI
  * runs on a fresh machine), writes a prometheus.yml into a temp dir, starts the server on a free
@@ -14,7 +14,7 @@ import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { DEMO_APP, freePort } from '../../src/demo/demo-app.js';
+import { DEMO_APP, freePort } from '../fixtures/demo-app/releases.js';
 
 export interface PrometheusOptions {
   /** `host:port` of each target, all in one job named `app`. */
@@ -127,7 +127,7 @@ export async function startAlertmanager(options: { webhook: string; token: strin
     await waitReady(`${url}/-/ready`, child, 30_000);
   } catch (error) {
     await stop();
-    throw new Error(`alertmanager did not start: ${(error as Error).message}\n--- stderr ---\n${tail()}`);
+    throw new Error(`alertmanager did not start: ${(error as Error).message}\n--- stderr ---\n${tail()}`, { cause: error });
   }
   return { url, stop };
 }
@@ -201,7 +201,7 @@ export interface DemoApp {
   stop(): Promise<void>;
 }
 
-/** Starts demo/app/server.cjs as a plain process and waits until it listens. */
+/** Starts test/fixtures/demo-app/server.cjs as a plain process and waits until it listens. */
 export async function startDemoApp(options: DemoAppOptions = {}): Promise<DemoApp> {
   trackForExit();
   const port = options.port ?? (await freePort());
@@ -224,7 +224,7 @@ export async function startDemoApp(options: DemoAppOptions = {}): Promise<DemoAp
     });
   } catch (error) {
     await stop();
-    throw new Error(`demo app on port ${port}: ${(error as Error).message}\n${tail()}`);
+    throw new Error(`demo app on port ${port}: ${(error as Error).message}\n${tail()}`, { cause: error });
   }
   child.channel?.unref();
   return { port, target: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, child, stop };

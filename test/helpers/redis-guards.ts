@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 import { createLogger } from '../../src/log.js';
 import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
 import { RedisStore } from '../../src/store/redis-store.js';

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { inject } from 'vitest';
-import { freePort } from '../../src/demo/demo-app.js';
+import { freePort } from '../fixtures/demo-app/releases.js';
 
 const execFileAsync = promisify(execFile);
 

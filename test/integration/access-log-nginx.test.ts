@@ -16,7 +16,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeSchema, type AccessLogProbeConfig } from '../../src/config/schema.js';
 import type { Sample } from '../../src/core/types.js';
-import { freePort } from '../../src/demo/demo-app.js';
+import { freePort } from '../fixtures/demo-app/releases.js';
 import { LATENCY_BOUNDS_MS } from '../../src/probes/access-log-parse.js';
 import { accessLogProbe } from '../../src/probes/access-log.js';
 import { histogramQuantile } from '../../src/probes/scrape.js';

@@ -2,7 +2,7 @@
  * Issue 13, items 1 and 10, against a real MariaDB (a throwaway server of this file's own, with
  * log_bin on, so the shared one stays as the other tests expect it) and the real mysqldump, mysql
  * and mysqlbinlog clients. The scenarios are shared with the chaos table
- * (src/bench/chaos/backup-race-scenarios.ts).
+ * (bench/chaos/backup-race-scenarios.ts).
  *
  * Item 1: the pre-release dump is throttled by a mysqldump wrapper (the real mysqldump, its output
  * held back 4 s, like a big database's) — the configured `mysqldump` program, not the one on PATH.
@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backupRaceScenario, detectedReleaseScenario } from '../../src/bench/chaos/backup-race-scenarios.js';
+import { backupRaceScenario, detectedReleaseScenario } from '../../bench/chaos/backup-race-scenarios.js';
 import { startMariaDb, type MysqlInfo, type RunningService } from '../helpers/services.js';
 
 describe('backups a rollback can rely on (real MariaDB with log_bin)', () => {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { strategySchema, type DatabaseStrategyConfig } from '../../src/config/schema.js';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 import { RollbackError } from '../../src/errors.js';
 import { ProcessRunner } from '../../src/shell/process-runner.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../../src/strategies/command-runner.js';

@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { throttledMysqldump } from '../../src/bench/chaos/backup-race-scenarios.js';
+import { throttledMysqldump } from '../../bench/chaos/backup-race-scenarios.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startDaemon } from '../../src/shell/daemon.js';

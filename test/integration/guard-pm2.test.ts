@@ -15,7 +15,7 @@ import type { GuardState } from '../../src/core/types.js';
 import { createLogger } from '../../src/log.js';
 import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
 import { main } from '../../src/cli/main.js';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 import { ensureDebianPackage } from '../helpers/apt.js';
 import { startAlertmanager } from '../helpers/prometheus.js';
 import { decodePng } from '../helpers/png.js';

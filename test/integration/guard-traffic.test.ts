@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
-import { startLoad, type Load } from '../../src/demo/load.js';
+import { startLoad, type Load } from '../../demo/load.js';
 import { createLogger } from '../../src/log.js';
 import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
 import { buildRelease, createPm2Sandbox, freePort, getJson, pointCurrent, waitFor, type Pm2Sandbox, type ReleaseManifest } from '../helpers/pm2-sandbox.js';

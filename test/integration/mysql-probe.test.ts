@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MysqlProbeConfig } from '../../src/config/schema.js';
-import { freePort } from '../../src/demo/demo-app.js';
+import { freePort } from '../fixtures/demo-app/releases.js';
 import { ProbeError } from '../../src/errors.js';
 import { mysqlProbe } from '../../src/probes/mysql.js';
 import type { Probe } from '../../src/probes/types.js';

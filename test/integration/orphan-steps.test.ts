@@ -5,7 +5,7 @@
  * a second time, and its grandchildren live on. Real daemon (the CLI), real processes.
  */
 import { describe, expect, it } from 'vitest';
-import { KILL_STEPS, killAndRecover, midStep } from '../../src/bench/chaos/kill-harness.js';
+import { KILL_STEPS, killAndRecover, midStep } from '../../bench/chaos/kill-harness.js';
 
 describe('orphaned step groups after a kill -9 of the guard', () => {
   it.each([0, 1])('killed while step %i runs: the orphan group is stopped before the step reruns, no side effect twice, no process left', async (k) => {

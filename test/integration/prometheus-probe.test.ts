@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeSchema, type PrometheusProbeConfig } from '../../src/config/schema.js';
 import type { Sample } from '../../src/core/types.js';
-import { startLoad, type Load } from '../../src/demo/load.js';
+import { startLoad, type Load } from '../../demo/load.js';
 import { prometheusProbe } from '../../src/probes/prometheus.js';
 import { startDemoApp, startPrometheus, type DemoApp, type RunningPrometheus } from '../helpers/prometheus.js';
 

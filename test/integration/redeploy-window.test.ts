@@ -1,6 +1,6 @@
 /**
  * Issue 13 item 2: step data belongs to a release window, never to a version string. The
- * redeploy scenario (src/bench/chaos/redeploy-scenario.ts, shared with `npm run chaos`) runs a
+ * redeploy scenario (bench/chaos/redeploy-scenario.ts, shared with `npm run chaos`) runs a
  * real guard daemon against a real MariaDB (its own throwaway server: the scenario needs an
  * account that can create, dump and restore) and a fake kubectl that records its arguments.
  */
@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runRedeployScenario } from '../../src/bench/chaos/redeploy-scenario.js';
+import { runRedeployScenario } from '../../bench/chaos/redeploy-scenario.js';
 import { startMariaDb, type MysqlInfo, type RunningService } from '../helpers/services.js';
 
 let db: RunningService<MysqlInfo>;

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RedisProbeConfig } from '../../src/config/schema.js';
-import { freePort } from '../../src/demo/demo-app.js';
+import { freePort } from '../fixtures/demo-app/releases.js';
 import { reconnectDelay, redisProbe } from '../../src/probes/redis.js';
 import type { Probe } from '../../src/probes/types.js';
 import { redisConfig, startRedis, type RedisInfo } from '../helpers/services.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { strategySchema, type RedisStrategyConfig } from '../../src/config/schema.js';
-import { freePort } from '../../src/demo/demo-app.js';
+import { freePort } from '../fixtures/demo-app/releases.js';
 import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { createStrategy } from '../../src/strategies/index.js';
 import { REDIS_RDB_COPY, REDIS_SNAPSHOT_FILE, type RedisSnapshotRecord } from '../../src/strategies/redis-snapshot.js';

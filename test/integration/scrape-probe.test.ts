@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { probeSchema, type ScrapeProbeConfig } from '../../src/config/schema.js';
 import type { Sample } from '../../src/core/types.js';
-import { startLoad, type Load } from '../../src/demo/load.js';
+import { startLoad, type Load } from '../../demo/load.js';
 import { scrapeProbe } from '../../src/probes/scrape.js';
 import type { Probe } from '../../src/probes/types.js';
 import { startDemoApp, type DemoApp } from '../helpers/prometheus.js';
@@ -106,7 +106,7 @@ describe('scrape probe against the demo app', () => {
   }, 30_000);
 
   it('an app restart on the same port re-bases the probe, not a fault', async () => {
-    let target = await app();
+    const target = await app();
     const port = target.port;
     const probe = probeFor(target);
     load(target, 20_000);
@@ -117,7 +117,7 @@ describe('scrape probe against the demo app', () => {
     const closedAt = Date.now();
     await target.stop(); // SIGKILL: a crash
     await sleep(1000);
-    target = await app({ port });
+    await app({ port }); // the restarted process, stopped with the others after the test
     const openAt = Date.now();
     await sleep(3000);
     const samples = await run.stop();

@@ -21,8 +21,8 @@ import {
   writeGuardConfig,
   type CountingApp,
   type GuardProcess,
-} from '../../src/bench/chaos/second-guard.js';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+} from '../../bench/chaos/second-guard.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 import { freePort, waitFor } from '../helpers/pm2-sandbox.js';
 import { createServer as createNetServer } from 'node:net';
 import { Redis } from 'ioredis';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { versionApp } from '../../src/bench/chaos/redeploy-scenario.js';
+import { versionApp } from '../../bench/chaos/redeploy-scenario.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { windowId } from '../../src/core/windows.js';
 import { createLogger } from '../../src/log.js';

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 import { dirsWrittenBy, unwritableDirs } from '../../src/shell/writable-dirs.js';
 import { freePort, waitFor } from '../helpers/pm2-sandbox.js';
 

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 
 const run = promisify(execFile);
 

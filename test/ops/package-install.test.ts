@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 import { freePort, waitFor } from '../helpers/pm2-sandbox.js';
 
 const run = promisify(execFile);
@@ -27,7 +27,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rg-pack-'));
   // Packed from a copy of the tree, so its prepack build never rewrites the dist/ other tests run.
   const source = join(dir, 'source');
-  await cp(PROJECT_ROOT, source, { recursive: true, filter: (path) => !/\/(node_modules|dist|\.git)$/.test(path) });
+  await cp(PROJECT_ROOT, source, { recursive: true, filter: (path) => !/\/(node_modules|dist|build|\.git)$/.test(path) });
   await symlink(join(PROJECT_ROOT, 'node_modules'), join(source, 'node_modules'));
   // `npm pack` runs prepack (the build) and prints the tarball's contents as JSON.
   const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: source, maxBuffer: 16 * 1024 * 1024 });
@@ -48,7 +48,7 @@ describe('the installed package', () => {
       'prometheus/release-guard.rules.yml', 'systemd/release-guard.service', 'ecosystem.config.cjs', 'docs/configuration.md', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
       expect(files, needed).toContain(needed);
     }
-    expect(files.filter((f) => /\.test\.|^test\/|^src\/|^dist\/bench\/|^dist\/demo\/|^demo\/|^scripts\/|^bench\//.test(f))).toEqual([]);
+    expect(files.filter((f) => /\.test\.|^test\/|^src\/|fixtures|^dist\/bench\/|^dist\/demo\/|^demo\/|^scripts\/|^bench\/|^build\//.test(f))).toEqual([]);
   });
 
   it('answers --version and validates the shipped example config', async () => {

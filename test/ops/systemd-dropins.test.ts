@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { strategySchema, type StrategyConfig } from '../../src/config/schema.js';
-import { PROJECT_ROOT } from '../../src/demo/demo-app.js';
+import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 
 const UNIT = join(PROJECT_ROOT, 'systemd', 'release-guard.service');
 const DROPINS = join(PROJECT_ROOT, 'systemd', 'release-guard.service.d');

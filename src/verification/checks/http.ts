@@ -11,7 +11,7 @@ import { formatDuration } from '../../config/duration.js';
 import { percentile } from '../../core/rules.js';
 import { fetchCapped, type Exchange } from '../../probes/http-fetch.js';
 import type { HttpCheckConfig } from '../schema.js';
-import type { CheckResult, VerificationContext } from '../suite.js';
+import type { VerificationCheckResult, VerificationContext } from '../suite.js';
 
 export interface RequestOptions {
   method: string;
@@ -52,9 +52,9 @@ const ms = (value: number) => formatDuration(Math.round(value));
  * not load a service that has just been rolled back) and the check stops at the first request
  * that fails functionally. Never throws.
  */
-export async function run(config: HttpCheckConfig, ctx: VerificationContext): Promise<CheckResult> {
+export async function run(config: HttpCheckConfig, ctx: VerificationContext): Promise<VerificationCheckResult> {
   const started = ctx.now();
-  const done = (ok: boolean, detail: string): CheckResult => ({
+  const done = (ok: boolean, detail: string): VerificationCheckResult => ({
     name: config.name,
     type: 'http',
     ok,

@@ -13,7 +13,7 @@ import { formatDuration } from '../../config/duration.js';
 import { readPassword, redactSecret } from '../../config/secrets.js';
 import { errorMessage } from '../../errors.js';
 import type { MysqlCheckConfig } from '../schema.js';
-import type { CheckResult, VerificationContext } from '../suite.js';
+import type { VerificationCheckResult, VerificationContext } from '../suite.js';
 
 /** How long a clean close (COM_QUIT) may take before the socket is simply destroyed. */
 const CLOSE_GRACE_MS = 1000;
@@ -29,9 +29,9 @@ export function snapshotCount(snapshot: Record<string, number> | undefined, data
   return value !== undefined && Number.isFinite(value) ? value : undefined;
 }
 
-export async function run(config: MysqlCheckConfig, ctx: VerificationContext): Promise<CheckResult> {
+export async function run(config: MysqlCheckConfig, ctx: VerificationContext): Promise<VerificationCheckResult> {
   const started = ctx.now();
-  const done = (ok: boolean, detail: string): CheckResult => ({
+  const done = (ok: boolean, detail: string): VerificationCheckResult => ({
     name: config.name,
     type: 'mysql',
     ok,

@@ -4,11 +4,11 @@
  * "no data": no data is never a pass.
  */
 import type { ResourcesCheckConfig } from '../schema.js';
-import type { CheckResult, VerificationContext } from '../suite.js';
+import type { VerificationCheckResult, VerificationContext } from '../suite.js';
 
 const percent = (fraction: number) => `${+(fraction * 100).toFixed(1)} %`;
 
-export async function run(config: ResourcesCheckConfig, ctx: VerificationContext): Promise<CheckResult> {
+export async function run(config: ResourcesCheckConfig, ctx: VerificationContext): Promise<VerificationCheckResult> {
   const started = ctx.now();
   const findings: string[] = [];
   let ok = true;

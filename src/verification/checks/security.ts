@@ -4,13 +4,13 @@
  * open: the check fails. No answer at all is a failure too (no data is never a pass).
  */
 import type { SecurityCheckConfig } from '../schema.js';
-import type { CheckResult, VerificationContext } from '../suite.js';
+import type { VerificationCheckResult, VerificationContext } from '../suite.js';
 import { formatStatuses, requestLabel, sendRequest } from './http.js';
 
 /** Only the status matters; the body is read (to end the exchange cleanly) but capped small. */
 const MAX_BODY_BYTES = 256 * 1024;
 
-export async function run(config: SecurityCheckConfig, ctx: VerificationContext): Promise<CheckResult> {
+export async function run(config: SecurityCheckConfig, ctx: VerificationContext): Promise<VerificationCheckResult> {
   const started = ctx.now();
   const target = new URL(config.url);
   const label = requestLabel(config.method, target);

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { freePort } from '../demo/demo-app.js';
+import { freePort } from '../test/fixtures/demo-app/releases.js';
 import { findBinary, runOk, spawnTracked, stopChild, trackTempDir, untrackTempDir, waitFor } from './proc.js';
 
 export interface BenchDb {

@@ -1,6 +1,6 @@
 /**
  * Chaos scenario `hostile-metrics`: the built daemon (`node dist/cli/main.js start`, as users run
- * it) scrapes a hostile /metrics every 250 ms (src/bench/chaos/hostile-metrics-server.ts), and
+ * it) scrapes a hostile /metrics every 250 ms (bench/chaos/hostile-metrics-server.ts), and
  * the runner measures what the issue's targets name:
  * - peak guard RSS (VmHWM of the guard process, the figure MemoryMax=256M is about) while it
  *   scrapes ~8 MB with 500,000 series of another metric: ≤ 120 MB, median of 3 runs;
@@ -19,8 +19,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
-import { freePort } from '../../demo/demo-app.js';
-import { parsePrometheusText } from '../../probes/prometheus-text.js';
+import { freePort } from '../../test/fixtures/demo-app/releases.js';
+import { parsePrometheusText } from '../../src/probes/prometheus-text.js';
 import { GUARD_CLI, launcherNodeFlags } from '../guard.js';
 import { readProc, sleep, spawnTracked, stopChild, waitFor } from '../proc.js';
 import { HOSTILE_SERIES, startHostileServer, type HostileMode } from './hostile-metrics-server.js';

@@ -18,9 +18,9 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { stringify } from 'yaml';
-import { parseConfigText } from '../../config/load.js';
-import { createLogger } from '../../log.js';
-import { startDaemon, type RunningDaemon } from '../../shell/daemon.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { startDaemon, type RunningDaemon } from '../../src/shell/daemon.js';
 
 /** An account that may create and drop a database (a throwaway server's root). */
 export interface ScenarioDb {

@@ -13,7 +13,7 @@
  */
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { buildRelease } from '../demo/demo-app.js';
+import { buildRelease } from '../test/fixtures/demo-app/releases.js';
 import { MEMORY_LIMIT_BYTES } from './guard.js';
 import { frontOf, releasesFor, RATE, runTimeoutMs, type RunContext } from './guard-runner.js';
 import type { Nginx } from './nginx.js';

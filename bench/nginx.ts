@@ -14,8 +14,8 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { freePort } from '../demo/demo-app.js';
-import { NGINX_TIMED_FORMAT } from '../probes/access-log-parse.js';
+import { freePort } from '../test/fixtures/demo-app/releases.js';
+import { NGINX_TIMED_FORMAT } from '../src/probes/access-log-parse.js';
 import { findBinary, run, runOk, spawnTracked, stopChild, waitFor } from './proc.js';
 
 /** The access_log probe's default nginx layout: `combined` + `$request_time $upstream_addr`. */

@@ -1,5 +1,5 @@
-// The contract every chaos scenario follows, so `npm run chaos` (src/bench/chaos/run.ts) can run
-// them all and print one table. One scenario per module in src/bench/chaos/<name>.ts, exporting
+// The contract every chaos scenario follows, so `npm run chaos` (bench/chaos/run.ts) can run
+// them all and print one table. One scenario per module in bench/chaos/<name>.ts, exporting
 // `run(ctx): Promise<ChaosRow[]>`; run.ts lists them in its registry.
 
 /** One line of the chaos table: what was tried, what was measured, against which target. */

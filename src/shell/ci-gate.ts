@@ -15,10 +15,10 @@ import { FileStore } from '../store/file-store.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import type { Clock } from './clock.js';
 
-export type CheckOutcome = 'pass' | 'fail' | 'inconclusive';
+export type GateOutcome = 'pass' | 'fail' | 'inconclusive';
 
-export interface CheckResult {
-  outcome: CheckOutcome;
+export interface GateResult {
+  outcome: GateOutcome;
   verdicts: RuleVerdict[];
   /** Samples taken per probe. */
   samples: Record<string, number>;
@@ -28,7 +28,7 @@ export interface CheckResult {
 }
 
 /** pass: no rule failed and none lacked data; fail: any rule breached; else inconclusive. */
-export function checkOutcome(verdicts: readonly RuleVerdict[]): CheckOutcome {
+export function gateOutcome(verdicts: readonly RuleVerdict[]): GateOutcome {
   if (verdicts.some((v) => v.outcome === 'fail')) return 'fail';
   if (verdicts.some((v) => v.outcome === 'inconclusive' || v.outcome === 'error')) return 'inconclusive';
   return 'pass';
@@ -51,10 +51,10 @@ async function storedBaseline(config: Config): Promise<{ version: string | null;
   }
 }
 
-export async function runCheck(
+export async function runCiGate(
   config: Config,
   options: { forMs: number; clock: Clock; pm2?: Pm2Client; onProgress?: (message: string) => void },
-): Promise<CheckResult> {
+): Promise<GateResult> {
   const { clock } = options;
   const baseline = await storedBaseline(config);
   const probes = await createProbes(config.probes, { now: () => clock.now(), ...(options.pm2 ? { pm2: options.pm2 } : {}) });
@@ -99,7 +99,7 @@ export async function runCheck(
     looks: windowLooks({ windowMs: clock.now() - started, fastForMs: clock.now() - started, fastIntervalMs: config.schedule.fast_interval, intervalMs: config.schedule.interval }),
   });
   return {
-    outcome: checkOutcome(verdicts),
+    outcome: gateOutcome(verdicts),
     verdicts,
     samples: Object.fromEntries([...samples].map(([name, list]) => [name, list.length])),
     baselineVersion: baseline.version,

@@ -9,17 +9,16 @@ import { createRequire } from 'node:module';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { freePort, PROJECT_ROOT } from '../demo/demo-app.js';
+import { freePort, PROJECT_ROOT } from '../test/fixtures/demo-app/releases.js';
 import type { BenchDb } from './mariadb.js';
 import { spawnTracked, stopChild, waitFor } from './proc.js';
 import { FAST_FOR_MS, FAST_INTERVAL_MS, INITIAL_DELAY_MS, INTERVAL_MS, WINDOW_MS, type TrafficSource } from './scenarios.js';
 import { APP, SETUP_TIMEOUT_MS, type World } from './world.js';
 import type { ChildProcess } from 'node:child_process';
 
-/** dist/cli/main.js beside this file's dist/bench/. */
-export const GUARD_CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+/** The built product, as users run it (`npm run bench` builds it first). */
+export const GUARD_CLI = path.join(PROJECT_ROOT, 'dist', 'cli', 'main.js');
 
 /** The node flags the guard runs with where it really runs (the pm2 ecosystem file; the systemd
  * unit gives the same, a test checks it), so the bench measures the guard as users run it. */
@@ -41,7 +40,7 @@ export function trafficProbe(world: World, source: TrafficSource, accessLog?: st
   return { name: 'traffic', type: 'access_log', ...ACCESS_LOG_KEYS(accessLog) };
 }
 
-/** The access_log probe's keys: nginx's timed format is its default (src/bench/nginx.ts writes it). */
+/** The access_log probe's keys: nginx's timed format is its default (bench/nginx.ts writes it). */
 const ACCESS_LOG_KEYS = (file: string): Record<string, unknown> => ({ path: file, format: 'nginx' });
 
 /**
@@ -159,7 +158,7 @@ export class GuardProcess {
       );
     } catch (error) {
       await guard.stop();
-      throw new Error(`${String(error)}\n${await guard.logTail()}`);
+      throw new Error(`${String(error)}\n${await guard.logTail()}`, { cause: error });
     }
     return guard;
   }

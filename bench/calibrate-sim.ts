@@ -9,11 +9,11 @@
  * baseline p95), times a fault's factor, counted into histogram buckets (multinomial). Every request
  * draws its latency from the same distribution, errors included.
  */
-import { configSchema, type RulesConfig } from '../config/schema.js';
-import { evaluateRules, insertionIndex, type RuleInput, type RuleMemo } from '../core/rules.js';
-import { windowLooks } from '../core/sequential.js';
-import type { LatencyBucket, Sample } from '../core/types.js';
-import { histogramQuantile } from '../probes/scrape.js';
+import { configSchema, type RulesConfig } from '../src/config/schema.js';
+import { evaluateRules, insertionIndex, type RuleInput, type RuleMemo } from '../src/core/rules.js';
+import { windowLooks } from '../src/core/sequential.js';
+import type { LatencyBucket, Sample } from '../src/core/types.js';
+import { histogramQuantile } from '../src/probes/scrape.js';
 
 // ---------------------------------------------------------------------------------------------
 // Random numbers: one mulberry32 stream per window, seeded from (seed, cell, window index).

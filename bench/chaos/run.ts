@@ -6,9 +6,9 @@
  * like BENCHMARKS.md; a partial run (--only, --quick) writes CHAOS-partial.md instead, so it never
  * replaces the full table.
  *
- *   node dist/bench/chaos/run.js [--only NAME[,NAME…]] [--out DIR] [--quick] [--keep]
+ *   node build/bench/chaos/run.js [--only NAME[,NAME…]] [--out DIR] [--quick] [--keep]
  *
- * Each scenario is a module src/bench/chaos/<name>.ts exporting `run(ctx): Promise<ChaosRow[]>`
+ * Each scenario is a module bench/chaos/<name>.ts exporting `run(ctx): Promise<ChaosRow[]>`
  * (types.ts), listed in SCENARIOS below. A scenario that throws becomes one missed row with its
  * error; the others still run. Exit code: 0 when every scenario ran (targets met or not, the
  * table says), 1 when one could not run, 2 on bad arguments.
@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../../test/fixtures/demo-app/releases.js';
 import * as backupRace from './backup-race.js';
 import * as hostileMetrics from './hostile-metrics.js';
 import * as killPoints from './kill-points.js';
@@ -34,7 +34,7 @@ const SCENARIOS: ChaosScenario[] = [
   { name: 'backup-race', run: backupRace.run },
 ];
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const ROOT = PROJECT_ROOT;
 
 interface Options {
   only: string[] | null;

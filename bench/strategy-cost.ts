@@ -10,8 +10,8 @@
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DEMO_APP } from '../demo/demo-app.js';
-import { GuardProcess, type RecordFile } from './guard.js';
+import { DEMO_APP } from '../test/fixtures/demo-app/releases.js';
+import { GuardProcess } from './guard.js';
 import { RATE } from './guard-runner.js';
 import { runOk, sleep, waitFor, withTimeout } from './proc.js';
 import { BASE_LATENCY_MS, FAST_INTERVAL_MS } from './scenarios.js';
@@ -150,7 +150,6 @@ export async function runStrategy(variant: StrategyVariant, run: number, log: (m
       await sleep(2000);
 
       const requestedAt = Date.now();
-      let record: RecordFile | null = null;
       if (guard) {
         const g: GuardProcess = guard;
         const answer = await g.post('/rollback', { reason: 'strategy cost benchmark', by: 'bench' });
@@ -161,7 +160,7 @@ export async function runStrategy(variant: StrategyVariant, run: number, log: (m
         }, 200_000, 25);
         if (done.phase !== 'rolled_back') throw new Error(`rollback ended ${done.phase}: ${await g.logTail(10)}`);
         // The record is written as an effect right after the transition.
-        record = await waitFor('the rollback record', async () => (await g.records())[0] ?? null, 10_000, 50);
+        const record = await waitFor('the rollback record', async () => (await g.records())[0] ?? null, 10_000, 50);
         result.planMs = record.executedAt !== null ? record.executedAt - requestedAt : null;
         result.verifiedMs = record.finishedAt - requestedAt;
         if (record.steps) result.steps = record.steps;

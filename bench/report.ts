@@ -202,7 +202,7 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
 
   line('# Benchmarks');
   line();
-  line('Written by `npm run bench` (src/bench/); every number below comes from one run of it.');
+  line('Written by `npm run bench` (bench/); every number below comes from one run of it.');
   line(`Raw results: ${links.map((p) => `[\`${p}\`](${p})`).join(', ')}.`);
   line();
   line(`- **Date:** ${results.date} (${Math.round(results.durationSeconds / 60)} min)`);
@@ -225,7 +225,7 @@ export function renderMarkdown(results: BenchResults, jsonPaths: string | string
   line();
   line('## Setup');
   line();
-  line(`- The demo app (\`demo/app/server.cjs\`) under a private pm2 daemon in **cluster mode, ${setup.instances} instance(s)** behind one port, its own /metrics per worker with no worker label (the usual production shape); every /api request takes ${setup.baseLatencyMs} ms, so v1's traffic p95 is ≈ 24 ms: 4× and +400 ms land above the latency rule's 50 ms floor, 2× stays under 3×; releases in a Capistrano layout (\`releases/v1\`, \`releases/v2\`, \`current\` symlink). Both workers read the same fault file; a blip of health checks is counted for the app, not per worker.`);
+  line(`- The demo app (\`test/fixtures/demo-app/server.cjs\`) under a private pm2 daemon in **cluster mode, ${setup.instances} instance(s)** behind one port, its own /metrics per worker with no worker label (the usual production shape); every /api request takes ${setup.baseLatencyMs} ms, so v1's traffic p95 is ≈ 24 ms: 4× and +400 ms land above the latency rule's 50 ms floor, 2× stays under 3×; releases in a Capistrano layout (\`releases/v1\`, \`releases/v2\`, \`current\` symlink). Both workers read the same fault file; a blip of health checks is counted for the app, not per worker.`);
   line(setup.front === 'nginx'
     ? `- **nginx** (the Debian package, a throwaway instance per run on a free loopback port) in front of the app: proxy_pass to the cluster's port, no upstream keep-alive (a new connection per request, which pm2 hands round-robin to the workers), access log in nginx's \`combined\` format with \`$request_time $upstream_addr\` appended (the access_log probe's default layout). **The load goes through nginx in every run** — both traffic sources and monit — so every tool sees the same path; the guard's health check and scrape go to the app's port directly, as they would on the app host.`
     : '- No nginx (not installed): the load goes to the app directly; only the scrape source ran.');

@@ -16,8 +16,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { GuardState } from '../../core/types.js';
-import { PROJECT_ROOT } from '../../demo/demo-app.js';
+import type { GuardState } from '../../src/core/types.js';
+import { PROJECT_ROOT } from '../../test/fixtures/demo-app/releases.js';
 
 export const KILL_STEPS = ['alpha', 'bravo', 'charlie'] as const;
 

@@ -4,7 +4,7 @@
  *
  *   npm run bench                        # full run: 3 runs of everything (~40 min on 2 cores)
  *   npm run bench -- --runs 5            # more runs
- *   npm run bench -- --only 5xx,hang     # some scenarios (ids in src/bench/scenarios.ts), or cost, strategy
+ *   npm run bench -- --only 5xx,hang     # some scenarios (ids in bench/scenarios.ts), or cost, strategy
  *   npm run bench -- --quick             # a smoke run: 1 run of a few scenarios, short cost
  *   npm run bench -- --no-monit          # release-guard only
  *   npm run bench -- --only 5xx --out /tmp/b  # results into /tmp/b, nothing into the repository
@@ -20,7 +20,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PROJECT_ROOT } from '../demo/demo-app.js';
+import { PROJECT_ROOT } from '../test/fixtures/demo-app/releases.js';
 import { measureCost, type CostResult } from './cost.js';
 import { runGuardScenario, RATE } from './guard-runner.js';
 import { startBenchDb, type BenchDb } from './mariadb.js';

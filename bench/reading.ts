@@ -5,8 +5,8 @@
  */
 import { checkTargets, triggerOf, type BenchResults } from './report.js';
 import { summarize, type RunResult } from './results.js';
-import { DEFAULT_TOLERANCE_SHARE } from '../core/rules.js';
-import { sequentialParams, windowLooks } from '../core/sequential.js';
+import { DEFAULT_TOLERANCE_SHARE } from '../src/core/rules.js';
+import { sequentialParams, windowLooks } from '../src/core/sequential.js';
 import { FAST_FOR_MS, FAST_INTERVAL_MS, INSTANCES, INTERVAL_MS, WINDOW_MS } from './scenarios.js';
 
 const sec = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixed(2)} s`);

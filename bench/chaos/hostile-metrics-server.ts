@@ -1,7 +1,7 @@
 /**
  * An app's /metrics gone hostile, as a real HTTP server: the bodies a release with exploding
  * cardinality, a bug or a malicious endpoint can serve to the guard's scrape probe. Used by the
- * chaos scenario (src/bench/chaos/hostile-metrics.ts) against the built daemon, and by the
+ * chaos scenario (bench/chaos/hostile-metrics.ts) against the built daemon, and by the
  * probe's tests against the probe itself.
  *
  * Every mode but the failures serves the real families the probe reads, with counters that grow

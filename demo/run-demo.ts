@@ -10,12 +10,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { parseConfigText } from '../config/load.js';
-import { formatDuration } from '../config/duration.js';
-import { createLogger } from '../log.js';
-import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
-import { startDaemon, type RunningDaemon } from '../shell/daemon.js';
-import { buildRelease, freePort, pointCurrent } from './demo-app.js';
+import { parseConfigText } from '../src/config/load.js';
+import { formatDuration } from '../src/config/duration.js';
+import { createLogger } from '../src/log.js';
+import { Pm2ApiClient } from '../src/pm2/pm2-api-client.js';
+import { startDaemon, type RunningDaemon } from '../src/shell/daemon.js';
+import { buildRelease, freePort, pointCurrent } from '../test/fixtures/demo-app/releases.js';
 import { startLoad } from './load.js';
 
 const APP = 'demo-web';

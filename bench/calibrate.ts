@@ -17,7 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { sequentialParams } from '../core/sequential.js';
+import { sequentialParams } from '../src/core/sequential.js';
+import { PROJECT_ROOT } from '../test/fixtures/demo-app/releases.js';
 import {
   BASELINE_P95_MS,
   BUCKET_SETS,
@@ -457,7 +458,6 @@ function positiveInt(name: string, text: string, zero = false): number {
   return n;
 }
 
-const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MD_START = '<!-- calibration:start -->';
 const MD_END = '<!-- calibration:end -->';
 

@@ -10,7 +10,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { buildRelease, freePort, pointCurrent, PROJECT_ROOT, type ReleaseManifest } from '../demo/demo-app.js';
+import { buildRelease, freePort, pointCurrent, PROJECT_ROOT, type ReleaseManifest } from '../test/fixtures/demo-app/releases.js';
 import { killPm2HomeSync, run, runOk, sleep, trackPm2Home, trackTempDir, untrackPm2Home, untrackTempDir, waitFor } from './proc.js';
 
 export const APP = 'web';

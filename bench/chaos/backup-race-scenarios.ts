@@ -20,18 +20,18 @@ import { access, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import mysql from 'mysql2/promise';
-import { strategySchema, type DatabaseStrategyConfig } from '../../config/schema.js';
-import type { Release, Sample } from '../../core/types.js';
-import { windowId } from '../../core/windows.js';
-import { createLogger } from '../../log.js';
-import { Pm2ApiClient } from '../../pm2/pm2-api-client.js';
-import { systemClock } from '../../shell/clock.js';
-import { Preparations, releaseBeganAt } from '../../shell/preparations.js';
-import { ProcessRunner } from '../../shell/process-runner.js';
-import { runPlan, stepDataDir, type PlanResult, type PlanStep } from '../../shell/rollback-runner.js';
-import { StableBackups } from '../../shell/stable-backups.js';
-import type { CommandRunner } from '../../strategies/command-runner.js';
-import { createStrategy } from '../../strategies/index.js';
+import { strategySchema, type DatabaseStrategyConfig } from '../../src/config/schema.js';
+import type { Release, Sample } from '../../src/core/types.js';
+import { windowId } from '../../src/core/windows.js';
+import { createLogger } from '../../src/log.js';
+import { Pm2ApiClient } from '../../src/pm2/pm2-api-client.js';
+import { systemClock } from '../../src/shell/clock.js';
+import { Preparations, releaseBeganAt } from '../../src/shell/preparations.js';
+import { ProcessRunner } from '../../src/shell/process-runner.js';
+import { runPlan, stepDataDir, type PlanResult, type PlanStep } from '../../src/shell/rollback-runner.js';
+import { StableBackups } from '../../src/shell/stable-backups.js';
+import type { CommandRunner } from '../../src/strategies/command-runner.js';
+import { createStrategy } from '../../src/strategies/index.js';
 
 /** A throwaway server whose root account (no password, over TCP) may create the scenario's account. */
 export interface ScenarioServer {

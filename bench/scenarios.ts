@@ -4,7 +4,7 @@
  * creating the release's fault file (the app sees it within 10 ms), so the bench knows the exact
  * injection time. Benign scenarios must not be rolled back.
  */
-import type { ReleaseManifest } from '../demo/demo-app.js';
+import type { ReleaseManifest } from '../test/fixtures/demo-app/releases.js';
 import type { Outcome } from './traffic.js';
 
 /** Every /api request of every version takes this long: a real API does some work, and the

@@ -7,7 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { buildRelease } from '../demo/demo-app.js';
+import { buildRelease } from '../test/fixtures/demo-app/releases.js';
 import { BASE_LATENCY_MS, type Scenario, type TrafficSource } from './scenarios.js';
 import { Nginx } from './nginx.js';
 import { DB_PASSWORD_ENV, GuardProcess, guardConfig, type GuardStateFile } from './guard.js';

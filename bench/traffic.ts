@@ -3,7 +3,7 @@
  * it failed, which version answered), and what users saw of a fault in it: when the previous
  * version was back for good, and how many requests failed on the way.
  *
- * Like src/demo/load.ts (keep-alive agent, 2 s timeout, 200 = ok), but it keeps each request so
+ * Like demo/load.ts (keep-alive agent, 2 s timeout, 200 = ok), but it keeps each request so
  * the bench can cut the timeline at the fault, the rollback decision and the recovery. Bounded:
  * it stops by itself after `maxMs`.
  */
