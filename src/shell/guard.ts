@@ -27,7 +27,7 @@ import { renderRecordMarkdown } from '../records/markdown.js';
 import { RecordWriter } from '../records/record-writer.js';
 import { DEFAULT_HISTORY_LIMIT, latestRecord, type HistoryPage } from '../records/history-page.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
-import { windowTimeline } from '../records/window-series.js';
+import { liveWindowTimeline, windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
 import type { Leadership } from './leadership.js';
@@ -778,6 +778,15 @@ export class Guard implements GuardControl {
 
   metrics() {
     return this.deps.metrics.text();
+  }
+
+  liveTimeline() {
+    return liveWindowTimeline(this.state, this.samples, this.probeTypes, this.deps.config.service, this.deps.clock.now());
+  }
+
+  async recordDocument(id: string) {
+    const read = await this.deps.store.readRecord(id);
+    return read ? { markdown: read.markdown, svg: read.svg ?? null } : null;
   }
 
   async alertmanager(payload: AlertmanagerPayload): Promise<{ ok: true; alerts: number; matched: number } | { ok: false; error: string }> {

@@ -191,6 +191,7 @@ export class FileStore implements StateStore {
     const json = await readJson<RollbackRecord & Record<string, unknown>>(join(this.records, `${id}.json`));
     if (!json) return null;
     const markdown = await readFile(join(this.records, `${id}.md`), 'utf8').catch(() => '');
-    return { json, markdown };
+    const svg = await readFile(join(this.records, `${id}.svg`), 'utf8').catch(() => undefined);
+    return { json, markdown, ...(svg !== undefined ? { svg } : {}) };
   }
 }

@@ -356,9 +356,9 @@ export class RedisStore implements StateStore, FleetBoard {
 
   async readRecord(id: string) {
     if (!RECORD_ID.test(id)) return null;
-    const [json, markdown] = await this.run('read record', () => this.client.hmget(this.key(`record:${id}`), 'json', 'markdown'));
+    const [json, markdown, svg] = await this.run('read record', () => this.client.hmget(this.key(`record:${id}`), 'json', 'markdown', 'svg'));
     if (!json) return null;
-    return { json: JSON.parse(json) as RollbackRecord & Record<string, unknown>, markdown: markdown ?? '' };
+    return { json: JSON.parse(json) as RollbackRecord & Record<string, unknown>, markdown: markdown ?? '', ...(svg ? { svg } : {}) };
   }
 
   async writeDrill(id: string, json: unknown, markdown: string): Promise<string> {

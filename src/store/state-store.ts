@@ -24,7 +24,8 @@ export interface StateStore {
    * every record); `more` when older ones exist. Only records whose JSON is written are listed.
    */
   recordPage(page: HistoryPage): Promise<{ items: RecordSummary[]; more: boolean }>;
-  readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string } | null>;
+  /** The record, its Markdown and its timeline picture (when one was written). */
+  readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string; svg?: string } | null>;
   /** Writes `drills/<id>.json` and `.md`; returns the Markdown path. */
   writeDrill(id: string, json: unknown, markdown: string): Promise<string>;
 

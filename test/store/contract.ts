@@ -85,6 +85,8 @@ export function describeStateStore(name: string, factory: StoreFactory): void {
       ]);
       const read = await store.readRecord('2024-01-01T00-00-00-000Z_v2_to_v1');
       expect(read?.markdown).toBe('# first');
+      expect(read?.svg).toBe('<svg/>');
+      expect((await store.readRecord('2024-01-02T00-00-00-000Z_v3_to_v2'))?.svg).toBeUndefined();
       expect(read?.json).toMatchObject({ from: 'v2', to: 'v1', outcome: 'rolled_back', steps: [{ attempt: 1 }] });
     });
 
