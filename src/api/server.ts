@@ -1,6 +1,6 @@
 /**
- * The one HTTP server of the daemon: `/healthz`, `/metrics`, `/status`, `/history` for anyone who
- * can reach it, and the control endpoints (`POST /releases`, `/rollback`, `/promote`, `/pause`,
+ * The one HTTP server of the daemon: `/healthz`, `/metrics`, `/status`, `/history` and the
+ * operator page at `/` for anyone who can reach it, and the control endpoints (`POST /releases`, `/rollback`, `/promote`, `/pause`,
  * `/resume`) for holders of the bearer token. Plain `node:http`: the surface is small and every
  * byte read from the network is bounded and validated before it reaches the state machine.
  */
@@ -20,6 +20,8 @@ export const DEFAULT_PREFLIGHT_CACHE_MS = 30_000;
 import { versionProblem } from '../core/versions.js';
 import { redact } from '../redact.js';
 import { parseHistoryQuery } from '../records/history-page.js';
+import type { DrillRecord } from '../shell/drill.js';
+import { pageRoutes } from './page/page-routes.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -162,7 +164,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const clock = options.clock ?? systemClock;
   const preflight = new SharedPreflight(() => control.preflight(), { maxAgeMs: options.preflightCacheMs ?? DEFAULT_PREFLIGHT_CACHE_MS, clock });
 
+  // The page shows the last drill and preflight run through this API (a page view starts neither).
+  let lastDrill: DrillRecord | null = null;
+  const page = pageRoutes({ control, clock, lastPreflight: () => preflight.peek(), lastDrill: () => lastDrill });
+
   const routes: Record<string, Route> = {
+    // The operator page at / and its assets (page/page-routes.ts): read-only, like /status.
+    ...Object.fromEntries(Object.entries(page).map(([path, handle]): [string, Route] => [path, { method: 'GET', handle: ({ req, res }) => handle(req, res) }])),
     '/healthz': {
       method: 'GET',
       async handle({ res }) {
@@ -217,6 +225,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       async handle({ res, body }) {
         const by = validate(bodies.actor, body ?? {}).by ?? 'api';
         const result = await control.drill(by);
+        if (result.ok) lastDrill = result.record;
         sendJson(res, result.ok ? 200 : 409, result.ok ? result.record : { error: result.error });
       },
     },
