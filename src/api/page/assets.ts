@@ -130,7 +130,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
   }
 
   function send(action) {
-    var body = { by: 'web page' };
+    var body = action === 'preflight' ? {} : { by: 'web page' };
     if (action === 'rollback' || action === 'veto') {
       var reason = byId('reason').value.trim();
       if (action === 'rollback' && reason === '') return report(false, 'say why you roll back (the reason is recorded)');
@@ -145,7 +145,8 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     })
       .then(function (res) {
         return res.json().then(function (answer) {
-          if (res.ok) report(true, action + ': done, now ' + answer.phase + (answer.paused ? ' (paused)' : ''));
+          if (res.ok && action === 'preflight') report(answer.ready, 'preflight: ' + (answer.ready ? 'ready to roll back' : 'NOT ready') + ' (shown under History)');
+          else if (res.ok) report(true, action + ': done, now ' + answer.phase + (answer.paused ? ' (paused)' : ''));
           else report(false, action + ' refused (' + res.status + '): ' + answer.error);
         });
       })
@@ -175,6 +176,9 @@ export const PAGE_SCRIPT = String.raw`'use strict';
   setTimeout(poll, POLL_MS);
 })();
 `;
+
+/** The tab's icon (a shield), so the browser does not ask for /favicon.ico. */
+export const PAGE_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M8 1l6 2.5v4C14 11 11.5 14 8 15 4.5 14 2 11 2 7.5v-4z" fill="#1f6feb"/></svg>';
 
 /** A short content hash, for cache-busting asset URLs and for the sections' change detection. */
 export function contentHash(text: string): string {

@@ -19,7 +19,7 @@ import type { Clock } from '../../shell/clock.js';
 import { escapeXml as esc } from '../../records/timeline-svg.js';
 import { redact, redactText } from '../../redact.js';
 import type { GuardControl, PreflightView } from '../types.js';
-import { contentHash, PAGE_SCRIPT, PAGE_STYLE, SCRIPT_HASH, STYLE_HASH } from './assets.js';
+import { contentHash, PAGE_ICON, PAGE_SCRIPT, PAGE_STYLE, SCRIPT_HASH, STYLE_HASH } from './assets.js';
 import { renderSections, type PageData, type PageRecord, type Section } from './sections.js';
 
 /** How often the sections are rendered at most, whoever asks: the page polls at this pace. */
@@ -113,6 +113,7 @@ export function pageRoutes(sources: PageSources): Record<string, PageHandler> {
       send(res, 200, 'application/json; charset=utf-8', body, { 'cache-control': 'no-store' });
     },
     '/page/app.js': async (_req, res) => send(res, 200, 'text/javascript; charset=utf-8', PAGE_SCRIPT, { 'cache-control': 'public, max-age=86400, immutable' }),
+    '/page/icon.svg': async (_req, res) => send(res, 200, 'image/svg+xml; charset=utf-8', PAGE_ICON, { 'cache-control': 'public, max-age=86400, immutable' }),
     '/page/app.css': async (_req, res) => send(res, 200, 'text/css; charset=utf-8', PAGE_STYLE, { 'cache-control': 'public, max-age=86400, immutable' }),
     '/page/record.svg': async (req, res) => {
       const id = new URL(req.url ?? '/', 'http://localhost').searchParams.get('id') ?? '';
@@ -131,6 +132,7 @@ export function pageDocument(live: readonly (Section & { hash: string })[], serv
     '<html lang="en"><head><meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     `<title>release-guard · ${esc(redactText(service))}</title>`,
+    '<link rel="icon" href="page/icon.svg" type="image/svg+xml">',
     `<link rel="stylesheet" href="page/app.css?v=${STYLE_HASH}">`,
     `<script src="page/app.js?v=${SCRIPT_HASH}" defer></script>`,
     '</head><body>',
@@ -155,6 +157,7 @@ const CONTROLS = `<section id="controls" hidden>
 <button type="button" data-action="veto">Veto the pending rollback</button>
 <label>Reason <input type="text" id="reason" maxlength="500" placeholder="why (needed to roll back)"></label>
 <button type="button" data-action="rollback">Roll back</button>
+<button type="button" data-action="preflight">Run preflight</button>
 <button type="button" id="forget">Forget token</button>
 </div>
 <p id="control-result" role="status"></p>
