@@ -164,6 +164,11 @@ describe('the operator page with hostile text', () => {
     await page.waitForSelector('[data-banner="paused"]', { timeout: 5000 });
     await page.waitForSelector('#actions button[data-action="resume"]', { visible: true, timeout: 5000 });
     await screenshot(page, 'controls-paused');
+    // Roll back with a reason: sent as typed (markup included; the API and the page treat it as text).
+    await page.type('#reason', 'checkout <b>broken</b>');
+    await page.click('#actions button[data-action="rollback"]');
+    await page.waitForFunction(() => document.getElementById('control-result')?.textContent?.startsWith('rollback: done'), { timeout: 5000 });
+    expect(requests.at(-1)).toEqual({ action: 'rollback', reason: 'checkout <b>broken</b>', by: 'web page' });
     // The token never went into a cookie.
     expect(await page.cookies()).toEqual([]);
     // The refused request itself (Chromium logs a failed load for it) is the only problem.
