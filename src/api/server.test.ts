@@ -48,6 +48,7 @@ function fakeControl() {
     metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: 'release_guard_state{state="stable"} 1\n' }),
     liveTimeline: () => ({ series: [], events: [], from: 0, to: 1000, title: 'web' }),
     recordDocument: async () => null,
+    lastDrill: async () => null,
     drill: async () => ({ ok: false, error: 'drills refuse a target marked environment: production' }),
     alertmanager: async (payload) => {
       alertMessages.push(payload);

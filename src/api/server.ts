@@ -20,7 +20,6 @@ export const DEFAULT_PREFLIGHT_CACHE_MS = 30_000;
 import { versionProblem } from '../core/versions.js';
 import { redact } from '../redact.js';
 import { parseHistoryQuery } from '../records/history-page.js';
-import type { DrillRecord } from '../shell/drill.js';
 import { pageRoutes } from './page/page-routes.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
@@ -164,9 +163,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const clock = options.clock ?? systemClock;
   const preflight = new SharedPreflight(() => control.preflight(), { maxAgeMs: options.preflightCacheMs ?? DEFAULT_PREFLIGHT_CACHE_MS, clock });
 
-  // The page shows the last drill and preflight run through this API (a page view starts neither).
-  let lastDrill: DrillRecord | null = null;
-  const page = pageRoutes({ control, clock, lastPreflight: () => preflight.peek(), lastDrill: () => lastDrill });
+  // The page shows the last preflight run through this API (a page view starts none).
+  const page = pageRoutes({ control, clock, lastPreflight: () => preflight.peek() });
 
   const routes: Record<string, Route> = {
     // The operator page at / and its assets (page/page-routes.ts): read-only, like /status.
@@ -225,7 +223,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       async handle({ res, body }) {
         const by = validate(bodies.actor, body ?? {}).by ?? 'api';
         const result = await control.drill(by);
-        if (result.ok) lastDrill = result.record;
         sendJson(res, result.ok ? 200 : 409, result.ok ? result.record : { error: result.error });
       },
     },

@@ -82,6 +82,8 @@ export interface PreflightView {
 export interface GuardControl {
   status(): StatusView;
   history(page?: HistoryPage): Promise<HistoryView>;
+  /** The newest drill's record, from the store (null when none ran). */
+  lastDrill(): Promise<DrillRecord | null>;
   /** Runs a rollback drill (back to the previous version and forward again) and records it. */
   drill(by: string): Promise<{ ok: true; record: DrillRecord } | { ok: false; error: string }>;
   /** Runs every rollback step's readiness check (read-only). */

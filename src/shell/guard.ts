@@ -784,6 +784,10 @@ export class Guard implements GuardControl {
     return liveWindowTimeline(this.state, this.samples, this.probeTypes, this.deps.config.service, this.deps.clock.now());
   }
 
+  async lastDrill() {
+    return (await this.deps.store.latestDrill()) as DrillRecord | null;
+  }
+
   async recordDocument(id: string) {
     const read = await this.deps.store.readRecord(id);
     return read ? { markdown: read.markdown, svg: read.svg ?? null } : null;

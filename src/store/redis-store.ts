@@ -361,6 +361,13 @@ export class RedisStore implements StateStore, FleetBoard {
     return { json: JSON.parse(json) as RollbackRecord & Record<string, unknown>, markdown: markdown ?? '', ...(svg ? { svg } : {}) };
   }
 
+  async latestDrill(): Promise<unknown> {
+    const [id] = await this.run('read drills', () => this.client.zrevrange(this.key('drills'), 0, 0));
+    if (id === undefined) return null;
+    const json = await this.run('read drill', () => this.client.hget(this.key(`drill:${id}`), 'json'));
+    return json ? (JSON.parse(json) as unknown) : null;
+  }
+
   async writeDrill(id: string, json: unknown, markdown: string): Promise<string> {
     if (!RECORD_ID.test(id)) throw new StoreError(`unsafe drill id ${JSON.stringify(id)}`, 'store_id');
     const key = this.key(`drill:${id}`);

@@ -28,6 +28,8 @@ export interface StateStore {
   readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string; svg?: string } | null>;
   /** Writes `drills/<id>.json` and `.md`; returns the Markdown path. */
   writeDrill(id: string, json: unknown, markdown: string): Promise<string>;
+  /** The JSON of the drill written last (drills are written as they finish), or null when none was. */
+  latestDrill(): Promise<unknown>;
 
   // ---- Lease (optional): which of several guards sharing this store may act ----
   // A store without these methods is a single guard's own: that guard always acts.

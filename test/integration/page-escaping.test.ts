@@ -73,6 +73,18 @@ const control: GuardControl = {
     markdown: ['# Rollback: web x → v1', '', '## Application logs (last lines)', '', '<script>document.title="pwned"</script>', '', '```', '<img src=x onerror=alert(1)>', '```', ''].join('\n'),
     svg: null,
   }),
+  lastDrill: async () => ({
+    id: '2026-01-01T11-00-00-000Z_drill_v1_v0',
+    service: 'web',
+    by: 'ops',
+    startedAt: start - 3_600_000,
+    finishedAt: start - 3_590_000,
+    ok: true,
+    legs: [
+      { from: 'v1', to: 'v0', ok: true, planMs: 1800, verifyMs: 900, totalMs: 2700, steps: [] },
+      { from: 'v0', to: 'v1', ok: true, planMs: 1700, verifyMs: 800, totalMs: 2500, steps: [] },
+    ],
+  }),
   control: async (request) => {
     requests.push(request);
     if (request.action === 'pause') paused = true;
@@ -113,6 +125,9 @@ describe('the operator page with hostile text', () => {
     // The chart is the record timeline's SVG; its labels are text too.
     expect(await page.$eval('#chart svg', (el) => el.textContent ?? '')).toContain(`release ${HOSTILE_VERSION}`);
     expect(await page.title()).toBe('release-guard · web');
+    const history = await page.$eval('#history', (el) => el.textContent ?? '');
+    expect(history).toMatch(/Last drill\s+passed at 2026-01-01 11:00:10Z by ops/);
+    expect(history).toContain('v1 → v0: ok, plan 1.8s, verified after 900ms');
     await screenshot(page, 'hostile-text');
     expect(problems).toEqual([]);
     await page.close();

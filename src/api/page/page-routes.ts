@@ -10,11 +10,10 @@
  * Read-only like /status: the control buttons post to the API's own endpoints with the bearer
  * token, so nothing here gets around the API's auth. What anyone can make it do is bounded: one
  * rendering per second whoever asks (shared by every viewer), Markdown rendered once per record,
- * and the preflight and drill shown are the last ones run through the API (a page view never
- * starts one).
+ * the last drill read from the store, and the preflight shown is the last one run through the
+ * API (a page view never starts one).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DrillRecord } from '../../shell/drill.js';
 import type { Clock } from '../../shell/clock.js';
 import { escapeXml as esc } from '../../records/timeline-svg.js';
 import { redact, redactText } from '../../redact.js';
@@ -34,8 +33,6 @@ export interface PageSources {
   clock: Clock;
   /** The last preflight the API ran (never starts one). */
   lastPreflight(): PreflightView | null;
-  /** The last drill the API ran. */
-  lastDrill(): DrillRecord | null;
 }
 
 export type PageHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -82,7 +79,7 @@ export function pageRoutes(sources: PageSources): Record<string, PageHandler> {
       history,
       timeline: redact(control.liveTimeline()),
       records,
-      lastDrill: redact(sources.lastDrill()),
+      lastDrill: redact(await control.lastDrill()),
       lastPreflight: redact(sources.lastPreflight()),
     };
   };

@@ -128,7 +128,7 @@ function chartSection(timeline: TimelineInput): string {
 }
 
 function drillBlock(drill: DrillRecord | null): string {
-  if (!drill) return '<p class="muted">No drill since the guard started (<code>release-guard drill</code>).</p>';
+  if (!drill) return '<p class="muted">No drill recorded (<code>release-guard drill</code>).</p>';
   const legs = drill.legs.map((l) => `<li>${text(l.from)} → ${text(l.to)}: ${l.ok ? 'ok' : `FAILED (${text(l.error)})`}, plan ${esc(formatDuration(l.planMs))}, verified after ${esc(formatDuration(l.verifyMs))}</li>`);
   return `<p><strong>${drill.ok ? 'passed' : 'FAILED'}</strong> at ${time(new Date(drill.finishedAt).toISOString())} by ${text(drill.by)}</p><ul>${legs.join('')}</ul>`;
 }
