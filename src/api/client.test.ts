@@ -79,6 +79,7 @@ describe('ApiClient', () => {
       liveTimeline: () => ({ series: [], events: [], from: 0, to: 1000, title: 'web' }),
       recordDocument: async () => null,
     lastDrill: async () => null,
+    lastPreflight: () => null,
       drill: async () => ({ ok: false, error: 'drills refuse a target marked environment: production' }),
       alertmanager: async () => ({ ok: false, error: 'triggers.alertmanager is not configured' }),
       preflight: async () => ({ ready: false, from: '1.5.0', to: '1.4.1', problems: [], steps: [{ index: 0, type: 'releases', description: 'releases: swap', problems: ['releases/1.4.1 is missing'] }], checkedAt: '2024-05-01T12:00:00.000Z' }),

@@ -36,11 +36,6 @@ export class SharedPreflight {
     return { ...view, cached: joined, maxAgeSeconds };
   }
 
-  /** The last result, however old, without running one (null before the first run). */
-  peek(): PreflightView | null {
-    return this.last?.view ?? null;
-  }
-
   private start(): Promise<PreflightView> {
     const run = this.check().then((view) => {
       // Stamped when the run ended: a result is reused for maxAgeMs after it was complete.

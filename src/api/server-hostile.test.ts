@@ -45,6 +45,7 @@ function recordingControl() {
     liveTimeline: () => ({ series: [], events: [], from: 0, to: 1000, title: 'web' }),
     recordDocument: async () => null,
     lastDrill: async () => null,
+    lastPreflight: () => null,
     drill: async () => ({ ok: false, error: 'no drills here' }),
     alertmanager: async () => ({ ok: false, error: 'triggers.alertmanager is not configured' }),
     preflight: async () => ({ ready: true, from: state.running, to: state.stable, problems: [], steps: [], checkedAt: new Date(0).toISOString() }),

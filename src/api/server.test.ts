@@ -49,6 +49,7 @@ function fakeControl() {
     liveTimeline: () => ({ series: [], events: [], from: 0, to: 1000, title: 'web' }),
     recordDocument: async () => null,
     lastDrill: async () => null,
+    lastPreflight: () => null,
     drill: async () => ({ ok: false, error: 'drills refuse a target marked environment: production' }),
     alertmanager: async (payload) => {
       alertMessages.push(payload);

@@ -163,8 +163,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const clock = options.clock ?? systemClock;
   const preflight = new SharedPreflight(() => control.preflight(), { maxAgeMs: options.preflightCacheMs ?? DEFAULT_PREFLIGHT_CACHE_MS, clock });
 
-  // The page shows the last preflight run through this API (a page view starts none).
-  const page = pageRoutes({ control, clock, lastPreflight: () => preflight.peek() });
+  const page = pageRoutes({ control, clock });
 
   const routes: Record<string, Route> = {
     // The operator page at / and its assets (page/page-routes.ts): read-only, like /status.

@@ -88,6 +88,8 @@ export interface GuardControl {
   drill(by: string): Promise<{ ok: true; record: DrillRecord } | { ok: false; error: string }>;
   /** Runs every rollback step's readiness check (read-only). */
   preflight(): Promise<PreflightView>;
+  /** The last preflight's result, whoever asked for it (null before the first); runs nothing. */
+  lastPreflight(): PreflightView | null;
   /** Prometheus text exposition and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Feeds the request into the state machine; `ok: false` carries why it was refused. */

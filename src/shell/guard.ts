@@ -103,6 +103,7 @@ export class Guard implements GuardControl {
   /** Alertmanager as an input (triggers.alertmanager), when configured. */
   private readonly alerts: AlertIntake | null;
   private lastRecord: RollbackRecord | null = null;
+  private lastPreflightView: PreflightView | null = null;
   /** When the running version last changed: samples before it belong to another version. */
   private runningSince = 0;
   private lastBaselineAt = 0;
@@ -469,7 +470,8 @@ export class Guard implements GuardControl {
     problems.push(...(await this.stepData.problems()));
     const ready = problems.length === 0 && steps.every((s) => s.problems.length === 0);
     this.deps.metrics.observePreflight(ready, steps);
-    return { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };
+    this.lastPreflightView = { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };
+    return this.lastPreflightView;
   }
 
   /**
@@ -782,6 +784,11 @@ export class Guard implements GuardControl {
 
   liveTimeline() {
     return liveWindowTimeline(this.state, this.samples, this.probeTypes, this.deps.config.service, this.deps.clock.now());
+  }
+
+  /** The last preflight, whoever asked (the API, or the guard itself as a window opens). */
+  lastPreflight(): PreflightView | null {
+    return this.lastPreflightView;
   }
 
   async lastDrill() {

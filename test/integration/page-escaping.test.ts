@@ -73,6 +73,7 @@ const control: GuardControl = {
     markdown: ['# Rollback: web x → v1', '', '## Application logs (last lines)', '', '<script>document.title="pwned"</script>', '', '```', '<img src=x onerror=alert(1)>', '```', ''].join('\n'),
     svg: null,
   }),
+  lastPreflight: () => ({ ready: false, from: 'v2', to: 'v1', problems: [], steps: [{ index: 0, type: 'releases', description: 'swap', problems: ['releases/v1 <missing>'] }], checkedAt: new Date(start).toISOString() }),
   lastDrill: async () => ({
     id: '2026-01-01T11-00-00-000Z_drill_v1_v0',
     service: 'web',
@@ -128,6 +129,7 @@ describe('the operator page with hostile text', () => {
     const history = await page.$eval('#history', (el) => el.textContent ?? '');
     expect(history).toMatch(/Last drill\s+passed at 2026-01-01 11:00:10Z by ops/);
     expect(history).toContain('v1 → v0: ok, plan 1.8s, verified after 900ms');
+    expect(history).toMatch(/NOT ready to roll back v2 → v1, checked 2026-01-01 12:00:00Z\s*step 1 \(releases\): releases\/v1 <missing>/);
     await screenshot(page, 'hostile-text');
     expect(problems).toEqual([]);
     await page.close();

@@ -175,6 +175,8 @@ describe('the operator page during a real rollback under pm2', () => {
     await page.waitForFunction(() => (document.querySelector('details.record img.timeline') as HTMLImageElement | null)?.naturalWidth === 900, { timeout: 10_000 });
     const releases = await page.$$eval('#history .deployments tbody tr', (rows) => rows.map((r) => [r.children[0]!.textContent, r.children[2]!.textContent]));
     expect(releases).toEqual([['v2', 'rolled_back'], ['v1', 'success']]);
+    // The preflight the guard ran itself as the window opened.
+    expect(await page.$eval('#history', (el) => el.textContent ?? '')).toMatch(/ready to roll back v2 → v1, checked/);
     await screenshot(page, 'pm2-6-record');
 
     // Controls: absent without a token, the API's refusal with a wrong one, acting with the right one.

@@ -10,14 +10,14 @@
  * Read-only like /status: the control buttons post to the API's own endpoints with the bearer
  * token, so nothing here gets around the API's auth. What anyone can make it do is bounded: one
  * rendering per second whoever asks (shared by every viewer), Markdown rendered once per record,
- * the last drill read from the store, and the preflight shown is the last one run through the
- * API (a page view never starts one).
+ * the last drill read from the store, and the last preflight as the guard kept it (a page view
+ * never starts one).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../../shell/clock.js';
 import { escapeXml as esc } from '../../records/timeline-svg.js';
 import { redact, redactText } from '../../redact.js';
-import type { GuardControl, PreflightView } from '../types.js';
+import type { GuardControl } from '../types.js';
 import { contentHash, PAGE_ICON, PAGE_SCRIPT, PAGE_STYLE, SCRIPT_HASH, STYLE_HASH } from './assets.js';
 import { renderSections, type PageData, type PageRecord, type Section } from './sections.js';
 
@@ -31,8 +31,6 @@ const RECORD_ID = /^[\w.+-]{1,200}$/;
 export interface PageSources {
   control: GuardControl;
   clock: Clock;
-  /** The last preflight the API ran (never starts one). */
-  lastPreflight(): PreflightView | null;
 }
 
 export type PageHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -80,7 +78,7 @@ export function pageRoutes(sources: PageSources): Record<string, PageHandler> {
       timeline: redact(control.liveTimeline()),
       records,
       lastDrill: redact(await control.lastDrill()),
-      lastPreflight: redact(sources.lastPreflight()),
+      lastPreflight: redact(control.lastPreflight()),
     };
   };
 

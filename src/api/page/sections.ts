@@ -134,7 +134,7 @@ function drillBlock(drill: DrillRecord | null): string {
 }
 
 function preflightBlock(view: PreflightView | null): string {
-  if (!view) return '<p class="muted">No preflight through the API since the guard started (<code>release-guard preflight</code>, or the button with the token).</p>';
+  if (!view) return '<p class="muted">No preflight since the guard started (one runs as each window opens; <code>release-guard preflight</code>, or the button with the token).</p>';
   const problems = [...view.problems, ...view.steps.flatMap((s) => s.problems.map((p) => `step ${s.index + 1} (${s.type}): ${p}`))];
   return [
     `<p><strong data-field="preflight">${view.ready ? 'ready' : 'NOT ready'}</strong> to roll back ${text(view.from)} → ${text(view.to)}, checked ${time(view.checkedAt)}</p>`,
