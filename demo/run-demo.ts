@@ -88,6 +88,7 @@ async function main(): Promise<number> {
     daemon = await startDaemon(config, { log, pm2 });
     const guard = daemon.guard;
     say(`release-guard started (API ${daemon.url}); waiting until it knows v1 as stable`);
+    say(`watch it live in a browser: ${daemon.url}/`);
     await waitFor('v1 stable', () => guard.current.stable === 'v1', 15_000);
     await waitFor("v1's latency baseline", () => guard.baseline('v1', 'health'), 30_000);
     say(`baseline learnt: v1 health p95 ${guard.baseline('v1', 'health')!.toFixed(1)}ms`);
@@ -145,6 +146,10 @@ async function main(): Promise<number> {
     exit = answer.version === 'v1' ? 0 : 1;
     return exit;
   } finally {
+    if (keep && daemon) {
+      say(`--keep: release-guard and the app stay up; the page is at ${daemon.url}/ (token: demo-token). Ctrl-C stops them`);
+      await new Promise((resolve) => ['SIGINT', 'SIGTERM'].forEach((signal) => process.once(signal, resolve)));
+    }
     say('cleaning up: stopping release-guard, the app and the private pm2');
     await daemon?.stop().catch((e: unknown) => say(`guard stop: ${String(e)}`));
     await pm2.delete(APP).catch(() => undefined);

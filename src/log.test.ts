@@ -20,6 +20,19 @@ describe('log', () => {
   it('redacts nested values', () => {
     expect(redact({ a: { password: 'x', list: ['https://u:p@h/'] } })).toEqual({ a: { password: '[redacted]', list: ['https://***:***@h/'] } });
   });
+
+  it('redacts what JSON.stringify would send: a class\'s toJSON, with fields that are getters', () => {
+    class Verdict {
+      readonly rule = 'error_rate';
+      get message() {
+        return 'from https://u:p@h/';
+      }
+      toJSON() {
+        return { rule: this.rule, message: this.message };
+      }
+    }
+    expect(redact({ rules: [new Verdict()] })).toEqual({ rules: [{ rule: 'error_rate', message: 'from https://***:***@h/' }] });
+  });
 });
 
 describe('shutdown', () => {

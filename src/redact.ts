@@ -49,6 +49,10 @@ export function redact<T>(value: T, depth = 0): T {
   if (depth > 8) return value;
   if (typeof value === 'string') return redactText(value) as T;
   if (Array.isArray(value)) return value.map((v: unknown) => redact(v, depth + 1)) as T;
+  // What JSON.stringify would send (a class's toJSON, e.g. a sequential verdict whose message is a
+  // getter): copying the own fields alone would drop it.
+  const toJSON: unknown = value && typeof value === 'object' ? (value as { toJSON?: unknown }).toJSON : undefined;
+  if (typeof toJSON === 'function') return redact(toJSON.call(value) as unknown, depth + 1) as T;
   if (value && typeof value === 'object' && !(value instanceof Error)) {
     return Object.fromEntries(
       Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? REDACTED : redact(v, depth + 1)]),

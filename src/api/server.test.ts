@@ -46,6 +46,10 @@ function fakeControl() {
     status: () => statusView,
     history: async () => historyView,
     metrics: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: 'release_guard_state{state="stable"} 1\n' }),
+    liveTimeline: () => ({ series: [], events: [], from: 0, to: 1000, title: 'web' }),
+    recordDocument: async () => null,
+    lastDrill: async () => null,
+    lastPreflight: () => null,
     drill: async () => ({ ok: false, error: 'drills refuse a target marked environment: production' }),
     alertmanager: async (payload) => {
       alertMessages.push(payload);
@@ -283,11 +287,32 @@ describe('startApiServer', () => {
   });
 
   it('answers 404 to an unknown route', async () => {
-    for (const path of ['/', '/nope', '/status/', '/__proto__', '/constructor']) {
+    for (const path of ['/nope', '/status/', '/__proto__', '/constructor', '/page/', '/page/nope.js']) {
       const response = await fetch(`${server.url}${path}`);
       expect(response.status, path).toBe(404);
       expect(await response.json()).toEqual({ error: 'not found' });
     }
+  });
+
+  it('serves the operator page at / without a token: HTML locked down by its CSP, assets from the daemon, sections sent only when changed', async () => {
+    const page = await fetch(`${server.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'; script-src 'self'/);
+    const html = await page.text();
+    const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.sort()).toEqual([expect.stringMatching(/^page\/app\.css\?v=/), expect.stringMatching(/^page\/app\.js\?v=/), 'page/icon.svg']);
+    for (const asset of assets) expect((await fetch(`${server.url}/${asset}`)).status, asset).toBe(200);
+    expect(html).toContain('data-phase="stable"');
+
+    const first = (await (await fetch(`${server.url}/page/live`)).json()) as { sections: { id: string; hash: string; html?: string }[] };
+    expect(first.sections.map((s) => s.id)).toEqual(['state', 'rules', 'chart', 'history']);
+    expect(first.sections.every((s) => typeof s.html === 'string')).toBe(true);
+    const known = first.sections.map((s) => `${s.id}:${s.hash}`).join(',');
+    const again = (await (await fetch(`${server.url}/page/live?known=${encodeURIComponent(known)}`)).json()) as typeof first;
+    expect(again.sections).toEqual(first.sections.map(({ id, hash }) => ({ id, hash })));
+    // Read-only: a POST to the page is not a control request.
+    expect((await fetch(`${server.url}/`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(405);
   });
 
   it('passes a refusal of the control through as 409 with its reason', async () => {

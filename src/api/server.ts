@@ -1,6 +1,6 @@
 /**
- * The one HTTP server of the daemon: `/healthz`, `/metrics`, `/status`, `/history` for anyone who
- * can reach it, and the control endpoints (`POST /releases`, `/rollback`, `/promote`, `/pause`,
+ * The one HTTP server of the daemon: `/healthz`, `/metrics`, `/status`, `/history` and the
+ * operator page at `/` for anyone who can reach it, and the control endpoints (`POST /releases`, `/rollback`, `/promote`, `/pause`,
  * `/resume`) for holders of the bearer token. Plain `node:http`: the surface is small and every
  * byte read from the network is bounded and validated before it reaches the state machine.
  */
@@ -20,6 +20,7 @@ export const DEFAULT_PREFLIGHT_CACHE_MS = 30_000;
 import { versionProblem } from '../core/versions.js';
 import { redact } from '../redact.js';
 import { parseHistoryQuery } from '../records/history-page.js';
+import { pageRoutes } from './page/page-routes.js';
 
 /** Largest accepted request body; beyond it the server answers 413 and reads no further. */
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -162,7 +163,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const clock = options.clock ?? systemClock;
   const preflight = new SharedPreflight(() => control.preflight(), { maxAgeMs: options.preflightCacheMs ?? DEFAULT_PREFLIGHT_CACHE_MS, clock });
 
+  const page = pageRoutes({ control, clock });
+
   const routes: Record<string, Route> = {
+    // The operator page at / and its assets (page/page-routes.ts): read-only, like /status.
+    ...Object.fromEntries(Object.entries(page).map(([path, handle]): [string, Route] => [path, { method: 'GET', handle: ({ req, res }) => handle(req, res) }])),
     '/healthz': {
       method: 'GET',
       async handle({ res }) {

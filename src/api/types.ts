@@ -6,6 +6,7 @@ import type { AlertmanagerPayload } from './alertmanager-payload.js';
 import type { DeploymentEntry, GuardState, Phase, RuleVerdict } from '../core/types.js';
 import type { DrillRecord } from '../shell/drill.js';
 import type { HistoryPage } from '../records/history-page.js';
+import type { TimelineInput } from '../records/timeline-svg.js';
 
 /** GET /status (and `release-guard status --json`): stable field names for scripts. */
 export interface StatusView {
@@ -81,14 +82,22 @@ export interface PreflightView {
 export interface GuardControl {
   status(): StatusView;
   history(page?: HistoryPage): Promise<HistoryView>;
+  /** The newest drill's record, from the store (null when none ran). */
+  lastDrill(): Promise<DrillRecord | null>;
   /** Runs a rollback drill (back to the previous version and forward again) and records it. */
   drill(by: string): Promise<{ ok: true; record: DrillRecord } | { ok: false; error: string }>;
   /** Runs every rollback step's readiness check (read-only). */
   preflight(): Promise<PreflightView>;
+  /** The last preflight's result, whoever asked for it (null before the first); runs nothing. */
+  lastPreflight(): PreflightView | null;
   /** Prometheus text exposition and its content type. */
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Feeds the request into the state machine; `ok: false` carries why it was refused. */
   control(request: ControlRequest): Promise<ControlResult>;
+  /** The current window's series and events, as the record's timeline draws them (the page's live chart). */
+  liveTimeline(): TimelineInput;
+  /** One rollback record's Markdown and timeline SVG (when written), or null when there is no such record. */
+  recordDocument(id: string): Promise<{ markdown: string; svg: string | null } | null>;
   /** Takes an Alertmanager webhook message (triggers.alertmanager); `ok: false` when not configured. */
   alertmanager(payload: AlertmanagerPayload): Promise<{ ok: true; alerts: number; matched: number } | { ok: false; error: string }>;
 }

@@ -27,7 +27,7 @@ import { renderRecordMarkdown } from '../records/markdown.js';
 import { RecordWriter } from '../records/record-writer.js';
 import { DEFAULT_HISTORY_LIMIT, latestRecord, type HistoryPage } from '../records/history-page.js';
 import { renderTimelineSvg } from '../records/timeline-svg.js';
-import { windowTimeline } from '../records/window-series.js';
+import { liveWindowTimeline, windowTimeline } from '../records/window-series.js';
 import type { Baselines, FleetBoard, StateStore } from '../store/state-store.js';
 import type { Clock } from './clock.js';
 import type { Leadership } from './leadership.js';
@@ -103,6 +103,7 @@ export class Guard implements GuardControl {
   /** Alertmanager as an input (triggers.alertmanager), when configured. */
   private readonly alerts: AlertIntake | null;
   private lastRecord: RollbackRecord | null = null;
+  private lastPreflightView: PreflightView | null = null;
   /** When the running version last changed: samples before it belong to another version. */
   private runningSince = 0;
   private lastBaselineAt = 0;
@@ -469,7 +470,8 @@ export class Guard implements GuardControl {
     problems.push(...(await this.stepData.problems()));
     const ready = problems.length === 0 && steps.every((s) => s.problems.length === 0);
     this.deps.metrics.observePreflight(ready, steps);
-    return { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };
+    this.lastPreflightView = { ready, from, to, problems, steps, checkedAt: new Date(clock.now()).toISOString() };
+    return this.lastPreflightView;
   }
 
   /**
@@ -778,6 +780,24 @@ export class Guard implements GuardControl {
 
   metrics() {
     return this.deps.metrics.text();
+  }
+
+  liveTimeline() {
+    return liveWindowTimeline(this.state, this.samples, this.probeTypes, this.deps.config.service, this.deps.clock.now());
+  }
+
+  /** The last preflight, whoever asked (the API, or the guard itself as a window opens). */
+  lastPreflight(): PreflightView | null {
+    return this.lastPreflightView;
+  }
+
+  async lastDrill() {
+    return (await this.deps.store.latestDrill()) as DrillRecord | null;
+  }
+
+  async recordDocument(id: string) {
+    const read = await this.deps.store.readRecord(id);
+    return read ? { markdown: read.markdown, svg: read.svg ?? null } : null;
   }
 
   async alertmanager(payload: AlertmanagerPayload): Promise<{ ok: true; alerts: number; matched: number } | { ok: false; error: string }> {

@@ -119,6 +119,13 @@ export class FileStore implements StateStore {
     return join(dir, `${id}.md`);
   }
 
+  async latestDrill(): Promise<unknown> {
+    const dir = join(this.dir, 'drills');
+    // Drill ids start with their ISO start time, so the newest sorts last.
+    const newest = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort().at(-1);
+    return newest ? readJson<unknown>(join(dir, newest)) : null;
+  }
+
   async listRecords() {
     const names = (await readdir(this.records).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
     const records = await Promise.all(names.map((n) => readJson<RollbackRecord & Record<string, unknown>>(join(this.records, n))));
@@ -191,6 +198,7 @@ export class FileStore implements StateStore {
     const json = await readJson<RollbackRecord & Record<string, unknown>>(join(this.records, `${id}.json`));
     if (!json) return null;
     const markdown = await readFile(join(this.records, `${id}.md`), 'utf8').catch(() => '');
-    return { json, markdown };
+    const svg = await readFile(join(this.records, `${id}.svg`), 'utf8').catch(() => undefined);
+    return { json, markdown, ...(svg !== undefined ? { svg } : {}) };
   }
 }

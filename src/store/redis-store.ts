@@ -356,9 +356,16 @@ export class RedisStore implements StateStore, FleetBoard {
 
   async readRecord(id: string) {
     if (!RECORD_ID.test(id)) return null;
-    const [json, markdown] = await this.run('read record', () => this.client.hmget(this.key(`record:${id}`), 'json', 'markdown'));
+    const [json, markdown, svg] = await this.run('read record', () => this.client.hmget(this.key(`record:${id}`), 'json', 'markdown', 'svg'));
     if (!json) return null;
-    return { json: JSON.parse(json) as RollbackRecord & Record<string, unknown>, markdown: markdown ?? '' };
+    return { json: JSON.parse(json) as RollbackRecord & Record<string, unknown>, markdown: markdown ?? '', ...(svg ? { svg } : {}) };
+  }
+
+  async latestDrill(): Promise<unknown> {
+    const [id] = await this.run('read drills', () => this.client.zrevrange(this.key('drills'), 0, 0));
+    if (id === undefined) return null;
+    const json = await this.run('read drill', () => this.client.hget(this.key(`drill:${id}`), 'json'));
+    return json ? (JSON.parse(json) as unknown) : null;
   }
 
   async writeDrill(id: string, json: unknown, markdown: string): Promise<string> {

@@ -24,9 +24,12 @@ export interface StateStore {
    * every record); `more` when older ones exist. Only records whose JSON is written are listed.
    */
   recordPage(page: HistoryPage): Promise<{ items: RecordSummary[]; more: boolean }>;
-  readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string } | null>;
+  /** The record, its Markdown and its timeline picture (when one was written). */
+  readRecord(id: string): Promise<{ json: RollbackRecord & Record<string, unknown>; markdown: string; svg?: string } | null>;
   /** Writes `drills/<id>.json` and `.md`; returns the Markdown path. */
   writeDrill(id: string, json: unknown, markdown: string): Promise<string>;
+  /** The JSON of the drill written last (drills are written as they finish), or null when none was. */
+  latestDrill(): Promise<unknown>;
 
   // ---- Lease (optional): which of several guards sharing this store may act ----
   // A store without these methods is a single guard's own: that guard always acts.

@@ -1,7 +1,7 @@
 /**
  * What users install: `npm pack`, then `npm install -g` of the tarball into a clean prefix. The
  * installed `release-guard` answers --version, validates the shipped example config, starts a
- * guard on a minimal config, shows its status and stops on SIGTERM. The tarball holds the
+ * guard on a minimal config, shows its status and its operator page, and stops on SIGTERM. The tarball holds the
  * product and what operators need beside it (schema, example config, dashboard, alert rules,
  * systemd unit, pm2 ecosystem file, docs) and nothing of tests, tooling or the demo fixture.
  * Dependencies come from the registry, as for a user (npm's cache makes this quick after npm ci).
@@ -44,7 +44,7 @@ afterAll(async () => {
 
 describe('the installed package', () => {
   it('ships the product and the operator kit, nothing of tests, tooling or fixtures', () => {
-    for (const needed of ['dist/cli/main.js', 'config.schema.json', 'config/release-guard.example.yaml', 'grafana/release-guard.json',
+    for (const needed of ['dist/cli/main.js', 'dist/api/page/page-routes.js', 'dist/api/page/assets.js', 'config.schema.json', 'config/release-guard.example.yaml', 'grafana/release-guard.json',
       'prometheus/release-guard.rules.yml', 'systemd/release-guard.service', 'ecosystem.config.cjs', 'docs/configuration.md', 'LICENSE', 'CHANGELOG.md', 'README.md']) {
       expect(files, needed).toContain(needed);
     }
@@ -92,6 +92,12 @@ describe('the installed package', () => {
         const status = await run(bin, ['status', '--url', `http://127.0.0.1:${guardPort}`]).catch(() => null);
         return status !== null && /v1/.test(status.stdout);
       }, 30_000);
+      // The operator page and its assets come from the installed package (markdown-it among its dependencies).
+      const page = await (await fetch(`http://127.0.0.1:${guardPort}/`)).text();
+      expect(page).toContain('data-phase="stable"');
+      for (const asset of [...page.matchAll(/(?:src|href)="(page\/[^"]+)"/g)].map((m) => m[1]!)) {
+        expect((await fetch(`http://127.0.0.1:${guardPort}/${asset}`)).status, asset).toBe(200);
+      }
       const exited = new Promise<number | null>((resolve) => guard.on('exit', (code) => resolve(code)));
       guard.kill('SIGTERM');
       expect(await exited, output).toBe(0);

@@ -85,6 +85,8 @@ export function describeStateStore(name: string, factory: StoreFactory): void {
       ]);
       const read = await store.readRecord('2024-01-01T00-00-00-000Z_v2_to_v1');
       expect(read?.markdown).toBe('# first');
+      expect(read?.svg).toBe('<svg/>');
+      expect((await store.readRecord('2024-01-02T00-00-00-000Z_v3_to_v2'))?.svg).toBeUndefined();
       expect(read?.json).toMatchObject({ from: 'v2', to: 'v1', outcome: 'rolled_back', steps: [{ attempt: 1 }] });
     });
 
@@ -113,7 +115,10 @@ export function describeStateStore(name: string, factory: StoreFactory): void {
     });
 
     it('writes drills', async () => {
-      expect(await store.writeDrill('2024-01-01_drill', { ok: true }, '# drill')).toMatch(/2024-01-01_drill/);
+      expect(await store.latestDrill()).toBeNull();
+      await store.writeDrill('2024-01-01T00-00-00-000Z_drill', { ok: false }, '# older drill');
+      expect(await store.writeDrill('2024-01-02T00-00-00-000Z_drill', { ok: true }, '# drill')).toMatch(/2024-01-02T00-00-00-000Z_drill/);
+      expect(await store.latestDrill()).toEqual({ ok: true });
     });
 
     it('has a lease: acquired, renewed, re-acquired by its holder with the same token, released', async () => {
