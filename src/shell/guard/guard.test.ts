@@ -50,7 +50,9 @@ function rig(options: { stepFails?: (to: string) => boolean } = {}): Rig {
     probes: [{ name: 'health', type: 'http', url: 'http://127.0.0.1:1/health', version_path: 'version' }],
     release: { version_probe: 'health', window: '1m' },
     rules: { health: { probe: 'health' } },
-    rollback: { steps: [{ type: 'pm2', pm2_app: 'web' }] },
+    // The step's deadline runs on the fake clock, which moves on while runPlan creates the step's
+    // data dir on the real disk: a long one keeps a slow disk from timing the fake step out.
+    rollback: { steps: [{ type: 'pm2', pm2_app: 'web', timeout: '1h' }] },
     verification: { probe: 'health', passes: 3 },
     pm2: { app: 'web' },
   });
@@ -144,7 +146,7 @@ describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
     void run.then((x) => (result = x));
     await r.clock.until('the drill', () => result !== undefined);
 
-    expect(result).toMatchObject({ ok: true, record: { ok: true } });
+    expect(result, JSON.stringify(result)).toMatchObject({ ok: true, record: { ok: true } });
     expect(r.steps).toEqual([{ from: 'v2', to: 'v1' }, { from: 'v1', to: 'v2' }]);
     const drillNotes = r.notes.filter((n) => n.kind === 'drill');
     expect(drillNotes.map((n) => [n.severity, n.message])).toEqual([

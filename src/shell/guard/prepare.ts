@@ -12,6 +12,7 @@ import type { PlanStep } from '../rollback-runner.js';
 import { releaseBeganAt } from '../preparations.js';
 import { stepDataDir } from '../rollback-runner.js';
 import { standbyProblems } from '../shared-dir.js';
+import { clockTimeout } from '../clock.js';
 import { dirsWrittenBy, unwritableDirs } from '../writable-dirs.js';
 import type { GuardContext } from './context.js';
 
@@ -53,6 +54,7 @@ async function stepReadiness(ctx: GuardContext, step: PlanStep, index: number, f
   const description = step.strategy.describe({ from: from ?? '?', to: to ?? '?' });
   if (!from || !to) return { index, type: step.config.type, description, problems: [] as string[] };
   let stepProblems: string[];
+  const deadline = clockTimeout(clock, Math.min(step.config.timeout, 30_000));
   try {
     // The backup this step's rollback would restore now (preparations.ts), and whether one predates the release.
     const resolved = state.release?.version === from && step.strategy.prepare
@@ -63,13 +65,15 @@ async function stepReadiness(ctx: GuardContext, step: PlanStep, index: number, f
       service: config.service,
       from,
       to,
-      signal: AbortSignal.timeout(Math.min(step.config.timeout, 30_000)),
+      signal: deadline.signal,
       progress: () => undefined,
       dataDir: stepDataDir(ctx.dataRoot, rollbackWindowId(state, from, clock.now()), index, step.config.type),
       ...(resolved.prepared ? { prepared: resolved.prepared } : {}),
     }));
   } catch (error) {
     stepProblems = [`readiness check failed: ${errorMessage(error)}`];
+  } finally {
+    deadline.clear();
   }
   stepProblems.push(...(await unwritableDirs(dirsWrittenBy(step.config, config.state_dir))));
   return { index, type: step.config.type, description, problems: stepProblems };
