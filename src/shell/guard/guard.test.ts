@@ -85,6 +85,16 @@ async function deployV2(r: Rig): Promise<void> {
   await r.clock.until('the window of v2', () => r.guard.current.phase === 'guarding');
 }
 
+/** v2 is promoted after a clean window, then a drill runs v2 -> v1 -> v2 while time moves. */
+async function drillAfterPromotion(r: Rig): ReturnType<Guard['drill']> {
+  await deployV2(r);
+  await r.clock.until('v2 promoted', () => r.guard.current.stable === 'v2', 120_000);
+  let result: Awaited<ReturnType<Guard['drill']>> | undefined;
+  void r.guard.drill('ops').then((x) => (result = x));
+  await r.clock.until('the drill', () => result !== undefined);
+  return result!;
+}
+
 const kinds = (r: Rig) => r.notes.map((n) => `${n.severity} ${n.kind}`);
 
 describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
@@ -139,12 +149,7 @@ describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
 
   it('a drill that passes is announced as passed, never as a critical failure', async () => {
     const r = rig();
-    await deployV2(r);
-    await r.clock.until('v2 promoted', () => r.guard.current.stable === 'v2', 120_000);
-    const run = r.guard.drill('ops');
-    let result: Awaited<typeof run> | undefined;
-    void run.then((x) => (result = x));
-    await r.clock.until('the drill', () => result !== undefined);
+    const result = await drillAfterPromotion(r);
 
     expect(result, JSON.stringify(result)).toMatchObject({ ok: true, record: { ok: true } });
     expect(r.steps).toEqual([{ from: 'v2', to: 'v1' }, { from: 'v1', to: 'v2' }]);
@@ -159,12 +164,7 @@ describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
 
   it('a drill whose way back fails is announced as a critical FAILED', async () => {
     const r = rig({ stepFails: (to) => to === 'v1' });
-    await deployV2(r);
-    await r.clock.until('v2 promoted', () => r.guard.current.stable === 'v2', 120_000);
-    const run = r.guard.drill('ops');
-    let result: Awaited<typeof run> | undefined;
-    void run.then((x) => (result = x));
-    await r.clock.until('the drill', () => result !== undefined);
+    const result = await drillAfterPromotion(r);
 
     expect(result).toMatchObject({ ok: true, record: { ok: false } });
     expect(r.notes.filter((n) => n.kind === 'drill').at(-1)).toMatchObject({ severity: 'critical', message: 'rollback drill v2 -> v1 -> v2 FAILED' });
