@@ -8,74 +8,18 @@
  */
 import type { AlertmanagerPayload } from '../api/alertmanager-payload.js';
 import type { ControlRequest, ControlResult, GuardControl, HistoryView, PreflightView, StatusView } from '../api/types.js';
-import { windowLooks } from '../core/sequential.js';
-import { policyFrom } from '../core/schedule.js';
 import { initialState } from '../core/transition.js';
 import type { Event, GuardState, Transition } from '../core/types.js';
 import { DEFAULT_HISTORY_LIMIT, latestRecord, type HistoryPage } from '../records/history-page.js';
 import { AlertIntake } from './alert-intake.js';
 import type { DrillRecord } from './drill.js';
-import { BaselineLearning } from './guard/baseline-learning.js';
 import type { GuardContext, GuardDeps } from './guard/context.js';
-import { CrashWatch } from './guard/crash-watch.js';
 import { drill } from './guard/drill-run.js';
-import { announcer } from './guard/effects.js';
-import { FleetSync } from './guard/fleet-sync.js';
-import { Interpreter } from './guard/interpreter.js';
-import { Judge } from './guard/judge.js';
+import { GuardParts } from './guard/parts.js';
 import { preflight } from './guard/prepare.js';
-import { ProbeScheduler } from './guard/probe-scheduler.js';
-import { RecordKeeper } from './guard/records.js';
-import { RollbackExecutor } from './guard/rollback.js';
-import { SampleBuffer } from './guard/sample-buffer.js';
-import { Standby } from './guard/standby.js';
-import { Preparations } from './preparations.js';
-import { stepDataDir } from './rollback-runner.js';
-import { preparedDataRoot } from './shared-dir.js';
-import { StableBackups } from './stable-backups.js';
-import { StepDataKeeper } from './step-data.js';
 import { controlEvent, historyView, statusView } from './views.js';
 
 export type { GuardDeps } from './guard/context.js';
-
-/** Builds every part of a guard around one shared context (each part reaches its siblings through it). */
-function wire(deps: GuardDeps, stopping: AbortSignal): GuardContext {
-  const { config } = deps;
-  const dataRoot = preparedDataRoot(config);
-  const common = { plan: deps.plan, clock: deps.clock, log: deps.log, service: config.service, signal: stopping };
-  const stableBackups = new StableBackups({ ...common, stateDir: dataRoot });
-  const ctx = {
-    deps,
-    policy: policyFrom(config),
-    stopping,
-    dataRoot,
-    samples: new SampleBuffer(deps.probes.map((p) => p.name)),
-    stableBackups,
-    preparations: new Preparations({ ...common, stable: stableBackups, dataDir: (r, index, type) => stepDataDir(dataRoot, r.id, index, type) }),
-    stepData: new StepDataKeeper({ stateDir: dataRoot, settings: config.state, log: deps.log, metrics: deps.metrics }),
-    // The parts below take the context they belong to: it is completed here, before any of them acts.
-  } as Record<string, unknown> as { -readonly [K in keyof GuardContext]: GuardContext[K] };
-  const { schedule, release } = config;
-  ctx.machine = new Interpreter(ctx, {
-    rules: config.rules,
-    versionProbe: release.version_probe,
-    verificationProbe: config.verification.probe,
-    initialDelayMs: release.initial_delay,
-    probeTypes: new Map(config.probes.map((p) => [p.name, p.type])),
-    // The most samples a release window holds: the sequential rules' crossing level pays for each.
-    looks: windowLooks({ windowMs: release.window, fastForMs: schedule.fast_for, fastIntervalMs: schedule.fast_interval, intervalMs: schedule.interval }),
-  });
-  ctx.announce = announcer(ctx);
-  ctx.learning = new BaselineLearning(ctx);
-  ctx.ha = new Standby(ctx);
-  ctx.crashes = new CrashWatch(ctx);
-  ctx.fleet = new FleetSync(ctx);
-  ctx.records = new RecordKeeper(ctx);
-  ctx.rollback = new RollbackExecutor(ctx);
-  ctx.judge = new Judge(ctx);
-  ctx.scheduler = new ProbeScheduler(ctx);
-  return ctx;
-}
 
 export class Guard implements GuardControl {
   private readonly stopping = new AbortController();
@@ -87,7 +31,7 @@ export class Guard implements GuardControl {
   lastTickAt: number | null = null;
 
   constructor(private readonly deps: GuardDeps) {
-    this.ctx = wire(deps, this.stopping.signal);
+    this.ctx = new GuardParts(deps, this.stopping.signal);
     this.alerts = deps.config.triggers.alertmanager ? new AlertIntake(deps.config.triggers.alertmanager) : null;
   }
 
