@@ -76,11 +76,14 @@ export class MemoryStore implements StateStore {
   readonly drills = new Map<string, { json: unknown; markdown: string }>();
   /** Every state saved, in order. */
   readonly saved: GuardState[] = [];
+  /** While set, saving a state fails as an unreachable store would. */
+  down = false;
 
   async loadState() {
     return this.state;
   }
   async saveState(state: GuardState) {
+    if (this.down) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
     this.state = state;
     this.saved.push(state);
   }

@@ -137,6 +137,21 @@ describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
     expect(r.steps).toHaveLength(1);
   });
 
+  it('a breach the store cannot keep is not acted on; once the store answers, the rollback runs', async () => {
+    const r = rig();
+    await deployV2(r);
+    r.store.down = true;
+    r.world.healthy = false;
+    await r.clock.advance(5_000);
+    expect(r.steps).toEqual([]);
+    expect(r.guard.current.phase).toBe('guarding');
+    expect(r.guard.status().store).toMatchObject({ up: false, error: expect.stringContaining('ECONNREFUSED') });
+    r.store.down = false;
+    // No time limit of note: the plan creates the step's data dir on the real disk first.
+    await r.clock.until('the rollback', () => r.steps.length === 1);
+    expect(r.guard.status().store).toMatchObject({ up: true, error: null });
+  });
+
   it('a failed plan ends in failed, is recorded as failed, and a critical notification says so', async () => {
     const r = rig({ stepFails: () => true });
     await deployV2(r);

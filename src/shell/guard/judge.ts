@@ -37,11 +37,11 @@ export class Judge {
   async evaluate(): Promise<void> {
     const { machine, deps, samples, learning } = this.ctx;
     const now = deps.clock.now();
-    const [evaluated] = machine.observingEvents({ type: 'evaluate', at: now, samples: samples.lists, baselines: learning.baselines, runningSince: machine.runningSince, memo: this.memo });
-    this.verdicts = verdictsOf(evaluated ? [evaluated] : []);
+    const events = machine.observingEvents({ type: 'evaluate', at: now, samples: samples.lists, baselines: learning.baselines, runningSince: machine.runningSince, memo: this.memo });
+    this.verdicts = verdictsOf(events);
     const state = machine.state;
     const crashRollback = state.rollback?.breach.trigger === 'crash' && (state.phase === 'rolling_back' || state.phase === 'verifying');
     deps.metrics.observeVerdicts(this.verdicts, crashRollback);
-    if (evaluated) await machine.dispatch(evaluated);
+    for (const event of events) await machine.dispatch(event);
   }
 }
