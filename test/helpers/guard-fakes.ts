@@ -4,13 +4,13 @@
  * bus the test emits on, probes that read a scripted world, and rollback steps that move it.
  */
 import type { StrategyConfig } from '../../src/config/schema.js';
-import type { GuardState, RollbackRecord, Sample } from '../../src/core/types.js';
+import type { FleetVerdict, GuardState, RollbackRecord, Sample } from '../../src/core/types.js';
 import type { Pm2Client, Pm2ProcessEvent } from '../../src/pm2/client.js';
 import type { Probe } from '../../src/probes/types.js';
 import { summaryOf } from '../../src/records/history-page.js';
 import type { Clock } from '../../src/shell/clock.js';
 import type { PlanStep } from '../../src/shell/rollback-runner.js';
-import type { Baselines, StateStore } from '../../src/store/state-store.js';
+import type { Baselines, FleetBoard, StateStore } from '../../src/store/state-store.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
 
 /** Lets every promise chain that is ready run (one macrotask turn drains the microtasks before it). */
@@ -172,5 +172,24 @@ export class FakePm2 implements Pick<Pm2Client, 'connect' | 'onProcessEvent' | '
   /** As a Pm2Client: the guard calls only the methods above. */
   asClient(): Pm2Client {
     return this as unknown as Pm2Client;
+  }
+}
+
+/** The fleet's shared verdicts in memory: the test writes other hosts' verdicts, the guard its own. */
+export class MemoryFleet implements FleetBoard {
+  readonly verdicts = new Map<string, Record<string, { verdict: FleetVerdict; at: number }>>();
+
+  constructor(readonly hostId: string) {}
+
+  async report(version: string, verdict: FleetVerdict, at: number) {
+    this.verdicts.set(version, { ...this.verdicts.get(version), [this.hostId]: { verdict, at } });
+  }
+  /** Another host's verdict. */
+  reportFor(host: string, version: string, verdict: FleetVerdict, at: number) {
+    this.verdicts.set(version, { ...this.verdicts.get(version), [host]: { verdict, at } });
+  }
+  async read(version: string) {
+    const verdicts = this.verdicts.get(version) ?? {};
+    return { verdicts, live: Object.keys(verdicts) };
   }
 }

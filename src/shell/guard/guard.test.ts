@@ -14,7 +14,7 @@ import { createLogger } from '../../log.js';
 import { GuardMetrics } from '../../metrics.js';
 import type { NotificationEvent } from '../../notify/types.js';
 import { Guard } from '../guard.js';
-import { FakeClock, FakePm2, healthProbe, MemoryStore, worldStep, type World } from '../../../test/helpers/guard-fakes.js';
+import { FakeClock, FakePm2, healthProbe, MemoryFleet, MemoryStore, worldStep, type World } from '../../../test/helpers/guard-fakes.js';
 
 const T0 = Date.UTC(2026, 11, 7, 6, 0, 0);
 
@@ -42,7 +42,7 @@ afterEach(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-function rig(options: { stepFails?: (to: string) => boolean } = {}): Rig {
+function rig(options: { stepFails?: (to: string) => boolean; fleet?: MemoryFleet } = {}): Rig {
   const config = validateConfig({
     service: 'web',
     environment: 'staging',
@@ -72,6 +72,7 @@ function rig(options: { stepFails?: (to: string) => boolean } = {}): Rig {
     plan: [worldStep(config.rollback.steps[0]!, world, steps, options.stepFails)],
     pm2: pm2.asClient(),
     notify: (event) => notes.push(event),
+    ...(options.fleet ? { fleet: options.fleet } : {}),
   });
   running.push(guard);
   return { guard, clock, store, pm2, world, notes, steps };
@@ -150,6 +151,17 @@ describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
     // No time limit of note: the plan creates the step's data dir on the real disk first.
     await r.clock.until('the rollback', () => r.steps.length === 1);
     expect(r.guard.status().store).toMatchObject({ up: true, error: null });
+  });
+
+  it("another host's rollback of the release rolls it back here too, and this host says so on the board", async () => {
+    const fleet = new MemoryFleet('host-a');
+    const r = rig({ fleet });
+    await deployV2(r);
+    fleet.reportFor('host-b', 'v2', 'rolled_back', r.clock.now());
+    await r.clock.until('the rollback', () => r.steps.length === 1);
+    expect(r.store.saved.find((s) => s.phase === 'rolling_back')!.rollback!.breach).toMatchObject({ trigger: 'fleet', reason: expect.stringContaining('host-b') });
+    await r.clock.until('stable again', () => r.guard.current.phase === 'stable');
+    expect(fleet.verdicts.get('v2')?.['host-a']?.verdict).toBe('rolled_back');
   });
 
   it('a failed plan ends in failed, is recorded as failed, and a critical notification says so', async () => {
