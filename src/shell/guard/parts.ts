@@ -4,14 +4,14 @@
  */
 import { windowLooks } from '../../core/sequential.js';
 import { policyFrom } from '../../core/schedule.js';
-import type { Policy } from '../../core/types.js';
+import type { NotifyKind, Policy } from '../../core/types.js';
 import { Preparations } from '../preparations.js';
 import { stepDataDir } from '../rollback-runner.js';
 import { preparedDataRoot } from '../shared-dir.js';
 import { StableBackups } from '../stable-backups.js';
 import { StepDataKeeper } from '../step-data.js';
 import { BaselineLearning } from './baseline-learning.js';
-import type { GuardContext, GuardDeps } from './context.js';
+import type { GuardDeps, Severity } from './context.js';
 import { CrashWatch } from './crash-watch.js';
 import { announcer } from './effects.js';
 import { FleetSync } from './fleet-sync.js';
@@ -23,26 +23,34 @@ import { RollbackExecutor } from './rollback.js';
 import { SampleBuffer } from './sample-buffer.js';
 import { Standby } from './standby.js';
 
-export class GuardParts implements GuardContext {
+export class GuardParts {
   readonly policy: Policy;
+  /** Where step data lives: state_dir, or store.shared_dir under HA (shared-dir.ts). */
   readonly dataRoot: string;
   readonly samples: SampleBuffer;
+  /** The stable version's backups (which one a rollback restores). */
   readonly stableBackups: StableBackups;
+  /** What each step prepared per window. */
   readonly preparations: Preparations;
+  /** Prunes old release windows' data and measures state_dir. */
   readonly stepData: StepDataKeeper;
+  /** The event queue: transition, persist, effects. */
   readonly machine: Interpreter;
-  readonly announce: GuardContext['announce'];
+  /** Logs an announcement and hands it to the notifiers. */
+  readonly announce: (kind: NotifyKind, severity: Severity, message: string) => void;
   readonly learning: BaselineLearning;
   readonly ha: Standby;
   readonly crashes: CrashWatch;
   readonly fleet: FleetSync;
   readonly records: RecordKeeper;
   readonly rollback: RollbackExecutor;
+  /** Turns each sample and tick into rule verdicts and events. */
   readonly judge: Judge;
   readonly scheduler: ProbeScheduler;
 
   constructor(
     readonly deps: GuardDeps,
+    /** Aborts when the guard stops: probes, checks and record retries end with it. */
     readonly stopping: AbortSignal,
   ) {
     const { config } = deps;
