@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { evaluateRules, type RuleMemo } from './rules.js';
+import { observe, runningSinceAfter, type ObserveContext } from './observe.js';
+import type { RuleMemo } from './rules.js';
 import { windowLooks } from './sequential.js';
 import { policyFrom, probeIntervalMs } from './schedule.js';
 import { initialState, transition } from './transition.js';
@@ -72,9 +73,21 @@ function simulate(
     ['host', []],
   ]);
   let rolledBackTo: string | null = null;
+  let runningSince = T0;
   const pending = [...(opts.events ?? [])];
+  // The daemon's routing (core/observe.ts), with the daemon's baseline of the previous version.
+  const ctx: ObserveContext = {
+    rules: cfg.rules,
+    versionProbe: cfg.release.version_probe,
+    verificationProbe: cfg.verification.probe,
+    initialDelayMs: cfg.release.initial_delay,
+    probeTypes: new Map([['health', 'http'], ['host', 'system']]),
+    looks: windowLooks({ windowMs: cfg.release.window, fastForMs: cfg.schedule.fast_for, fastIntervalMs: cfg.schedule.fast_interval, intervalMs: cfg.schedule.interval }),
+  };
+  const baselines = { v1: { health: { p95Ms: 20 } }, v2: { health: { p95Ms: 20 } } };
   const feed = (event: Event) => {
     const next = transition(state, event, policy);
+    runningSince = runningSinceAfter(state, next.state, event.at, runningSince);
     if (next.state.phase !== state.phase) phases.push(next.state.phase);
     state = next.state;
     effects.push(...next.effects);
@@ -105,8 +118,7 @@ function simulate(
         ...(w.ok ? {} : { error: 'timeout after 1000ms' }),
       };
       samples.get('health')!.push(sample);
-      feed({ type: 'versionObserved', version: w.version, at: t });
-      if (state.phase === 'verifying') feed({ type: 'verifySample', ok: w.ok, version: w.version, at: t });
+      for (const event of observe(state, { type: 'sample', probe: 'health', sample }, ctx)) feed(event);
       nextProbe = t + probeIntervalMs(state, t, cfg.schedule, 'http', !w.ok);
     }
     if (t >= nextHost) {
@@ -114,20 +126,8 @@ function simulate(
       nextHost = t + 5000;
     }
     if (t % 250 === 0) {
-      const baseline = new Map([['health', 20]]);
-      const verdicts = evaluateRules(cfg.rules, {
-        samples,
-        now: t,
-        since: state.phase === 'guarding' ? state.release!.startedAt : null,
-        releaseStartedAt: state.phase === 'guarding' ? state.release!.startedAt : null,
-        initialDelayMs: cfg.release.initial_delay,
-        baselineP95: baseline,
-        probeTypes: new Map([['health', 'http'], ['host', 'system']]),
-        looks: windowLooks({ windowMs: cfg.release.window, fastForMs: cfg.schedule.fast_for, fastIntervalMs: cfg.schedule.fast_interval, intervalMs: cfg.schedule.interval }),
-        memo,
-      });
-      feed({ type: 'evaluated', verdicts, at: t });
-      feed({ type: 'tick', at: t });
+      for (const event of observe(state, { type: 'evaluate', at: t, samples, baselines, runningSince, memo }, ctx)) feed(event);
+      for (const event of observe(state, { type: 'tick', at: t }, ctx)) feed(event);
     }
   }
   return { state, effects, phases };

@@ -4,7 +4,8 @@
  * pure rules the daemon uses, and says pass, breach or inconclusive.
  */
 import type { Config } from '../config/schema.js';
-import { evaluateRules, insertionIndex } from '../core/rules.js';
+import { observe, verdictsOf, type ObservedBaselines } from '../core/observe.js';
+import { insertionIndex } from '../core/rules.js';
 import { windowLooks } from '../core/sequential.js';
 import { probeIntervalMs } from '../core/schedule.js';
 import { initialState } from '../core/transition.js';
@@ -35,17 +36,17 @@ export function gateOutcome(verdicts: readonly RuleVerdict[]): GateOutcome {
 }
 
 /** Baselines of the stable version recorded by a daemon using the same store, if any (read only). */
-async function storedBaseline(config: Config): Promise<{ version: string | null; p95: Map<string, number> }> {
+async function storedBaseline(config: Config): Promise<{ version: string | null; baselines: ObservedBaselines }> {
   let opened: OpenedStore | undefined;
   try {
     const store = config.store.type === 'redis' ? (opened = await openStore(config)).store : new FileStore(config.state_dir);
     const state = await store.loadState();
     const version = state?.stable ?? null;
     const baselines = version ? (await store.loadBaselines())[version] ?? {} : {};
-    return { version, p95: new Map(Object.entries(baselines).map(([probe, b]) => [probe, b.p95Ms])) };
+    return { version, baselines: version ? { [version]: baselines } : {} };
   } catch {
     // No daemon state here (or unreadable): latency_ratio will say it has no baseline.
-    return { version: null, p95: new Map() };
+    return { version: null, baselines: {} };
   } finally {
     await opened?.close();
   }
@@ -87,17 +88,21 @@ export async function runCiGate(
   // Let samples launched before the deadline finish (each is bounded by its probe's timeout).
   await Promise.allSettled([...pending]);
   await Promise.allSettled(probes.map((p) => p.close?.()));
-  const verdicts = evaluateRules(config.rules, {
-    samples,
-    now: clock.now(),
-    since: started,
-    releaseStartedAt: null,
-    initialDelayMs: 0,
-    baselineP95: baseline.p95,
-    probeTypes: new Map(config.probes.map((p) => [p.name, p.type])),
-    // One look per sample the check could take at the fast interval: the budget holds for the run.
-    looks: windowLooks({ windowMs: clock.now() - started, fastForMs: clock.now() - started, fastIntervalMs: config.schedule.fast_interval, intervalMs: config.schedule.interval }),
-  });
+  // Judged as the daemon judges the stable version: its samples since the check began, against
+  // its baseline, with no initial delay (the check began after the deploy).
+  const stable = { ...initialState(started), stable: baseline.version, running: baseline.version };
+  const now = clock.now();
+  const verdicts = verdictsOf(
+    observe(stable, { type: 'evaluate', at: now, samples, baselines: baseline.baselines, runningSince: started }, {
+      rules: config.rules,
+      versionProbe: config.release.version_probe,
+      verificationProbe: config.verification.probe,
+      initialDelayMs: 0,
+      probeTypes: new Map(config.probes.map((p) => [p.name, p.type])),
+      // One look per sample the check could take at the fast interval: the budget holds for the run.
+      looks: windowLooks({ windowMs: now - started, fastForMs: now - started, fastIntervalMs: config.schedule.fast_interval, intervalMs: config.schedule.interval }),
+    }),
+  );
   return {
     outcome: gateOutcome(verdicts),
     verdicts,

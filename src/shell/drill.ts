@@ -7,7 +7,7 @@ import { formatDuration } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Probe } from '../probes/types.js';
-import type { Clock } from './clock.js';
+import { clockTimeout, type Clock } from './clock.js';
 import { runPlan, type PlanStep } from './rollback-runner.js';
 import { windowId } from '../core/windows.js';
 
@@ -50,7 +50,8 @@ async function proveVersion(deps: DrillDeps, version: string): Promise<{ ok: boo
   let passes = 0;
   let last = 'no sample';
   while (clock.now() < deadline) {
-    const sample = await probe.sample(clock.now(), AbortSignal.timeout(config.verification.timeout));
+    const deadline = clockTimeout(clock, config.verification.timeout);
+    const sample = await probe.sample(clock.now(), deadline.signal).finally(() => deadline.clear());
     const good = sample.ok && (sample.version === undefined || sample.version === version);
     passes = good ? passes + 1 : 0;
     last = sample.ok ? `version ${sample.version ?? 'unknown'}` : (sample.error ?? 'failed');

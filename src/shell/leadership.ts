@@ -47,8 +47,11 @@ export class Leadership {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | null = null;
   private hooks: LeadershipHooks | null = null;
-  /** Fires when the lease runs out locally without a renewal (e.g. a renewal hanging on the network). */
-  private expiry: NodeJS.Timeout | null = null;
+  /**
+   * Ends the leadership when the lease runs out locally without a renewal (e.g. a renewal hanging
+   * on the network): a sleep on the guard's clock, aborted when the lease is extended or dropped.
+   */
+  private expiry: AbortController | null = null;
 
   constructor(
     private readonly store: StateStore,
@@ -133,12 +136,14 @@ export class Leadership {
   private extend(validUntil: number): void {
     this.validUntil = validUntil;
     this.disarm();
-    this.expiry = setTimeout(() => this.lose('it could not be renewed in time'), Math.max(0, validUntil - this.options.clock.now()));
-    this.expiry.unref();
+    const expiry = (this.expiry = new AbortController());
+    void this.options.clock.sleep(Math.max(0, validUntil - this.options.clock.now()), expiry.signal).then(() => {
+      if (!expiry.signal.aborted) this.lose('it could not be renewed in time');
+    });
   }
 
   private disarm(): void {
-    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry?.abort();
     this.expiry = null;
   }
 

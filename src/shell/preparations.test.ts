@@ -17,7 +17,7 @@ import { createLogger } from '../log.js';
 import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
 import { createStrategy } from '../strategies/index.js';
 import type { ReleaseContext, RollbackStrategy } from '../strategies/types.js';
-import type { Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import { Preparations, releaseBeganAt } from './preparations.js';
 import { ProcessRunner } from './process-runner.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
@@ -206,7 +206,9 @@ describe('config files of a detected release (the real config strategy, real fil
     await preparations.prepareAll(r, r.startedAt - 1000);
     const output: string[] = [];
     const result = await runPlan(plan, { service: 'shop', from: 'v2', to: 'v1' }, {
-      clock,
+      // The step's deadline runs on the plan's clock: real sleeps here (the manual clock's sleep
+      // jumps time, so a 60 s deadline would pass while the files are still being copied).
+      clock: { now: clock.now, sleep: systemClock.sleep },
       log,
       signal: new AbortController().signal,
       stateDir: dir,

@@ -5,7 +5,7 @@
  * (see process-group.ts): what it leaves running in that group when it exits is stopped too, and
  * with a registry the group is known to the next guard process if this one is killed mid-step.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
@@ -30,6 +30,110 @@ class Tail {
   }
 }
 
+/**
+ * The process group a program leads: stopped with SIGTERM then, after a grace, SIGKILL; `stopped`
+ * says why it was stopped (a timeout, a cancel), if it was.
+ */
+class StepGroup {
+  stopped: string | null = null;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly child: ChildProcessWithoutNullStreams) {}
+
+  private get pgid(): number | undefined {
+    return this.child.pid;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.pgid === undefined) return;
+    try {
+      signalGroup(this.pgid, signal);
+    } catch {
+      // EPERM: a member changed its user; the leader at least is ours to signal.
+      this.child.kill(signal);
+    }
+  }
+
+  /** SIGTERM to the group now, SIGKILL after the grace. */
+  terminate(): void {
+    this.kill('SIGTERM');
+    clearTimeout(this.killTimer);
+    this.killTimer = setTimeout(() => this.kill('SIGKILL'), KILL_GRACE_MS);
+  }
+
+  stop(why: string): void {
+    if (this.stopped) return;
+    this.stopped = why;
+    this.terminate();
+  }
+
+  /** Whether anything of the group still runs. */
+  alive(): boolean {
+    return this.pgid !== undefined && signalGroup(this.pgid, 0);
+  }
+
+  /** Resolves once nothing of the group is left (bounded). */
+  gone(): Promise<unknown> {
+    return this.pgid === undefined ? Promise.resolve() : groupGone(this.pgid);
+  }
+
+  /** The step is over: a member that ignored SIGTERM gets SIGKILL now. */
+  end(): void {
+    clearTimeout(this.killTimer);
+    if (this.alive()) this.kill('SIGKILL');
+  }
+}
+
+/**
+ * Connects the program's stdio as the options say. I/O results are judged once the program has
+ * exited; until then a rejection must not go unhandled, or it would take the daemon down.
+ */
+function connectStdio(child: ChildProcessWithoutNullStreams, options: CommandOptions): { stdout: Tail; stderr: Tail; io: Promise<unknown>[] } {
+  const stdout = new Tail();
+  const stderr = new Tail();
+  const io: Promise<unknown>[] = [];
+  const track = (work: Promise<unknown>) => {
+    work.catch(() => undefined);
+    io.push(work);
+  };
+  if (options.stdoutFile) track(pipeline(child.stdout, createWriteStream(options.stdoutFile, { mode: 0o600 })));
+  else child.stdout.on('data', (c: Buffer) => stdout.push(c));
+  child.stderr.on('data', (c: Buffer) => stderr.push(c));
+  if (options.stdin && 'file' in options.stdin) {
+    // A program that exits without reading all of stdin is judged by its exit code, not EPIPE.
+    track(
+      pipeline(createReadStream(options.stdin.file), child.stdin).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;
+      }),
+    );
+  } else child.stdin.end(options.stdin && 'text' in options.stdin ? options.stdin.text : undefined);
+  child.stdin.on('error', () => undefined);
+  return { stdout, stderr, io };
+}
+
+/** What a closed program's run came to: null when it exited 0 and its I/O went well. */
+async function outcome(
+  label: string,
+  command: string,
+  group: StepGroup,
+  stdio: { stderr: Tail; io: Promise<unknown>[] },
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): Promise<RollbackError | null> {
+  // Judged only once nothing of the group is left (bounded), so a stopped step is stopped.
+  const all = await Promise.allSettled([...stdio.io, group.gone()]);
+  const ioError = all.slice(0, stdio.io.length).find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+  const tail = stdio.stderr.lines().slice(-5).join(' | ');
+  if (group.stopped) return new RollbackError(`${label}: ${group.stopped}${tail ? `; stderr: ${tail}` : ''}`, command);
+  // A failed stdin/stdout file is the cause when the program then dies of it (SIGPIPE).
+  if (ioError) return new RollbackError(`${label}: ${String(ioError.reason)}`, command, { cause: ioError.reason });
+  if (code !== 0) {
+    const how = code === null ? `killed by ${signal}` : `exited with code ${code}`;
+    return new RollbackError(`${label}: ${how}${tail ? `; stderr: ${tail}` : ''}`, command);
+  }
+  return null;
+}
+
 export class ProcessRunner implements CommandRunner {
   /** `registry`: where running groups are noted for the next start (the daemon gives its state dir's). */
   constructor(private readonly options: { registry?: GroupRegistry } = {}) {}
@@ -48,8 +152,6 @@ export class ProcessRunner implements CommandRunner {
     const started = Date.now();
     const label = [command, ...args].join(' ');
     return new Promise<CommandResult>((resolve, reject) => {
-      const stdout = new Tail();
-      const stderr = new Tail();
       // Noted before the spawn, so a kill -9 of the guard at any moment after it leaves a trace.
       const token = this.options.registry?.prepare(label);
       const child = spawn(command, [...args], {
@@ -61,89 +163,33 @@ export class ProcessRunner implements CommandRunner {
         // Its own process group: stopping the step stops everything the program started.
         detached: true,
       });
-      const pgid = child.pid;
-      let stopped: string | null = null;
-      let killTimer: NodeJS.Timeout | undefined;
-      const killGroup = (signal: NodeJS.Signals) => {
-        if (pgid === undefined) return;
-        try {
-          signalGroup(pgid, signal);
-        } catch {
-          // EPERM: a member changed its user; the leader at least is ours to signal.
-          child.kill(signal);
-        }
-      };
-      const stopGroup = () => {
-        killGroup('SIGTERM');
-        clearTimeout(killTimer);
-        killTimer = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
-      };
-      const stop = (why: string) => {
-        if (stopped) return;
-        stopped = why;
-        stopGroup();
-      };
+      const group = new StepGroup(child);
       // The program exited: what it left running in its group (a background job holding the
       // output pipe open, a server it forgot) is stopped, or the step would never end or leak it.
       child.once('exit', () => {
-        if (pgid !== undefined && signalGroup(pgid, 0)) stopGroup();
+        if (group.alive()) group.terminate();
       });
-      const timer = setTimeout(() => stop(`timed out after ${options.timeoutMs}ms`), options.timeoutMs);
-      const onAbort = () => stop('cancelled');
+      const timer = setTimeout(() => group.stop(`timed out after ${options.timeoutMs}ms`), options.timeoutMs);
+      const onAbort = () => group.stop('cancelled');
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.signal?.aborted) onAbort();
-
-      // I/O results are judged once the program has exited (below); until then a rejection must
-      // not go unhandled, or it would take the daemon down.
-      const io: Promise<unknown>[] = [];
-      const track = (work: Promise<unknown>) => {
-        work.catch(() => undefined);
-        io.push(work);
-      };
-      if (options.stdoutFile) track(pipeline(child.stdout, createWriteStream(options.stdoutFile, { mode: 0o600 })));
-      else child.stdout.on('data', (c: Buffer) => stdout.push(c));
-      child.stderr.on('data', (c: Buffer) => stderr.push(c));
-      if (options.stdin && 'file' in options.stdin) {
-        // A program that exits without reading all of stdin is judged by its exit code, not EPIPE.
-        track(
-          pipeline(createReadStream(options.stdin.file), child.stdin).catch((error: NodeJS.ErrnoException) => {
-            if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_PREMATURE_CLOSE') throw error;
-          }),
-        );
-      } else child.stdin.end(options.stdin && 'text' in options.stdin ? options.stdin.text : undefined);
-      child.stdin.on('error', () => undefined);
+      const stdio = connectStdio(child, options);
 
       const finish = (error: RollbackError | null, code: number) => {
         clearTimeout(timer);
-        clearTimeout(killTimer);
-        if (pgid !== undefined) {
-          // A member that ignored SIGTERM gets SIGKILL now; then the group is gone and forgotten.
-          if (signalGroup(pgid, 0)) killGroup('SIGKILL');
-        }
+        // A member that ignored SIGTERM gets SIGKILL now; then the group is gone and forgotten.
+        group.end();
         if (token) this.options.registry?.remove(token);
         options.signal?.removeEventListener('abort', onAbort);
         if (error) return reject(error);
-        resolve({ code, stdoutTail: stdout.lines(), stderrTail: stderr.lines(), durationMs: Date.now() - started });
+        resolve({ code, stdoutTail: stdio.stdout.lines(), stderrTail: stdio.stderr.lines(), durationMs: Date.now() - started });
       };
       child.on('error', (error: NodeJS.ErrnoException) => {
         const message = error.code === 'ENOENT' ? `${command}: not installed (not found on PATH)` : `${label}: ${error.message}`;
         finish(new RollbackError(message, command, { cause: error }), -1);
       });
       child.on('close', (code, signal) => {
-        // Resolved only once nothing of the group is left (bounded), so a stopped step is stopped.
-        void Promise.allSettled([...io, pgid === undefined ? Promise.resolve() : groupGone(pgid)]).then((all) => {
-          const results = all.slice(0, io.length);
-          const ioError = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-          const tail = stderr.lines().slice(-5).join(' | ');
-          if (stopped) return finish(new RollbackError(`${label}: ${stopped}${tail ? `; stderr: ${tail}` : ''}`, command), code ?? -1);
-          // A failed stdin/stdout file is the cause when the program then dies of it (SIGPIPE).
-          if (ioError) return finish(new RollbackError(`${label}: ${String(ioError.reason)}`, command, { cause: ioError.reason }), code ?? -1);
-          if (code !== 0) {
-            const how = code === null ? `killed by ${signal}` : `exited with code ${code}`;
-            return finish(new RollbackError(`${label}: ${how}${tail ? `; stderr: ${tail}` : ''}`, command), code ?? -1);
-          }
-          finish(null, 0);
-        });
+        void outcome(label, command, group, stdio, code, signal).then((error) => finish(error, error ? code ?? -1 : 0));
       });
     });
   }

@@ -8,7 +8,7 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redactText } from '../redact.js';
 import type { PreparedData, RollbackStrategy } from '../strategies/types.js';
-import type { Clock } from './clock.js';
+import { clockTimeout, type Clock } from './clock.js';
 import { stepDataDir } from './step-data.js';
 
 export interface PlanResult {
@@ -53,7 +53,8 @@ export async function runPlan(
     const log = deps.log.child({ component: 'rollback', step: index + 1, strategy: config.type });
     log.info(`step ${index + 1}/${steps.length} started: ${description}`);
     await deps.hooks.stepStarted(index, config.type, description);
-    const timeout = AbortSignal.timeout(config.timeout);
+    const deadline = clockTimeout(deps.clock, config.timeout);
+    const timeout = deadline.signal;
     const signal = AbortSignal.any([deps.signal, timeout]);
     const dataDir = stepDataDir(deps.stateDir, deps.windowId, index, config.type);
     await mkdir(dataDir, { recursive: true });
@@ -93,6 +94,8 @@ export async function runPlan(
       log.error(`step ${index + 1}/${steps.length} failed after ${deps.clock.now() - startedAt}ms: ${message}`);
       await deps.hooks.stepFinished(index, false, kept(), message);
       return { ok: false, error: `step ${index + 1} (${config.type}) failed: ${message}` };
+    } finally {
+      deadline.clear();
     }
   }
   return { ok: true };
