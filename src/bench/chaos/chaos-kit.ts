@@ -91,27 +91,28 @@ export async function recordFiles(stateDir: string): Promise<{ json: string[]; m
 
 /**
  * What is wrong with a record's Markdown, by CommonMark's fence rules (a fence closes only on a
- * run of backticks at least as long as the one that opened it): a heading swallowed by a code
- * block, a block left open at the end, or `inside` (a line that belongs in a code block) outside one.
+ * run of backticks at least as long as the one that opened it): the hostile log lines (three
+ * backticks, a "## …" line) not kept together inside one code block, one of them read as a heading
+ * of the record, or a code block left open at the end (swallowing the rest of the record).
  */
-export function markdownProblems(markdown: string, inside: string): string[] {
+export function markdownProblems(markdown: string, hostile: readonly string[]): string[] {
   const problems: string[] = [];
+  const blocks: string[][] = [];
+  const headings: string[] = [];
   let open = 0;
-  let insideSeen = false;
   for (const line of markdown.split('\n')) {
-    const opening = /^(`{3,})[^`]*$/.exec(line)?.[1]?.length;
     const closing = /^(`{3,})\s*$/.exec(line)?.[1]?.length;
-    const closes = open > 0 && closing !== undefined && closing >= open;
-    if (line === inside) {
-      if (open === 0 || closes) problems.push('the log line with backticks is not inside a code block');
-      else insideSeen = true;
-    }
-    if (open === 0 && opening !== undefined) open = opening;
-    else if (closes) open = 0;
-    else if (open > 0 && /^#{1,6} /.test(line)) problems.push(`heading "${line.slice(0, 40)}" inside a code block`);
+    if (open > 0 && closing !== undefined && closing >= open) open = 0;
+    else if (open > 0) blocks.at(-1)!.push(line);
+    else if (/^(`{3,})[^`]*$/.test(line)) {
+      open = /^`+/.exec(line)![0].length;
+      blocks.push([]);
+    } else if (/^#{1,6} /.test(line)) headings.push(line);
   }
   if (open > 0) problems.push('a code block is still open at the end');
-  if (!insideSeen && problems.length === 0) problems.push('the log line is missing');
+  for (const line of hostile) if (headings.includes(line)) problems.push(`the log line ${JSON.stringify(line)} became a heading of the record`);
+  const together = blocks.some((block) => block.some((_, i) => hostile.every((h, k) => block[i + k] === h)));
+  if (!together) problems.push(`the log lines ${hostile.map((h) => JSON.stringify(h)).join(', ')} are not together inside one code block`);
   return problems;
 }
 

@@ -21,10 +21,12 @@ import { fileURLToPath } from 'node:url';
 import * as apiOnDemand from './api-on-demand.js';
 import * as backupRace from './backup-race.js';
 import * as hostileMetrics from './hostile-metrics.js';
+import * as hostLimits from './host-limits.js';
 import * as killPoints from './kill-points.js';
 import * as secondGuard from './second-guard.js';
 import * as secretsAndRecords from './secrets-and-records.js';
 import * as staleRestore from './stale-restore.js';
+import * as storeBlip from './store-blip.js';
 import * as storedState from './stored-state.js';
 import type { ChaosContext, ChaosRow, ChaosScenario } from './types.js';
 
@@ -38,6 +40,8 @@ const SCENARIOS: ChaosScenario[] = [
   { name: 'api-on-demand', run: apiOnDemand.run },
   { name: 'stored-state', run: storedState.run },
   { name: 'secrets-and-records', run: secretsAndRecords.run },
+  { name: 'store-blip', run: storeBlip.run },
+  { name: 'host-limits', run: hostLimits.run },
 ];
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

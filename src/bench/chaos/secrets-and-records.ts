@@ -75,7 +75,8 @@ async function secretsRows(dir: string): Promise<ChaosRow[]> {
     const places: [string, string][] = [['the step environment', await readFile(envDump, 'utf8').catch(() => '')]];
     for (const file of [...records.json, ...records.md]) places.push([`record ${path.basename(file)}`, await readFile(file, 'utf8')]);
     for (const route of ['/status', '/history', '/preflight']) places.push([`GET ${route}`, await (await fetch(`${g.url}${route}`)).text()]);
-    hook.received.forEach((r, i) => places.push([`notification ${i + 1}`, `${r.url} ${JSON.stringify(r.body)}`]));
+    // What was sent (the URL it was sent to is the webhook's own, not a leak).
+    hook.received.forEach((r, i) => places.push([`notification ${i + 1}`, JSON.stringify(r.body)]));
     places.push(['the guard log', await readFile(g.logFile, 'utf8')]);
     // The env dump also must not name the guard's secret variables.
     const named = [DB_ENV, REDIS_ENV, HOOK_ENV, 'RG_BENCH_TOKEN'].filter((name) => places[0]![1].includes(`${name}=`));
@@ -99,6 +100,7 @@ async function secretsRows(dir: string): Promise<ChaosRow[]> {
 
 /** Three backticks alone on a line: closes a code block opened with three. */
 const BACKTICKS = '```';
+const FAKE_HEADING = '## not a heading of the record';
 
 async function recordsRows(dir: string): Promise<ChaosRow[]> {
   const world = await World.create({ execMode: 'fork', instances: 1, releases: { v1: {}, v2: { fault: '5xx', faultAfterMs: 5000 } } });
@@ -117,7 +119,7 @@ async function recordsRows(dir: string): Promise<ChaosRow[]> {
     const outLog = jlist.find((p) => p.name === APP)!.pm2_env.pm_out_log_path;
     const longLine = `${'x'.repeat(8191)}\n`;
     for (let i = 0; i < 8; i++) await appendFile(outLog, longLine.repeat(64));
-    await appendFile(outLog, `${BACKTICKS}\n## not a heading of the record\n`);
+    await appendFile(outLog, `${BACKTICKS}\n${FAKE_HEADING}\n`);
     // Records cannot be written: a file where the records dir goes.
     const recordsDir = path.join(stateDir, 'rollbacks');
     await rm(recordsDir, { recursive: true, force: true });
@@ -133,7 +135,7 @@ async function recordsRows(dir: string): Promise<ChaosRow[]> {
     const lost = Math.max(0, 1 - pairs);
     const markdown = files.md[0] ? await readFile(files.md[0], 'utf8') : '';
     const logSection = markdown.slice(markdown.indexOf('## Application logs'));
-    const problems = markdown ? markdownProblems(markdown, BACKTICKS) : ['no Markdown'];
+    const problems = markdown ? markdownProblems(markdown, [BACKTICKS, FAKE_HEADING]) : ['no Markdown'];
     const attempt = (JSON.parse(written) as { attempt?: number }).attempt ?? 1;
     const sizes = await Promise.all([...files.json, ...files.md].map(async (f) => (await readFile(f)).length));
     return [
