@@ -78,6 +78,23 @@ export async function startChaosGuard(
   return GuardProcess.start(dir, build(await freePort()), env, launch);
 }
 
+/** What the scenarios read of a guard's /status (with the redis store its state is not in state.json). */
+export interface StatusReading {
+  phase: string;
+  stable: string | null;
+  release: { version: string } | null;
+  lease?: { leader: boolean; holder: string | null };
+}
+
+/** GET /status; null when the guard does not answer. */
+export async function guardStatus(guard: GuardProcess): Promise<StatusReading | null> {
+  try {
+    return (await (await fetch(`${guard.url}/status`, { signal: AbortSignal.timeout(2000) })).json()) as StatusReading;
+  } catch {
+    return null;
+  }
+}
+
 /** The record files in `stateDir/rollbacks`, by kind (temp files of an unfinished write included). */
 export async function recordFiles(stateDir: string): Promise<{ json: string[]; md: string[]; tmp: string[] }> {
   const names = await readdir(path.join(stateDir, 'rollbacks')).catch(() => [] as string[]);

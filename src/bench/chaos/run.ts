@@ -25,6 +25,7 @@ import * as hostLimits from './host-limits.js';
 import * as killPoints from './kill-points.js';
 import * as secondGuard from './second-guard.js';
 import * as secretsAndRecords from './secrets-and-records.js';
+import * as sharedDir from './shared-dir.js';
 import * as staleRestore from './stale-restore.js';
 import * as storeBlip from './store-blip.js';
 import * as storedState from './stored-state.js';
@@ -42,6 +43,7 @@ const SCENARIOS: ChaosScenario[] = [
   { name: 'secrets-and-records', run: secretsAndRecords.run },
   { name: 'store-blip', run: storeBlip.run },
   { name: 'host-limits', run: hostLimits.run },
+  { name: 'shared-dir', run: sharedDir.run },
 ];
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -16,20 +16,11 @@ import type { GuardProcess } from '../guard.js';
 import { startJsonReceiver } from '../json-receiver.js';
 import { sleep, waitFor } from '../proc.js';
 import { startRedis, type RedisInfo, type RunningService } from '../services.js';
-import { chaosConfig, fileVersionApp, startChaosGuard } from './chaos-kit.js';
+import { chaosConfig, fileVersionApp, guardStatus, startChaosGuard } from './chaos-kit.js';
 import type { ChaosContext, ChaosRow } from './types.js';
 
 /** How long Redis stays away. */
 const DOWN_MS = 4000;
-
-/** The guard's /status (state is in Redis, not in state.json); null when it does not answer. */
-async function statusOf(guard: GuardProcess): Promise<{ phase: string; stable: string | null } | null> {
-  try {
-    return (await (await fetch(`${guard.url}/status`, { signal: AbortSignal.timeout(2000) })).json()) as { phase: string; stable: string | null };
-  } catch {
-    return null;
-  }
-}
 
 export async function run(ctx: ChaosContext): Promise<ChaosRow[]> {
   const dir = ctx.workDir;
@@ -58,7 +49,7 @@ export async function run(ctx: ChaosContext): Promise<ChaosRow[]> {
       }),
     );
     const g = guard;
-    await waitFor('v1 stable', async () => (await statusOf(g))?.stable === 'v1', 30_000, 200);
+    await waitFor('v1 stable', async () => (await guardStatus(g))?.stable === 'v1', 30_000, 200);
     await app.set('v2');
     await waitFor('step 2 running', async () => (await readFile(trace, 'utf8')).includes('two start'), 60_000, 5);
     const port = redis.port;
@@ -68,13 +59,13 @@ export async function run(ctx: ChaosContext): Promise<ChaosRow[]> {
     const kinds = () => hook.received.map((r) => (r.body as { kind?: string } | undefined)?.kind);
     const told = await waitFor('the plan_interrupted notification', () => hook.received.find((r) => (r.body as { kind?: string }).kind === 'plan_interrupted') ?? null, 30_000, 100).catch(() => null);
     const toldMs = told ? Date.now() - stoppedAt : null;
-    const phaseWhileDown = (await statusOf(g))?.phase;
+    const phaseWhileDown = (await guardStatus(g))?.phase;
     await sleep(Math.max(0, DOWN_MS - (Date.now() - stoppedAt)));
     redis = await startRedis({ port });
     const backAt = Date.now();
     ctx.log('store-blip: redis back (empty)');
     const ended = (phase: string | undefined) => (phase === 'rolled_back' || phase === 'failed' ? phase : null);
-    const finished = await waitFor('the rollback to end', async () => ended((await statusOf(g))?.phase), 60_000, 100).catch(async () => `still ${(await statusOf(g))?.phase ?? 'unreachable'}`);
+    const finished = await waitFor('the rollback to end', async () => ended((await guardStatus(g))?.phase), 60_000, 100).catch(async () => `still ${(await guardStatus(g))?.phase ?? 'unreachable'}`);
     const resumedMs = Date.now() - backAt;
     observer = await new RedisStore({ host: redis.info.host, port: redis.info.port, db: 0, keyPrefix, hostId: 'web-1' }).open();
     const obs = observer;
