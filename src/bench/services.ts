@@ -14,7 +14,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, openSync, rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -22,6 +22,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { freePort } from '../demo/demo-app.js';
+// Finding programs and waiting for a child: the same as the rest of the bench (EXTRA_DIRS there: Debian's sbin).
+import { exited, findBinary, waitForExit } from './proc.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -64,29 +66,10 @@ export interface ServiceBinaries {
   redisServer: string;
 }
 
-/** Non-root PATHs often lack the sbin directories where Debian puts mariadbd. */
-const EXTRA_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin', '/usr/bin', '/usr/local/bin'];
-
-function findBinary(names: readonly string[]): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...EXTRA_DIRS];
-  for (const name of names) {
-    for (const dir of dirs) {
-      const candidate = path.join(dir, name);
-      try {
-        accessSync(candidate, constants.X_OK);
-        return candidate;
-      } catch {
-        // not here: try the next directory
-      }
-    }
-  }
-  return undefined;
-}
-
 function lookUpBinaries(): { found: ServiceBinaries } | { missingPackages: string[] } {
-  const mariadbd = findBinary(['mariadbd', 'mysqld']);
-  const installDb = findBinary(['mariadb-install-db', 'mysql_install_db']);
-  const redisServer = findBinary(['redis-server']);
+  const mariadbd = findBinary('mariadbd', 'mysqld');
+  const installDb = findBinary('mariadb-install-db', 'mysql_install_db');
+  const redisServer = findBinary('redis-server');
   if (mariadbd && installDb && redisServer) return { found: { mariadbd, installDb, redisServer } };
   const missingPackages = [...(mariadbd && installDb ? [] : ['mariadb-server']), ...(redisServer ? [] : ['redis-server'])];
   return { missingPackages };
@@ -166,25 +149,6 @@ function track(child: ChildProcess | undefined, dir: string): void {
       }
     }
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, timeoutMs);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
   });
 }
 
@@ -279,7 +243,7 @@ async function spawnUntilReady(options: {
   try {
     // setpriv (util-linux) execs the server with a parent-death signal: if the process that started
     // it dies without running any hook (vitest kills its workers), the kernel kills the server too.
-    const setpriv = findBinary(['setpriv']);
+    const setpriv = findBinary('setpriv');
     const [command, args] = setpriv
       ? [setpriv, ['--pdeathsig', 'KILL', '--', options.command, ...options.args]]
       : [options.command, options.args];

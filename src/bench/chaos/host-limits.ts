@@ -82,12 +82,15 @@ async function readOnlyRow(dir: string, app: FileVersionApp): Promise<ChaosRow> 
   }
 }
 
-async function stuckLoopRow(dir: string, app: FileVersionApp): Promise<ChaosRow> {
-  await mkdir(dir, { recursive: true });
+/**
+ * A module to preload (`node --import`) into a guard: once `trigger` exists, it blocks the event
+ * loop 1.5 s of every 1.6 s, as a hostile parse would. Shared with test/integration/healthz-liveness.
+ */
+export async function writeLoopBlocker(dir: string): Promise<{ module: string; trigger: string }> {
   const trigger = path.join(dir, 'block-now');
-  const blocker = path.join(dir, 'blocker.mjs');
+  const module = path.join(dir, 'blocker.mjs');
   await writeFile(
-    blocker,
+    module,
     `import { existsSync } from 'node:fs';
 const poll = setInterval(() => {
   if (!existsSync(${JSON.stringify(trigger)})) return;
@@ -97,6 +100,12 @@ const poll = setInterval(() => {
 poll.unref();
 `,
   );
+  return { module, trigger };
+}
+
+async function stuckLoopRow(dir: string, app: FileVersionApp): Promise<ChaosRow> {
+  await mkdir(dir, { recursive: true });
+  const { module: blocker, trigger } = await writeLoopBlocker(dir);
   const healthz = async (url: string) => {
     const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(10_000) });
     return { status: response.status, body: (await response.json()) as { error?: string } };
