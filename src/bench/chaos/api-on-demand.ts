@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { GuardProcess } from '../guard.js';
 import { sleep, waitFor } from '../proc.js';
-import { chaosConfig, fileVersionApp, startChaosGuard } from './chaos-kit.js';
+import { fileVersionApp, startAppGuard } from './chaos-kit.js';
 import type { ChaosContext, ChaosRow } from './types.js';
 
 /** A /history page must answer within this (p95) and stay under this size. */
@@ -37,15 +37,9 @@ async function preflightRows(ctx: ChaosContext, dir: string): Promise<ChaosRow[]
   await chmod(kubectl, 0o755);
   let guard: GuardProcess | undefined;
   try {
-    guard = await startChaosGuard(path.join(dir, 'guard'), (port) =>
-      chaosConfig({
-        stateDir: path.join(dir, 'state'),
-        port,
-        healthUrl: app.url,
-        steps: [{ type: 'kubernetes', deployment: 'web', kubectl, timeout: '10s' }],
-        extra: { release: { version_probe: 'health', window: '10m', initial_delay: '1s', settle: '5m' } },
-      }),
-    );
+    guard = await startAppGuard(dir, app.url, [{ type: 'kubernetes', deployment: 'web', kubectl, timeout: '10s' }], {
+      release: { version_probe: 'health', window: '10m', initial_delay: '1s', settle: '5m' },
+    });
     const g = guard;
     await waitFor('v1 stable', async () => (await g.state())?.stable === 'v1', 30_000, 100);
     // v3 answers 200 (only v2 fails): a window opens, nothing rolls back.
@@ -132,7 +126,7 @@ async function historyRows(ctx: ChaosContext, dir: string): Promise<ChaosRow[]> 
   await seedRecords(stateDir, count);
   let guard: GuardProcess | undefined;
   try {
-    guard = await startChaosGuard(path.join(dir, 'guard'), (port) => chaosConfig({ stateDir, port, healthUrl: app.url, steps: [{ type: 'command', command: ['/bin/true'] }] }));
+    guard = await startAppGuard(dir, app.url, [{ type: 'command', command: ['/bin/true'] }]);
     const g = guard;
     // The first read indexes the records an older guard left; timed apart from the pages.
     const firstStarted = performance.now();

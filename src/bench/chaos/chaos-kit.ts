@@ -95,6 +95,11 @@ export async function guardStatus(guard: GuardProcess): Promise<StatusReading | 
   }
 }
 
+/** `startChaosGuard` in `dir/guard` with `chaosConfig` (state in `dir/state`) for the app at `healthUrl`. */
+export function startAppGuard(dir: string, healthUrl: string, steps: unknown[], extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<GuardProcess> {
+  return startChaosGuard(path.join(dir, 'guard'), (port) => chaosConfig({ stateDir: path.join(dir, 'state'), port, healthUrl, steps, extra }), env);
+}
+
 /** The record files in `stateDir/rollbacks`, by kind (temp files of an unfinished write included). */
 export async function recordFiles(stateDir: string): Promise<{ json: string[]; md: string[]; tmp: string[] }> {
   const names = await readdir(path.join(stateDir, 'rollbacks')).catch(() => [] as string[]);

@@ -22,7 +22,7 @@ import { startBenchDb } from '../mariadb.js';
 import { sleep, waitFor } from '../proc.js';
 import { startRedis } from '../services.js';
 import { APP, World } from '../world.js';
-import { chaosConfig, fileVersionApp, leaksOf, markdownProblems, recordFiles, startChaosGuard, switchBack } from './chaos-kit.js';
+import { fileVersionApp, leaksOf, markdownProblems, recordFiles, startAppGuard, switchBack } from './chaos-kit.js';
 import type { ChaosContext, ChaosRow } from './types.js';
 
 const DB_ENV = 'RG_CHAOS_DB_PASSWORD';
@@ -42,27 +42,22 @@ async function secretsRows(dir: string): Promise<ChaosRow[]> {
     await writeFile(leakFile, Object.values(secrets).join(' '), { mode: 0o600 });
     const envDump = path.join(dir, 'step-env.txt');
     const stateDir = path.join(dir, 'state');
-    guard = await startChaosGuard(
-      path.join(dir, 'guard'),
-      (port) =>
-        chaosConfig({
-          stateDir,
-          port,
-          healthUrl: app.url,
-          steps: [
-            { type: 'command', command: ['/bin/sh', '-c', 'env > "$0"; echo "secrets: $(cat "$1")"', envDump, leakFile], timeout: '10s' },
-            { type: 'command', command: ['/bin/sh', '-c', 'echo "cannot log in with $(cat "$0")" >&2; exit 3', leakFile], timeout: '10s' },
-            switchBack(app),
-          ],
-          extra: {
-            probes: [
-              { name: 'health', type: 'http', url: app.url, timeout: '1s', version_path: 'version' },
-              { name: 'db', type: 'mysql', host: db.host, port: db.port, user: db.probeUser, password_env: DB_ENV, database: db.database, timeout: '2s' },
-              { name: 'cache', type: 'redis', host: redis.info.host, port: redis.info.port, password_env: REDIS_ENV, timeout: '1s' },
-            ],
-            notifiers: [{ type: 'webhook', name: 'ops', url_env: HOOK_ENV, format: 'json', timeout: '2s', retries: 2 }],
-          },
-        }),
+    guard = await startAppGuard(
+      dir,
+      app.url,
+      [
+        { type: 'command', command: ['/bin/sh', '-c', 'env > "$0"; echo "secrets: $(cat "$1")"', envDump, leakFile], timeout: '10s' },
+        { type: 'command', command: ['/bin/sh', '-c', 'echo "cannot log in with $(cat "$0")" >&2; exit 3', leakFile], timeout: '10s' },
+        switchBack(app),
+      ],
+      {
+        probes: [
+          { name: 'health', type: 'http', url: app.url, timeout: '1s', version_path: 'version' },
+          { name: 'db', type: 'mysql', host: db.host, port: db.port, user: db.probeUser, password_env: DB_ENV, database: db.database, timeout: '2s' },
+          { name: 'cache', type: 'redis', host: redis.info.host, port: redis.info.port, password_env: REDIS_ENV, timeout: '1s' },
+        ],
+        notifiers: [{ type: 'webhook', name: 'ops', url_env: HOOK_ENV, format: 'json', timeout: '2s', retries: 2 }],
+      },
       { [DB_ENV]: db.probePassword, [REDIS_ENV]: redisPassword, [HOOK_ENV]: hookUrl },
     );
     const g = guard;
@@ -107,11 +102,10 @@ async function recordsRows(dir: string): Promise<ChaosRow[]> {
   let guard: GuardProcess | undefined;
   try {
     const stateDir = path.join(dir, 'state');
-    guard = await startChaosGuard(path.join(dir, 'guard'), (port) => ({
-      ...chaosConfig({ stateDir, port, healthUrl: world.healthUrl, steps: [{ type: 'releases', dir: world.deployDir, pm2_app: APP, restart_mode: 'reload', timeout: '30s' }] }),
+    guard = await startAppGuard(dir, world.healthUrl, [{ type: 'releases', dir: world.deployDir, pm2_app: APP, restart_mode: 'reload', timeout: '30s' }], {
       pm2: { home: world.pm2Home, app: APP },
       records: { write_attempts: 8, log_lines: 40, log_bytes: 64 * 1024 },
-    }));
+    });
     const g = guard;
     await waitFor('v1 stable', async () => (await g.state())?.stable === 'v1', 60_000, 100);
     // The app's log: 4 MB of 8 KB lines (a release logging a stack per request), then the backticks.

@@ -16,7 +16,7 @@ import type { GuardProcess } from '../guard.js';
 import { startJsonReceiver } from '../json-receiver.js';
 import { sleep, waitFor } from '../proc.js';
 import { startRedis, type RedisInfo, type RunningService } from '../services.js';
-import { chaosConfig, fileVersionApp, guardStatus, startChaosGuard } from './chaos-kit.js';
+import { fileVersionApp, guardStatus, startAppGuard } from './chaos-kit.js';
 import type { ChaosContext, ChaosRow } from './types.js';
 
 /** How long Redis stays away. */
@@ -32,21 +32,18 @@ export async function run(ctx: ChaosContext): Promise<ChaosRow[]> {
   let guard: GuardProcess | undefined;
   let observer: RedisStore | undefined;
   try {
-    guard = await startChaosGuard(path.join(dir, 'guard'), (port) =>
-      chaosConfig({
-        stateDir: path.join(dir, 'state'),
-        port,
-        healthUrl: app.url,
-        steps: [
-          { type: 'command', command: ['/bin/sh', '-c', 'echo one >> "$0"', trace], timeout: '10s' },
-          { type: 'command', command: ['/bin/sh', '-c', 'echo "two start" >> "$1"; sleep 2; printf "%s" "$2" > "$0"; echo "two end" >> "$1"', app.versionFile, trace, '{to}'], timeout: '10s' },
-        ],
-        extra: {
-          host_id: 'web-1',
-          store: { type: 'redis', host: redis.info.host, port: redis.info.port, key_prefix: keyPrefix, lease_ttl: '3s' },
-          notifiers: [{ type: 'webhook', name: 'ops', url: `${hook.base}/hook`, format: 'json', timeout: '2s', retries: 2 }],
-        },
-      }),
+    guard = await startAppGuard(
+      dir,
+      app.url,
+      [
+        { type: 'command', command: ['/bin/sh', '-c', 'echo one >> "$0"', trace], timeout: '10s' },
+        { type: 'command', command: ['/bin/sh', '-c', 'echo "two start" >> "$1"; sleep 2; printf "%s" "$2" > "$0"; echo "two end" >> "$1"', app.versionFile, trace, '{to}'], timeout: '10s' },
+      ],
+      {
+        host_id: 'web-1',
+        store: { type: 'redis', host: redis.info.host, port: redis.info.port, key_prefix: keyPrefix, lease_ttl: '3s' },
+        notifiers: [{ type: 'webhook', name: 'ops', url: `${hook.base}/hook`, format: 'json', timeout: '2s', retries: 2 }],
+      },
     );
     const g = guard;
     await waitFor('v1 stable', async () => (await guardStatus(g))?.stable === 'v1', 30_000, 200);
