@@ -28,7 +28,8 @@ export function launcherNodeFlags(): string[] {
 }
 export const TOKEN_ENV = 'RG_BENCH_TOKEN';
 export const DB_PASSWORD_ENV = 'RG_BENCH_DB_PASSWORD';
-const TOKEN = 'bench-token-0123456789abcdef';
+/** The API token the bench's guards get (in TOKEN_ENV). */
+export const TOKEN = 'bench-token-0123456789abcdef';
 
 /** App memory threshold of the bench: 512 MB, written as the share of the host the rule takes. */
 export const MEMORY_LIMIT_BYTES = 512 * 1024 * 1024;
@@ -133,12 +134,17 @@ export class GuardProcess {
   }
 
   /** Writes the config next to the state dir and starts the daemon; resolves once /healthz answers. */
-  static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<GuardProcess> {
+  /**
+   * `launch.prefix` runs the guard under a program (e.g. `unshare … sh -c …`), `launch.nodeFlags`
+   * adds node flags (e.g. `--import` of a module): the chaos scenarios' hostile hosts.
+   */
+  static async start(dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, launch: { prefix?: string[]; nodeFlags?: string[] } = {}): Promise<GuardProcess> {
     const configFile = path.join(dir, 'release-guard.yaml');
     await writeFile(configFile, stringify(config), { mode: 0o600 });
     const logFile = path.join(dir, 'guard.log');
     const out = createWriteStream(logFile);
-    const child = spawnTracked(process.execPath, [...launcherNodeFlags(), GUARD_CLI, 'start', '--config', configFile], {
+    const [program, ...args] = [...(launch.prefix ?? []), process.execPath, ...launcherNodeFlags(), ...(launch.nodeFlags ?? []), GUARD_CLI, 'start', '--config', configFile];
+    const child = spawnTracked(program!, args, {
       env: { ...process.env, ...env, [TOKEN_ENV]: TOKEN },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

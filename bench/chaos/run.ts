@@ -18,11 +18,17 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../test/fixtures/demo-app/releases.js';
+import * as apiOnDemand from './api-on-demand.js';
 import * as backupRace from './backup-race.js';
 import * as hostileMetrics from './hostile-metrics.js';
+import * as hostLimits from './host-limits.js';
 import * as killPoints from './kill-points.js';
 import * as secondGuard from './second-guard.js';
+import * as secretsAndRecords from './secrets-and-records.js';
+import * as sharedDir from './shared-dir.js';
 import * as staleRestore from './stale-restore.js';
+import * as storeBlip from './store-blip.js';
+import * as storedState from './stored-state.js';
 import type { ChaosContext, ChaosRow, ChaosScenario } from './types.js';
 
 /** Every scenario, in the order the table lists them. */
@@ -32,6 +38,12 @@ const SCENARIOS: ChaosScenario[] = [
   { name: 'kill-points', run: killPoints.run },
   { name: 'stale-restore', run: staleRestore.run },
   { name: 'backup-race', run: backupRace.run },
+  { name: 'api-on-demand', run: apiOnDemand.run },
+  { name: 'stored-state', run: storedState.run },
+  { name: 'secrets-and-records', run: secretsAndRecords.run },
+  { name: 'store-blip', run: storeBlip.run },
+  { name: 'host-limits', run: hostLimits.run },
+  { name: 'shared-dir', run: sharedDir.run },
 ];
 
 const ROOT = PROJECT_ROOT;

@@ -1,8 +1,8 @@
 /**
  * A quick run of `npm run chaos` inside `npm test`, so the chaos runner cannot rot unnoticed: the
  * built runner (`node build/bench/chaos/run.js`, after the same `tsc` builds `npm run chaos` does)
- * runs the hostile-metrics scenario in quick mode (1 run of 4 s, 3 s per other hostile body)
- * against the built daemon. Asserts the table and what the daemon made of each hostile body,
+ * runs the hostile-metrics scenario in quick mode (1 run of 4 s, 3 s per other hostile body) and
+ * the stored-state scenario (a few hostile state.json files, ~15 s) against the built daemon. Asserts the table and what the daemon made of each hostile body,
  * never the figures against their targets: RSS and loop blocking are the runner's business on a
  * quiet machine, not a test's.
  *
@@ -62,7 +62,7 @@ async function markedProcesses(id: string): Promise<number[]> {
   return found;
 }
 
-describe('npm run chaos --only hostile-metrics --quick', () => {
+describe('npm run chaos --only hostile-metrics,stored-state --quick', () => {
   const id = randomUUID();
   let dir = '';
   let result: Exited;
@@ -75,7 +75,7 @@ describe('npm run chaos --only hostile-metrics --quick', () => {
       const build = await node([TSC, '-p', project], process.env, BUILD_TIMEOUT_MS);
       expect(build.code, `tsc -p ${project} failed:\n${build.stdout}${build.stderr}`).toBe(0);
     }
-    result = await node([RUNNER, '--only', 'hostile-metrics', '--quick', '--out', dir], { ...process.env, [MARKER]: id }, RUN_TIMEOUT_MS);
+    result = await node([RUNNER, '--only', 'hostile-metrics,stored-state', '--quick', '--out', dir], { ...process.env, [MARKER]: id }, RUN_TIMEOUT_MS);
     rows = result.stdout
       .split('\n')
       .filter((line) => line.startsWith('| ') && !line.startsWith('| Item') && !line.startsWith('| ---'))
@@ -104,6 +104,11 @@ describe('npm run chaos --only hostile-metrics --quick', () => {
       'hostile /metrics: one 50 MB line',
       'hostile /metrics: binary garbage',
       'hostile /metrics: slow-loris body',
+      '4 stored state: refused',
+      '4 stored state: refused',
+      '4 stored state: refused',
+      '4 stored state: refused',
+      '4 stored state: hostile states acted on',
     ]);
     for (const r of rows) {
       expect(r, r.join(' | ')).toHaveLength(5);
@@ -123,6 +128,12 @@ describe('npm run chaos --only hostile-metrics --quick', () => {
     expect(row('hostile /metrics: slow-loris body')![2]).toMatch(/^(\d+) of \1 samples failed \(scrape failed: timeout after 2000ms\)/);
   });
 
+  it('reports what the daemon made of each hostile state.json: refused in one line, the file untouched, nothing acted', () => {
+    const refused = rows.filter((r) => r[0] === '4 stored state: refused');
+    for (const r of refused) expect(r[2], r[1]).toMatch(/^exit 1, 1 line\(s\): release-guard: cannot start: state\.json is not .*; file byte-identical; nothing acted$/);
+    expect(row('4 stored state: hostile states acted on')![2]).toBe('0 (control: resumed, step ran with from v2)');
+  });
+
   it('writes the table to CHAOS-partial.md in --out (a partial run never writes CHAOS.md)', async () => {
     const written = await readFile(path.join(dir, 'CHAOS-partial.md'), 'utf8');
     expect(written).toContain('# Chaos run (partial)');
@@ -137,6 +148,6 @@ describe('npm run chaos --only hostile-metrics --quick', () => {
   it('refuses an unknown scenario with one clear line and exit code 2', async () => {
     const bad = await node([RUNNER, '--only', 'nope', '--out', dir], process.env, 30_000);
     expect(bad.code).toBe(2);
-    expect(bad.stderr.trim()).toBe('chaos: unknown scenario nope; known: hostile-metrics, second-guard, kill-points, stale-restore, backup-race');
+    expect(bad.stderr.trim()).toBe('chaos: unknown scenario nope; known: hostile-metrics, second-guard, kill-points, stale-restore, backup-race, api-on-demand, stored-state, secrets-and-records, store-blip, host-limits, shared-dir');
   });
 });

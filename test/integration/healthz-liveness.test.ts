@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { writeLoopBlocker } from '../../bench/chaos/host-limits.js';
 import { PROJECT_ROOT } from '../fixtures/demo-app/releases.js';
 import { LoopLiveness } from '../../src/shell/loop-liveness.js';
 import { freePort, waitFor } from '../helpers/pm2-sandbox.js';
@@ -39,19 +40,7 @@ async function healthz(url: string): Promise<{ status: number; body: Record<stri
 
 describe('/healthz reflects loop liveness', () => {
   it('a guard whose event loop is mostly blocked answers 503 with the reason', async () => {
-    const trigger = join(dir, 'block-now');
-    const blocker = join(dir, 'blocker.mjs');
-    await writeFile(
-      blocker,
-      `import { existsSync } from 'node:fs';
-const poll = setInterval(() => {
-  if (!existsSync(${JSON.stringify(trigger)})) return;
-  clearInterval(poll);
-  setInterval(() => { const end = Date.now() + 1500; while (Date.now() < end); }, 100);
-}, 100);
-poll.unref();
-`,
-    );
+    const { module: blocker, trigger } = await writeLoopBlocker(dir);
     const port = await freePort();
     const config = join(dir, 'config.yaml');
     await writeFile(
