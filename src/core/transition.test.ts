@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testPolicy } from '../../test/helpers/policy.js';
 import { parseStoredState } from '../store/state-schema.js';
 import { ALLOWED_EDGES, failedVersions, finishedRollbackRecord, initialState, rollbackTarget, transition } from './transition.js';
-import type { Effect, Event, GuardState, Policy, RuleVerdict } from './types.js';
+import type { Effect, Event, GuardState, Phase, Policy, RuleVerdict, StateIn } from './types.js';
 
 const policy: Policy = testPolicy;
 
@@ -20,11 +20,20 @@ function run(events: Event[], start: GuardState = initialState(0)) {
   return { state, all };
 }
 
+/** The state, narrowed to `phase`; fails the test when the machine is elsewhere. */
+function inPhase<P extends Phase>(state: GuardState, phase: P): StateIn<P> {
+  if (state.phase !== phase) throw new Error(`expected phase ${phase}, got ${state.phase}`);
+  return state as StateIn<P>;
+}
+
 const guardingV2 = () =>
-  run([
-    { type: 'versionObserved', version: 'v1', at: 1 },
-    { type: 'versionObserved', version: 'v2', at: 2 },
-  ]).state;
+  inPhase(
+    run([
+      { type: 'versionObserved', version: 'v1', at: 1 },
+      { type: 'versionObserved', version: 'v2', at: 2 },
+    ]).state,
+    'guarding',
+  );
 
 describe('transition', () => {
   it('first version seen becomes stable and is recorded', () => {
@@ -297,7 +306,7 @@ describe('transition', () => {
       const base = guardingV2();
       return {
         ...base,
-        release: { ...base.release!, version: 'v3', startedAt: now - 1000 },
+        release: { ...base.release, version: 'v3', startedAt: now - 1000 },
         running: 'v3',
         since: now - 1000,
         autoRollbacks: [entry],
@@ -349,7 +358,7 @@ describe('transition', () => {
     });
 
     it('a release deployed again and again is rolled back once, then only reported (no flapping)', () => {
-      let state = guardingV2();
+      let state: GuardState = guardingV2();
       let rollbacks = 0;
       let at = 10;
       for (let round = 0; round < 5; round++) {
@@ -387,7 +396,7 @@ describe('transition', () => {
       const ROLLING = new Set(['rolling_back', 'verifying']);
       let automatic = 0;
       for (let trial = 0; trial < 300; trial++) {
-        let state = initialState(0);
+        let state: GuardState = initialState(0);
         let at = 0;
         const autoByVersion = new Map<string, number>();
         const autoDecided: number[] = [];
@@ -424,7 +433,7 @@ describe('transition', () => {
             { type: 'tick', at },
             { type: 'tick', at },
           ]);
-          const before = state;
+          const before: GuardState = state;
           const t = transition(state, event, p);
           state = t.state;
           const where = `seed 42, trial ${trial}, step ${step}: ${before.phase} --${event.type}--> ${state.phase}`;

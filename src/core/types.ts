@@ -181,10 +181,17 @@ export interface RollbackInProgress {
   suite?: { startedAt: number; results?: CheckOutcome[] };
 }
 
-/** The whole persisted state. Everything the guard must remember across a restart is here. */
-export interface GuardState {
+/** A rollback drill in progress: versions move on purpose, so no window opens and nothing acts. */
+export interface DrillInProgress {
+  from: string;
+  to: string;
+  startedAt: number;
+  by: string;
+}
+
+/** What every phase of the persisted state holds. */
+export interface GuardStateBase {
   schemaVersion: 1;
-  phase: Phase;
   /** When the current phase was entered. */
   since: number;
   paused: boolean;
@@ -192,19 +199,12 @@ export interface GuardState {
   stable: string | null;
   /** The version last reported by the application. */
   running: string | null;
-  /** The release under guard (guarding) or being rolled back (rolling_back, verifying, …). */
-  release: Release | null;
-  rollback: RollbackInProgress | null;
   /** A breach seen while automation could not act (paused, limit reached); reported, not acted on. */
   wouldRollBack: Breach | null;
   /** A decided rollback waiting out the veto window (rollback.veto), so a human can stop it. */
   pending: { breach: Breach; to: string; until: number } | null;
   /** Releases whose automatic rollback a human vetoed: automation leaves them alone. */
   vetoed: string[];
-  /** A rollback drill in progress: versions move on purpose, so no window opens and nothing acts. */
-  drill: { from: string; to: string; startedAt: number; by: string } | null;
-  /** Why the machine is in `failed`. */
-  failure: string | null;
   /** Rules currently breached, so alerts fire on change rather than on every evaluation. */
   breached: RuleName[];
   /** Rules currently without data or with a failing source (inconclusive / error). */
@@ -227,6 +227,34 @@ export interface GuardState {
    */
   lastWindow?: { id: string; version: string };
 }
+
+/**
+ * What each phase holds besides the base: whether there is a release under guard (or being rolled
+ * back), a rollback, a drill or a failure follows from the phase. A field a phase lacks is `null`
+ * (not absent), so the stored JSON has one shape in every phase and `state.release?.version` reads
+ * the same everywhere.
+ */
+export type PhaseState =
+  /** No release under guard. A drill runs only here, in promoted or in rolled_back. */
+  | { phase: 'stable'; release: null; rollback: null; drill: DrillInProgress | null; failure: null }
+  /** `release` is under guard. */
+  | { phase: 'guarding'; release: Release; rollback: null; drill: null; failure: null }
+  | { phase: 'rolling_back'; release: Release; rollback: RollbackInProgress; drill: null; failure: null }
+  | { phase: 'verifying'; release: Release; rollback: RollbackInProgress; drill: null; failure: null }
+  /** Settling after a verified rollback: the record is rebuilt from `release` and `rollback`. */
+  | { phase: 'rolled_back'; release: Release; rollback: RollbackInProgress; drill: DrillInProgress | null; failure: null }
+  | { phase: 'promoted'; release: Release; rollback: null; drill: DrillInProgress | null; failure: null }
+  /**
+   * Frozen until resume. `rollback` is null when no rollback ran (a breach with no version to roll
+   * back to); `failure` says why.
+   */
+  | { phase: 'failed'; release: Release; rollback: RollbackInProgress | null; drill: null; failure: string };
+
+/** The whole persisted state. Everything the guard must remember across a restart is here. */
+export type GuardState = GuardStateBase & PhaseState;
+
+/** The state in one phase. */
+export type StateIn<P extends Phase> = Extract<GuardState, { phase: P }>;
 
 export type Event =
   | { type: 'versionObserved'; version: string; at: number }
