@@ -3,7 +3,11 @@
  * effects it asks the shell to carry out. Nothing in src/core reads a clock, touches the disk or
  * the network: time arrives inside events (`at`, epoch milliseconds).
  */
+import type { BuiltInSampleValues } from './rule-catalog.js';
 import type { SequentialEvidence } from './sequential.js';
+
+/** A sample's readings: the built-in names, typed, and a prometheus probe's query names. */
+export type SampleValues = BuiltInSampleValues & Record<string, number>;
 
 /** One observation of one probe. `startedAt` orders samples: a slow probe does not reorder them. */
 export interface Sample {
@@ -21,8 +25,11 @@ export interface Sample {
    * "no data" for the rules, never a failure of the release.
    */
   unavailable?: boolean;
-  /** Named readings: `latency_ms`, `status`, `cpu` (0..1), `memory` (0..1), `disk` (0..1), … */
-  values: Record<string, number>;
+  /**
+   * Named readings: `latency_ms`, `status`, `cpu` (0..1), `memory` (0..1), `disk` (0..1), … — the
+   * built-in names are SampleValueKey (rule-catalog.ts); a prometheus probe adds its query names.
+   */
+  values: SampleValues;
   /** The application version the probe saw, when it reports one. */
   version?: string;
   /**
