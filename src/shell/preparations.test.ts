@@ -17,7 +17,7 @@ import { createLogger } from '../log.js';
 import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
 import { createStrategy } from '../strategies/index.js';
 import type { ReleaseContext, RollbackStrategy } from '../strategies/types.js';
-import type { Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
 import { Preparations, releaseBeganAt } from './preparations.js';
 import { ProcessRunner } from './process-runner.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
@@ -195,7 +195,7 @@ describe('config files of a detected release (the real config strategy, real fil
     await writeFile(join(app, '.env'), 'API_URL=https://v1.example\n');
     const config = strategySchema.parse({ type: 'config', dir: app, files: ['.env'], stable_backup_every: '1h' });
     const pm2 = new Pm2ApiClient({ home: join(dir, 'pm2-unused') });
-    const plan: PlanStep[] = [{ config, strategy: await createStrategy(config, { pm2, run: new ProcessRunner() }) }];
+    const plan: PlanStep[] = [{ config, strategy: await createStrategy(config, { pm2, run: new ProcessRunner(), clock: systemClock }) }];
     const { stable, preparations } = world(plan);
     stable.refresh(stableState('v1'));
     await stable.settled();

@@ -25,7 +25,7 @@ async function appProblems(pm2: Pm2Client, app: string, what: string): Promise<s
   }
 }
 
-export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2 }) => {
+export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2, clock }) => {
   const app = config.pm2_app;
   const previousApp = (to: string) => `${config.app_prefix ?? ''}${to}`;
 
@@ -109,7 +109,7 @@ export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2 })
     },
 
     async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
       if (config.action === 'start_previous') {
         const issue = versionProblem(ctx.to);
         if (issue) throw new RollbackError(issue, 'validate');

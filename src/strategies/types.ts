@@ -1,5 +1,6 @@
 import type { StrategyConfig } from '../config/schema.js';
 import type { Pm2Client } from '../pm2/client.js';
+import type { Clock } from '../shell/clock.js';
 import type { CommandRunner } from './command-runner.js';
 
 /** What one rollback step knows about the rollback it is part of. */
@@ -57,6 +58,8 @@ export interface StrategyDeps {
   pm2: Pm2Client;
   /** Runs external programs with argument arrays (never a shell string), timeouts and output tails. */
   run: CommandRunner;
+  /** All time in a step (time budgets, polling, timestamps) is read from it, so tests can drive it. */
+  clock: Clock;
 }
 
 /**

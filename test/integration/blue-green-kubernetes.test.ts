@@ -15,6 +15,7 @@ import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { BLUE_GREEN_STATE } from '../../src/strategies/blue-green.js';
 import { createStrategy } from '../../src/strategies/index.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 describe('blue_green strategy, kubernetes mode (fake kubectl on PATH)', () => {
   let bin: string;
@@ -22,7 +23,7 @@ describe('blue_green strategy, kubernetes mode (fake kubectl on PATH)', () => {
   let state: string;
   let dataDir: string;
   let savedPath: string | undefined;
-  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
   const configOf = (input: Partial<Record<keyof BlueGreenStrategyConfig, unknown>> = {}): BlueGreenStrategyConfig => {
     const parsed = strategySchema.parse({

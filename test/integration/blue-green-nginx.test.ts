@@ -23,6 +23,7 @@ import type { RollbackContext } from '../../src/strategies/types.js';
 import { ensureDebianPackage } from '../helpers/apt.js';
 import { getJson, waitFor } from '../helpers/pm2-sandbox.js';
 import { startDemoApp, type DemoApp } from '../helpers/prometheus.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 describe('blue_green strategy, nginx mode (real nginx)', () => {
   let nginxBin: string;
@@ -34,7 +35,7 @@ describe('blue_green strategy, nginx mode (real nginx)', () => {
   let blue: DemoApp;
   let green: DemoApp;
   const run = new ProcessRunner();
-  const deps = { pm2: {} as Pm2Client, run };
+  const deps = { pm2: {} as Pm2Client, run, clock: systemClock };
 
   const upstream = (address: string) => `# written by the deploy tool\nupstream app {\n    server ${address} max_fails=3;\n    keepalive 8;\n}\n`;
   const version = async () => ((await getJson(`http://127.0.0.1:${port}/health`)).body as { version?: unknown }).version;

@@ -16,6 +16,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import type { ReleaseContext, RollbackContext } from '../../src/strategies/types.js';
 import { buildRelease, createPm2Sandbox, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 import { rejection } from '../helpers/rejection.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const GOOD_ENV = 'API_URL=https://api.example.com\nFEATURE_NEW_PLAYER=off\n';
 const BAD_ENV = 'API_URL=https://api.example.con\nFEATURE_NEW_PLAYER=on\n';
@@ -30,7 +31,7 @@ const configOf = (input: Record<string, unknown>): ConfigFilesStrategyConfig => 
 };
 
 /** Strategies without pm2_app never call pm2. */
-const noPm2 = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+const noPm2 = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
 function releaseContext(dataDir: string, lines: string[] = []): ReleaseContext {
   return { service: 'web', version: 'v2', previous: 'v1', signal: new AbortController().signal, progress: (m) => lines.push(m), dataDir };
@@ -271,7 +272,7 @@ describe('config strategy with a real pm2 app', () => {
     const version = async () => ((await getJson(`http://127.0.0.1:${port}/health`)).body as { version?: unknown }).version;
     await waitFor(async () => (await version()) === 'v1', 15_000);
 
-    const strategy = configFilesStrategy(configOf({ dir: release, pm2_app: 'cfg-web' }), { pm2: sandbox.client, run: new ProcessRunner() });
+    const strategy = configFilesStrategy(configOf({ dir: release, pm2_app: 'cfg-web' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
     await strategy.prepare!(releaseContext(dataDir));
     // The release ships a bad config and restarts the app on it.
     await applyBadRelease(release);

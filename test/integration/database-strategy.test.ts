@@ -22,6 +22,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import type { ReleaseContext, RollbackContext, RollbackStrategy } from '../../src/strategies/types.js';
 import { createPm2Sandbox, DEMO_APP, freePort, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 import { startMariaDb, type RunningService, type MysqlInfo } from '../helpers/services.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const PASSWORD_ENV = 'RG_TEST_DB_STRATEGY_PASSWORD';
 const ADMIN = 'rg_admin';
@@ -128,7 +129,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
   };
 
   const strategyOf = (input: Partial<Record<keyof DatabaseStrategyConfig, unknown>> = {}): Promise<RollbackStrategy> =>
-    createStrategy(configOf(input), { pm2: sandbox.client, run: runner });
+    createStrategy(configOf(input), { pm2: sandbox.client, run: runner, clock: systemClock });
 
   const releaseContext = (): ReleaseContext => ({
     service: 'shop',
@@ -383,7 +384,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     const fake = path.join(fakeDir, 'mysqldump');
     await writeFile(fake, '#!/bin/sh\necho "-- MariaDB dump (partial)"\necho "mysqldump: Lost connection to server" >&2\nexit 2\n', { mode: 0o755 });
     try {
-      const strategy = databaseStrategy(configOf({ mysqldump: fake }), { pm2: sandbox.client, run: runner });
+      const strategy = databaseStrategy(configOf({ mysqldump: fake }), { pm2: sandbox.client, run: runner, clock: systemClock });
       const error = await strategy.prepare!(releaseContext()).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RollbackError);
       expect((error as RollbackError).message).toMatch(/mysqldump .*exited with code 2; stderr: mysqldump: Lost connection/);

@@ -20,6 +20,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import { kubernetesStrategy, parseHistory, UNDO_RECORD } from '../../src/strategies/kubernetes.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
 import { rejection } from '../helpers/rejection.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 /** Shared by both fakes: argv log, state file, failure injection. */
 const FAKE_COMMON = String.raw`
@@ -174,7 +175,7 @@ interface LogLine {
   argv: string[];
 }
 
-const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 let bin: string;
 let work: string;
 let stateFile: string;

@@ -17,6 +17,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
 import { createPm2Sandbox, DEMO_APP, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 import { rejection } from '../helpers/rejection.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const node = process.execPath;
 const GIT_ENV = {
@@ -72,7 +73,7 @@ const configOf = (input: Record<string, unknown>): GitStrategyConfig => {
 };
 
 /** Strategies without pm2_app never call pm2. */
-const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
 function context(overrides: Partial<RollbackContext> = {}): RollbackContext & { lines: string[] } {
   const lines: string[] = [];
@@ -261,7 +262,7 @@ describe('git strategy with a real pm2 restart', () => {
     await waitFor(async () => (await version()) === 'v2', 15_000);
     const restartsBefore = (await sandbox.client.describe('git-web'))[0]?.restarts ?? 0;
 
-    const strategy = gitStrategy(configOf({ dir: repo, pm2_app: 'git-web' }), { pm2: sandbox.client, run: new ProcessRunner() });
+    const strategy = gitStrategy(configOf({ dir: repo, pm2_app: 'git-web' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
     expect(await strategy.check(context())).toEqual([]);
     const ctx = context();
     await strategy.execute(ctx);
@@ -272,7 +273,7 @@ describe('git strategy with a real pm2 restart', () => {
     await waitFor(async () => (await version()) === 'v1', 15_000);
     expect(await readFile(path.join(repo, 'dist', 'version.txt'), 'utf8')).toBe('1.0.0');
 
-    expect(await gitStrategy(configOf({ dir: repo, pm2_app: 'nope' }), { pm2: sandbox.client, run: new ProcessRunner() }).check(context())).toEqual([
+    expect(await gitStrategy(configOf({ dir: repo, pm2_app: 'nope' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).check(context())).toEqual([
       'pm2 does not know app "nope"',
     ]);
   });

@@ -17,6 +17,7 @@ import { REDIS_RDB_COPY, REDIS_SNAPSHOT_FILE, type RedisSnapshotRecord } from '.
 import type { ReleaseContext, RollbackContext, RollbackStrategy } from '../../src/strategies/types.js';
 import type { Pm2Client } from '../../src/pm2/client.js';
 import { startRedis, type RedisInfo, type RunningService } from '../helpers/services.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const PASSWORD_ENV = 'RG_TEST_REDIS_STRATEGY_PASSWORD';
 
@@ -28,7 +29,7 @@ describe('redis strategy (real Redis)', () => {
   let progress: string[];
 
   // The redis strategy needs neither pm2 nor external programs.
-  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
   const strategyOf = (input: Partial<Record<keyof RedisStrategyConfig, unknown>> = {}): Promise<RollbackStrategy> => {
     const config = strategySchema.parse({ type: 'redis', host: '127.0.0.1', port: server.port, password_env: PASSWORD_ENV, timeout: '30s', ...input });
