@@ -1,13 +1,14 @@
 /** Durations in config: `250ms`, `5s`, `2m`, `1h`, or a plain number of milliseconds. */
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
 
 /** Returns milliseconds, or null when the text is not a duration. */
 export function parseDuration(input: string | number): number | null {
   if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : null;
   const match = PATTERN.exec(input.trim());
-  if (!match) return null;
-  return Math.round(Number(match[1]) * UNITS[match[2] as string]!);
+  const unit = match?.[2];
+  if (!match || unit === undefined || !Object.hasOwn(UNITS, unit)) return null;
+  return Math.round(Number(match[1]) * UNITS[unit as keyof typeof UNITS]);
 }
 
 /** `1500` → `1.5s`, `120000` → `2m`: for messages and reports. */

@@ -161,7 +161,7 @@ describe('rules', () => {
       }
       const v = evaluateErrorRate(rule, input(samples, { probeTypes: scrape }));
       expect(v.since).toBeGreaterThanOrEqual(90_000 - 500);
-      expect(v.evidence!.excursion!.n).toBeLessThanOrEqual(300);
+      expect(v.evidence?.excursion?.n).toBeLessThanOrEqual(300);
     });
 
     it('scrape: a 0.5 s blip of 100 % errors, then health, is never proven; 2 % errors never', () => {
