@@ -69,7 +69,16 @@ const CHECKS_NEEDED = 20;
 const INTERVALS_NEEDED = 3;
 const QUERIES_NEEDED = 1;
 
-const latencyOfTraffic = (judges: string): SourceReading => ({ kind: 'traffic', values: ['p95_ms'], judges, minSamples: INTERVALS_NEEDED });
+/**
+ * What a latency rule reads: the latency of http checks, the traffic of scrape and access_log
+ * probes (its p95_ms teaches the baseline), a prometheus p95_ms query.
+ */
+const latencySources = (checks: string, traffic: string): Partial<Record<ProbeType, SourceReading>> => ({
+  http: { kind: 'checks', values: ['latency_ms'], judges: checks, minSamples: CHECKS_NEEDED },
+  scrape: { kind: 'traffic', values: ['p95_ms'], judges: traffic, minSamples: INTERVALS_NEEDED },
+  access_log: { kind: 'traffic', values: ['p95_ms'], judges: traffic, minSamples: INTERVALS_NEEDED },
+  prometheus: { kind: 'aggregate', values: ['p95_ms'], judges: 'p95_ms query', minSamples: QUERIES_NEEDED },
+});
 
 export const RULE_CATALOG = {
   health: {
@@ -83,23 +92,9 @@ export const RULE_CATALOG = {
       prometheus: { kind: 'aggregate', values: ['error_ratio'], judges: 'error_ratio query', minSamples: QUERIES_NEEDED },
     },
   },
-  latency_ratio: {
-    sources: {
-      http: { kind: 'checks', values: ['latency_ms'], judges: 'latency of checks', minSamples: CHECKS_NEEDED },
-      // Judged by the latency buckets of the traffic; the baseline is learnt from p95_ms.
-      scrape: latencyOfTraffic('latency buckets of real traffic'),
-      access_log: latencyOfTraffic('latency buckets of real traffic'),
-      prometheus: { kind: 'aggregate', values: ['p95_ms'], judges: 'p95_ms query', minSamples: QUERIES_NEEDED },
-    },
-  },
-  latency_max: {
-    sources: {
-      http: { kind: 'checks', values: ['latency_ms'], judges: 'p95 of checks', minSamples: CHECKS_NEEDED },
-      scrape: latencyOfTraffic('p95 of real traffic'),
-      access_log: latencyOfTraffic('p95 of real traffic'),
-      prometheus: { kind: 'aggregate', values: ['p95_ms'], judges: 'p95_ms query', minSamples: QUERIES_NEEDED },
-    },
-  },
+  // latency_ratio judges the latency buckets of the traffic; the baseline is learnt from p95_ms.
+  latency_ratio: { sources: latencySources('latency of checks', 'latency buckets of real traffic') },
+  latency_max: { sources: latencySources('p95 of checks', 'p95 of real traffic') },
   cpu: {
     sources: {
       system: { kind: 'readings', values: ['cpu'], judges: 'CPU of the host' },
