@@ -29,6 +29,7 @@ describe('stored state', () => {
 
   it.each([
     ['a phase that does not exist', { ...initialState(1), phase: 'paused' }, /^state\.json is not a valid release-guard state \(phase: Invalid option: expected one of "stable"\|"guarding"\|/],
+    ['a foreign JSON (no phase at all)', { name: 'left-pad', version: '1.3.0' }, /\(schemaVersion: Invalid input: expected 1; phase: Invalid option/],
     ['a rollback in a phase without one', { ...written.stable, rollback: written.rolling_back && (written.rolling_back as unknown as { rollback: unknown }).rollback }, /rollback: Invalid input: expected null/],
     ['a window without its release', { ...written.guarding, release: null }, /release: Invalid input: expected object, received null/],
     ['a failed state without a reason', { ...written.failed, failure: null }, /failure: Invalid input: expected string, received null/],

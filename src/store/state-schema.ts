@@ -109,6 +109,14 @@ const base = {
   lastWindow: z.strictObject({ id: z.string().regex(WINDOW_ID, 'is not a release window id'), version }).optional(),
 };
 
+/**
+ * What any state holds, whatever its phase (other keys pass): a state whose phase is missing or
+ * unknown matches no phase's schema, so its fields are reported against this instead — a
+ * foreign JSON file is told by all it lacks, not only by its phase.
+ */
+const { schemaVersion, ...afterVersion } = base;
+const anyPhase = z.looseObject({ schemaVersion, phase: z.enum(PHASES as [Phase, ...Phase[]]), ...afterVersion });
+
 /** One phase: what it holds besides the base (PhaseState in core/types.ts). A field the phase lacks is null. */
 const inPhase = <P extends Phase, R extends z.ZodType, B extends z.ZodType, D extends z.ZodType, F extends z.ZodType>(phase: P, fields: { release: R; rollback: B; drill: D; failure: F }) =>
   z.strictObject({ ...base, phase: z.literal(phase), ...fields });
@@ -173,9 +181,12 @@ export function parseStoredState(raw: unknown, where: string): GuardState {
   if (typeof raw === 'object' && raw !== null && 'schemaVersion' in raw && (raw as { schemaVersion: unknown }).schemaVersion !== 1) {
     throw new StateRefused(`${where} has schemaVersion ${JSON.stringify((raw as { schemaVersion: unknown }).schemaVersion)}; this release-guard reads 1`, 'store_version');
   }
-  const parsed = guardStateSchema.safeParse(addWindowIds(raw));
+  const input = addWindowIds(raw);
+  const parsed = guardStateSchema.safeParse(input);
   if (!parsed.success) {
-    throw new StateRefused(`${where} is not a valid release-guard state (${problemsOf(parsed.error)}); it was left untouched: move it aside to start fresh`, 'store_corrupt');
+    const common = anyPhase.safeParse(input);
+    const error = !common.success && parsed.error.issues.some((issue) => issue.code === 'invalid_union' && issue.path.join('.') === 'phase') ? common.error : parsed.error;
+    throw new StateRefused(`${where} is not a valid release-guard state (${problemsOf(error)}); it was left untouched: move it aside to start fresh`, 'store_corrupt');
   }
   return parsed.data;
 }
