@@ -174,7 +174,7 @@ describe('rules', () => {
     it('the tolerance rises to the previous version\'s learnt error ratio, at most to 80 % of the threshold', () => {
       const steady = Array.from({ length: 40 }, (_, i) => interval(i, 50, 1));
       const tolerance = (learnt?: number, configured?: number) =>
-        evaluateErrorRate({ ...rule, ...(configured ? { tolerance: configured } : {}) }, input(steady, { probeTypes: scrape, ...(learnt !== undefined ? { baselineErrorRatio: new Map([['p', learnt]]) } : {}) })).evidence!.tolerance;
+        evaluateErrorRate({ ...rule, ...(configured ? { tolerance: configured } : {}) }, input(steady, { probeTypes: scrape, ...(learnt !== undefined ? { baselineErrorRatio: new Map([['p', learnt]]) } : {}) })).evidence?.tolerance;
       expect(tolerance()).toBe(0.02);
       expect(tolerance(0.01)).toBe(0.02);
       expect(tolerance(0.03)).toBe(0.03);

@@ -133,7 +133,7 @@ describe('transition', () => {
             expect(state.autoRollbacks.length, where).toBeGreaterThan(0);
           }
           // An automatic rollback that ends starts the cooldown.
-          if (ROLLING.has(before.phase) && !ROLLING.has(state.phase) && before.rollback!.breach.trigger !== 'manual') lastAutoFinished = at;
+          if (ROLLING.has(before.phase) && !ROLLING.has(state.phase) && before.rollback?.breach.trigger !== 'manual') lastAutoFinished = at;
           if (!t.effects.some((e) => e.type === 'rollback' && e.attempt === 1 && e.breach.trigger !== 'manual')) {
             expect(state.autoRollbacks.length, where).toBeLessThanOrEqual(before.autoRollbacks.length);
           }
