@@ -79,21 +79,4 @@ export default tseslint.config(
       ],
     },
   },
-  // ---- TEMPORARY: removed when the core branch lands --------------------------------------
-  // These files still import runtime config into the core (src/core/rules.ts) or read the
-  // system clock in strategies; the core branch rewrites them. Delete this block at the merge.
-  {
-    files: [
-      'src/core/rules.ts',
-      'src/strategies/blue-green.ts',
-      'src/strategies/config-files.ts',
-      'src/strategies/database.ts',
-      'src/strategies/docker.ts',
-      'src/strategies/kubernetes.ts',
-      'src/strategies/redis-snapshot.ts',
-      'src/strategies/step.ts',
-    ],
-    rules: { 'no-restricted-imports': 'off', 'no-restricted-properties': 'off', 'no-restricted-syntax': 'off' },
-  },
-  // ---- end of TEMPORARY ----------------------------------------------------------------------
 );

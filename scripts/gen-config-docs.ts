@@ -18,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { formatDuration } from '../src/config/duration.js';
 import { configSchema } from '../src/config/schema.js';
+import { acceptedProbeTypes, PROBE_RULES, readingOf, SAMPLE_VALUES } from '../src/core/rule-catalog.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const MARKDOWN_PATH = join(ROOT, 'docs', 'configuration.md');
@@ -323,10 +324,33 @@ export function renderMarkdown(schema: JsonSchema): string {
   return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
 }
 
+/** Which probe types each rule reads, what it reads of them and how many samples it needs: the rule catalog (src/core/rule-catalog.ts). */
+export function renderRuleCatalog(): string {
+  const out = [
+    '## Rules and the probes they read',
+    '',
+    'Generated from the rule catalog (`src/core/rule-catalog.ts`). A rule naming a probe of another type is refused when the config is loaded.',
+    '',
+    '| rule | probe type | judges | sample values read | default `min_samples` |',
+    '| --- | --- | --- | --- | --- |',
+  ];
+  for (const rule of PROBE_RULES) {
+    for (const type of acceptedProbeTypes(rule)) {
+      const reading = readingOf(rule, type);
+      if (!reading) continue;
+      const values = reading.values.length > 0 ? reading.values.map(code).join(', ') : reading.kind === 'traffic' ? 'request counts' : 'pass / fail';
+      out.push(`| ${code(rule)} | ${code(type)} | ${cell(reading.judges)} | ${values} | ${reading.minSamples ?? '—'} |`);
+    }
+  }
+  out.push('', '### Sample values', '', '| name | meaning |', '| --- | --- |');
+  for (const [name, meaning] of Object.entries(SAMPLE_VALUES)) out.push(`| ${code(name)} | ${cell(meaning)} |`);
+  return `${out.join('\n')}\n`;
+}
+
 /** Both generated files, as they should be on disk. */
 export function generateConfigDocs(): { markdown: string; jsonSchema: string } {
   const schema = buildJsonSchema();
-  return { markdown: renderMarkdown(schema), jsonSchema: `${JSON.stringify(schema, null, 2)}\n` };
+  return { markdown: `${renderMarkdown(schema)}\n${renderRuleCatalog()}`, jsonSchema: `${JSON.stringify(schema, null, 2)}\n` };
 }
 
 /** The generated files that differ from what is on disk (paths relative to the repository). */

@@ -107,7 +107,7 @@ async function world(server: ScenarioServer, workDir: string, step: Partial<Reco
     },
     which: (command) => runner.which(command),
   };
-  const plan: PlanStep[] = [{ config: parsed, strategy: await createStrategy(parsed, { pm2, run }) }];
+  const plan: PlanStep[] = [{ config: parsed, strategy: await createStrategy(parsed, { pm2, run, clock: systemClock }) }];
   const logs: string[] = [];
   const stream = new PassThrough();
   stream.on('data', (chunk: Buffer) => logs.push(chunk.toString()));

@@ -67,7 +67,7 @@ verification: { probe: h, passes: 0 }
         expect.stringMatching(/^rollback\.steps\[0\]\.pm2_app: required/),
         expect.stringMatching(/^verification\.passes: 0: must be at least 1/),
         'release.version_probe: no probe named "nope"; defined probes: h, db',
-        'rules.error_rate.probe: probe "db" is of type mysql; this needs a http or prometheus or scrape or access_log probe',
+        'rules.error_rate.probe: probe "db" is of type mysql; this needs a http or scrape or access_log or prometheus probe',
       ]),
     );
   });

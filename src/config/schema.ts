@@ -11,6 +11,8 @@ import { notifiersSchema } from '../notify/schema.js';
 import { verificationChecksSchema } from '../verification/schema.js';
 import { APACHE_TIMED_FORMAT, NGINX_TIMED_FORMAT, resolveLineSettings } from '../probes/access-log-parse.js';
 import { duration, mysqlConnection, nameList, quoted, ratio, redisConnection, safeName, SAFE_NAME, url } from './schema-helpers.js';
+import { acceptedProbeTypes, describeMinSamples, describeSources, PROBE_RULES } from '../core/rule-catalog.js';
+import type { RuleName } from '../core/types.js';
 
 export { SAFE_NAME };
 
@@ -492,13 +494,12 @@ const sequential = {
   min_span: minSpan('Evidence must span at least this long before it can breach: shorter blips never roll back'),
 };
 
-/**
- * Default `min_samples` of the error and latency rules, by the kind of their source: http checks
- * are cheap and frequent; a scrape or an access-log read covers an interval of traffic; one Prometheus query already
- * aggregates a whole range.
- */
-export const MIN_SAMPLES_BY_SOURCE = { http: 20, scrape: 3, access_log: 3, prometheus: 1 } as const;
-export type TrafficSourceType = keyof typeof MIN_SAMPLES_BY_SOURCE;
+/** A rule's `probe` key: which probe types it reads and what it judges of each (the rule catalog). */
+const ruleProbe = (rule: RuleName) => safeName(describeSources(rule));
+
+/** A rule's `min_samples` key, with the catalog's defaults by source. */
+const minSamples = (rule: RuleName, what: string) =>
+  z.number().int().min(1).optional().describe(`Fewer samples ${what} in the window: inconclusive (default by probe type: ${describeMinSamples(rule)})`);
 
 export const configSchema = z
   .object({
@@ -703,7 +704,7 @@ export const configSchema = z
         health: z
           .object({
             ...ruleBase,
-            probe: safeName('Probe whose checks count'),
+            probe: ruleProbe('health'),
             consecutive: z.number().int().min(1).default(3).describe('Consecutive failed checks that breach'),
             min_span: minSpan('…and only when they span at least this long, from the first one\'s launch to the last one\'s answer'),
           })
@@ -712,9 +713,7 @@ export const configSchema = z
         error_rate: z
           .object({
             ...ruleBase,
-            probe: safeName(
-              'http probe (failed checks), scrape or access_log probe (errors of real traffic) or prometheus probe (error_ratio query)',
-            ),
+            probe: ruleProbe('error_rate'),
             threshold: z
               .number()
               .gt(0, 'must be above 0')
@@ -726,12 +725,7 @@ export const configSchema = z
             ).optional(),
             ...sequential,
             window: duration('prometheus source only: the median of its readings in this window is compared with the threshold').default(60_000),
-            min_samples: z
-              .number()
-              .int()
-              .min(1)
-              .optional()
-              .describe('Fewer samples with data in the window: inconclusive (default: 20 http checks, 3 scrapes or log reads, 1 Prometheus query)'),
+            min_samples: minSamples('error_rate', 'with data'),
             min_requests: z
               .number()
               .int()
@@ -745,9 +739,7 @@ export const configSchema = z
         latency_ratio: z
           .object({
             ...ruleBase,
-            probe: safeName(
-              "http probe (latency of checks), scrape or access_log probe (latency buckets of real traffic) or prometheus probe (p95_ms query), compared with the stable version's p95",
-            ),
+            probe: safeName(`${describeSources('latency_ratio')}, compared with the stable version's p95`),
             ratio: z
               .number()
               .gt(1)
@@ -762,34 +754,24 @@ export const configSchema = z
               .describe('A release with at most this share of requests slower than ratio × baseline p95 is rolled back with probability at most budget per window'),
             ...sequential,
             window: duration('prometheus source only: sliding window for p95').default(30_000),
-            min_samples: z
-              .number()
-              .int()
-              .min(1)
-              .optional()
-              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes or log reads, 1 Prometheus query)'),
+            min_samples: minSamples('latency_ratio', 'with a latency'),
           })
           .strict()
           .optional(),
         latency_max: z
           .object({
             ...ruleBase,
-            probe: safeName('http, prometheus, scrape or access_log probe'),
+            probe: ruleProbe('latency_max'),
             threshold: duration('Absolute p95 SLO (API 500 ms, page 2 s)').default(500),
             window: duration('Sliding window for p95').default(30_000),
-            min_samples: z
-              .number()
-              .int()
-              .min(1)
-              .optional()
-              .describe('Fewer samples with a latency in the window: inconclusive (default: 20 http checks, 3 scrapes or access-log reads, 1 Prometheus query)'),
+            min_samples: minSamples('latency_max', 'with a latency'),
           })
           .strict()
           .optional(),
         cpu: z
           .object({
             ...ruleBase,
-            probe: safeName('system or process probe'),
+            probe: ruleProbe('cpu'),
             threshold: ratio('Breach when CPU use stays above this fraction').default(0.7),
             for: duration('…for at least this long').default(60_000),
           })
@@ -798,7 +780,7 @@ export const configSchema = z
         memory: z
           .object({
             ...ruleBase,
-            probe: safeName('system or process probe'),
+            probe: ruleProbe('memory'),
             threshold: ratio('Breach when memory use stays above this fraction').default(0.8),
             for: duration('…for at least this long').default(60_000),
           })
@@ -807,7 +789,7 @@ export const configSchema = z
         db_latency: z
           .object({
             ...ruleBase,
-            probe: safeName('mysql (or redis) probe'),
+            probe: ruleProbe('db_latency'),
             threshold: duration('Breach when the query stays slower than this (seed: DB query < 100 ms)').default(100),
             for: duration('…for at least this long; a failed query counts as slow').default(10_000),
           })
@@ -872,17 +854,9 @@ export function referenceProblems(input: unknown): { path: string; message: stri
   const verification = isRecord(input.verification) ? input.verification : {};
   needProbe('verification.probe', verification.probe, ['http']);
   const rules = isRecord(input.rules) ? input.rules : {};
-  for (const [rule, types] of [
-    ['health', ['http']],
-    ['error_rate', ['http', 'prometheus', 'scrape', 'access_log']],
-    ['latency_ratio', ['http', 'prometheus', 'scrape', 'access_log']],
-    ['latency_max', ['http', 'prometheus', 'scrape', 'access_log']],
-    ['cpu', ['system', 'process']],
-    ['memory', ['system', 'process']],
-    ['db_latency', ['mysql', 'redis']],
-  ] as const) {
+  for (const rule of PROBE_RULES) {
     const config = rules[rule];
-    if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, [...types]);
+    if (isRecord(config)) needProbe(`rules.${rule}.probe`, config.probe, acceptedProbeTypes(rule));
   }
   // Under HA the guard that rolls back may not be the one that prepared: prepared data must be shared.
   const store = isRecord(input.store) ? input.store : {};

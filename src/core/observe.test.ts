@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../config/load.js';
 import { observe, runningSinceAfter, verdictsOf, type ObserveContext } from './observe.js';
 import { initialState } from './transition.js';
-import type { GuardState, Sample } from './types.js';
+import type { Breach, GuardState, RollbackInProgress, Sample } from './types.js';
 
 const T0 = Date.UTC(2026, 11, 7, 6, 0, 0);
 
@@ -26,9 +26,11 @@ const ctx: ObserveContext = {
 };
 
 const release = { id: 'w1', version: 'v2', previous: 'v1', startedAt: T0, deployedBy: 'ci', source: 'manual' as const };
-const stable: GuardState = { ...initialState(T0), running: 'v1', stable: 'v1' };
-const guarding = { ...stable, phase: 'guarding', release } as GuardState;
-const verifying = { ...stable, phase: 'verifying', since: T0 + 10_000, release } as GuardState;
+const stable = { ...initialState(T0), running: 'v1', stable: 'v1' };
+const guarding: GuardState = { ...stable, phase: 'guarding', release };
+const breach: Breach = { trigger: 'rule', rules: ['health'], reason: 'health: 3 consecutive failures >= 3', verdicts: [], decidedAt: T0 + 5000, faultAt: T0 + 4000 };
+const rollback: RollbackInProgress = { from: 'v2', to: 'v1', breach, startedAt: T0 + 5000, attempt: 1, steps: [], verifyPasses: 0, executedAt: T0 + 10_000 };
+const verifying: GuardState = { ...stable, phase: 'verifying', since: T0 + 10_000, release, rollback };
 
 const sample = (over: Partial<Sample> = {}): Sample => ({ probe: 'health', startedAt: T0 + 20_000, at: T0 + 20_050, ok: true, values: { latency_ms: 50 }, version: 'v1', ...over });
 

@@ -68,9 +68,11 @@ function simulate(
   const effects: Effect[] = [];
   const phases: string[] = [state.phase];
   const memo: RuleMemo = new Map();
+  const health: Sample[] = [];
+  const host: Sample[] = [];
   const samples = new Map<string, Sample[]>([
-    ['health', []],
-    ['host', []],
+    ['health', health],
+    ['host', host],
   ]);
   let rolledBackTo: string | null = null;
   let runningSince = T0;
@@ -104,7 +106,10 @@ function simulate(
   let nextProbe = T0;
   let nextHost = T0;
   for (let t = T0; t <= T0 + untilMs; t += 50) {
-    while (pending.length > 0 && T0 + pending[0]![0] <= t) feed(pending.shift()![1]);
+    for (let due = pending[0]; due !== undefined && T0 + due[0] <= t; due = pending[0]) {
+      pending.shift();
+      feed(due[1]);
+    }
     const w = world(t - T0, rolledBackTo);
     if (t >= nextProbe) {
       const latency = w.ok ? w.latencyMs : 1000; // a failing probe here is a timeout
@@ -117,12 +122,12 @@ function simulate(
         version: w.version,
         ...(w.ok ? {} : { error: 'timeout after 1000ms' }),
       };
-      samples.get('health')!.push(sample);
+      health.push(sample);
       for (const event of observe(state, { type: 'sample', probe: 'health', sample }, ctx)) feed(event);
       nextProbe = t + probeIntervalMs(state, t, cfg.schedule, 'http', !w.ok);
     }
     if (t >= nextHost) {
-      samples.get('host')!.push({ probe: 'host', startedAt: t, at: t, ok: true, values: { cpu: w.cpu, memory: w.memory } });
+      host.push({ probe: 'host', startedAt: t, at: t, ok: true, values: { cpu: w.cpu, memory: w.memory } });
       nextHost = t + 5000;
     }
     if (t % 250 === 0) {
@@ -169,7 +174,7 @@ describe('release windows', () => {
     expect(run.phases).toEqual(['stable', 'guarding', 'rolling_back', 'verifying', 'rolled_back', 'stable']);
     const [rollback] = rollbacks(run);
     expect(rollback).toMatchObject({ from: 'v2', to: 'v1', breach: { trigger: 'rule' } });
-    expect(rollback!.type === 'rollback' && rollback!.breach.rules).toEqual(expect.arrayContaining(rules));
+    expect(rollback?.type === 'rollback' && rollback.breach.rules).toEqual(expect.arrayContaining(rules));
     expect(run.state.running).toBe('v1');
     expect(run.state.history.at(-1)).toMatchObject({ version: 'v2', status: 'rolled_back' });
     const record = run.effects.find((e) => e.type === 'writeRecord');

@@ -23,17 +23,19 @@ const sample = (startedAt: number, ok: boolean, values: Record<string, number> =
   ...extra,
 });
 
-const input = (samples: Sample[], over: Partial<RuleInput> = {}): RuleInput => ({
+const inputOf = (samples: Sample[], over: Partial<RuleInput> = {}): RuleInput => ({
   samples: new Map([['p', samples]]),
   now: 100_000,
   since: null,
   releaseStartedAt: null,
   initialDelayMs: 30_000,
   baselineP95: new Map([['p', 20]]),
-  probeTypes: new Map(),
+  probeTypes: new Map([['p', 'http']]),
   looks: 960,
   ...over,
 });
+
+const input = inputOf;
 
 describe('rules', () => {
   it('percentile uses nearest rank', () => {
@@ -71,10 +73,11 @@ describe('rules', () => {
     expect(evaluateHealth(rule, input(samples, { since: 12 }))).toMatchObject({ outcome: 'pass', observed: 1 });
     expect(evaluateHealth(rule, input(samples, { since: 14 }))).toMatchObject({ outcome: 'inconclusive' });
     const db = { enabled: true, probe: 'p', threshold: 100, for: 5 };
+    const probeTypes = new Map([['p', 'mysql']]);
     // The latest sample unavailable: an error, whatever came before.
-    expect(evaluateDbLatency(db, input(samples, { now: 20 }))).toMatchObject({ outcome: 'error', message: expect.stringMatching(/no answer/) });
-    expect(evaluateDbLatency(db, input(samples.slice(0, -1), { now: 20 }))).toMatchObject({ outcome: 'fail', since: 11 });
-    expect(evaluateDbLatency(db, input(samples.slice(0, -1), { now: 20, since: 12 }))).toMatchObject({ outcome: 'fail', since: 13 });
+    expect(evaluateDbLatency(db, input(samples, { now: 20, probeTypes }))).toMatchObject({ outcome: 'error', message: expect.stringMatching(/no answer/) });
+    expect(evaluateDbLatency(db, input(samples.slice(0, -1), { now: 20, probeTypes }))).toMatchObject({ outcome: 'fail', since: 11 });
+    expect(evaluateDbLatency(db, input(samples.slice(0, -1), { now: 20, since: 12, probeTypes }))).toMatchObject({ outcome: 'fail', since: 13 });
   });
 
   it('health: only samples of the release are judged inside a window', () => {
@@ -125,12 +128,15 @@ describe('rules', () => {
 
   it('cpu: must stay above the threshold for the whole duration', () => {
     const rule = { enabled: true, probe: 'p', threshold: 0.7, for: 60_000 };
+    const probeTypes = new Map([['p', 'system']]);
     const run = (values: number[]) => values.map((cpu, i) => sample(100_000 - (values.length - 1 - i) * 10_000, true, { cpu }));
-    expect(evaluateResource('cpu', rule, input(run([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])))).toMatchObject({ outcome: 'fail', since: 40_000 });
-    expect(evaluateResource('cpu', rule, input(run([0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9])))).toMatchObject({ outcome: 'pass' });
-    expect(evaluateResource('cpu', rule, input([], { since: 90_000, releaseStartedAt: 90_000 })).outcome).toBe('skipped');
+    expect(evaluateResource('cpu', rule, input(run([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]), { probeTypes }))).toMatchObject({ outcome: 'fail', since: 40_000 });
+    expect(evaluateResource('cpu', rule, input(run([0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9]), { probeTypes }))).toMatchObject({ outcome: 'pass' });
+    expect(evaluateResource('cpu', rule, input([], { since: 90_000, releaseStartedAt: 90_000, probeTypes })).outcome).toBe('skipped');
     const unavailable = [sample(99_000, false, {}, { unavailable: true, error: '/proc/stat unreadable' })];
-    expect(evaluateResource('cpu', rule, input(unavailable))).toMatchObject({ outcome: 'error' });
+    expect(evaluateResource('cpu', rule, input(unavailable, { probeTypes }))).toMatchObject({ outcome: 'error', message: expect.stringMatching(/unreadable/) });
+    // A probe the rule does not read is an error naming the types it reads, never a guess.
+    expect(evaluateResource('cpu', rule, input(run([0.9])))).toMatchObject({ outcome: 'error', message: 'cpu: probe p is of type http; cpu reads system, process probes' });
   });
 
   describe('traffic sources', () => {
@@ -155,7 +161,7 @@ describe('rules', () => {
       }
       const v = evaluateErrorRate(rule, input(samples, { probeTypes: scrape }));
       expect(v.since).toBeGreaterThanOrEqual(90_000 - 500);
-      expect(v.evidence!.excursion!.n).toBeLessThanOrEqual(300);
+      expect(v.evidence?.excursion?.n).toBeLessThanOrEqual(300);
     });
 
     it('scrape: a 0.5 s blip of 100 % errors, then health, is never proven; 2 % errors never', () => {
@@ -168,7 +174,7 @@ describe('rules', () => {
     it('the tolerance rises to the previous version\'s learnt error ratio, at most to 80 % of the threshold', () => {
       const steady = Array.from({ length: 40 }, (_, i) => interval(i, 50, 1));
       const tolerance = (learnt?: number, configured?: number) =>
-        evaluateErrorRate({ ...rule, ...(configured ? { tolerance: configured } : {}) }, input(steady, { probeTypes: scrape, ...(learnt !== undefined ? { baselineErrorRatio: new Map([['p', learnt]]) } : {}) })).evidence!.tolerance;
+        evaluateErrorRate({ ...rule, ...(configured ? { tolerance: configured } : {}) }, input(steady, { probeTypes: scrape, ...(learnt !== undefined ? { baselineErrorRatio: new Map([['p', learnt]]) } : {}) })).evidence?.tolerance;
       expect(tolerance()).toBe(0.02);
       expect(tolerance(0.01)).toBe(0.02);
       expect(tolerance(0.03)).toBe(0.03);
@@ -238,6 +244,8 @@ describe('rules', () => {
 
   it('db_latency: a slow or failing query sustained breaches; an unreachable server is an error, not a breach', () => {
     const rule = { enabled: true, probe: 'p', threshold: 100, for: 10_000 };
+    const mysql = new Map([['p', 'redis']]);
+    const input = (samples: Sample[]) => inputOf(samples, { probeTypes: mysql });
     const slow = Array.from({ length: 12 }, (_, i) => sample(88_000 + i * 1000, true, { latency_ms: 300 }));
     expect(evaluateDbLatency(rule, input(slow))).toMatchObject({ outcome: 'fail', observed: 300, since: 88_000 });
     const failing = slow.map((s) => ({ ...s, ok: false, values: {}, error: 'query timed out after 2000ms' }));

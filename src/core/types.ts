@@ -3,7 +3,11 @@
  * effects it asks the shell to carry out. Nothing in src/core reads a clock, touches the disk or
  * the network: time arrives inside events (`at`, epoch milliseconds).
  */
+import type { BuiltInSampleValues } from './rule-catalog.js';
 import type { SequentialEvidence } from './sequential.js';
+
+/** A sample's readings: the built-in names, typed, and a prometheus probe's query names. */
+export type SampleValues = BuiltInSampleValues & Record<string, number>;
 
 /** One observation of one probe. `startedAt` orders samples: a slow probe does not reorder them. */
 export interface Sample {
@@ -21,8 +25,11 @@ export interface Sample {
    * "no data" for the rules, never a failure of the release.
    */
   unavailable?: boolean;
-  /** Named readings: `latency_ms`, `status`, `cpu` (0..1), `memory` (0..1), `disk` (0..1), … */
-  values: Record<string, number>;
+  /**
+   * Named readings: `latency_ms`, `status`, `cpu` (0..1), `memory` (0..1), `disk` (0..1), … — the
+   * built-in names are SampleValueKey (rule-catalog.ts); a prometheus probe adds its query names.
+   */
+  values: SampleValues;
   /** The application version the probe saw, when it reports one. */
   version?: string;
   /**
@@ -153,7 +160,7 @@ export interface StepRecord {
 }
 
 /** One check of the verification suite after a rollback. */
-export interface CheckOutcome {
+export interface VerificationCheckOutcome {
   name: string;
   type: string;
   ok: boolean;
@@ -178,13 +185,20 @@ export interface RollbackInProgress {
    * not cancel passes of checks launched after it). Absent in states persisted before. */
   verifyEvidence?: { passLaunches: number[]; failedLaunch: number | null };
   /** Health proven; the verification suite is running (or ran). */
-  suite?: { startedAt: number; results?: CheckOutcome[] };
+  suite?: { startedAt: number; results?: VerificationCheckOutcome[] };
 }
 
-/** The whole persisted state. Everything the guard must remember across a restart is here. */
-export interface GuardState {
+/** A rollback drill in progress: versions move on purpose, so no window opens and nothing acts. */
+export interface DrillInProgress {
+  from: string;
+  to: string;
+  startedAt: number;
+  by: string;
+}
+
+/** What every phase of the persisted state holds. */
+export interface GuardStateBase {
   schemaVersion: 1;
-  phase: Phase;
   /** When the current phase was entered. */
   since: number;
   paused: boolean;
@@ -192,19 +206,12 @@ export interface GuardState {
   stable: string | null;
   /** The version last reported by the application. */
   running: string | null;
-  /** The release under guard (guarding) or being rolled back (rolling_back, verifying, …). */
-  release: Release | null;
-  rollback: RollbackInProgress | null;
   /** A breach seen while automation could not act (paused, limit reached); reported, not acted on. */
   wouldRollBack: Breach | null;
   /** A decided rollback waiting out the veto window (rollback.veto), so a human can stop it. */
   pending: { breach: Breach; to: string; until: number } | null;
   /** Releases whose automatic rollback a human vetoed: automation leaves them alone. */
   vetoed: string[];
-  /** A rollback drill in progress: versions move on purpose, so no window opens and nothing acts. */
-  drill: { from: string; to: string; startedAt: number; by: string } | null;
-  /** Why the machine is in `failed`. */
-  failure: string | null;
   /** Rules currently breached, so alerts fire on change rather than on every evaluation. */
   breached: RuleName[];
   /** Rules currently without data or with a failing source (inconclusive / error). */
@@ -228,6 +235,34 @@ export interface GuardState {
   lastWindow?: { id: string; version: string };
 }
 
+/**
+ * What each phase holds besides the base: whether there is a release under guard (or being rolled
+ * back), a rollback, a drill or a failure follows from the phase. A field a phase lacks is `null`
+ * (not absent), so the stored JSON has one shape in every phase and `state.release?.version` reads
+ * the same everywhere.
+ */
+export type PhaseState =
+  /** No release under guard. A drill runs only here, in promoted or in rolled_back. */
+  | { phase: 'stable'; release: null; rollback: null; drill: DrillInProgress | null; failure: null }
+  /** `release` is under guard. */
+  | { phase: 'guarding'; release: Release; rollback: null; drill: null; failure: null }
+  | { phase: 'rolling_back'; release: Release; rollback: RollbackInProgress; drill: null; failure: null }
+  | { phase: 'verifying'; release: Release; rollback: RollbackInProgress; drill: null; failure: null }
+  /** Settling after a verified rollback: the record is rebuilt from `release` and `rollback`. */
+  | { phase: 'rolled_back'; release: Release; rollback: RollbackInProgress; drill: DrillInProgress | null; failure: null }
+  | { phase: 'promoted'; release: Release; rollback: null; drill: DrillInProgress | null; failure: null }
+  /**
+   * Frozen until resume. `rollback` is null when no rollback ran (a breach with no version to roll
+   * back to); `failure` says why.
+   */
+  | { phase: 'failed'; release: Release; rollback: RollbackInProgress | null; drill: null; failure: string };
+
+/** The whole persisted state. Everything the guard must remember across a restart is here. */
+export type GuardState = GuardStateBase & PhaseState;
+
+/** The state in one phase. */
+export type StateIn<P extends Phase> = Extract<GuardState, { phase: P }>;
+
 export type Event =
   | { type: 'versionObserved'; version: string; at: number }
   | { type: 'releaseRequested'; version: string; deployedBy: string; at: number }
@@ -244,7 +279,7 @@ export type Event =
   | { type: 'stepStarted'; index: number; stepType: string; description: string; at: number }
   | { type: 'stepFinished'; index: number; ok: boolean; error?: string; output: string[]; at: number }
   | { type: 'rollbackExecuted'; ok: boolean; error?: string; at: number }
-  | { type: 'verificationFinished'; ok: boolean; results: CheckOutcome[]; at: number }
+  | { type: 'verificationFinished'; ok: boolean; results: VerificationCheckOutcome[]; at: number }
   /** `startedAt`: when the check was launched (default `at`); passes are counted in launch order. */
   | { type: 'verifySample'; ok: boolean; version?: string; at: number; startedAt?: number }
   | { type: 'promoteRequested'; by: string; at: number }
@@ -316,7 +351,7 @@ export interface RollbackRecord {
   failure?: string;
   attempts: number;
   steps: StepRecord[];
-  verification: { healthPasses: number; checks: CheckOutcome[] };
+  verification: { healthPasses: number; checks: VerificationCheckOutcome[] };
 }
 
 /** Knobs of the pure machine, taken from the config by the shell. All durations in ms. */

@@ -16,8 +16,7 @@ export function candidates(history: readonly DeploymentEntry[]): string[] {
   const latest = latestStatus(history);
   const seen = new Set<string>();
   const out: string[] = [];
-  for (let i = history.length - 1; i >= 0; i--) {
-    const { version } = history[i]!;
+  for (const { version } of [...history].reverse()) {
     if (seen.has(version)) continue;
     seen.add(version);
     if (latest.get(version) === 'success') out.push(version);

@@ -19,7 +19,7 @@ describe('release window ids', () => {
   it('a version deployed again gets a window of its own; a rollback by hand after the window uses the last one', () => {
     let state: GuardState = transition(initialState(0), { type: 'versionObserved', version: 'v1', at: 1 }, policy).state;
     state = transition(state, { type: 'releaseRequested', version: 'v2', deployedBy: 'ci', at: 1000 }, policy).state;
-    const first = state.release!.id;
+    const first = state.release?.id;
     state = transition(state, { type: 'rollbackRequested', reason: 'bad', by: 'ops', at: 2000 }, policy).state;
     expect(state.rollback).toMatchObject({ from: 'v2', to: 'v1' });
     state = transition(state, { type: 'rollbackExecuted', ok: true, at: 3000 }, policy).state;
@@ -27,14 +27,14 @@ describe('release window ids', () => {
     expect(state.phase).toBe('rolled_back');
     const opened = transition(state, { type: 'releaseRequested', version: 'v2', deployedBy: 'ci', at: 60_000 }, policy);
     expect(closesWindow(state, opened.state)).toBe(true);
-    expect(opened.state.release!.id).not.toBe(first);
+    expect(opened.state.release?.id).not.toBe(first);
     expect(opened.effects).toContainEqual({ type: 'prepareRelease', release: opened.state.release });
     // Promoted and settled: a rollback by hand of v2 acts on the data of v2's last window.
     let settled = transition(opened.state, { type: 'promoteRequested', by: 'ops', at: 70_000 }, policy).state;
     settled = transition(settled, { type: 'tick', at: 70_000 + policy.settleMs }, policy).state;
-    expect(settled).toMatchObject({ phase: 'stable', release: null, lastWindow: { id: opened.state.release!.id, version: 'v2' } });
-    expect(rollbackWindowId(settled, 'v2', 80_000)).toBe(opened.state.release!.id);
+    expect(settled).toMatchObject({ phase: 'stable', release: null, lastWindow: { id: opened.state.release?.id, version: 'v2' } });
+    expect(rollbackWindowId(settled, 'v2', 80_000)).toBe(opened.state.release?.id);
     const manual = transition(settled, { type: 'rollbackRequested', reason: 'late bug', by: 'ops', at: 80_000 }, policy).state;
-    expect(manual.release!.id).toBe(opened.state.release!.id);
+    expect(manual.release?.id).toBe(opened.state.release?.id);
   });
 });

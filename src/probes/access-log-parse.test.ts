@@ -64,12 +64,11 @@ describe('nginx timed lines', () => {
     expect(read(NGINX_LINE.replace(':3001', ':3002'))).toEqual({ status: '502', latencyMs: 253 });
   });
 
-  it('stays linear on a hostile line (no regular expression backtracking)', () => {
+  // About the shape, not the speed of this machine: exponential backtracking on 8000 characters
+  // would run for ages, past this test's time budget; a linear read is a blink.
+  it('stays linear on a hostile line (no regular expression backtracking)', { timeout: 30_000 }, () => {
     const line = `${'" '.repeat(8000)}`;
-    const started = performance.now();
-    for (let i = 0; i < 100; i++) reader()(line);
-    // Generous: it is about the shape (no exponential blow-up), not the speed of this machine.
-    expect(performance.now() - started).toBeLessThan(5000);
+    for (let i = 0; i < 100; i++) expect(reader()(line)).toBe('unparsed');
   });
 });
 

@@ -156,9 +156,7 @@ describe('httpProbe', () => {
   });
 
   it('times out on a server that never answers, and closes the socket', async () => {
-    const started = Date.now();
     const sample = await probe('/hang', { timeout: '300ms' }).sample(0, never());
-    expect(Date.now() - started).toBeLessThan(300 + 1_500);
     expect(sample.ok).toBe(false);
     expect(sample.error).toBe('timeout after 300ms');
     expect(sample.values.latency_ms).toBeGreaterThanOrEqual(290);
@@ -175,18 +173,14 @@ describe('httpProbe', () => {
   });
 
   it('times out on a body that drips slower than the timeout', async () => {
-    const started = Date.now();
     const sample = await probe('/drip', { timeout: '400ms', body_contains: 'x' }).sample(0, never());
-    expect(Date.now() - started).toBeLessThan(400 + 1_500);
     expect(sample).toMatchObject({ ok: false, error: 'timeout after 400ms' });
     expect(sample.values.status).toBe(200);
     await expectNoOpenConnections();
   });
 
   it.each(['/huge-chunked', '/huge-declared'])('cuts off a 5 MB body at the 64 KB cap (%s)', async (path) => {
-    const started = Date.now();
     const sample = await probe(path, { timeout: '10s' }).sample(0, never());
-    expect(Date.now() - started).toBeLessThan(2_000);
     expect(sample).toMatchObject({ ok: false, error: 'body larger than 65536 bytes' });
     expect(sample.values.status).toBe(200);
     await expectNoOpenConnections();
@@ -207,9 +201,7 @@ describe('httpProbe', () => {
   it('stops at once when the signal aborts, and closes the socket', async () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
-    const started = Date.now();
     const sample = await probe('/hang', { timeout: '10s' }).sample(0, controller.signal);
-    expect(Date.now() - started).toBeLessThan(1_500);
     expect(sample).toMatchObject({ ok: false, error: 'aborted' });
     await expectNoOpenConnections();
   });

@@ -6,7 +6,7 @@
 import type { HttpProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import { fetchCapped, probeAgent, type Exchange } from './http-fetch.js';
-import type { ProbeFactory } from './types.js';
+import type { BuiltInSampleValues, ProbeFactory } from './types.js';
 import { isSafeVersion } from '../core/versions.js';
 
 
@@ -38,7 +38,7 @@ export const httpProbe: ProbeFactory<HttpProbeConfig> = (config, deps) => {
         signal,
       });
       const verdict = judge(config, exchanged);
-      const values: Record<string, number> = { latency_ms: exchanged.latencyMs };
+      const values: BuiltInSampleValues = { latency_ms: exchanged.latencyMs };
       if (exchanged.status !== undefined) values.status = exchanged.status;
       const sample: Sample = { probe: config.name, startedAt, at: deps.now(), ok: verdict.ok, values };
       if (verdict.error !== undefined) sample.error = verdict.error;

@@ -11,7 +11,7 @@ import type { ProcessProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import type { Pm2ProcessInfo } from '../pm2/client.js';
 import { errorMessage, ProbeError } from '../errors.js';
-import type { Probe, ProbeDeps, ProbeFactory } from './types.js';
+import type { BuiltInSampleValues, Probe, ProbeDeps, ProbeFactory } from './types.js';
 
 /** What the host offers, passed in so `summarize` stays pure. */
 export interface HostCapacity {
@@ -26,8 +26,8 @@ export interface HostCapacity {
  * host memory, both 0..1 of the host. `cpu`, `memory` and `memory_bytes` are left out when any
  * instance reports a non-finite figure, rather than summing a partial picture.
  */
-export function summarize(instances: readonly Pm2ProcessInfo[], host: HostCapacity): Record<string, number> {
-  const values: Record<string, number> = {
+export function summarize(instances: readonly Pm2ProcessInfo[], host: HostCapacity): BuiltInSampleValues {
+  const values: BuiltInSampleValues = {
     instances: instances.length,
     online: instances.filter((i) => i.status === 'online').length,
     restarts: instances.reduce((sum, i) => sum + (Number.isFinite(i.restarts) ? i.restarts : 0), 0),
@@ -39,8 +39,9 @@ export function summarize(instances: readonly Pm2ProcessInfo[], host: HostCapaci
     values.cpu = instances.reduce((sum, i) => sum + i.cpuPercent, 0) / 100 / usable;
   }
   if (instances.every((i) => Number.isFinite(i.memoryBytes))) {
-    values.memory_bytes = instances.reduce((sum, i) => sum + i.memoryBytes, 0);
-    values.memory = values.memory_bytes / host.memoryBytes;
+    const memoryBytes = instances.reduce((sum, i) => sum + i.memoryBytes, 0);
+    values.memory_bytes = memoryBytes;
+    values.memory = memoryBytes / host.memoryBytes;
   }
   return values;
 }
@@ -248,7 +249,7 @@ const pidFileProbe = (name: string, pidFile: string, deps: ProbeDeps): Probe => 
         return { ...base, at, error: result.error, ...(result.unavailable ? { unavailable: true } : {}) };
       }
       const reading: CpuReading = { ...result.value.reading, at };
-      const values: Record<string, number> = {};
+      const values: BuiltInSampleValues = {};
       const cpu = previous === undefined ? undefined : pidCpuBetween(previous, reading, os.availableParallelism());
       previous = reading;
       if (cpu !== undefined) values.cpu = cpu;

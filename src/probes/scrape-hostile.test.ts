@@ -110,9 +110,7 @@ describe('scrape probe against a hostile /metrics', () => {
 
   it('a slow-loris body trickling a byte every 200 ms: a failed sample at the timeout', async () => {
     const { probe: p } = await against('slow-loris', { timeout: '1s' });
-    const started = Date.now();
     expectFailedWithoutTraffic(await sample(p), /^scrape failed: timeout after 1000ms$/);
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('a run of over-cap samples is never an error_rate breach by itself (no traffic counted)', async () => {

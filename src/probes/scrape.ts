@@ -69,7 +69,7 @@ import { errorMessage, ProbeError } from '../errors.js';
 import { fetchCapped, pinnedConnectionAgent, type Exchange } from './http-fetch.js';
 import { FamilyReader } from './prometheus-stream.js';
 import { parseValue, type MetricSample, type ParsedMetrics } from './prometheus-text.js';
-import type { ProbeFactory } from './types.js';
+import type { BuiltInSampleValues, ProbeFactory } from './types.js';
 
 /** Cumulative totals read from one scrape (of one process). */
 export interface Totals {
@@ -191,7 +191,7 @@ export const scrapeProbe: ProbeFactory<ScrapeProbeConfig> = (config, deps) => {
       );
       const { exchanged, connection } = await exchange(signal, (chunk) => reader.write(chunk));
       const at = deps.now();
-      const values: Record<string, number> = {};
+      const values: BuiltInSampleValues = {};
       const sample: Sample = { probe: config.name, startedAt, at, ok: true, values };
       const fail = (error: string, unavailable = false): Sample => {
         sample.ok = false;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { SystemProbeConfig } from '../config/schema.js';
 import type { Sample } from '../core/types.js';
 import { errorMessage } from '../errors.js';
-import type { ProbeFactory } from './types.js';
+import type { BuiltInSampleValues, ProbeFactory } from './types.js';
 
 /** Cumulative jiffies of the aggregate `cpu` line of /proc/stat. */
 export interface CpuTimes {
@@ -47,7 +47,7 @@ export const systemProbe: ProbeFactory<SystemProbeConfig> = (config, deps) => {
         readDisk(config.disk_path),
         readDiskIo(procRoot, sysBlock, signal),
       ]);
-      const values: Record<string, number> = {};
+      const values: BuiltInSampleValues = {};
       const sample: Sample = { probe: config.name, startedAt, at: deps.now(), ok: true, values };
 
       if (proc.ok) {

@@ -32,3 +32,6 @@ export interface Probe {
 }
 
 export type ProbeFactory<C extends ProbeConfig> = (config: C, deps: ProbeDeps) => Probe;
+
+/** The names probes write their readings under, shared with the rules (src/core/rule-catalog.ts). */
+export type { BuiltInSampleValues, SampleValueKey } from '../core/rule-catalog.js';

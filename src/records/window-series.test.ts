@@ -12,7 +12,8 @@ const check = (at: number, ok: boolean): Sample => ({ probe: 'health', startedAt
 const samples = new Map([['health', Array.from({ length: 40 }, (_, i) => check(T - 5000 + i * 500, i < 18)) ]]);
 const types = new Map([['health', 'http']]);
 
-const state = (patch: Partial<GuardState>): GuardState => ({ ...initialState(T - 60_000), stable: 'v1', running: 'v2', release, ...patch });
+// Each case gives its phase with the fields that phase has (release, rollback), as the union requires.
+const state = (patch: Partial<GuardState>): GuardState => ({ ...initialState(T - 60_000), stable: 'v1', running: 'v2', release, ...patch }) as GuardState;
 const kinds = (s: GuardState, now: number) => liveWindowTimeline(s, samples, types, 'web', now).events.map((e) => [e.kind, e.label]);
 
 describe('liveWindowTimeline', () => {

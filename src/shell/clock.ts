@@ -1,12 +1,12 @@
-/** Time for the shell, injected so loops can be driven by tests. */
-export interface Clock {
-  now(): number;
-  /** Resolves after `ms`, or at once (without throwing) when `signal` aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
+/** The system clock; the Clock interface and deadlines on any clock are in ../clock.ts. */
+import type { Clock } from '../clock.js';
+
+export { clockTimeout, timeoutSignal, type Clock } from '../clock.js';
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  // Its timer does not keep the process alive.
+  timeout: (ms) => AbortSignal.timeout(ms),
   sleep: (ms, signal) =>
     new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve();
@@ -19,17 +19,3 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', done, { once: true });
     }),
 };
-
-/**
- * A deadline in the clock's time (what AbortSignal.timeout is in the system's): `signal` aborts
- * with a TimeoutError once `ms` have passed on `clock`. Call clear() when the work ends, so no
- * timer outlives it (a system-clock sleep, unlike AbortSignal.timeout, keeps the process alive).
- */
-export function clockTimeout(clock: Clock, ms: number): { signal: AbortSignal; clear(): void } {
-  const deadline = new AbortController();
-  const cleared = new AbortController();
-  void clock.sleep(ms, cleared.signal).then(() => {
-    if (!cleared.signal.aborted) deadline.abort(new DOMException(`timed out after ${ms}ms`, 'TimeoutError'));
-  });
-  return { signal: deadline.signal, clear: () => cleared.abort() };
-}

@@ -82,7 +82,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     await registry.stopOrphans(log, clock);
     const run = new ProcessRunner({ registry });
     const plan: PlanStep[] = [];
-    for (const step of config.rollback.steps) plan.push({ config: step, strategy: await createStrategy(step, { pm2: pm2!, run }) });
+    for (const step of config.rollback.steps) plan.push({ config: step, strategy: await createStrategy(step, { pm2: pm2!, run, clock }) });
     // Now rather than when a rollback is being verified.
     await loadVerificationCheckRunners(config.verification.checks);
     const notifications = (parts.notifications = new NotificationDispatcher(routesFromConfig(config.notifiers), {

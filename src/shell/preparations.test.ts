@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { strategySchema } from '../config/schema.js';
 import { initialState } from '../core/transition.js';
-import type { GuardState, Release } from '../core/types.js';
-import { windowId } from '../core/windows.js';
+import type { Release } from '../core/types.js';
+import { newRelease, windowId } from '../core/windows.js';
 import { createLogger } from '../log.js';
 import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
 import { createStrategy } from '../strategies/index.js';
@@ -49,7 +49,7 @@ function step(options: { every?: string; fail?: () => boolean; gate?: () => Prom
   const strategy: RollbackStrategy = {
     type: 'database',
     describe: () => 'database',
-    check: async () => [],
+    checkReadiness: async () => [],
     execute: async () => undefined,
     async prepare(ctx: ReleaseContext) {
       await options.gate?.();
@@ -68,7 +68,7 @@ function world(plan: PlanStep[]) {
   return { stable, preparations };
 }
 
-const stableState = (version: string): GuardState => ({ ...initialState(now), phase: 'stable', stable: version, running: version });
+const stableState = (version: string) => ({ ...initialState(now), stable: version, running: version });
 const release = (source: 'manual' | 'detected', startedAt = now): Release => ({ id: windowId(startedAt, 'v2'), version: 'v2', previous: 'v1', startedAt, deployedBy: 'ci', source });
 
 describe('stable backups', () => {
@@ -96,7 +96,7 @@ describe('stable backups', () => {
     expect(await readFile(join(list[0]!.dir, 'dump.txt'), 'utf8')).toBe('v3');
     // A release under guard: never a "stable" backup of what may already be migrated.
     now += 2 * 3600_000;
-    stable.refresh({ ...stableState('v3'), phase: 'guarding' });
+    stable.refresh({ ...stableState('v3'), phase: 'guarding', release: newRelease({ version: 'v3', previous: 'v2', startedAt: now, deployedBy: 'ci', source: 'manual' }) });
     stable.refresh({ ...stableState('v3'), running: 'v4' });
     await stable.settled();
     expect((await stable.list(0, 'database'))[0]!.startedAt).toBe(list[0]!.startedAt);
@@ -195,7 +195,7 @@ describe('config files of a detected release (the real config strategy, real fil
     await writeFile(join(app, '.env'), 'API_URL=https://v1.example\n');
     const config = strategySchema.parse({ type: 'config', dir: app, files: ['.env'], stable_backup_every: '1h' });
     const pm2 = new Pm2ApiClient({ home: join(dir, 'pm2-unused') });
-    const plan: PlanStep[] = [{ config, strategy: await createStrategy(config, { pm2, run: new ProcessRunner() }) }];
+    const plan: PlanStep[] = [{ config, strategy: await createStrategy(config, { pm2, run: new ProcessRunner(), clock: systemClock }) }];
     const { stable, preparations } = world(plan);
     stable.refresh(stableState('v1'));
     await stable.settled();

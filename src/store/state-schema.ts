@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { RULE_NAMES } from '../core/rules.js';
 import type { SequentialEvidence } from '../core/sequential.js';
-import { PHASES, TRIGGERS, type Breach, type CheckOutcome, type DeploymentEntry, type GuardState, type Release, type RollbackInProgress, type RuleName, type RuleVerdict, type StepRecord } from '../core/types.js';
+import { PHASES, TRIGGERS, type Breach, type VerificationCheckOutcome, type DeploymentEntry, type DrillInProgress, type GuardState, type Phase, type Release, type RollbackInProgress, type RuleName, type RuleVerdict, type StepRecord } from '../core/types.js';
 import { versionProblem } from '../core/versions.js';
 import { WINDOW_ID, windowId } from '../core/windows.js';
 
@@ -66,7 +66,7 @@ const step = z.strictObject({
   attempt: z.number().int().min(1),
 }) satisfies z.ZodType<StepRecord>;
 
-const check = z.strictObject({ name: z.string(), type: z.string(), ok: z.boolean(), detail: z.string(), durationMs: z.number() }) satisfies z.ZodType<CheckOutcome>;
+const verificationCheck = z.strictObject({ name: z.string(), type: z.string(), ok: z.boolean(), detail: z.string(), durationMs: z.number() }) satisfies z.ZodType<VerificationCheckOutcome>;
 
 const rollback = z.strictObject({
   from: version,
@@ -78,7 +78,7 @@ const rollback = z.strictObject({
   executedAt: time.optional(),
   verifyPasses: z.number().int().min(0),
   verifyEvidence: z.strictObject({ passLaunches: z.array(time), failedLaunch: time.nullable() }).optional(),
-  suite: z.strictObject({ startedAt: time, results: z.array(check).optional() }).optional(),
+  suite: z.strictObject({ startedAt: time, results: z.array(verificationCheck).optional() }).optional(),
 }) satisfies z.ZodType<RollbackInProgress, unknown>;
 
 const deployment = z.strictObject({
@@ -89,27 +89,55 @@ const deployment = z.strictObject({
   note: z.string().optional(),
 }) satisfies z.ZodType<DeploymentEntry>;
 
-export const guardStateSchema = z.strictObject({
+const drill = z.strictObject({ from: version, to: version, startedAt: time, by: z.string() }) satisfies z.ZodType<DrillInProgress>;
+
+/** What every phase holds (GuardStateBase). */
+const base = {
   schemaVersion: z.literal(1),
-  phase: z.enum(PHASES as [GuardState['phase'], ...GuardState['phase'][]]),
   since: time,
   paused: z.boolean(),
   stable: version.nullable(),
   running: version.nullable(),
-  release: release.nullable(),
-  rollback: rollback.nullable(),
   wouldRollBack: breach.nullable(),
   pending: z.strictObject({ breach, to: version, until: time }).nullable(),
   vetoed: z.array(version),
-  drill: z.strictObject({ from: version, to: version, startedAt: time, by: z.string() }).nullable(),
-  failure: z.string().nullable(),
   breached: z.array(ruleName),
   blind: z.array(ruleName),
   autoRollbacks: z.array(z.strictObject({ version, at: time, finishedAt: time.optional() })),
   history: z.array(deployment),
   fleetWait: z.strictObject({ version, since: time }).optional(),
   lastWindow: z.strictObject({ id: z.string().regex(WINDOW_ID, 'is not a release window id'), version }).optional(),
-}) satisfies z.ZodType<GuardState, unknown>;
+};
+
+/**
+ * What any state holds, whatever its phase (other keys pass): a state whose phase is missing or
+ * unknown matches no phase's schema, so its fields are reported against this instead — a
+ * foreign JSON file is told by all it lacks, not only by its phase.
+ */
+const { schemaVersion, ...afterVersion } = base;
+const anyPhase = z.looseObject({ schemaVersion, phase: z.enum(PHASES as [Phase, ...Phase[]]), ...afterVersion });
+
+/** One phase: what it holds besides the base (PhaseState in core/types.ts). A field the phase lacks is null. */
+const inPhase = <P extends Phase, R extends z.ZodType, B extends z.ZodType, D extends z.ZodType, F extends z.ZodType>(phase: P, fields: { release: R; rollback: B; drill: D; failure: F }) =>
+  z.strictObject({ ...base, phase: z.literal(phase), ...fields });
+
+const none = z.null();
+
+/** The stored state: one shape per phase, told apart by `phase`. */
+export const guardStateSchema = z.discriminatedUnion(
+  'phase',
+  [
+    inPhase('stable', { release: none, rollback: none, drill: drill.nullable(), failure: none }),
+    inPhase('guarding', { release, rollback: none, drill: none, failure: none }),
+    inPhase('rolling_back', { release, rollback, drill: none, failure: none }),
+    inPhase('verifying', { release, rollback, drill: none, failure: none }),
+    inPhase('rolled_back', { release, rollback, drill: drill.nullable(), failure: none }),
+    inPhase('promoted', { release, rollback: none, drill: drill.nullable(), failure: none }),
+    inPhase('failed', { release, rollback: rollback.nullable(), drill: none, failure: z.string() }),
+  ],
+  // The same words as an enum's, naming the phases there are.
+  { error: (issue) => (issue.code === 'invalid_union' ? `Invalid option: expected one of ${PHASES.map((p) => JSON.stringify(p)).join('|')}` : undefined) },
+) satisfies z.ZodType<GuardState, unknown>;
 
 // ---- Drift check: the schemas name exactly the fields of the types (typecheck fails otherwise) ----
 type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
@@ -121,8 +149,11 @@ const drift: [
   SameKeys<RuleVerdict, z.input<typeof verdict>>,
   SameKeys<StepRecord, z.input<typeof step>>,
   SameKeys<DeploymentEntry, z.input<typeof deployment>>,
-  SameKeys<CheckOutcome, z.input<typeof check>>,
-] = [true, true, true, true, true, true, true, true];
+  SameKeys<VerificationCheckOutcome, z.input<typeof verificationCheck>>,
+  SameKeys<DrillInProgress, z.input<typeof drill>>,
+  // Every phase of GuardState has its schema.
+  GuardState extends z.output<typeof guardStateSchema> ? true : 'a phase of GuardState has no schema',
+] = [true, true, true, true, true, true, true, true, true, true];
 void drift;
 
 /** States saved before release windows had ids: give the release the id it would have had. */
@@ -150,9 +181,12 @@ export function parseStoredState(raw: unknown, where: string): GuardState {
   if (typeof raw === 'object' && raw !== null && 'schemaVersion' in raw && (raw as { schemaVersion: unknown }).schemaVersion !== 1) {
     throw new StateRefused(`${where} has schemaVersion ${JSON.stringify((raw as { schemaVersion: unknown }).schemaVersion)}; this release-guard reads 1`, 'store_version');
   }
-  const parsed = guardStateSchema.safeParse(addWindowIds(raw));
+  const input = addWindowIds(raw);
+  const parsed = guardStateSchema.safeParse(input);
   if (!parsed.success) {
-    throw new StateRefused(`${where} is not a valid release-guard state (${problemsOf(parsed.error)}); it was left untouched: move it aside to start fresh`, 'store_corrupt');
+    const common = anyPhase.safeParse(input);
+    const error = !common.success && parsed.error.issues.some((issue) => issue.code === 'invalid_union' && issue.path.join('.') === 'phase') ? common.error : parsed.error;
+    throw new StateRefused(`${where} is not a valid release-guard state (${problemsOf(error)}); it was left untouched: move it aside to start fresh`, 'store_corrupt');
   }
   return parsed.data;
 }

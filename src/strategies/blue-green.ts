@@ -27,7 +27,7 @@ import type { BlueGreenStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import { writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandRunner } from './command-runner.js';
-import { within, type StepScope } from './step.js';
+import { stepScope, within, type StepScope } from './step.js';
 import type { RollbackContext, StrategyFactory } from './types.js';
 
 export type Color = 'blue' | 'green';
@@ -146,7 +146,7 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
       return state.to;
     }
     const to = other(active);
-    await writeState(ctx.dataDir, { mode: config.mode, from: active, to, at: new Date().toISOString() });
+    await writeState(ctx.dataDir, { mode: config.mode, from: active, to, at: new Date(deps.clock.now()).toISOString() });
     return to;
   }
 
@@ -251,15 +251,6 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
     ctx.progress(`service ${service}: ${active} -> ${to}`);
   }
 
-  function scopeOf(ctx: { signal: AbortSignal; progress(message: string): void }, timeoutMs: number): StepScope {
-    return {
-      signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
-      caller: ctx.signal,
-      timeoutMs,
-      progress: (message) => ctx.progress(message),
-    };
-  }
-
   return {
     type: 'blue_green',
 
@@ -278,10 +269,10 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
       }
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       const found = colorProblems();
-      const scope = scopeOf(ctx, Math.min(config.timeout, 30_000));
+      const scope = stepScope(ctx, Math.min(config.timeout, 30_000), deps.clock);
       const program = config.mode === 'nginx' ? config.nginx : config.kubectl;
       if (!(await run.which(program))) {
         found.push(`${program} is not installed (not found on PATH)`);
@@ -311,7 +302,7 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
     async execute(ctx) {
       const problems = colorProblems();
       if (problems.length > 0) throw new RollbackError(problems.join('; '), 'validate');
-      const scope = scopeOf(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, deps.clock);
       if (config.mode === 'nginx') await executeNginx(ctx, scope);
       else await executeKubernetes(ctx, scope);
     },

@@ -61,7 +61,7 @@ export function reportOutput(scope: StepScope, lines: readonly string[], prefix 
   for (const line of lines.slice(-PROGRESS_LINES)) scope.progress(`${prefix}${line}`);
 }
 
-export const commandStrategy: StrategyFactory<CommandStrategyConfig> = (config, { run }) => {
+export const commandStrategy: StrategyFactory<CommandStrategyConfig> = (config, { run, clock }) => {
   const cwd = config.cwd === undefined ? undefined : path.resolve(config.cwd);
   const argv = (ctx: Pick<RollbackContext, 'from' | 'to'>) => {
     const [command, ...args] = expandArgs(config.command, ctx);
@@ -85,7 +85,7 @@ export const commandStrategy: StrategyFactory<CommandStrategyConfig> = (config, 
       return `command: ${shown}${cwd ? ` (in ${cwd})` : ''}`;
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       const found: string[] = [];
       let command: string;
@@ -111,7 +111,7 @@ export const commandStrategy: StrategyFactory<CommandStrategyConfig> = (config, 
 
     async execute(ctx) {
       const { command, args } = argv(ctx);
-      const scope = stepScope(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
       const result = await runProgram(run, scope, 'command', command, args, {
         ...(cwd ? { cwd } : {}),
         env: config.env,

@@ -147,7 +147,7 @@ async function readManifest(file: string): Promise<SnapshotManifest | null> {
   return parsed as SnapshotManifest;
 }
 
-export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (config, { pm2 }) => {
+export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (config, { pm2, clock }) => {
   const dir = path.resolve(config.dir);
   const app = config.pm2_app;
 
@@ -261,7 +261,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
       await writeAtomic(copy, current.data, 0o600);
     }
     await mkdir(failedDir, { recursive: true });
-    const failed: SnapshotManifest = { schemaVersion: 1, version: ctx.from, dir, takenAt: new Date().toISOString(), files: entries };
+    const failed: SnapshotManifest = { schemaVersion: 1, version: ctx.from, dir, takenAt: new Date(clock.now()).toISOString(), files: entries };
     await writeAtomic(path.join(failedDir, MANIFEST), `${JSON.stringify(failed, null, 2)}\n`, 0o600);
     ctx.progress(`saved the failed versions of ${entries.filter((e) => e.existed).length} file(s) in ${failedDir}`);
   }
@@ -333,7 +333,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
         schemaVersion: 1,
         version: ctx.version,
         dir,
-        takenAt: new Date().toISOString(),
+        takenAt: new Date(clock.now()).toISOString(),
         files: entries,
       };
       await writeAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, 0o600);
@@ -344,7 +344,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
       );
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       const found: string[] = [];
       try {
@@ -365,7 +365,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
     },
 
     async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
       const manifest = await within(scope, 'snapshot', 'reading the config snapshot', () => chosenSnapshot(ctx, 'snapshot'));
       const missing = await within(scope, 'snapshot', 'comparing the snapshot with files', () => unlisted(manifest, 'snapshot'));
       if (missing.length > 0) ctx.progress(`not in the snapshot (listed after it was taken), left as they are: ${missing.join(', ')}`);

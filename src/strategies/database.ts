@@ -42,7 +42,7 @@ import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandOptions, CommandResult } from './command-runner.js';
-import { versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
+import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
 import type { ReleaseContext, RollbackContext, StrategyFactory } from './types.js';
 
 /** The pre-release dump and row-count snapshot, inside the step's dataDir. */
@@ -96,16 +96,6 @@ async function binlogCoordinates(file: string): Promise<{ file: string; position
 /** `--stop-datetime` for mysqlbinlog, in UTC (the program is run with TZ=UTC), whole seconds rounded down. */
 function binlogTime(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
-}
-
-/** The step's own time budget, for prepare (which gets a ReleaseContext, not a RollbackContext). */
-function scopeOf(ctx: { signal: AbortSignal; progress(message: string): void }, timeoutMs: number): StepScope {
-  return {
-    signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
-    caller: ctx.signal,
-    timeoutMs,
-    progress: (message) => ctx.progress(message),
-  };
 }
 
 /** `2026-01-24T10:00:00.123Z` → `2026-01-24T10-00-00-123Z`: a file-name-safe, sortable time. */
@@ -277,7 +267,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       return;
     }
     const stop = binlogTime(began);
-    const events = path.join(ctx.dataDir, `binlog-replay-${fileTime(Date.now())}.sql`);
+    const events = path.join(ctx.dataDir, `binlog-replay-${fileTime(deps.clock.now())}.sql`);
     ctx.progress(`replaying the binary log of ${config.database} from ${file}:${position} up to ${stop} UTC (the release start) -> ${events}`);
     await client(
       config.mysqlbinlog,
@@ -349,7 +339,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     }
     for (const out of result.stdoutTail.slice(-5)) ctx.progress(`migrate_down: ${out}`);
     // Atomic: a torn or empty marker must never be read back as "already done" or break the resume.
-    await writeJsonAtomic(marker, { at: new Date().toISOString(), command: [program, ...args] }, { mode: 0o600 });
+    await writeJsonAtomic(marker, { at: new Date(deps.clock.now()).toISOString(), command: [program, ...args] }, { mode: 0o600 });
     ctx.progress(`migrate_down done in ${result.durationMs}ms`);
   }
 
@@ -365,12 +355,8 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
 
   /** Starts the app again with a time budget of its own: also after the step ran out of time. */
   async function startApp(app: string, ctx: RollbackContext): Promise<void> {
-    const scope: StepScope = {
-      signal: AbortSignal.timeout(START_APP_TIMEOUT_MS),
-      caller: new AbortController().signal,
-      timeoutMs: START_APP_TIMEOUT_MS,
-      progress: (message) => ctx.progress(message),
-    };
+    // Not cancelled with the step: only its own time budget ends it.
+    const scope = stepScope({ signal: new AbortController().signal, progress: (message) => ctx.progress(message) }, START_APP_TIMEOUT_MS, deps.clock);
     ctx.progress(`pm2 restart ${app}`);
     await within(scope, 'start-app', `pm2 restart ${app}`, () => deps.pm2.restart(app));
     await waitUntilOnline(deps.pm2, app, scope, 'start-app');
@@ -381,7 +367,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     let failure: unknown = null;
     try {
       if (app) await stopApp(app, scope);
-      const emergency = path.join(ctx.dataDir, `emergency-${fileTime(Date.now())}.sql`);
+      const emergency = path.join(ctx.dataDir, `emergency-${fileTime(deps.clock.now())}.sql`);
       ctx.progress(`emergency backup of ${config.database} as it is now -> ${emergency}`);
       const bytes = await dump(emergency, secret, scope, 'emergency-backup');
       ctx.progress(`emergency backup done (${bytes} bytes)`);
@@ -450,7 +436,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
 
     async prepare(ctx: ReleaseContext) {
       if (!config.backup_on_release) return;
-      const scope = scopeOf(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, deps.clock);
       const dumpFile = path.join(ctx.dataDir, PRE_RELEASE_DUMP);
       const existing = await fileInfo(dumpFile);
       const known = await readSnapshot(ctx.dataDir);
@@ -459,7 +445,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         return;
       }
       const secret = password();
-      const takenAtMs = Date.now();
+      const takenAtMs = deps.clock.now();
       const tables = await within(scope, 'snapshot', `listing the tables of ${config.database}`, () => listTables(secret, scope, 'snapshot'));
       const present = config.check_tables.filter((t) => tables.includes(t));
       const absent = config.check_tables.filter((t) => !tables.includes(t));
@@ -472,7 +458,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         database: config.database,
         takenAt: new Date(takenAtMs).toISOString(),
         takenAtMs,
-        dumpedAt: new Date().toISOString(),
+        dumpedAt: new Date(deps.clock.now()).toISOString(),
         dumpBytes,
         tables,
         counts,
@@ -484,9 +470,9 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       );
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      const scope = scopeOf(ctx, Math.min(config.timeout, 30_000));
+      const scope = stepScope(ctx, Math.min(config.timeout, 30_000), deps.clock);
       const found: string[] = [];
       for (const program of [config.mysqldump, config.mysql]) {
         if (!(await deps.run.which(program))) found.push(`${program} is not installed (not found on PATH)`);
@@ -518,7 +504,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         }
         if (!info || !snapshot) {
           found.push(`no pre-release backup of ${config.database} for ${ctx.from} (${dumpFile}${snapshot ? '' : ` and ${SNAPSHOT_FILE}`} missing)`);
-        } else if (Date.now() - snapshot.takenAtMs > BACKUP_MAX_AGE_MS) {
+        } else if (deps.clock.now() - snapshot.takenAtMs > BACKUP_MAX_AGE_MS) {
           found.push(`the pre-release backup ${dumpFile} was taken at ${snapshot.takenAt}, more than 24h ago; restoring it would lose everything since`);
         }
       }
@@ -544,7 +530,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     },
 
     async execute(ctx) {
-      const scope = scopeOf(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, deps.clock);
       if (config.migrate_down) {
         const issue = [ctx.from, ctx.to].map(versionProblem).find((p) => p !== null);
         if (issue) throw new RollbackError(issue, 'validate');

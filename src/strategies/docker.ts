@@ -18,7 +18,6 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DockerStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
-import { systemClock } from '../shell/clock.js';
 import type { CommandResult } from './command-runner.js';
 import { reportOutput, runProgram, type RunProgramOptions } from './command.js';
 import { expandArg } from './placeholders.js';
@@ -37,7 +36,7 @@ interface ContainerState {
   running: boolean;
 }
 
-export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { run }) => {
+export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { run, clock }) => {
   const docker = config.docker;
 
   /** `<image>:<to>`, refusing an unusable version or a run-mode config without container and image. */
@@ -95,7 +94,7 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
       } else {
         seen = 0;
       }
-      await systemClock.sleep(RUNNING_POLL_MS, scope.signal);
+      await scope.clock.sleep(RUNNING_POLL_MS, scope.signal);
       if (scope.signal.aborted) {
         const why = scope.caller.aborted ? 'was cancelled' : `timed out after ${scope.timeoutMs} ms`;
         throw new RollbackError(`waiting for ${container} to run ${why} (last status ${status})`, 'wait-running');
@@ -116,7 +115,7 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
 
   async function executeRun(ctx: RollbackContext): Promise<void> {
     const { container, ref } = runTarget(ctx.to);
-    const scope = stepScope(ctx, config.timeout);
+    const scope = stepScope(ctx, config.timeout, clock);
     const current = await inspect(scope, container);
     if (current === null) {
       ctx.progress(`${container}: no such container (removed by an earlier attempt?)`);
@@ -143,7 +142,7 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
 
   async function executeCompose(ctx: RollbackContext): Promise<void> {
     const file = composeFile(ctx);
-    const scope = stepScope(ctx, config.timeout);
+    const scope = stepScope(ctx, config.timeout, clock);
     const result = await dockerRun(scope, 'compose-up', ['compose', '-f', file, 'up', '-d']);
     // compose reports progress on stderr.
     reportOutput(scope, [...result.stdoutTail, ...result.stderrTail]);
@@ -181,7 +180,7 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
       return [...found, errorMessage(error)];
     }
     if (found.length > 0) return found; // without docker, asking about the image only repeats that
-    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout));
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout), clock);
     try {
       await dockerRun(scope, 'check', ['image', 'inspect', '--format', '{{.Id}}', ref], { announce: false });
     } catch (error) {
@@ -206,7 +205,7 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
       return `docker: replace container ${config.container ?? '?'} with ${config.image ?? '?'}:${to}`;
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       return problems(ctx);
     },

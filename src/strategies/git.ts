@@ -33,7 +33,7 @@ const NO_PROMPT = { GIT_TERMINAL_PROMPT: '0' };
 
 type Outcome = { ok: true; result: CommandResult } | { ok: false; error: unknown };
 
-export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, run }) => {
+export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, run, clock }) => {
   const dir = path.resolve(config.dir);
   const tagOf = (to: string) => `${config.tag_prefix}${to}`;
   const refOf = (to: string) => `refs/tags/${tagOf(to)}`;
@@ -108,7 +108,7 @@ export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, r
     } catch (error) {
       return [...found, `${dir} cannot be used: ${errorMessage(error)}`];
     }
-    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout));
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout), clock);
     const inside = await attempt(() => git(scope, 'check', ['rev-parse', '--is-inside-work-tree'], { announce: false }));
     if (!inside.ok || inside.result.stdoutTail[0]?.trim() !== 'true') {
       const why = inside.ok ? 'it is a bare repository' : errorMessage(inside.error);
@@ -192,7 +192,7 @@ export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, r
       return `git: ${steps.join(', ')}`;
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       return problems(ctx);
     },
@@ -202,7 +202,7 @@ export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, r
       if (versionIssue) throw new RollbackError(`refusing to roll back: ${versionIssue}`, 'validate');
       const programs = commands(ctx);
       if ((await run.which('git')) === null) throw new RollbackError('git is not installed (not found on PATH)', 'check');
-      const scope = stepScope(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
 
       await checkout(ctx, scope);
       for (const { name, argv } of programs) {

@@ -51,7 +51,7 @@ export function parseHistory(lines: readonly string[]): number[] {
     .map(Number);
 }
 
-export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (config, { run }) => {
+export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (config, { run, clock }) => {
   const target = `deployment/${config.deployment}`;
   const global = [...(config.context ? ['--context', config.context] : []), '-n', config.namespace];
   const undoArgs = ['rollout', 'undo', target, ...(config.to_revision ? [`--to-revision=${config.to_revision}`] : [])];
@@ -110,7 +110,7 @@ export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (co
 
   async function problems(ctx: RollbackContext): Promise<string[]> {
     if ((await run.which(config.kubectl)) === null) return [`${config.kubectl} is not installed (not found or not executable)`];
-    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout));
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout), clock);
     try {
       await kubectl(scope, 'check', ['get', target, '-o', 'name'], { announce: false });
     } catch (error) {
@@ -136,13 +136,13 @@ export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (co
       return `kubernetes: rollout undo ${target}${to} in ${config.namespace}${config.context ? ` (context ${config.context})` : ''}, wait for rollout status`;
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       return problems(ctx);
     },
 
     async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
       const recordFile = path.join(ctx.dataDir, UNDO_RECORD);
 
       const { lines, revisions } = await history(scope, 'history', true);
@@ -172,7 +172,7 @@ export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (co
             deployment: config.deployment,
             revisionBefore: revision,
             targetRevision: config.to_revision ?? previous,
-            at: new Date().toISOString(),
+            at: new Date(clock.now()).toISOString(),
           });
         }
         const result = await kubectl(scope, 'undo', undoArgs);

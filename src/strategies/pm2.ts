@@ -25,7 +25,7 @@ async function appProblems(pm2: Pm2Client, app: string, what: string): Promise<s
   }
 }
 
-export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2 }) => {
+export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2, clock }) => {
   const app = config.pm2_app;
   const previousApp = (to: string) => `${config.app_prefix ?? ''}${to}`;
 
@@ -103,13 +103,13 @@ export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2 })
       return `pm2: stop ${app}, start ${previousApp(to)}${from}`;
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       return problems(ctx);
     },
 
     async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
       if (config.action === 'start_previous') {
         const issue = versionProblem(ctx.to);
         if (issue) throw new RollbackError(issue, 'validate');

@@ -28,8 +28,7 @@ import type { RedisStrategyConfig } from '../config/schema.js';
 import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
-import { systemClock } from '../shell/clock.js';
-import { within, type StepScope } from './step.js';
+import { stepScope, within, type StepScope } from './step.js';
 import type { StrategyFactory } from './types.js';
 
 /** The record of the pre-release snapshot, and the copy of the RDB file, in the step's dataDir. */
@@ -52,15 +51,6 @@ export interface RedisSnapshotRecord {
   copyBytes: number | null;
 }
 
-function scopeOf(ctx: { signal: AbortSignal; progress(message: string): void }, timeoutMs: number): StepScope {
-  return {
-    signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
-    caller: ctx.signal,
-    timeoutMs,
-    progress: (message) => ctx.progress(message),
-  };
-}
-
 /** `INFO persistence` → { rdb_bgsave_in_progress: '0', … } */
 export function parseInfo(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
@@ -71,7 +61,7 @@ export function parseInfo(text: string): Record<string, string> {
   return fields;
 }
 
-export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (config) => {
+export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (config, { clock }) => {
   const where = `redis ${config.host}:${config.port}`;
   const credentialsError = (message: string, _code: string, hint: string | undefined, options: ErrorOptions | undefined) =>
     new RollbackError(hint ? `${message} (${hint})` : message, 'credentials', options);
@@ -121,7 +111,7 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
     for (;;) {
       if ((await persistence(client, scope)).rdb_bgsave_in_progress !== '1') return;
       // Wakes early when the step is cancelled; the next INFO then throws naming why.
-      await systemClock.sleep(POLL_MS, scope.signal);
+      await scope.clock.sleep(POLL_MS, scope.signal);
     }
   }
 
@@ -131,7 +121,7 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
       const before = await within(scope, 'bgsave', 'LASTSAVE', () => client.lastsave());
       // LASTSAVE counts seconds: start in a later second than the last save, so a change is ours.
       const [seconds = 0, micros = 0] = (await within(scope, 'bgsave', 'TIME', () => client.time())).map(Number);
-      if (seconds <= before) await systemClock.sleep((before + 1 - seconds) * 1000 - Math.floor(micros / 1000) + 5, scope.signal);
+      if (seconds <= before) await scope.clock.sleep((before + 1 - seconds) * 1000 - Math.floor(micros / 1000) + 5, scope.signal);
       let reply: string;
       try {
         reply = String(await within(scope, 'bgsave', 'BGSAVE', () => client.bgsave('SCHEDULE')));
@@ -157,7 +147,7 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
         if (started && idle && info.rdb_last_bgsave_status === 'err') {
           throw new RollbackError(`BGSAVE on ${where} failed (rdb_last_bgsave_status:err); see the Redis log (disk full? dir not writable?)`, 'bgsave');
         }
-        await systemClock.sleep(POLL_MS, scope.signal);
+        await scope.clock.sleep(POLL_MS, scope.signal);
       }
     }
   }
@@ -218,7 +208,7 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
         ctx.progress(`pre-release Redis snapshot for ${ctx.version} already taken at ${existing.takenAt}; keeping it`);
         return;
       }
-      const scope = scopeOf(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
       const record = await withClient(scope, async (client) => {
         const lastsave = await bgsave(client, scope);
         const rdb = await rdbPath(client, scope);
@@ -248,10 +238,10 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
       ctx.progress(`pre-release Redis snapshot taken at ${record.takenAt}: ${location(record)}`);
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       const found: string[] = [];
-      const scope = scopeOf(ctx, Math.min(config.timeout, 10_000));
+      const scope = stepScope(ctx, Math.min(config.timeout, 10_000), clock);
       try {
         await withClient(scope, async (client) => {
           await within(scope, 'ping', 'PING', () => client.ping());

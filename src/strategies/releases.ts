@@ -22,7 +22,7 @@ import type { RollbackContext, StrategyFactory } from './types.js';
 /** The symlink is a plain name inside `dir`; anything else could replace a file elsewhere. */
 const PLAIN_NAME = /^[A-Za-z0-9._-]+$/;
 
-export const releasesStrategy: StrategyFactory<ReleasesStrategyConfig> = (config, { pm2 }) => {
+export const releasesStrategy: StrategyFactory<ReleasesStrategyConfig> = (config, { pm2, clock }) => {
   const dir = path.resolve(config.dir);
   const link = path.join(dir, config.current);
   const app = config.pm2_app;
@@ -144,7 +144,7 @@ export const releasesStrategy: StrategyFactory<ReleasesStrategyConfig> = (config
       return `releases: ${link} -> ${linkTarget(to)}, pm2 ${config.restart_mode} ${app}`;
     },
 
-    async check(ctx) {
+    async checkReadiness(ctx) {
       if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
       return problems(ctx.to);
     },
@@ -152,7 +152,7 @@ export const releasesStrategy: StrategyFactory<ReleasesStrategyConfig> = (config
     async execute(ctx) {
       const invalid = nameProblems(ctx.to);
       if (invalid.length > 0) throw new RollbackError(`refusing to roll back: ${invalid.join('; ')}`, 'validate');
-      const scope = stepScope(ctx, config.timeout);
+      const scope = stepScope(ctx, config.timeout, clock);
 
       const found = await within(scope, 'check', `checking ${link} and pm2 app ${app}`, () => problems(ctx.to));
       if (found.length > 0) throw new RollbackError(`cannot roll back to ${ctx.to}: ${found.join('; ')}`, 'check');

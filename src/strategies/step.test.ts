@@ -4,6 +4,8 @@
  * before the reload, so a crash-looping app is not started twice.
  */
 import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../test/helpers/virtual-clock.js';
+import { RollbackError } from '../errors.js';
 import type { Pm2Client, Pm2ProcessInfo } from '../pm2/client.js';
 import { reloadOrRestart, stepScope } from './step.js';
 import type { RollbackContext } from './types.js';
@@ -44,7 +46,10 @@ describe('reloadOrRestart', () => {
   it('lets an instance pm2 is already starting (after a crash) finish before reloading', async () => {
     const { pm2, calls } = scriptedPm2(['launching', 'launching', 'online']);
     const progress: string[] = [];
-    await reloadOrRestart(pm2, 'web', 'reload', stepScope(context(progress), 10_000));
+    const clock = new VirtualClock(1_000);
+    await reloadOrRestart(pm2, 'web', 'reload', stepScope(context(progress), 10_000, clock));
+    // Two polls of 25 ms on the injected clock, and no real waiting.
+    expect(clock.now() - 1_000).toBe(50);
     expect(calls.slice(0, 4)).toEqual(['describe:launching', 'describe:launching', 'describe:online', 'reload']);
     expect(progress).toContain('pm2 is starting instance 0 of web already; letting it finish first');
     expect(progress).toContain('pm2 reload web');
@@ -54,7 +59,7 @@ describe('reloadOrRestart', () => {
   it('reloads at once when every instance is online; after a cluster reload one look at pm2 suffices', async () => {
     const { pm2, calls } = scriptedPm2(['online']);
     const progress: string[] = [];
-    await reloadOrRestart(pm2, 'web', 'reload', stepScope(context(progress), 10_000));
+    await reloadOrRestart(pm2, 'web', 'reload', stepScope(context(progress), 10_000, new VirtualClock()));
     // pm2 answers a cluster reload once each new worker listens: no second look needed.
     expect(calls).toEqual(['describe:online', 'reload', 'describe:online']);
     expect(progress.some((line) => line.includes('letting it finish'))).toBe(false);
@@ -62,10 +67,20 @@ describe('reloadOrRestart', () => {
 
   it('looks twice after a fork-mode reload or a restart (a process that dies at once must show)', async () => {
     const fork = scriptedPm2(['online'], 'fork_mode');
-    await reloadOrRestart(fork.pm2, 'web', 'reload', stepScope(context([]), 10_000));
+    await reloadOrRestart(fork.pm2, 'web', 'reload', stepScope(context([]), 10_000, new VirtualClock()));
     expect(fork.calls).toEqual(['describe:online', 'reload', 'describe:online', 'describe:online']);
     const restart = scriptedPm2(['online']);
-    await reloadOrRestart(restart.pm2, 'web', 'restart', stepScope(context([]), 10_000));
+    await reloadOrRestart(restart.pm2, 'web', 'restart', stepScope(context([]), 10_000, new VirtualClock()));
     expect(restart.calls).toEqual(['describe:online', 'restart', 'describe:online', 'describe:online']);
+  });
+
+  it('gives up when the step time budget passes on the injected clock', async () => {
+    // Launching for ever: the reload waits LAUNCH_WAIT_MS (5 s) for the start to finish, then for the app to be online.
+    const { pm2 } = scriptedPm2(['launching']);
+    const clock = new VirtualClock();
+    const error = await reloadOrRestart(pm2, 'web', 'reload', stepScope(context([]), 10_000, clock)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RollbackError);
+    expect((error as RollbackError).message).toMatch(/timed out after 10000 ms/);
+    expect(clock.now()).toBe(10_000);
   });
 });

@@ -4,8 +4,7 @@
  */
 import { errorMessage, RollbackError } from '../errors.js';
 import type { Pm2Client, Pm2ProcessInfo } from '../pm2/client.js';
-import { systemClock } from '../shell/clock.js';
-import type { RollbackContext } from './types.js';
+import { timeoutSignal, type Clock } from '../clock.js';
 
 /**
  * The second line of defence: versions become directory names, pm2 app names and program
@@ -24,14 +23,18 @@ export interface StepScope {
   readonly caller: AbortSignal;
   readonly timeoutMs: number;
   readonly progress: (message: string) => void;
+  /** The injected clock: polling and deadlines inside the step read it. */
+  readonly clock: Clock;
 }
 
-export function stepScope(ctx: RollbackContext, timeoutMs: number): StepScope {
+/** A step's scope: cancelled with `ctx.signal`, or when `timeoutMs` has passed on `clock`. */
+export function stepScope(ctx: { signal: AbortSignal; progress(message: string): void }, timeoutMs: number, clock: Clock): StepScope {
   return {
-    signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]),
+    signal: AbortSignal.any([ctx.signal, timeoutSignal(clock, timeoutMs, ctx.signal)]),
     caller: ctx.signal,
     timeoutMs,
     progress: (message) => ctx.progress(message),
+    clock,
   };
 }
 
@@ -116,7 +119,7 @@ export async function waitUntilOnline(
     } else {
       previous = '';
     }
-    await systemClock.sleep(ONLINE_POLL_MS, scope.signal);
+    await scope.clock.sleep(ONLINE_POLL_MS, scope.signal);
   }
 }
 
@@ -166,7 +169,7 @@ export async function reloadOrRestart(
   if (first === 'replaced') {
     // pm2 signals the replaced worker right after saying so; the worker leaves the cluster's
     // round robin (and closes its idle keep-alive connections) once it has handled that signal.
-    await systemClock.sleep(REPLACED_SETTLE_MS, scope.signal);
+    await scope.clock.sleep(REPLACED_SETTLE_MS, scope.signal);
     scope.progress(`${app}: every new worker listens; pm2 is stopping the replaced ones`);
     reloading.then(
       () => scope.progress(`pm2 reload ${app} finished: the replaced workers have exited`),
@@ -195,16 +198,16 @@ const LAUNCH_POLL_MS = 25;
  * Returns pm2's last description of the app.
  */
 async function letLaunchesFinish(pm2: Pm2Client, app: string, scope: StepScope, mode: string): Promise<Pm2ProcessInfo[]> {
-  const deadline = Date.now() + LAUNCH_WAIT_MS;
+  const deadline = scope.clock.now() + LAUNCH_WAIT_MS;
   let told = false;
   for (;;) {
     const instances = await within(scope, mode, `pm2 describe ${app}`, () => pm2.describe(app));
     const launching = instances.filter((i) => i.status === 'launching');
-    if (launching.length === 0 || Date.now() >= deadline || scope.signal.aborted) return instances;
+    if (launching.length === 0 || scope.clock.now() >= deadline || scope.signal.aborted) return instances;
     if (!told) {
       scope.progress(`pm2 is starting ${launching.map((i) => `instance ${i.pmId}`).join(', ')} of ${app} already; letting it finish first`);
       told = true;
     }
-    await systemClock.sleep(LAUNCH_POLL_MS, scope.signal);
+    await scope.clock.sleep(LAUNCH_POLL_MS, scope.signal);
   }
 }

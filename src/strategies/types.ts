@@ -1,5 +1,6 @@
 import type { StrategyConfig } from '../config/schema.js';
 import type { Pm2Client } from '../pm2/client.js';
+import type { Clock } from '../clock.js';
 import type { CommandRunner } from './command-runner.js';
 
 /** What one rollback step knows about the rollback it is part of. */
@@ -57,6 +58,8 @@ export interface StrategyDeps {
   pm2: Pm2Client;
   /** Runs external programs with argument arrays (never a shell string), timeouts and output tails. */
   run: CommandRunner;
+  /** All time in a step (time budgets, polling, timestamps) is read from it, so tests can drive it. */
+  clock: Clock;
 }
 
 /**
@@ -71,7 +74,7 @@ export interface RollbackStrategy {
   readonly type: StrategyConfig['type'];
   /** One line for logs and records, e.g. `releases: current -> releases/v1, pm2 reload web`. */
   describe(ctx: Pick<RollbackContext, 'from' | 'to'>): string;
-  check(ctx: RollbackContext): Promise<string[]>;
+  checkReadiness(ctx: RollbackContext): Promise<string[]>;
   execute(ctx: RollbackContext): Promise<void>;
   prepare?(ctx: ReleaseContext): Promise<void>;
 }

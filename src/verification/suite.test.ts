@@ -21,6 +21,8 @@ const context = (extra: Partial<VerificationContext> = {}): VerificationContext 
 let server: http.Server;
 let base: string;
 const hanging = new Set<http.ServerResponse>();
+/** Requests that reached /api/hang. */
+let hangRequests = 0;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
@@ -45,6 +47,7 @@ beforeAll(async () => {
           setTimeout(() => json(200, { ok: true }), 250);
           return;
         case '/api/hang':
+          hangRequests += 1;
           hanging.add(res);
           return;
         case '/api/admin': // protected properly
@@ -160,7 +163,7 @@ describe('http checks (functional and performance)', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
 
-    const started = performance.now();
+    const before = hangRequests;
     const suite = await runVerificationSuite(
       checks([
         { type: 'http', name: 'hang', url: `${base}/api/hang`, timeout: '200ms', repeat: 5 },
@@ -168,8 +171,8 @@ describe('http checks (functional and performance)', () => {
       ]),
       context(),
     );
-    // Stops at the first failed request: 200 ms, not 5 × 200 ms.
-    expect(performance.now() - started).toBeLessThan(950);
+    // Stops at the first failed request: one request of the five reached the server.
+    expect(hangRequests - before).toBe(1);
     expect(suite.results[0]).toMatchObject({ ok: false, detail: `GET ${base}/api/hang: request 1 of 5: no answer timeout after 200ms (expected 200)` });
     expect(suite.results[1]).toMatchObject({ ok: false, detail: `GET http://127.0.0.1:${port}/health: no answer connection refused (ECONNREFUSED) (expected 200)` });
   });
@@ -335,9 +338,8 @@ describe('mysql check against the test MariaDB', () => {
     const refused = await runVerificationSuite(dbCheck({ port: 1, tables: ['users'] }), context());
     expect(refused.results[0]?.detail).toMatch(/^mysql 127\.0\.0\.1:1: cannot connect: .*ECONNREFUSED/);
 
-    const started = performance.now();
+    // A 5 s query is not waited for: the check gives up at its 300 ms timeout, and says so.
     const slow = await runVerificationSuite(dbCheck({ query: 'SELECT SLEEP(5)', timeout: '300ms' }), context());
-    expect(performance.now() - started).toBeLessThan(2000);
     expect(slow.results[0]).toMatchObject({ ok: false, detail: 'timeout after 300ms while running the query' });
 
     const unset = await runVerificationSuite(dbCheck({ password_env: 'RG_TEST_VERIFY_UNSET' }), context());

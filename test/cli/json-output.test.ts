@@ -12,6 +12,7 @@ import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import type { ControlRequest, GuardControl, StatusView } from '../../src/api/types.js';
 import { main } from '../../src/cli/main.js';
 import { initialState } from '../../src/core/transition.js';
+import { newRelease } from '../../src/core/windows.js';
 import type { GuardState } from '../../src/core/types.js';
 import { freePort } from '../helpers/pm2-sandbox.js';
 
@@ -48,8 +49,8 @@ function view(): StatusView {
 function apply(request: ControlRequest): void {
   switch (request.action) {
     case 'release':
-      if (windowEndsIn === 'promoted') state = { ...state, phase: 'stable', stable: request.version, running: request.version };
-      else state = { ...state, phase: 'failed', running: request.version, failure: 'rollback step 1 exited 1' };
+      if (windowEndsIn === 'promoted') state = { ...state, phase: 'stable', release: null, rollback: null, drill: null, failure: null, stable: request.version, running: request.version };
+      else state = { ...state, phase: 'failed', release: newRelease({ version: request.version, previous: state.stable, startedAt: Date.now(), deployedBy: 'ci', source: 'manual' }), rollback: null, drill: null, running: request.version, failure: 'rollback step 1 exited 1' };
       break;
     case 'pause':
       state = { ...state, paused: true };

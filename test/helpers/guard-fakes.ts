@@ -145,7 +145,7 @@ export function worldStep(config: StrategyConfig, world: World, calls: { from: s
     strategy: {
       type: config.type,
       describe: ({ from, to }) => `switch the world ${from} -> ${to}`,
-      check: async () => [],
+      checkReadiness: async () => [],
       async execute(ctx: RollbackContext) {
         calls.push({ from: ctx.from, to: ctx.to });
         if (fails(ctx.to)) throw new Error(`cannot switch to ${ctx.to}`);

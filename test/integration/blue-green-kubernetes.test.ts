@@ -15,6 +15,7 @@ import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { BLUE_GREEN_STATE } from '../../src/strategies/blue-green.js';
 import { createStrategy } from '../../src/strategies/index.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 describe('blue_green strategy, kubernetes mode (fake kubectl on PATH)', () => {
   let bin: string;
@@ -22,7 +23,7 @@ describe('blue_green strategy, kubernetes mode (fake kubectl on PATH)', () => {
   let state: string;
   let dataDir: string;
   let savedPath: string | undefined;
-  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
   const configOf = (input: Partial<Record<keyof BlueGreenStrategyConfig, unknown>> = {}): BlueGreenStrategyConfig => {
     const parsed = strategySchema.parse({
@@ -98,7 +99,7 @@ if (args[2] === 'get') {
 
   it('reads the active colour, patches the selector to the other one, confirms; the runbook command exactly', async () => {
     const strategy = await createStrategy(configOf(), deps);
-    expect(await strategy.check(context())).toEqual([]);
+    expect(await strategy.checkReadiness(context())).toEqual([]);
     const progress: string[] = [];
     await strategy.execute(context(progress));
 
@@ -148,7 +149,7 @@ if (args[2] === 'get') {
     await writeFile(state, JSON.stringify({ selector: { version: 'canary' } }));
     const strategy = await createStrategy(configOf(), deps);
     const expected = 'cannot tell the active colour of service frontend-service (namespace yyc3-short-drama): selector version=canary: canary is neither blue (blue) nor green (green)';
-    expect(await strategy.check(context())).toEqual([expected]);
+    expect(await strategy.checkReadiness(context())).toEqual([expected]);
     const error = await strategy.execute(context()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RollbackError);
     expect((error as RollbackError).message).toBe(expected);

@@ -23,6 +23,7 @@ import type { RollbackContext } from '../../src/strategies/types.js';
 import { ensureDebianPackage } from '../helpers/apt.js';
 import { getJson, waitFor } from '../helpers/pm2-sandbox.js';
 import { startDemoApp, type DemoApp } from '../helpers/prometheus.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 describe('blue_green strategy, nginx mode (real nginx)', () => {
   let nginxBin: string;
@@ -34,7 +35,7 @@ describe('blue_green strategy, nginx mode (real nginx)', () => {
   let blue: DemoApp;
   let green: DemoApp;
   const run = new ProcessRunner();
-  const deps = { pm2: {} as Pm2Client, run };
+  const deps = { pm2: {} as Pm2Client, run, clock: systemClock };
 
   const upstream = (address: string) => `# written by the deploy tool\nupstream app {\n    server ${address} max_fails=3;\n    keepalive 8;\n}\n`;
   const version = async () => ((await getJson(`http://127.0.0.1:${port}/health`)).body as { version?: unknown }).version;
@@ -144,8 +145,8 @@ describe('blue_green strategy, nginx mode (real nginx)', () => {
   it('check passes on a working setup and names an unknown active address', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rg-bg-'));
     try {
-      expect(await (await createStrategy(configOf(), deps)).check(context(dataDir, []))).toEqual([]);
-      const problems = await blueGreenStrategy(configOf({ colors: { blue: blue.target, green: '127.0.0.1:1' } }), deps).check(context(dataDir, []));
+      expect(await (await createStrategy(configOf(), deps)).checkReadiness(context(dataDir, []))).toEqual([]);
+      const problems = await blueGreenStrategy(configOf({ colors: { blue: blue.target, green: '127.0.0.1:1' } }), deps).checkReadiness(context(dataDir, []));
       expect(problems).toEqual([
         `cannot tell the active colour of upstream app in ${upstreamFile}: ${green.target} is neither blue (${blue.target}) nor green (127.0.0.1:1)`,
       ]);

@@ -16,6 +16,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import type { ReleaseContext, RollbackContext } from '../../src/strategies/types.js';
 import { buildRelease, createPm2Sandbox, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 import { rejection } from '../helpers/rejection.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const GOOD_ENV = 'API_URL=https://api.example.com\nFEATURE_NEW_PLAYER=off\n';
 const BAD_ENV = 'API_URL=https://api.example.con\nFEATURE_NEW_PLAYER=on\n';
@@ -30,7 +31,7 @@ const configOf = (input: Record<string, unknown>): ConfigFilesStrategyConfig => 
 };
 
 /** Strategies without pm2_app never call pm2. */
-const noPm2 = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+const noPm2 = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
 function releaseContext(dataDir: string, lines: string[] = []): ReleaseContext {
   return { service: 'web', version: 'v2', previous: 'v1', signal: new AbortController().signal, progress: (m) => lines.push(m), dataDir };
@@ -120,7 +121,7 @@ describe('config strategy (real files)', () => {
     const strategy = await createStrategy(configOf({ dir }), noPm2);
     await strategy.prepare!(releaseContext(dataDir));
     await applyBadRelease(dir);
-    expect(await strategy.check(context(dataDir))).toEqual([]);
+    expect(await strategy.checkReadiness(context(dataDir))).toEqual([]);
 
     const first = context(dataDir);
     await strategy.execute(first);
@@ -171,14 +172,14 @@ describe('config strategy (real files)', () => {
 
   it('has check name a missing or damaged snapshot, and execute refuse it without touching anything', async () => {
     const strategy = configFilesStrategy(configOf({ dir }), noPm2);
-    expect(await strategy.check(context(dataDir))).toEqual([
+    expect(await strategy.checkReadiness(context(dataDir))).toEqual([
       expect.stringContaining(`no config snapshot for release v2 in ${dataDir}`),
     ]);
 
     await strategy.prepare!(releaseContext(dataDir));
     await applyBadRelease(dir);
     await writeFile(path.join(dataDir, 'files', '.env.local'), 'tampered\n');
-    expect(await strategy.check(context(dataDir))).toEqual([
+    expect(await strategy.checkReadiness(context(dataDir))).toEqual([
       expect.stringContaining(`${path.join(dataDir, 'files', '.env.local')} does not match its sha256 in the manifest`),
     ]);
     const error = await rejection(strategy.execute(context(dataDir)));
@@ -187,7 +188,7 @@ describe('config strategy (real files)', () => {
     await expect(stat(path.join(dataDir, 'failed'))).rejects.toThrow(/ENOENT/);
 
     // A snapshot of another release is not used either.
-    expect(await strategy.check(context(dataDir, { from: 'v3' }))).toEqual([
+    expect(await strategy.checkReadiness(context(dataDir, { from: 'v3' }))).toEqual([
       expect.stringContaining(`is for release v2, not v3`),
     ]);
   });
@@ -195,7 +196,7 @@ describe('config strategy (real files)', () => {
   it('reports files listed after the snapshot was taken', async () => {
     await configFilesStrategy(configOf({ dir, files: ['.env.local'] }), noPm2).prepare!(releaseContext(dataDir));
     const grown = configFilesStrategy(configOf({ dir, files: ['.env.local', 'next.config.mjs'] }), noPm2);
-    expect(await grown.check(context(dataDir))).toEqual([expect.stringContaining('does not hold next.config.mjs')]);
+    expect(await grown.checkReadiness(context(dataDir))).toEqual([expect.stringContaining('does not hold next.config.mjs')]);
     const ctx = context(dataDir);
     await grown.execute(ctx);
     expect(ctx.lines[0]).toBe('not in the snapshot (listed after it was taken), left as they are: next.config.mjs');
@@ -271,7 +272,7 @@ describe('config strategy with a real pm2 app', () => {
     const version = async () => ((await getJson(`http://127.0.0.1:${port}/health`)).body as { version?: unknown }).version;
     await waitFor(async () => (await version()) === 'v1', 15_000);
 
-    const strategy = configFilesStrategy(configOf({ dir: release, pm2_app: 'cfg-web' }), { pm2: sandbox.client, run: new ProcessRunner() });
+    const strategy = configFilesStrategy(configOf({ dir: release, pm2_app: 'cfg-web' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
     await strategy.prepare!(releaseContext(dataDir));
     // The release ships a bad config and restarts the app on it.
     await applyBadRelease(release);
@@ -279,7 +280,7 @@ describe('config strategy with a real pm2 app', () => {
     await waitFor(async () => (await version()) === 'v2-bad', 15_000);
     const restartsBefore = (await sandbox.client.describe('cfg-web'))[0]?.restarts ?? 0;
 
-    expect(await strategy.check(context(dataDir))).toEqual([]);
+    expect(await strategy.checkReadiness(context(dataDir))).toEqual([]);
     const ctx = context(dataDir);
     await strategy.execute(ctx);
 

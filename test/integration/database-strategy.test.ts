@@ -22,6 +22,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import type { ReleaseContext, RollbackContext, RollbackStrategy } from '../../src/strategies/types.js';
 import { createPm2Sandbox, DEMO_APP, freePort, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 import { startMariaDb, type RunningService, type MysqlInfo } from '../helpers/services.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const PASSWORD_ENV = 'RG_TEST_DB_STRATEGY_PASSWORD';
 const ADMIN = 'rg_admin';
@@ -128,7 +129,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
   };
 
   const strategyOf = (input: Partial<Record<keyof DatabaseStrategyConfig, unknown>> = {}): Promise<RollbackStrategy> =>
-    createStrategy(configOf(input), { pm2: sandbox.client, run: runner });
+    createStrategy(configOf(input), { pm2: sandbox.client, run: runner, clock: systemClock });
 
   const releaseContext = (): ReleaseContext => ({
     service: 'shop',
@@ -227,7 +228,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     expect(progress.at(-1)).toMatch(/already taken at .*; keeping it/);
     expect(await readFile(path.join(dataDir, PRE_RELEASE_DUMP), 'utf8')).toBe(dump);
 
-    expect(await strategy.check(rollbackContext())).toEqual([]);
+    expect(await strategy.checkReadiness(rollbackContext())).toEqual([]);
   });
 
   it('restore automatic: migrate_down, app stopped, emergency backup, restore, app online; data as before the release; resumable', async () => {
@@ -246,7 +247,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
         statusDuringRestore.push((await sandbox.client.describe('shop-db-writer')).map((i) => i.status));
       }
     };
-    expect(await strategy.check(rollbackContext())).toEqual([]);
+    expect(await strategy.checkReadiness(rollbackContext())).toEqual([]);
     await strategy.execute(rollbackContext());
 
     expect(await users()).toEqual(PRE_RELEASE_USERS);
@@ -331,7 +332,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     await strategy.prepare!(releaseContext());
     await sql(`DROP TABLE ${database}.orders`);
 
-    expect(await strategy.check(rollbackContext())).toEqual([`check_tables missing from ${database}: orders`]);
+    expect(await strategy.checkReadiness(rollbackContext())).toEqual([`check_tables missing from ${database}: orders`]);
     const error = await strategy.execute(rollbackContext()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RollbackError);
     expect((error as RollbackError).message).toBe(`integrity check failed: table orders missing from ${database}`);
@@ -339,7 +340,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
 
   it('check lists a missing backup, a stale backup, a missing program and a wrong password (without showing it)', async () => {
     const strategy = await strategyOf({ restore: 'automatic', migrate_down: ['rg-no-such-migrate', 'down'] });
-    expect(await strategy.check(rollbackContext())).toEqual([
+    expect(await strategy.checkReadiness(rollbackContext())).toEqual([
       `no pre-release backup of ${database} for v2 (${path.join(dataDir, PRE_RELEASE_DUMP)} and ${SNAPSHOT_FILE} missing)`,
       'migrate_down program rg-no-such-migrate is not installed (not found)',
     ]);
@@ -355,7 +356,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     snapshot.takenAtMs -= 25 * 60 * 60 * 1000;
     snapshot.takenAt = new Date(snapshot.takenAtMs).toISOString();
     await writeFile(snapshotFile, JSON.stringify(snapshot));
-    const stale = await (await strategyOf({ mysqldump: 'rg-no-such-mysqldump' })).check(rollbackContext());
+    const stale = await (await strategyOf({ mysqldump: 'rg-no-such-mysqldump' })).checkReadiness(rollbackContext());
     expect(stale).toEqual([
       'rg-no-such-mysqldump is not installed (not found on PATH)',
       expect.stringMatching(/was taken at .*, more than 24h ago/),
@@ -366,14 +367,14 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     const WRONG_ENV = 'RG_TEST_DB_STRATEGY_WRONG_PASSWORD';
     process.env[WRONG_ENV] = `${password}-wrong`;
     try {
-      const wrong = await (await strategyOf({ password_env: WRONG_ENV })).check(rollbackContext());
+      const wrong = await (await strategyOf({ password_env: WRONG_ENV })).checkReadiness(rollbackContext());
       expect(wrong).toHaveLength(1);
       expect(wrong[0]).toMatch(/cannot query 127\.0\.0\.1:\d+\/rg_db_\w+ as rg_admin: .*Access denied/);
       expect(wrong[0]).not.toContain(process.env[WRONG_ENV]);
     } finally {
       delete process.env[WRONG_ENV];
     }
-    const unset = await (await strategyOf({ password_env: 'RG_TEST_DB_STRATEGY_UNSET' })).check(rollbackContext());
+    const unset = await (await strategyOf({ password_env: 'RG_TEST_DB_STRATEGY_UNSET' })).checkReadiness(rollbackContext());
     expect(unset).toEqual([expect.stringMatching(/environment variable RG_TEST_DB_STRATEGY_UNSET \(password_env\) is not set/)]);
   });
 
@@ -383,7 +384,7 @@ describe('database strategy (real MariaDB, mysqldump and mysql)', () => {
     const fake = path.join(fakeDir, 'mysqldump');
     await writeFile(fake, '#!/bin/sh\necho "-- MariaDB dump (partial)"\necho "mysqldump: Lost connection to server" >&2\nexit 2\n', { mode: 0o755 });
     try {
-      const strategy = databaseStrategy(configOf({ mysqldump: fake }), { pm2: sandbox.client, run: runner });
+      const strategy = databaseStrategy(configOf({ mysqldump: fake }), { pm2: sandbox.client, run: runner, clock: systemClock });
       const error = await strategy.prepare!(releaseContext()).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RollbackError);
       expect((error as RollbackError).message).toMatch(/mysqldump .*exited with code 2; stderr: mysqldump: Lost connection/);

@@ -20,6 +20,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import { kubernetesStrategy, parseHistory, UNDO_RECORD } from '../../src/strategies/kubernetes.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
 import { rejection } from '../helpers/rejection.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 /** Shared by both fakes: argv log, state file, failure injection. */
 const FAKE_COMMON = String.raw`
@@ -174,7 +175,7 @@ interface LogLine {
   argv: string[];
 }
 
-const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 let bin: string;
 let work: string;
 let stateFile: string;
@@ -363,7 +364,7 @@ describe('docker strategy (fake docker on PATH)', () => {
     const config = configOf({ mode: 'compose', compose_file: path.join(work, 'docker-compose.{to}.yml') });
     const strategy = dockerStrategy(config, deps);
     expect(strategy.describe({ from: 'v2', to: 'v1' })).toBe(`docker: compose -f ${file} up -d`);
-    expect(await strategy.check(context())).toEqual([]);
+    expect(await strategy.checkReadiness(context())).toEqual([]);
 
     const ctx = context();
     await strategy.execute(ctx);
@@ -375,18 +376,18 @@ describe('docker strategy (fake docker on PATH)', () => {
     expect((await state<DockerState>()).compose).toBe(file);
     expect(ctx.lines).toContain('   Container app-web-1  Started');
 
-    expect(await strategy.check(context({ to: 'v0' }))).toEqual([
+    expect(await strategy.checkReadiness(context({ to: 'v0' }))).toEqual([
       expect.stringContaining(`compose file ${path.join(work, 'docker-compose.v0.yml')} cannot be read`),
     ]);
   });
 
   it('checks that docker is installed and the image is there', async () => {
-    expect(await dockerStrategy(runConfig(), deps).check(context())).toEqual([]);
-    expect(await dockerStrategy(runConfig(), deps).check(context({ to: 'v0' }))).toEqual([
+    expect(await dockerStrategy(runConfig(), deps).checkReadiness(context())).toEqual([]);
+    expect(await dockerStrategy(runConfig(), deps).checkReadiness(context({ to: 'v0' }))).toEqual([
       expect.stringMatching(/^image registry\/app:v0 is not available locally: .*No such image: registry\/app:v0/),
     ]);
     const missing = configOf({ container: 'web', image: 'registry/app', docker: 'release-guard-no-docker' });
-    expect(await dockerStrategy(missing, deps).check(context())).toEqual([
+    expect(await dockerStrategy(missing, deps).checkReadiness(context())).toEqual([
       'release-guard-no-docker is not installed (not found or not executable)',
     ]);
     expect(await calls('docker')).toEqual([
@@ -403,7 +404,7 @@ describe('docker strategy (fake docker on PATH)', () => {
       dockerStrategy(configOf({ mode: 'compose', compose_file: 'docker-compose.{to}.yml' }), deps).execute(evil),
     );
     expect(compose.step).toBe('validate');
-    expect(await dockerStrategy(runConfig(), deps).check(evil)).toEqual([expect.stringContaining('not allowed')]);
+    expect(await dockerStrategy(runConfig(), deps).checkReadiness(evil)).toEqual([expect.stringContaining('not allowed')]);
     expect(await calls()).toEqual([]);
   });
 });
@@ -547,14 +548,14 @@ describe('kubernetes strategy (fake kubectl on PATH)', () => {
   });
 
   it('checks kubectl, the deployment and the target revision', async () => {
-    expect(await kubernetesStrategy(configOf({ to_revision: 2 }), deps).check(context())).toEqual([]);
-    expect(await kubernetesStrategy(configOf({ to_revision: 9 }), deps).check(context())).toEqual([
+    expect(await kubernetesStrategy(configOf({ to_revision: 2 }), deps).checkReadiness(context())).toEqual([]);
+    expect(await kubernetesStrategy(configOf({ to_revision: 9 }), deps).checkReadiness(context())).toEqual([
       'revision 9 is not in the rollout history of deployment/web (it has 1, 2, 3)',
     ]);
-    expect(await kubernetesStrategy(configOf({ namespace: 'staging' }), deps).check(context())).toEqual([
+    expect(await kubernetesStrategy(configOf({ namespace: 'staging' }), deps).checkReadiness(context())).toEqual([
       expect.stringMatching(/^deployment\/web cannot be read in namespace staging: .*deployments.apps "web" not found/),
     ]);
-    expect(await kubernetesStrategy(configOf({ kubectl: 'release-guard-no-kubectl' }), deps).check(context())).toEqual([
+    expect(await kubernetesStrategy(configOf({ kubectl: 'release-guard-no-kubectl' }), deps).checkReadiness(context())).toEqual([
       'release-guard-no-kubectl is not installed (not found or not executable)',
     ]);
     // check is read-only.

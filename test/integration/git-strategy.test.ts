@@ -17,6 +17,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
 import { createPm2Sandbox, DEMO_APP, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
 import { rejection } from '../helpers/rejection.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const node = process.execPath;
 const GIT_ENV = {
@@ -72,7 +73,7 @@ const configOf = (input: Record<string, unknown>): GitStrategyConfig => {
 };
 
 /** Strategies without pm2_app never call pm2. */
-const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
 function context(overrides: Partial<RollbackContext> = {}): RollbackContext & { lines: string[] } {
   const lines: string[] = [];
@@ -109,7 +110,7 @@ describe('git strategy (real git)', () => {
     expect(strategy.describe({ from: 'v2', to: 'v1' })).toBe(
       `git: git checkout v1 in ${repo}, ${node} -e ${JSON.stringify(INSTALL[2])} v1, ${node} build.cjs`,
     );
-    expect(await strategy.check(context())).toEqual([]);
+    expect(await strategy.checkReadiness(context())).toEqual([]);
 
     const first = context();
     await strategy.execute(first);
@@ -164,7 +165,7 @@ describe('git strategy (real git)', () => {
 
   it('lists a missing tag in check and fails execute with a RollbackError, changing nothing', async () => {
     const strategy = gitStrategy(configOf({ dir: repo }), deps);
-    expect(await strategy.check(context({ to: 'v9' }))).toEqual([
+    expect(await strategy.checkReadiness(context({ to: 'v9' }))).toEqual([
       `tag v9 does not exist in ${repo}, which has no remote to fetch it from`,
     ]);
     const error = await rejection(strategy.execute(context({ to: 'v9' })));
@@ -185,7 +186,7 @@ describe('git strategy (real git)', () => {
 
     const strategy = gitStrategy(configOf({ dir: work }), deps);
     await expect(stat(path.join(work, '.git', 'refs', 'tags', 'v3'))).rejects.toThrow(/ENOENT/);
-    expect(await strategy.check(context({ to: 'v3' }))).toEqual([]);
+    expect(await strategy.checkReadiness(context({ to: 'v3' }))).toEqual([]);
     expect(git(work, 'tag', '--list', 'v3')).toBe(''); // check did not fetch
 
     const ctx = context({ to: 'v3' });
@@ -194,7 +195,7 @@ describe('git strategy (real git)', () => {
     expect(git(work, 'rev-parse', 'HEAD')).toBe(git(work, 'rev-parse', 'v3^{commit}'));
     expect(await readFile(path.join(work, 'dist', 'version.txt'), 'utf8')).toBe('3.0.0');
 
-    expect(await strategy.check(context({ to: 'v7' }))).toEqual([
+    expect(await strategy.checkReadiness(context({ to: 'v7' }))).toEqual([
       `tag v7 exists neither in ${work} nor on its remotes (origin)`,
     ]);
   });
@@ -217,25 +218,25 @@ describe('git strategy (real git)', () => {
 
   it('checks git, the work tree, and the install and build programs', async () => {
     const plain = await mkdtemp(path.join(parent, 'plain-'));
-    expect(await gitStrategy(configOf({ dir: plain }), deps).check(context())).toEqual([
+    expect(await gitStrategy(configOf({ dir: plain }), deps).checkReadiness(context())).toEqual([
       expect.stringMatching(new RegExp(`^${plain} is not a git work tree \\(.*not a git repository`)),
     ]);
     expect(
-      await gitStrategy(configOf({ dir: repo, install: ['release-guard-no-npm', 'ci'], build: ['./scripts/build.sh'] }), deps).check(
+      await gitStrategy(configOf({ dir: repo, install: ['release-guard-no-npm', 'ci'], build: ['./scripts/build.sh'] }), deps).checkReadiness(
         context(),
       ),
     ).toEqual([
       'install program release-guard-no-npm is not installed (not found or not executable)',
       'build program ./scripts/build.sh is not installed (not found or not executable)',
     ]);
-    expect(await gitStrategy(configOf({ dir: path.join(parent, 'missing') }), deps).check(context())).toEqual([
+    expect(await gitStrategy(configOf({ dir: path.join(parent, 'missing') }), deps).checkReadiness(context())).toEqual([
       expect.stringContaining(`${path.join(parent, 'missing')} cannot be used`),
     ]);
   });
 
   it('refuses a version like "v1;rm -rf /" before running git', async () => {
     const strategy = gitStrategy(configOf({ dir: repo }), deps);
-    expect(await strategy.check(context({ to: 'v1;rm -rf /' }))).toEqual([expect.stringContaining('is not allowed')]);
+    expect(await strategy.checkReadiness(context({ to: 'v1;rm -rf /' }))).toEqual([expect.stringContaining('is not allowed')]);
     const error = await rejection(strategy.execute(context({ to: 'v1;rm -rf /' })));
     expect(error.step).toBe('validate');
     expect(git(repo, 'rev-parse', 'HEAD')).toBe(commitOf('v2'));
@@ -261,8 +262,8 @@ describe('git strategy with a real pm2 restart', () => {
     await waitFor(async () => (await version()) === 'v2', 15_000);
     const restartsBefore = (await sandbox.client.describe('git-web'))[0]?.restarts ?? 0;
 
-    const strategy = gitStrategy(configOf({ dir: repo, pm2_app: 'git-web' }), { pm2: sandbox.client, run: new ProcessRunner() });
-    expect(await strategy.check(context())).toEqual([]);
+    const strategy = gitStrategy(configOf({ dir: repo, pm2_app: 'git-web' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
+    expect(await strategy.checkReadiness(context())).toEqual([]);
     const ctx = context();
     await strategy.execute(ctx);
 
@@ -272,7 +273,7 @@ describe('git strategy with a real pm2 restart', () => {
     await waitFor(async () => (await version()) === 'v1', 15_000);
     expect(await readFile(path.join(repo, 'dist', 'version.txt'), 'utf8')).toBe('1.0.0');
 
-    expect(await gitStrategy(configOf({ dir: repo, pm2_app: 'nope' }), { pm2: sandbox.client, run: new ProcessRunner() }).check(context())).toEqual([
+    expect(await gitStrategy(configOf({ dir: repo, pm2_app: 'nope' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).checkReadiness(context())).toEqual([
       'pm2 does not know app "nope"',
     ]);
   });

@@ -13,6 +13,7 @@ import { createStrategy } from '../../src/strategies/index.js';
 import { pm2Strategy } from '../../src/strategies/pm2.js';
 import type { RollbackContext } from '../../src/strategies/types.js';
 import { buildRelease, createPm2Sandbox, freePort, getJson, waitFor, type Pm2Sandbox } from '../helpers/pm2-sandbox.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 describe('pm2 strategy (real pm2)', () => {
   let sandbox: Pm2Sandbox;
@@ -67,18 +68,18 @@ describe('pm2 strategy (real pm2)', () => {
     configOf({ action: 'start_previous', pm2_app: 'app-v2', app_prefix: 'app-', ecosystem });
 
   it('describes itself in one line', () => {
-    expect(pm2Strategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner() }).describe({ from: 'v2', to: 'v1' })).toBe(
+    expect(pm2Strategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).describe({ from: 'v2', to: 'v1' })).toBe(
       `pm2: stop app-v2, start app-v1 (from ${ecosystem} if pm2 does not know it)`,
     );
-    expect(pm2Strategy(configOf({ action: 'reload', pm2_app: 'web' }), { pm2: sandbox.client, run: new ProcessRunner() }).describe({ from: 'v2', to: 'v1' })).toBe(
+    expect(pm2Strategy(configOf({ action: 'reload', pm2_app: 'web' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).describe({ from: 'v2', to: 'v1' })).toBe(
       'pm2: reload web',
     );
   });
 
   it('start_previous stops app-v2 and starts app-v1 from the ecosystem file; v1 answers', async () => {
     expect(await sandbox.client.describe('app-v1')).toEqual([]);
-    const strategy = await createStrategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner() });
-    expect(await strategy.check(context('v1'))).toEqual([]);
+    const strategy = await createStrategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
+    expect(await strategy.checkReadiness(context('v1'))).toEqual([]);
 
     const progress: string[] = [];
     await strategy.execute(context('v1', progress));
@@ -93,7 +94,7 @@ describe('pm2 strategy (real pm2)', () => {
 
   it('start_previous is idempotent', async () => {
     const progress: string[] = [];
-    await pm2Strategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner() }).execute(context('v1', progress));
+    await pm2Strategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).execute(context('v1', progress));
 
     expect(progress).toEqual(expect.arrayContaining(['app-v2 is already stopped', 'app-v1 is already online']));
     expect((await sandbox.client.describe('app-v2')).map((i) => i.status)).toEqual(['stopped']);
@@ -106,7 +107,7 @@ describe('pm2 strategy (real pm2)', () => {
     const progress: string[] = [];
     // No ecosystem: pm2 already knows app-v1.
     const config = configOf({ action: 'start_previous', pm2_app: 'app-v2', app_prefix: 'app-' });
-    await pm2Strategy(config, { pm2: sandbox.client, run: new ProcessRunner() }).execute(context('v1', progress));
+    await pm2Strategy(config, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).execute(context('v1', progress));
 
     expect(progress).toContain('pm2 restart app-v1');
     expect((await sandbox.client.describe('app-v1')).map((i) => i.status)).toEqual(['online']);
@@ -117,8 +118,9 @@ describe('pm2 strategy (real pm2)', () => {
     const strategy = pm2Strategy(configOf({ action: 'start_previous', pm2_app: 'app-v2', app_prefix: 'app-' }), {
       pm2: sandbox.client,
       run: new ProcessRunner(),
+      clock: systemClock,
     });
-    const problems = await strategy.check(context('v0'));
+    const problems = await strategy.checkReadiness(context('v0'));
     expect(problems).toEqual([expect.stringMatching(/pm2 does not know app "app-v0" and no ecosystem file/)]);
 
     const error = await strategy.execute(context('v0')).catch((e: unknown) => e);
@@ -129,8 +131,8 @@ describe('pm2 strategy (real pm2)', () => {
   });
 
   it('refuses a version that is not a plain name', async () => {
-    const strategy = pm2Strategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner() });
-    expect((await strategy.check(context('../v1'))).join('\n')).toMatch(/is not allowed/);
+    const strategy = pm2Strategy(startPrevious(), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
+    expect((await strategy.checkReadiness(context('../v1'))).join('\n')).toMatch(/is not allowed/);
     const error = await strategy.execute(context('../v1')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RollbackError);
     expect((error as RollbackError).step).toBe('validate');
@@ -138,8 +140,8 @@ describe('pm2 strategy (real pm2)', () => {
 
   it('lists an unknown pm2 app for restart and reload', async () => {
     for (const action of ['restart', 'reload'] as const) {
-      const strategy = pm2Strategy(configOf({ action, pm2_app: 'no-such-app' }), { pm2: sandbox.client, run: new ProcessRunner() });
-      expect(await strategy.check(context('v1'))).toEqual(['pm2 does not know app "no-such-app"']);
+      const strategy = pm2Strategy(configOf({ action, pm2_app: 'no-such-app' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
+      expect(await strategy.checkReadiness(context('v1'))).toEqual(['pm2 does not know app "no-such-app"']);
       await expect(strategy.execute(context('v1'))).rejects.toBeInstanceOf(RollbackError);
     }
   });
@@ -147,7 +149,7 @@ describe('pm2 strategy (real pm2)', () => {
   it('reload brings the app back online', async () => {
     const before = (await sandbox.client.describe('app-v1'))[0]!;
     const progress: string[] = [];
-    await pm2Strategy(configOf({ action: 'reload', pm2_app: 'app-v1' }), { pm2: sandbox.client, run: new ProcessRunner() }).execute(
+    await pm2Strategy(configOf({ action: 'reload', pm2_app: 'app-v1' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).execute(
       context('v1', progress),
     );
     const after = (await sandbox.client.describe('app-v1'))[0]!;
@@ -160,7 +162,7 @@ describe('pm2 strategy (real pm2)', () => {
   it('stops with a RollbackError when the caller cancels', async () => {
     const controller = new AbortController();
     controller.abort(new Error('operator cancelled'));
-    const error = await pm2Strategy(configOf({ action: 'restart', pm2_app: 'app-v1' }), { pm2: sandbox.client, run: new ProcessRunner() })
+    const error = await pm2Strategy(configOf({ action: 'restart', pm2_app: 'app-v1' }), { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock })
       .execute({ ...context('v1'), signal: controller.signal })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RollbackError);
@@ -171,6 +173,7 @@ describe('pm2 strategy (real pm2)', () => {
     const error = await pm2Strategy(configOf({ action: 'restart', pm2_app: 'app-v1', timeout: '1ms' }), {
       pm2: sandbox.client,
       run: new ProcessRunner(),
+      clock: systemClock,
     })
       .execute(context('v1'))
       .catch((e: unknown) => e);

@@ -17,6 +17,7 @@ import { REDIS_RDB_COPY, REDIS_SNAPSHOT_FILE, type RedisSnapshotRecord } from '.
 import type { ReleaseContext, RollbackContext, RollbackStrategy } from '../../src/strategies/types.js';
 import type { Pm2Client } from '../../src/pm2/client.js';
 import { startRedis, type RedisInfo, type RunningService } from '../helpers/services.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const PASSWORD_ENV = 'RG_TEST_REDIS_STRATEGY_PASSWORD';
 
@@ -28,7 +29,7 @@ describe('redis strategy (real Redis)', () => {
   let progress: string[];
 
   // The redis strategy needs neither pm2 nor external programs.
-  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner() };
+  const deps = { pm2: {} as Pm2Client, run: new ProcessRunner(), clock: systemClock };
 
   const strategyOf = (input: Partial<Record<keyof RedisStrategyConfig, unknown>> = {}): Promise<RollbackStrategy> => {
     const config = strategySchema.parse({ type: 'redis', host: '127.0.0.1', port: server.port, password_env: PASSWORD_ENV, timeout: '30s', ...input });
@@ -103,7 +104,7 @@ describe('redis strategy (real Redis)', () => {
     expect((await readFile(path.join(dataDir, REDIS_RDB_COPY))).toString('latin1')).toContain('three items');
     expect(progress).toContain('BGSAVE: Background saving started');
 
-    expect(await strategy.check(rollbackContext())).toEqual([]);
+    expect(await strategy.checkReadiness(rollbackContext())).toEqual([]);
 
     progress = [];
     await strategy.execute(rollbackContext());
@@ -147,7 +148,7 @@ describe('redis strategy (real Redis)', () => {
 
   it('without a snapshot: check lists it, execute warns and does not fail', async () => {
     const strategy = await strategyOf();
-    expect(await strategy.check(rollbackContext())).toEqual([
+    expect(await strategy.checkReadiness(rollbackContext())).toEqual([
       `no pre-release Redis snapshot for v2 (${path.join(dataDir, REDIS_SNAPSHOT_FILE)} missing)`,
     ]);
     await strategy.execute(rollbackContext());
@@ -156,13 +157,13 @@ describe('redis strategy (real Redis)', () => {
 
   it('check reports a Redis that does not answer or refuses the password, without showing it', async () => {
     const closed = await freePort();
-    const down = await (await strategyOf({ port: closed })).check(rollbackContext());
+    const down = await (await strategyOf({ port: closed })).checkReadiness(rollbackContext());
     expect(down[0]).toMatch(new RegExp(`^redis 127\\.0\\.0\\.1:${closed} does not answer PING: .*ECONNREFUSED`));
 
     const WRONG_ENV = 'RG_TEST_REDIS_STRATEGY_WRONG_PASSWORD';
     process.env[WRONG_ENV] = `${password}-wrong`;
     try {
-      const refused = await (await strategyOf({ password_env: WRONG_ENV })).check(rollbackContext());
+      const refused = await (await strategyOf({ password_env: WRONG_ENV })).checkReadiness(rollbackContext());
       expect(refused[0]).toMatch(/does not answer PING: .*(WRONGPASS|invalid)/i);
       expect(refused.join('\n')).not.toContain(process.env[WRONG_ENV]);
       const failed = await (await strategyOf({ password_env: WRONG_ENV })).prepare!(releaseContext()).catch((e: unknown) => e);

@@ -23,6 +23,7 @@ import {
   waitFor,
   type Pm2Sandbox,
 } from '../helpers/pm2-sandbox.js';
+import { systemClock } from '../../src/shell/clock.js';
 
 const context = (to: string, progress: string[] = [], service = 'web'): RollbackContext => ({
   service,
@@ -84,15 +85,15 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it('describes itself in one line', () => {
-    expect(releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() }).describe({ from: 'v2', to: 'v1' })).toBe(
+    expect(releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).describe({ from: 'v2', to: 'v1' })).toBe(
       `releases: ${path.join(sandbox.dir, 'current')} -> releases/v1, pm2 reload web`,
     );
   });
 
   it('rolls back to v1: swaps the symlink, reloads, and v1 answers', async () => {
-    const strategy = await createStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
+    const strategy = await createStrategy(config, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
     expect(strategy.type).toBe('releases');
-    expect(await strategy.check(context('v1'))).toEqual([]);
+    expect(await strategy.checkReadiness(context('v1'))).toEqual([]);
 
     const progress: string[] = [];
     await strategy.execute(context('v1', progress));
@@ -110,7 +111,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it('is idempotent: a second execute keeps v1 and skips the swap', async () => {
-    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
+    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
     const progress: string[] = [];
     await strategy.execute(context('v1', progress));
 
@@ -121,8 +122,8 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it('lists a missing release as a problem and refuses to execute it', async () => {
-    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
-    const problems = await strategy.check(context('v9'));
+    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
+    const problems = await strategy.checkReadiness(context('v9'));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain(path.join(sandbox.dir, 'releases', 'v9'));
     expect(problems[0]).toContain('does not exist');
@@ -135,8 +136,8 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   });
 
   it.each(['../etc', '..', '.', 'v1/../../etc', '/etc', 'v1 v2', ''])('refuses the version %j', async (version) => {
-    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() });
-    const problems = await strategy.check(context(version));
+    const strategy = releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock });
+    const problems = await strategy.checkReadiness(context(version));
     expect(problems.join('\n')).toMatch(/is not allowed/);
 
     const error = await strategy.execute(context(version)).catch((e: unknown) => e);
@@ -148,9 +149,9 @@ describe('releases strategy (real pm2, cluster mode)', () => {
   it('lists an unknown pm2 app and a current that is not a symlink as problems', async () => {
     const strategy = releasesStrategy(
       { ...config, pm2_app: 'no-such-app', current: 'releases' },
-      { pm2: sandbox.client, run: new ProcessRunner() },
+      { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock },
     );
-    const problems = await strategy.check(context('v1'));
+    const problems = await strategy.checkReadiness(context('v1'));
     expect(problems).toEqual([
       expect.stringContaining('is not a symlink'),
       expect.stringContaining('pm2 does not know app "no-such-app"'),
@@ -166,7 +167,7 @@ describe('releases strategy (real pm2, cluster mode)', () => {
       env: { PORT: String(await freePort()) },
     });
     try {
-      const problems = await releasesStrategy({ ...config, pm2_app: name }, { pm2: sandbox.client, run: new ProcessRunner() }).check(
+      const problems = await releasesStrategy({ ...config, pm2_app: name }, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).checkReadiness(
         context('v1'),
       );
       expect(problems).toEqual([expect.stringContaining('not a path through')]);
@@ -224,7 +225,7 @@ describe('releases strategy: replacing workers that take long to exit (real pm2,
     expect(replaced).toHaveLength(1);
 
     const progress: string[] = [];
-    await releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner() }).execute(context('v1', progress, APP));
+    await releasesStrategy(config, { pm2: sandbox.client, run: new ProcessRunner(), clock: systemClock }).execute(context('v1', progress, APP));
 
     expect(progress).toContain(`${APP}: every new worker listens; pm2 is stopping the replaced ones`);
     // pm2 answers only once the replaced worker has exited, at its kill_timeout: it is still there.

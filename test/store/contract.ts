@@ -5,7 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initialState } from '../../src/core/transition.js';
-import type { GuardState, RollbackRecord } from '../../src/core/types.js';
+import type { GuardState, GuardStateBase, RollbackRecord } from '../../src/core/types.js';
+import { newRelease } from '../../src/core/windows.js';
 import type { StateStore } from '../../src/store/state-store.js';
 
 export interface StoreFixture {
@@ -21,7 +22,7 @@ export interface StoreFixture {
 
 export type StoreFactory = () => Promise<StoreFixture>;
 
-const state = (patch: Partial<GuardState> = {}): GuardState => ({ ...initialState(1000), stable: 'v1', running: 'v1', ...patch });
+const state = (patch: Partial<GuardStateBase> = {}) => ({ ...initialState(1000), stable: 'v1', running: 'v1', ...patch });
 
 function record(id: string, finishedAt: number): RollbackRecord {
   return {
@@ -63,7 +64,8 @@ export function describeStateStore(name: string, factory: StoreFactory): void {
       const first = state({ history: [{ version: 'v1', at: 1, status: 'success', deployedBy: 'observed at start' }] });
       await store.saveState(first);
       expect(await store.loadState()).toEqual(first);
-      const second = state({ running: 'v2', phase: 'guarding', history: [] });
+      const release = newRelease({ version: 'v2', previous: 'v1', startedAt: 2000, deployedBy: 'ci', source: 'manual' });
+      const second: GuardState = { ...state({ running: 'v2', history: [] }), phase: 'guarding', release };
       await store.saveState(second);
       expect(await store.loadState()).toEqual(second);
     });

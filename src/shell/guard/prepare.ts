@@ -62,7 +62,7 @@ async function stepReadiness(ctx: GuardContext, step: PlanStep, index: number, f
       ? await ctx.preparations.resolve(state.release, index, step.config.type, { waitMs: 0 })
       : { problems: [] };
     stepProblems = resolved.problems;
-    stepProblems.push(...await step.strategy.check({
+    stepProblems.push(...await step.strategy.checkReadiness({
       service: config.service,
       from,
       to,
