@@ -32,7 +32,7 @@ import type { Sample, TrafficCounts } from '../core/types.js';
 import { errorMessage, ProbeError } from '../errors.js';
 import { lineReader, resolveLineSettings, TrafficTally, type LineSettings } from './access-log-parse.js';
 import { LogTailer } from './log-tailer.js';
-import { histogramQuantile } from './scrape.js';
+import { histogramQuantile } from './histogram-quantile.js';
 import type { ProbeFactory } from './types.js';
 
 /** A renamed log is still read this long after it last grew: nginx writes to it until it reopens. */
