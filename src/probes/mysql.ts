@@ -12,7 +12,7 @@ import type { MysqlProbeConfig } from '../config/schema.js';
 import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeFactory } from './types.js';
-import { latencySample, type LatencyOutcome } from './latency-outcome.js';
+import { latencySample, sampleDeadline, type LatencyOutcome } from './latency-outcome.js';
 
 /** Error codes that mean the server is gone or refused us, whenever they happen. */
 const UNREACHABLE_CODES = new Set([
@@ -128,13 +128,7 @@ async function queryLatency(config: MysqlProbeConfig, probe: ProbePool, signal: 
     else connection.release();
   };
 
-  let onAbort: (() => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const interrupted = new Promise<'aborted' | 'timeout'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    signal.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(() => resolve('timeout'), config.timeout);
-  });
+  const deadline = sampleDeadline(signal, config.timeout);
   // Set by `work`, read after the race: an object, so the compiler does not narrow it to 'connect'.
   const progress: { stage: 'connect' | 'query' } = { stage: 'connect' };
   const work = (async (): Promise<LatencyOutcome> => {
@@ -163,9 +157,8 @@ async function queryLatency(config: MysqlProbeConfig, probe: ProbePool, signal: 
     }
   })();
 
-  const winner = await Promise.race([work, interrupted]);
-  clearTimeout(timer);
-  if (onAbort) signal.removeEventListener('abort', onAbort);
+  const winner = await Promise.race([work, deadline.reached]);
+  deadline.clear();
   if (typeof winner !== 'string') {
     giveBack(false);
     return winner;

@@ -11,7 +11,7 @@ import type { RedisProbeConfig } from '../config/schema.js';
 import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeFactory } from './types.js';
-import { latencySample, type LatencyOutcome } from './latency-outcome.js';
+import { latencySample, sampleDeadline, type LatencyOutcome } from './latency-outcome.js';
 
 /** Background reconnect delay after the n-th failed attempt: 100 ms doubling, capped at 2 s. */
 export function reconnectDelay(attempt: number): number {
@@ -56,15 +56,9 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
   async function run(signal: AbortSignal): Promise<LatencyOutcome> {
     if (signal.aborted) return { kind: 'failed', error: 'aborted' };
     if (closed) return { kind: 'unavailable', error: `${where}: probe closed` };
-    let onAbort: (() => void) | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'aborted' | 'timeout'>((resolve) => {
-      onAbort = () => resolve('aborted');
-      signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(() => resolve('timeout'), config.timeout);
-    });
+    const deadline = sampleDeadline(signal, config.timeout);
     try {
-      const ready = await whenReady(client, deadline);
+      const ready = await whenReady(client, deadline.reached);
       if (ready === 'aborted') return { kind: 'failed', error: 'aborted' };
       if (ready !== 'ready') {
         const why = lastError ?? (ready === 'timeout' ? `not connected within ${config.timeout}ms` : `connection ${client.status}`);
@@ -79,13 +73,12 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
             ? { kind: 'failed', error: `PING failed: ${describe(error)}` }
             : { kind: 'unavailable', error: `${where}: connection lost: ${describe(error)}` },
       );
-      const answered = await Promise.race([ping, deadline]);
+      const answered = await Promise.race([ping, deadline.reached]);
       if (answered === 'aborted') return { kind: 'failed', error: 'aborted' };
       if (answered === 'timeout') return { kind: 'failed', error: `PING timed out after ${config.timeout}ms` };
       return answered;
     } finally {
-      clearTimeout(timer);
-      if (onAbort) signal.removeEventListener('abort', onAbort);
+      deadline.clear();
     }
   }
 
