@@ -52,7 +52,7 @@ const comment = (indent: string, text: string) => `${indent}# TODO: ${text}`;
 
 /**
  * The config schema shipped with this installation: package root/config.schema.json, two levels
- * above src/cli/init.ts and dist/cli/init.js alike.
+ * above src/cli/init-yaml.ts and dist/cli/init-yaml.js alike.
  */
 export function shippedSchemaPath(): string {
   return fileURLToPath(new URL('../../config.schema.json', import.meta.url));
