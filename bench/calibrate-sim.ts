@@ -13,7 +13,7 @@ import { configSchema, type RulesConfig } from '../src/config/schema.js';
 import { evaluateRules, insertionIndex, type RuleInput, type RuleMemo } from '../src/core/rules.js';
 import { windowLooks } from '../src/core/sequential.js';
 import type { LatencyBucket, Sample } from '../src/core/types.js';
-import { histogramQuantile } from '../src/probes/scrape.js';
+import { histogramQuantile } from '../src/probes/histogram-quantile.js';
 
 // ---------------------------------------------------------------------------------------------
 // Random numbers: one mulberry32 stream per window, seeded from (seed, cell, window index).

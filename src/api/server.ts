@@ -118,140 +118,11 @@ class HttpError extends Error {
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { control } = options;
   const log: ApiLog = options.log ?? (() => undefined);
-  // Compare digests, not the raw strings: equal lengths for timingSafeEqual, and the token's
-  // length does not leak through timing either.
-  const tokenDigest = options.token === null || options.token === '' ? null : sha256(options.token);
-
-  const sendJson = (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) => {
-    // Every answer (status, history, preflight, control results) leaves through the one redaction.
-    const body = JSON.stringify(redact(value));
-    res.writeHead(status, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      ...headers,
-    });
-    res.end(body);
-  };
-
-  const controlRoute = (toRequest: (body: unknown) => ControlRequest): Route => ({
-    method: 'POST',
-    async handle({ res, body }) {
-      const request = toRequest(body);
-      const result = await control.control(request);
-      if (!result.ok) {
-        log('info', 'control request refused', { action: request.action, error: result.error });
-        sendJson(res, 409, { error: result.error });
-        return;
-      }
-      const { state } = result;
-      log('info', 'control request accepted', { action: request.action, phase: state.phase, ...actorOf(request) });
-      const summary: ControlSummary = {
-        ok: true,
-        action: request.action,
-        phase: state.phase,
-        paused: state.paused,
-        stable: state.stable,
-        running: state.running,
-        release: state.release?.version ?? null,
-      };
-      sendJson(res, 200, summary);
-    },
-  });
-
+  const authorized = bearerCheck(options.token);
   const clock = options.clock ?? systemClock;
   const preflight = new SharedPreflight(() => control.preflight(), { maxAgeMs: options.preflightCacheMs ?? DEFAULT_PREFLIGHT_CACHE_MS, clock });
 
-  const page = pageRoutes({ control, clock });
-
-  const routes: Record<string, Route> = {
-    // The operator page at / and its assets (page/page-routes.ts): read-only, like /status.
-    ...Object.fromEntries(Object.entries(page).map(([path, handle]): [string, Route] => [path, { method: 'GET', handle: ({ req, res }) => handle(req, res) }])),
-    '/healthz': {
-      method: 'GET',
-      async handle({ res }) {
-        const live = options.liveness?.() ?? { ok: true };
-        sendJson(res, live.ok ? 200 : 503, live.ok ? live : { ...live, error: live.reason });
-      },
-    },
-    '/metrics': {
-      method: 'GET',
-      async handle({ res }) {
-        const { contentType, body } = await control.metrics();
-        res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-        res.end(body);
-      },
-    },
-    '/status': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, control.status()) },
-    '/history': {
-      method: 'GET',
-      async handle({ req, res }) {
-        const page = parseHistoryQuery(new URL(req.url ?? '/', 'http://localhost').searchParams);
-        if (typeof page === 'string') throw new HttpError(400, page);
-        sendJson(res, 200, await control.history(page));
-      },
-    },
-    // Cached and run one at a time (preflight-cache.ts); POST, or GET ?fresh=1 with the token, forces a run.
-    '/preflight': {
-      method: 'GET, POST',
-      async handle({ req, res }) {
-        const fresh = req.method === 'POST' || /^(1|true)$/.test(new URL(req.url ?? '/', 'http://localhost').searchParams.get('fresh') ?? '');
-        if (fresh && req.method === 'GET' && !authorized(req)) {
-          return sendJson(res, 401, { error: 'a fresh preflight (?fresh=1) needs the bearer token; without it, GET /preflight answers the cached result' }, { 'www-authenticate': 'Bearer' });
-        }
-        const view = await preflight.get({ fresh });
-        sendJson(res, 200, view, { age: String(Math.max(0, Math.floor((clock.now() - Date.parse(view.checkedAt)) / 1000))) });
-      },
-    },
-    '/releases': controlRoute((body) => {
-      const parsed = validate(bodies.release, body);
-      return { action: 'release', version: parsed.version, deployedBy: parsed.deployedBy ?? 'api' };
-    }),
-    '/rollback': controlRoute((body) => {
-      const parsed = validate(bodies.rollback, body);
-      const request: ControlRequest = { action: 'rollback', reason: parsed.reason, by: parsed.by ?? 'api' };
-      if (parsed.to !== undefined) request.to = parsed.to;
-      return request;
-    }),
-    '/promote': controlRoute((body) => ({ action: 'promote', by: validate(bodies.actor, body).by ?? 'api' })),
-    '/pause': controlRoute((body) => ({ action: 'pause', by: validate(bodies.actor, body).by ?? 'api' })),
-    '/resume': controlRoute((body) => ({ action: 'resume', by: validate(bodies.actor, body).by ?? 'api' })),
-    '/drill': {
-      method: 'POST',
-      async handle({ res, body }) {
-        const by = validate(bodies.actor, body ?? {}).by ?? 'api';
-        const result = await control.drill(by);
-        sendJson(res, result.ok ? 200 : 409, result.ok ? result.record : { error: result.error });
-      },
-    },
-    '/alertmanager': {
-      method: 'POST',
-      bodyLimit: ALERTMANAGER_BODY_BYTES,
-      async handle({ res, body }) {
-        const payload = validate(alertmanagerPayload, body);
-        const result = await control.alertmanager(payload);
-        if (!result.ok) {
-          sendJson(res, 409, { error: result.error });
-          return;
-        }
-        log('info', 'alertmanager message taken', { alerts: result.alerts, matched: result.matched, status: payload.status });
-        sendJson(res, 200, result);
-      },
-    },
-    '/veto': controlRoute((body) => {
-      const parsed = validate(bodies.veto, body);
-      return { action: 'veto', by: parsed.by ?? 'api', reason: parsed.reason ?? 'vetoed' };
-    }),
-  };
-
-  const authorized = (req: IncomingMessage): boolean => {
-    if (tokenDigest === null) return false;
-    const header = req.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
-    // Hash even when the header is missing, so a request without one costs the same.
-    return timingSafeEqual(sha256(match?.[1] ?? ''), tokenDigest) && match !== null;
-  };
+  const routes: Record<string, Route> = { ...readRoutes({ options, control, clock, preflight, authorized }), ...controlRoutes(control, log) };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = pathOf(req.url);
@@ -294,25 +165,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => {
-      const where = `${options.host}:${options.port}`;
-      const why =
-        error.code === 'EADDRINUSE'
-          ? 'the address is already in use (another release-guard? change server.port)'
-          : error.code === 'EADDRNOTAVAIL'
-            ? 'no such local address (check server.host)'
-            : error.code === 'EACCES'
-              ? 'permission denied (ports below 1024 need privileges)'
-              : error.message;
-      reject(new GuardError(`cannot listen on ${where}: ${why}`, 'api_listen', undefined, { cause: error }));
-    };
-    server.once('error', onError);
-    server.listen(options.port, options.host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  await listen(server, options.host, options.port);
   server.on('error', (error) => log('warn', 'api server error', { error: errorMessage(error) }));
 
   const address = server.address() as AddressInfo;
@@ -326,6 +179,182 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         server.closeAllConnections();
       }),
   };
+}
+
+/** What the read routes need from the server. */
+interface RouteDeps {
+  options: ApiServerOptions;
+  control: GuardControl;
+  clock: Clock;
+  preflight: SharedPreflight;
+  authorized(req: IncomingMessage): boolean;
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  // Every answer (status, history, preflight, control results) leaves through the one redaction.
+  const body = JSON.stringify(redact(value));
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(body);
+}
+
+/** The routes anyone who reaches the port may ask: the page, health, metrics, status, history, preflight. */
+function readRoutes(deps: RouteDeps): Record<string, Route> {
+  const { options, control, clock, preflight, authorized } = deps;
+  const page = pageRoutes({ control, clock });
+  return {
+  // The operator page at / and its assets (page/page-routes.ts): read-only, like /status.
+  ...Object.fromEntries(Object.entries(page).map(([path, handle]): [string, Route] => [path, { method: 'GET', handle: ({ req, res }) => handle(req, res) }])),
+  '/healthz': {
+    method: 'GET',
+    async handle({ res }) {
+      const live = options.liveness?.() ?? { ok: true };
+      sendJson(res, live.ok ? 200 : 503, live.ok ? live : { ...live, error: live.reason });
+    },
+  },
+  '/metrics': {
+    method: 'GET',
+    async handle({ res }) {
+      const { contentType, body } = await control.metrics();
+      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(body);
+    },
+  },
+  '/status': { method: 'GET', handle: async ({ res }) => sendJson(res, 200, control.status()) },
+  '/history': {
+    method: 'GET',
+    async handle({ req, res }) {
+      const page = parseHistoryQuery(new URL(req.url ?? '/', 'http://localhost').searchParams);
+      if (typeof page === 'string') throw new HttpError(400, page);
+      sendJson(res, 200, await control.history(page));
+    },
+  },
+  // Cached and run one at a time (preflight-cache.ts); POST, or GET ?fresh=1 with the token, forces a run.
+  '/preflight': {
+    method: 'GET, POST',
+    async handle({ req, res }) {
+      const fresh = req.method === 'POST' || /^(1|true)$/.test(new URL(req.url ?? '/', 'http://localhost').searchParams.get('fresh') ?? '');
+      if (fresh && req.method === 'GET' && !authorized(req)) {
+        return sendJson(res, 401, { error: 'a fresh preflight (?fresh=1) needs the bearer token; without it, GET /preflight answers the cached result' }, { 'www-authenticate': 'Bearer' });
+      }
+      const view = await preflight.get({ fresh });
+      sendJson(res, 200, view, { age: String(Math.max(0, Math.floor((clock.now() - Date.parse(view.checkedAt)) / 1000))) });
+    },
+  },
+  };
+}
+
+/** The POST routes: they change what the guard does and need the token (checked before they run). */
+function controlRoutes(control: GuardControl, log: ApiLog): Record<string, Route> {
+  return {
+  '/releases': controlRoute(control, log, (body) => {
+    const parsed = validate(bodies.release, body);
+    return { action: 'release', version: parsed.version, deployedBy: parsed.deployedBy ?? 'api' };
+  }),
+  '/rollback': controlRoute(control, log, (body) => {
+    const parsed = validate(bodies.rollback, body);
+    const request: ControlRequest = { action: 'rollback', reason: parsed.reason, by: parsed.by ?? 'api' };
+    if (parsed.to !== undefined) request.to = parsed.to;
+    return request;
+  }),
+  '/promote': controlRoute(control, log, (body) => ({ action: 'promote', by: validate(bodies.actor, body).by ?? 'api' })),
+  '/pause': controlRoute(control, log, (body) => ({ action: 'pause', by: validate(bodies.actor, body).by ?? 'api' })),
+  '/resume': controlRoute(control, log, (body) => ({ action: 'resume', by: validate(bodies.actor, body).by ?? 'api' })),
+  '/drill': {
+    method: 'POST',
+    async handle({ res, body }) {
+      const by = validate(bodies.actor, body ?? {}).by ?? 'api';
+      const result = await control.drill(by);
+      sendJson(res, result.ok ? 200 : 409, result.ok ? result.record : { error: result.error });
+    },
+  },
+  '/alertmanager': {
+    method: 'POST',
+    bodyLimit: ALERTMANAGER_BODY_BYTES,
+    async handle({ res, body }) {
+      const payload = validate(alertmanagerPayload, body);
+      const result = await control.alertmanager(payload);
+      if (!result.ok) {
+        sendJson(res, 409, { error: result.error });
+        return;
+      }
+      log('info', 'alertmanager message taken', { alerts: result.alerts, matched: result.matched, status: payload.status });
+      sendJson(res, 200, result);
+    },
+  },
+  '/veto': controlRoute(control, log, (body) => {
+    const parsed = validate(bodies.veto, body);
+    return { action: 'veto', by: parsed.by ?? 'api', reason: parsed.reason ?? 'vetoed' };
+  }),
+  };
+}
+
+function controlRoute(control: GuardControl, log: ApiLog, toRequest: (body: unknown) => ControlRequest): Route {
+  return {
+    method: 'POST',
+    async handle({ res, body }) {
+      const request = toRequest(body);
+      const result = await control.control(request);
+      if (!result.ok) {
+        log('info', 'control request refused', { action: request.action, error: result.error });
+        sendJson(res, 409, { error: result.error });
+        return;
+      }
+      const { state } = result;
+      log('info', 'control request accepted', { action: request.action, phase: state.phase, ...actorOf(request) });
+      const summary: ControlSummary = {
+        ok: true,
+        action: request.action,
+        phase: state.phase,
+        paused: state.paused,
+        stable: state.stable,
+        running: state.running,
+        release: state.release?.version ?? null,
+      };
+      sendJson(res, 200, summary);
+    },
+};
+}
+
+function bearerCheck(token: string | null): (req: IncomingMessage) => boolean {
+  // Compare digests, not the raw strings: equal lengths for timingSafeEqual, and the token's
+  // length does not leak through timing either.
+  const tokenDigest = token === null || token === '' ? null : sha256(token);
+  return (req) => {
+    if (tokenDigest === null) return false;
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header) : null;
+    // Hash even when the header is missing, so a request without one costs the same.
+    return timingSafeEqual(sha256(match?.[1] ?? ''), tokenDigest) && match !== null;
+  };
+}
+
+/** Binds the port; a GuardError saying why it cannot (in use, no such address, privileges). */
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      const where = `${host}:${port}`;
+      const why =
+        error.code === 'EADDRINUSE'
+          ? 'the address is already in use (another release-guard? change server.port)'
+          : error.code === 'EADDRNOTAVAIL'
+            ? 'no such local address (check server.host)'
+            : error.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : error.message;
+      reject(new GuardError(`cannot listen on ${where}: ${why}`, 'api_listen', undefined, { cause: error }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
 }
 
 function sha256(text: string): Buffer {

@@ -42,22 +42,34 @@ export function createGitHubDeploymentsNotifier(config: GitHubDeploymentsNotifie
     'x-github-api-version': '2022-11-28',
     authorization: `Bearer ${token}`,
   };
+  const github = new DeploymentsApi(config, base, headers, fail);
+  return { name: config.name, kinds: GITHUB_DEPLOYMENT_KINDS, send: (event, signal) => report(github, event, signal) };
+}
 
-  async function call(method: 'GET' | 'POST', path: string, signal: AbortSignal, body?: unknown, expected = [200, 201]): Promise<unknown> {
-    const answer = await exchange({ method, url: `${base}${path}`, headers, body, timeoutMs: config.timeout, signal, maxAnswerBytes: LIST_ANSWER_MAX }, fail);
-    if (!expected.includes(answer.status)) throw rejected(answer, fail, `GitHub (${method} ${path.split('?')[0]})`);
+/** The deployments API of one repository, as the notifier uses it. */
+class DeploymentsApi {
+  constructor(
+    private readonly config: GitHubDeploymentsNotifierConfig,
+    private readonly base: string,
+    private readonly headers: Record<string, string>,
+    private readonly fail: ReturnType<typeof notifyFailure>,
+  ) {}
+
+  private async call(method: 'GET' | 'POST', path: string, signal: AbortSignal, body?: unknown, expected = [200, 201]): Promise<unknown> {
+    const answer = await exchange({ method, url: `${this.base}${path}`, headers: this.headers, body, timeoutMs: this.config.timeout, signal, maxAnswerBytes: LIST_ANSWER_MAX }, this.fail);
+    if (!expected.includes(answer.status)) throw rejected(answer, this.fail, `GitHub (${method} ${path.split('?')[0]})`);
     try {
       return JSON.parse(answer.text) as unknown;
     } catch {
-      throw fail(`GitHub answered ${answer.status} with a body that is not JSON (or longer than ${LIST_ANSWER_MAX} bytes)`, 'notify_invalid_answer', true);
+      throw this.fail(`GitHub answered ${answer.status} with a body that is not JSON (or longer than ${LIST_ANSWER_MAX} bytes)`, 'notify_invalid_answer', true);
     }
   }
 
   /** The newest deployment to the environment (of `ref` when given) newer than `after` (an id), if any. */
-  async function newest(ref: string | undefined, signal: AbortSignal, after = 0): Promise<{ id: number; ref: unknown } | null> {
-    const query = new URLSearchParams({ ...(ref === undefined ? {} : { ref }), environment: config.environment, per_page: '10' });
-    const list = await call('GET', `/deployments?${query}`, signal);
-    if (!Array.isArray(list)) throw fail('GitHub answered the deployments list with something else than a list', 'notify_invalid_answer', true);
+  private async newest(ref: string | undefined, signal: AbortSignal, after = 0): Promise<{ id: number; ref: unknown } | null> {
+    const query = new URLSearchParams({ ...(ref === undefined ? {} : { ref }), environment: this.config.environment, per_page: '10' });
+    const list = await this.call('GET', `/deployments?${query}`, signal);
+    if (!Array.isArray(list)) throw this.fail('GitHub answered the deployments list with something else than a list', 'notify_invalid_answer', true);
     const found = (list as { id?: unknown; ref?: unknown }[]).filter((d): d is { id: number; ref: unknown } => typeof d.id === 'number' && d.id > after);
     return found.reduce<{ id: number; ref: unknown } | null>((best, d) => (best === null || d.id > best.id ? d : best), null);
   }
@@ -67,13 +79,13 @@ export function createGitHubDeploymentsNotifier(config: GitHubDeploymentsNotifie
    * deployment when it is of `ref` (an attempt repeated) — a version released again after a
    * rollback gets a new one; otherwise the newest of `ref` newer than `after`. Created when none.
    */
-  async function findOrCreate(ref: string, description: string, signal: AbortSignal, after = 0, fresh = false): Promise<number> {
-    const found = fresh ? await newest(undefined, signal) : await newest(ref, signal, after);
+  async findOrCreate(ref: string, description: string, signal: AbortSignal, after = 0, fresh = false): Promise<number> {
+    const found = fresh ? await this.newest(undefined, signal) : await this.newest(ref, signal, after);
     if (found !== null && found.ref === ref) return found.id;
-    const created = await call('POST', '/deployments', signal, {
+    const created = await this.call('POST', '/deployments', signal, {
       ref,
       task: 'deploy',
-      environment: config.environment,
+      environment: this.config.environment,
       description: cut(description, DESCRIPTION_MAX),
       // The release is already running: it must not wait for commit checks or merge anything.
       auto_merge: false,
@@ -81,53 +93,52 @@ export function createGitHubDeploymentsNotifier(config: GitHubDeploymentsNotifie
       payload: { guard: 'release-guard' },
     }, [201]);
     const id = (created as { id?: unknown }).id;
-    if (typeof id !== 'number') throw fail('GitHub created a deployment without an id', 'notify_invalid_answer', true);
+    if (typeof id !== 'number') throw this.fail('GitHub created a deployment without an id', 'notify_invalid_answer', true);
     return id;
   }
 
-  async function status(id: number, state: DeploymentState, description: string, signal: AbortSignal, autoInactive: boolean): Promise<void> {
-    await call('POST', `/deployments/${id}/statuses`, signal, {
+  async status(id: number, state: DeploymentState, description: string, signal: AbortSignal, autoInactive: boolean): Promise<void> {
+    await this.call('POST', `/deployments/${id}/statuses`, signal, {
       state,
       description: cut(description, DESCRIPTION_MAX),
-      environment: config.environment,
+      environment: this.config.environment,
       auto_inactive: autoInactive,
     }, [201]);
   }
+}
 
-  async function deliver(event: NotificationEvent, signal: AbortSignal): Promise<void> {
-    const release = event.release;
-    if (!release) return;
-    const version = release.version;
-    switch (event.kind) {
-      case 'release_detected': {
-        const id = await findOrCreate(version, `release-guard: guarding ${version}`, signal, 0, true);
-        await status(id, 'in_progress', `release-guard: guarding ${version} (previous ${release.previous ?? 'none'})`, signal, false);
-        return;
-      }
-      case 'promoted': {
-        const id = await findOrCreate(version, `release-guard: ${version}`, signal);
-        await status(id, 'success', event.message, signal, true);
-        return;
-      }
-      case 'rollback_finished': {
-        const id = await findOrCreate(version, `release-guard: ${version}`, signal);
-        await status(id, 'failure', event.message, signal, false);
-        if (release.previous) {
-          // The previous version runs again: a deployment newer than the failed one says so.
-          const back = await findOrCreate(release.previous, `release-guard: rollback of ${version} to ${release.previous}`, signal, id);
-          await status(back, 'success', `rolled back from ${version}`, signal, true);
-        }
-        return;
-      }
-      case 'rollback_failed': {
-        const id = await findOrCreate(version, `release-guard: ${version}`, signal);
-        await status(id, 'error', event.message, signal, false);
-        return;
-      }
-      default:
-        return;
+/** One event as deployment statuses: in_progress when guarded, success when promoted, failure/error on rollback. */
+async function report(github: DeploymentsApi, event: NotificationEvent, signal: AbortSignal): Promise<void> {
+  const release = event.release;
+  if (!release) return;
+  const version = release.version;
+  switch (event.kind) {
+    case 'release_detected': {
+      const id = await github.findOrCreate(version, `release-guard: guarding ${version}`, signal, 0, true);
+      await github.status(id, 'in_progress', `release-guard: guarding ${version} (previous ${release.previous ?? 'none'})`, signal, false);
+      return;
     }
+    case 'promoted': {
+      const id = await github.findOrCreate(version, `release-guard: ${version}`, signal);
+      await github.status(id, 'success', event.message, signal, true);
+      return;
+    }
+    case 'rollback_finished': {
+      const id = await github.findOrCreate(version, `release-guard: ${version}`, signal);
+      await github.status(id, 'failure', event.message, signal, false);
+      if (release.previous) {
+        // The previous version runs again: a deployment newer than the failed one says so.
+        const back = await github.findOrCreate(release.previous, `release-guard: rollback of ${version} to ${release.previous}`, signal, id);
+        await github.status(back, 'success', `rolled back from ${version}`, signal, true);
+      }
+      return;
+    }
+    case 'rollback_failed': {
+      const id = await github.findOrCreate(version, `release-guard: ${version}`, signal);
+      await github.status(id, 'error', event.message, signal, false);
+      return;
+    }
+    default:
+      return;
   }
-
-  return { name: config.name, kinds: GITHUB_DEPLOYMENT_KINDS, send: deliver };
 }

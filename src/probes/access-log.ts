@@ -30,9 +30,9 @@
 import type { AccessLogProbeConfig } from '../config/schema.js';
 import type { Sample, TrafficCounts } from '../core/types.js';
 import { errorMessage, ProbeError } from '../errors.js';
-import { lineReader, resolveLineSettings, TrafficTally, type LineSettings } from './access-log-parse.js';
+import { lineReader, resolveLineSettings, TrafficTally, type LineOutcome, type LineSettings } from './access-log-parse.js';
 import { LogTailer } from './log-tailer.js';
-import { histogramQuantile } from './scrape.js';
+import { histogramQuantile } from './histogram-quantile.js';
 import type { ProbeFactory } from './types.js';
 
 /** A renamed log is still read this long after it last grew: nginx writes to it until it reopens. */
@@ -54,6 +54,23 @@ class Interval {
   constructor(errorStatus: RegExp) {
     this.tally = new TrafficTally(errorStatus);
   }
+
+  /** One line of the log: a request counted, or why it is not. */
+  count(line: Buffer, readLine: (text: string) => LineOutcome): void {
+    this.lines++;
+    const text = decodeText(line);
+    if (text === null) {
+      this.binary++;
+      return;
+    }
+    const outcome = readLine(text.endsWith('\r') ? text.slice(0, -1) : text);
+    if (outcome === 'unparsed') {
+      this.unparsed++;
+      this.example ??= text.length > EXAMPLE_CHARS ? `${text.slice(0, EXAMPLE_CHARS)}…` : text;
+    } else if (outcome === 'other') this.other++;
+    else if (outcome === 'excluded') this.excluded++;
+    else this.tally.add(outcome);
+  }
 }
 
 export const accessLogProbe: ProbeFactory<AccessLogProbeConfig> = (config, deps) => {
@@ -70,21 +87,7 @@ export const accessLogProbe: ProbeFactory<AccessLogProbeConfig> = (config, deps)
   let since: number | undefined;
   let queue: Promise<unknown> = Promise.resolve();
 
-  const onLine = (line: Buffer) => {
-    interval.lines++;
-    const text = decodeText(line);
-    if (text === null) {
-      interval.binary++;
-      return;
-    }
-    const outcome = readLine(text.endsWith('\r') ? text.slice(0, -1) : text);
-    if (outcome === 'unparsed') {
-      interval.unparsed++;
-      interval.example ??= text.length > EXAMPLE_CHARS ? `${text.slice(0, EXAMPLE_CHARS)}…` : text;
-    } else if (outcome === 'other') interval.other++;
-    else if (outcome === 'excluded') interval.excluded++;
-    else interval.tally.add(outcome);
-  };
+  const onLine = (line: Buffer) => interval.count(line, readLine);
 
   async function take(startedAt: number, signal: AbortSignal): Promise<Sample> {
     const sample: Sample = { probe: config.name, startedAt, at: deps.now(), ok: true, values: {} };
@@ -115,39 +118,7 @@ export const accessLogProbe: ProbeFactory<AccessLogProbeConfig> = (config, deps)
     interval = new Interval(settings.errorStatus);
     const seconds = (at - since) / 1000;
     since = at;
-    const values = sample.values;
-    const { tally } = counted;
-    values.requests = tally.requests;
-    if (seconds > 0) values.rps = tally.requests / seconds;
-    if (tally.requests > 0) values.error_ratio = tally.errors / tally.requests;
-    const latency = tally.latency();
-    if (latency !== undefined) {
-      const p95 = histogramQuantile(0.95, latency);
-      if (p95 !== null) values.p95_ms = p95;
-    }
-    values.lines_unparsed = counted.unparsed;
-    values.lines_skipped = counted.long + counted.binary;
-    if (read.behindBytes > 0) values.bytes_behind = read.behindBytes;
-    const traffic: TrafficCounts = { requests: tally.requests, errors: tally.errors };
-    if (latency !== undefined) traffic.latency = latency;
-    sample.traffic = traffic;
-
-    const notes: string[] = [...counted.events];
-    if (counted.unparsed > 0) {
-      notes.push(`${counted.unparsed} of ${counted.lines} lines unparseable as ${formatName(settings)}, e.g. ${JSON.stringify(counted.example)}`);
-    }
-    if (counted.long > 0) notes.push(`${counted.long} lines longer than max_line_bytes (${config.max_line_bytes}) skipped`);
-    if (counted.binary > 0) notes.push(`${counted.binary} binary lines skipped`);
-    if (tally.requests === 0 && counted.other > 0) notes.push(`${counted.other} JSON lines without ${settings.statusField} (not requests)`);
-    if (tally.requests === 0 && counted.excluded > 0) notes.push(`${counted.excluded} requests did not match where`);
-    if (read.behindBytes > 0) notes.push(`behind: ${read.behindBytes} bytes left for the next sample (max_read_bytes ${config.max_read_bytes})`);
-    if (notes.length > 0) sample.error = notes.join('; ');
-    // Lines but not one request the format could read: the probe sees nothing it can judge.
-    if (counted.unparsed > 0 && counted.unparsed + counted.long + counted.binary === counted.lines) {
-      sample.ok = false;
-      sample.unavailable = true;
-      delete sample.traffic;
-    }
+    addIntervalValues(sample, counted, read.behindBytes, seconds, config, settings);
     return sample;
   }
 
@@ -166,6 +137,53 @@ export const accessLogProbe: ProbeFactory<AccessLogProbeConfig> = (config, deps)
     },
   };
 };
+
+/**
+ * The interval's values, traffic counts and notes into `sample`. Lines but not one request the
+ * format could read: the probe sees nothing it can judge (unavailable, no traffic).
+ */
+function addIntervalValues(
+  sample: Sample,
+  counted: Interval,
+  behindBytes: number,
+  seconds: number,
+  config: AccessLogProbeConfig,
+  settings: LineSettings,
+): void {
+  const values = sample.values;
+  const { tally } = counted;
+  values.requests = tally.requests;
+  if (seconds > 0) values.rps = tally.requests / seconds;
+  if (tally.requests > 0) values.error_ratio = tally.errors / tally.requests;
+  const latency = tally.latency();
+  if (latency !== undefined) {
+    const p95 = histogramQuantile(0.95, latency);
+    if (p95 !== null) values.p95_ms = p95;
+  }
+  values.lines_unparsed = counted.unparsed;
+  values.lines_skipped = counted.long + counted.binary;
+  if (behindBytes > 0) values.bytes_behind = behindBytes;
+  const traffic: TrafficCounts = { requests: tally.requests, errors: tally.errors };
+  if (latency !== undefined) traffic.latency = latency;
+  sample.traffic = traffic;
+
+  const notes: string[] = [...counted.events];
+  if (counted.unparsed > 0) {
+    notes.push(`${counted.unparsed} of ${counted.lines} lines unparseable as ${formatName(settings)}, e.g. ${JSON.stringify(counted.example)}`);
+  }
+  if (counted.long > 0) notes.push(`${counted.long} lines longer than max_line_bytes (${config.max_line_bytes}) skipped`);
+  if (counted.binary > 0) notes.push(`${counted.binary} binary lines skipped`);
+  if (tally.requests === 0 && counted.other > 0) notes.push(`${counted.other} JSON lines without ${settings.statusField} (not requests)`);
+  if (tally.requests === 0 && counted.excluded > 0) notes.push(`${counted.excluded} requests did not match where`);
+  if (behindBytes > 0) notes.push(`behind: ${behindBytes} bytes left for the next sample (max_read_bytes ${config.max_read_bytes})`);
+  if (notes.length > 0) sample.error = notes.join('; ');
+  // Lines but not one request the format could read: the probe sees nothing it can judge.
+  if (counted.unparsed > 0 && counted.unparsed + counted.long + counted.binary === counted.lines) {
+    sample.ok = false;
+    sample.unavailable = true;
+    delete sample.traffic;
+  }
+}
 
 /** The config's line settings; a config that passed the schema always has them. */
 function lineSettingsOf(config: AccessLogProbeConfig): LineSettings {

@@ -69,7 +69,7 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
     let headers: http.IncomingHttpHeaders | undefined;
     let settled = false;
 
-    const finish = (outcome: { body?: Buffer; failure?: string; tooLarge?: Exchange['tooLarge'] }) => {
+    const finish: Finish = (outcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -85,7 +85,7 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
     const onAbort = () => finish({ failure: 'aborted' });
     const timer = setTimeout(() => finish({ failure: `timeout after ${options.timeoutMs}ms` }), options.timeoutMs);
     signal.addEventListener('abort', onAbort, { once: true });
-    const tooLarge = `body larger than ${options.maxBodyBytes} bytes`;
+    const tooLarge = bodyTooLarge(options.maxBodyBytes);
 
     try {
       const transport = target.protocol === 'https:' ? https : http;
@@ -118,42 +118,55 @@ export function fetchCapped(target: URL, options: FetchOptions): Promise<Exchang
       res.on('close', () => {
         if (!res.complete) finish({ failure: 'connection closed before the body was complete' });
       });
-      const { onChunk } = options;
-      if (onChunk !== undefined) {
-        let streamed = 0;
-        res.on('data', (chunk: Buffer) => {
-          if (settled) return;
-          streamed += chunk.length;
-          if (streamed > options.maxBodyBytes) {
-            finish({ failure: tooLarge, tooLarge: { bytes: streamed, declared: false } });
-            return;
-          }
-          try {
-            onChunk(chunk);
-          } catch (error) {
-            finish({ failure: `body could not be read: ${errorMessage(error)}` });
-            return;
-          }
-          // Let timers, other probes and the API run before the next chunk.
-          res.pause();
-          setImmediate(() => {
-            if (!settled) res.resume();
-          });
-        });
-        res.on('end', () => finish({}));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > options.maxBodyBytes) finish({ failure: tooLarge, tooLarge: { bytes: size, declared: false } });
-        else chunks.push(chunk);
-      });
-      res.on('end', () => finish({ body: Buffer.concat(chunks, size) }));
+      readBody(res, options, finish, () => settled);
     });
     req.end(options.body);
   });
+}
+
+const bodyTooLarge = (maxBodyBytes: number) => `body larger than ${maxBodyBytes} bytes`;
+
+type Finish = (outcome: { body?: Buffer; failure?: string; tooLarge?: Exchange['tooLarge'] }) => void;
+
+/**
+ * The body of a response: streamed into `options.onChunk` (paced, one chunk per turn of the event
+ * loop) or collected into one buffer; either way stopped once it passes maxBodyBytes.
+ */
+function readBody(res: http.IncomingMessage, options: FetchOptions, finish: Finish, settled: () => boolean): void {
+  const tooLarge = bodyTooLarge(options.maxBodyBytes);
+  const { onChunk } = options;
+  if (onChunk !== undefined) {
+    let streamed = 0;
+    res.on('data', (chunk: Buffer) => {
+      if (settled()) return;
+      streamed += chunk.length;
+      if (streamed > options.maxBodyBytes) {
+        finish({ failure: tooLarge, tooLarge: { bytes: streamed, declared: false } });
+        return;
+      }
+      try {
+        onChunk(chunk);
+      } catch (error) {
+        finish({ failure: `body could not be read: ${errorMessage(error)}` });
+        return;
+      }
+      // Let timers, other probes and the API run before the next chunk.
+      res.pause();
+      setImmediate(() => {
+        if (!settled()) res.resume();
+      });
+    });
+    res.on('end', () => finish({}));
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > options.maxBodyBytes) finish({ failure: tooLarge, tooLarge: { bytes: size, declared: false } });
+    else chunks.push(chunk);
+  });
+  res.on('end', () => finish({ body: Buffer.concat(chunks, size) }));
 }
 
 /** An agent per probe; keepAlive off so a hung server cannot make half-dead sockets pile up. */

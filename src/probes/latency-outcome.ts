@@ -17,3 +17,28 @@ export function latencySample(probe: string, startedAt: number, at: number, outc
   if (outcome.kind === 'unavailable') sample.unavailable = true;
   return sample;
 }
+
+/** One sample's end: 'aborted' or 'timeout', whichever comes first. */
+export interface SampleDeadline {
+  reached: Promise<'aborted' | 'timeout'>;
+  /** Removes the timer and the abort listener once the sample has its outcome. */
+  clear(): void;
+}
+
+/** The one timer of `timeoutMs` that bounds a whole sample, and the caller's abort. */
+export function sampleDeadline(signal: AbortSignal, timeoutMs: number): SampleDeadline {
+  let onAbort: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const reached = new Promise<'aborted' | 'timeout'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    signal.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  return {
+    reached,
+    clear() {
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    },
+  };
+}

@@ -7,12 +7,12 @@
  * server is a failed check (`ok: false`).
  */
 import { performance } from 'node:perf_hooks';
-import { createPool, type PoolConnection } from 'mysql2/promise';
+import { createPool, type Pool, type PoolConnection } from 'mysql2/promise';
 import type { MysqlProbeConfig } from '../config/schema.js';
 import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeFactory } from './types.js';
-import { latencySample, type LatencyOutcome } from './latency-outcome.js';
+import { latencySample, sampleDeadline, type LatencyOutcome } from './latency-outcome.js';
 
 /** Error codes that mean the server is gone or refused us, whenever they happen. */
 const UNREACHABLE_CODES = new Set([
@@ -46,6 +46,48 @@ const UNREACHABLE_CODES = new Set([
 export const mysqlProbe: ProbeFactory<MysqlProbeConfig> = (config, deps) => {
   const password = readPassword(`probe "${config.name}"`, config, process.env, probeSecretError);
   const where = `mysql ${config.host}:${config.port}`;
+  const pool = quietPool(config, password);
+  const probe: ProbePool = {
+    pool,
+    where,
+    outstanding: 0,
+    closing: undefined,
+    describe: (error) => {
+      const code = errorCode(error);
+      return redactSecret(code === undefined ? errorMessage(error) : `${errorMessage(error)} (${code})`, password);
+    },
+  };
+
+  return {
+    name: config.name,
+    type: 'mysql',
+    async sample(startedAt, signal) {
+      const outcome = await queryLatency(config, probe, signal);
+      return latencySample(config.name, startedAt, deps.now(), outcome);
+    },
+    close() {
+      // Idempotent; a pool whose server is gone still ends (its sockets are already closed).
+      probe.closing ??= pool.end().catch(() => undefined);
+      return probe.closing;
+    },
+  };
+};
+
+/** What the probe's samples share. */
+interface ProbePool {
+  pool: Pool;
+  /** `mysql HOST:PORT`, for errors. */
+  where: string;
+  /** Connections borrowed or being borrowed by samples: at pool_size, a new sample has to queue. */
+  outstanding: number;
+  /** Set once close() is called. */
+  closing: Promise<void> | undefined;
+  /** An error in words, its code added and the password redacted. */
+  describe(error: unknown): string;
+}
+
+/** The probe's pool, with every connection's late 'error' event handled. */
+function quietPool(config: MysqlProbeConfig, password: string | undefined): Pool {
   const pool = createPool({
     host: config.host,
     port: config.port,
@@ -66,97 +108,70 @@ export const mysqlProbe: ProbeFactory<MysqlProbeConfig> = (config, deps) => {
   pool.on('connection', (connection) => {
     (connection as unknown as NodeJS.EventEmitter).on('error', ignore);
   });
-  /** Connections borrowed or being borrowed by samples: at pool_size, a new sample has to queue. */
-  let outstanding = 0;
-  let closing: Promise<void> | undefined;
+  return pool;
+}
 
-  const describe = (error: unknown): string => {
-    const code = errorCode(error);
-    return redactSecret(code === undefined ? errorMessage(error) : `${errorMessage(error)} (${code})`, password);
+async function queryLatency(config: MysqlProbeConfig, probe: ProbePool, signal: AbortSignal): Promise<LatencyOutcome> {
+  const { where, describe } = probe;
+  if (signal.aborted) return { kind: 'failed', error: 'aborted' };
+  if (probe.closing) return { kind: 'unavailable', error: `${where}: probe closed` };
+  const queued = probe.outstanding >= config.pool_size;
+  probe.outstanding += 1;
+  let connection: PoolConnection | undefined;
+  let released = false;
+  const giveBack = (destroy: boolean) => {
+    if (released) return;
+    released = true;
+    probe.outstanding -= 1;
+    if (connection === undefined) return;
+    if (destroy) connection.destroy();
+    else connection.release();
   };
 
-  async function run(signal: AbortSignal): Promise<LatencyOutcome> {
-    if (signal.aborted) return { kind: 'failed', error: 'aborted' };
-    if (closing) return { kind: 'unavailable', error: `${where}: probe closed` };
-    const queued = outstanding >= config.pool_size;
-    outstanding += 1;
-    let connection: PoolConnection | undefined;
-    let released = false;
-    const giveBack = (destroy: boolean) => {
-      if (released) return;
-      released = true;
-      outstanding -= 1;
-      if (connection === undefined) return;
-      if (destroy) connection.destroy();
-      else connection.release();
-    };
-
-    let onAbort: (() => void) | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const interrupted = new Promise<'aborted' | 'timeout'>((resolve) => {
-      onAbort = () => resolve('aborted');
-      signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(() => resolve('timeout'), config.timeout);
-    });
-    // Set by `work`, read after the race: an object, so the compiler does not narrow it to 'connect'.
-    const progress: { stage: 'connect' | 'query' } = { stage: 'connect' };
-    const work = (async (): Promise<LatencyOutcome> => {
-      try {
-        connection = await pool.getConnection();
-      } catch (error) {
-        return { kind: 'unavailable', error: `${where}: cannot connect: ${describe(error)}` };
-      }
-      if (released) {
-        // The sample already ended (timeout or abort) while this connection was being opened.
-        connection.release();
-        return { kind: 'failed', error: 'late' };
-      }
-      progress.stage = 'query';
-      const started = performance.now();
-      try {
-        await connection.query(config.query);
-        return { kind: 'done', latencyMs: performance.now() - started };
-      } catch (error) {
-        // A fatal error is the connection's, not the query's: the server went away mid-query.
-        if ((error as { fatal?: unknown }).fatal === true || UNREACHABLE_CODES.has(errorCode(error) ?? '')) {
-          giveBack(true);
-          return { kind: 'unavailable', error: `${where}: connection lost: ${describe(error)}` };
-        }
-        return { kind: 'failed', error: `query failed: ${describe(error)}` };
-      }
-    })();
-
-    const winner = await Promise.race([work, interrupted]);
-    clearTimeout(timer);
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-    if (typeof winner !== 'string') {
-      giveBack(false);
-      return winner;
+  const deadline = sampleDeadline(signal, config.timeout);
+  // Set by `work`, read after the race: an object, so the compiler does not narrow it to 'connect'.
+  const progress: { stage: 'connect' | 'query' } = { stage: 'connect' };
+  const work = (async (): Promise<LatencyOutcome> => {
+    try {
+      connection = await probe.pool.getConnection();
+    } catch (error) {
+      return { kind: 'unavailable', error: `${where}: cannot connect: ${describe(error)}` };
     }
-    // Timed out or aborted: the connection (if any) may still be running the query; destroy it
-    // rather than hand a busy connection back. A late connect result is released by `work`.
-    giveBack(true);
-    if (winner === 'aborted') return { kind: 'failed', error: 'aborted' };
-    if (progress.stage === 'query') return { kind: 'failed', error: `query timed out after ${config.timeout}ms` };
-    return queued
-      ? { kind: 'failed', error: `query timed out after ${config.timeout}ms waiting for a free connection (pool_size ${config.pool_size})` }
-      : { kind: 'unavailable', error: `${where}: cannot connect: no connection within ${config.timeout}ms (ETIMEDOUT)` };
-  }
+    if (released) {
+      // The sample already ended (timeout or abort) while this connection was being opened.
+      connection.release();
+      return { kind: 'failed', error: 'late' };
+    }
+    progress.stage = 'query';
+    const started = performance.now();
+    try {
+      await connection.query(config.query);
+      return { kind: 'done', latencyMs: performance.now() - started };
+    } catch (error) {
+      // A fatal error is the connection's, not the query's: the server went away mid-query.
+      if ((error as { fatal?: unknown }).fatal === true || UNREACHABLE_CODES.has(errorCode(error) ?? '')) {
+        giveBack(true);
+        return { kind: 'unavailable', error: `${where}: connection lost: ${describe(error)}` };
+      }
+      return { kind: 'failed', error: `query failed: ${describe(error)}` };
+    }
+  })();
 
-  return {
-    name: config.name,
-    type: 'mysql',
-    async sample(startedAt, signal) {
-      const outcome = await run(signal);
-      return latencySample(config.name, startedAt, deps.now(), outcome);
-    },
-    close() {
-      // Idempotent; a pool whose server is gone still ends (its sockets are already closed).
-      closing ??= pool.end().catch(() => undefined);
-      return closing;
-    },
-  };
-};
+  const winner = await Promise.race([work, deadline.reached]);
+  deadline.clear();
+  if (typeof winner !== 'string') {
+    giveBack(false);
+    return winner;
+  }
+  // Timed out or aborted: the connection (if any) may still be running the query; destroy it
+  // rather than hand a busy connection back. A late connect result is released by `work`.
+  giveBack(true);
+  if (winner === 'aborted') return { kind: 'failed', error: 'aborted' };
+  if (progress.stage === 'query') return { kind: 'failed', error: `query timed out after ${config.timeout}ms` };
+  return queued
+    ? { kind: 'failed', error: `query timed out after ${config.timeout}ms waiting for a free connection (pool_size ${config.pool_size})` }
+    : { kind: 'unavailable', error: `${where}: cannot connect: no connection within ${config.timeout}ms (ETIMEDOUT)` };
+}
 
 /** mysql2 puts the code on the error; Node's happy-eyeballs connect may wrap it in an AggregateError. */
 function errorCode(error: unknown): string | undefined {

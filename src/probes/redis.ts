@@ -11,7 +11,7 @@ import type { RedisProbeConfig } from '../config/schema.js';
 import { probeSecretError, readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage } from '../errors.js';
 import type { ProbeFactory } from './types.js';
-import { latencySample, type LatencyOutcome } from './latency-outcome.js';
+import { latencySample, sampleDeadline, type LatencyOutcome } from './latency-outcome.js';
 
 /** Background reconnect delay after the n-th failed attempt: 100 ms doubling, capped at 2 s. */
 export function reconnectDelay(attempt: number): number {
@@ -34,20 +34,7 @@ export function reconnectDelay(attempt: number): number {
 export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
   const password = readPassword(`probe "${config.name}"`, config, process.env, probeSecretError);
   const where = `redis ${config.host}:${config.port}`;
-  const client = new Redis({
-    host: config.host,
-    port: config.port,
-    ...(password !== undefined ? { password } : {}),
-    db: config.db,
-    lazyConnect: true,
-    // Fail fast while disconnected: a command is never queued for later nor retried.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    connectTimeout: config.timeout,
-    // Never gives up: the probe must notice when the server is back without being recreated.
-    retryStrategy: reconnectDelay,
-  });
+  const client = probeClient(config, password);
   let lastError: string | undefined;
   client.on('error', (error: unknown) => {
     lastError = describe(error);
@@ -66,42 +53,12 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
     return redactSecret(typeof code === 'string' ? `${errorMessage(error)} (${code})` : errorMessage(error), password);
   }
 
-  /**
-   * Resolves 'ready' once the client is, 'down' as soon as the current connection attempt has
-   * failed (a background reconnect is then scheduled: waiting for it would only delay the news),
-   * or the deadline's outcome, whichever comes first.
-   */
-  function whenReady(deadline: Promise<'aborted' | 'timeout'>): Promise<'ready' | 'down' | 'aborted' | 'timeout'> {
-    if (client.status === 'ready') return Promise.resolve('ready');
-    if (client.status === 'reconnecting' || client.status === 'close' || client.status === 'end') return Promise.resolve('down');
-    // lazyConnect: the first sample opens the connection; a failure shows up as an 'error' event
-    // and the background reconnects take over, so the promise itself carries nothing new.
-    if (client.status === 'wait') client.connect().catch(() => undefined);
-    const listeners: [string, () => void][] = [];
-    const settled = new Promise<'ready' | 'down'>((resolve) => {
-      for (const [event, outcome] of [['ready', 'ready'], ['reconnecting', 'down'], ['end', 'down']] as const) {
-        const listener = () => resolve(outcome);
-        listeners.push([event, listener]);
-        client.once(event, listener);
-      }
-    });
-    return Promise.race([settled, deadline]).finally(() => {
-      for (const [event, listener] of listeners) client.off(event, listener);
-    });
-  }
-
   async function run(signal: AbortSignal): Promise<LatencyOutcome> {
     if (signal.aborted) return { kind: 'failed', error: 'aborted' };
     if (closed) return { kind: 'unavailable', error: `${where}: probe closed` };
-    let onAbort: (() => void) | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'aborted' | 'timeout'>((resolve) => {
-      onAbort = () => resolve('aborted');
-      signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(() => resolve('timeout'), config.timeout);
-    });
+    const deadline = sampleDeadline(signal, config.timeout);
     try {
-      const ready = await whenReady(deadline);
+      const ready = await whenReady(client, deadline.reached);
       if (ready === 'aborted') return { kind: 'failed', error: 'aborted' };
       if (ready !== 'ready') {
         const why = lastError ?? (ready === 'timeout' ? `not connected within ${config.timeout}ms` : `connection ${client.status}`);
@@ -116,13 +73,12 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
             ? { kind: 'failed', error: `PING failed: ${describe(error)}` }
             : { kind: 'unavailable', error: `${where}: connection lost: ${describe(error)}` },
       );
-      const answered = await Promise.race([ping, deadline]);
+      const answered = await Promise.race([ping, deadline.reached]);
       if (answered === 'aborted') return { kind: 'failed', error: 'aborted' };
       if (answered === 'timeout') return { kind: 'failed', error: `PING timed out after ${config.timeout}ms` };
       return answered;
     } finally {
-      clearTimeout(timer);
-      if (onAbort) signal.removeEventListener('abort', onAbort);
+      deadline.clear();
     }
   }
 
@@ -140,3 +96,48 @@ export const redisProbe: ProbeFactory<RedisProbeConfig> = (config, deps) => {
     },
   };
 };
+
+/**
+ * Resolves 'ready' once the client is, 'down' as soon as the current connection attempt has
+ * failed (a background reconnect is then scheduled: waiting for it would only delay the news),
+ * or the deadline's outcome, whichever comes first.
+ */
+function whenReady(client: Redis, deadline: Promise<'aborted' | 'timeout'>): Promise<'ready' | 'down' | 'aborted' | 'timeout'> {
+  if (client.status === 'ready') return Promise.resolve('ready');
+  if (client.status === 'reconnecting' || client.status === 'close' || client.status === 'end') return Promise.resolve('down');
+  // lazyConnect: the first sample opens the connection; a failure shows up as an 'error' event
+  // and the background reconnects take over, so the promise itself carries nothing new.
+  if (client.status === 'wait') client.connect().catch(() => undefined);
+  const listeners: [string, () => void][] = [];
+  const settled = new Promise<'ready' | 'down'>((resolve) => {
+    for (const [event, outcome] of [['ready', 'ready'], ['reconnecting', 'down'], ['end', 'down']] as const) {
+      const listener = () => resolve(outcome);
+      listeners.push([event, listener]);
+      client.once(event, listener);
+    }
+  });
+  return Promise.race([settled, deadline]).finally(() => {
+    for (const [event, listener] of listeners) client.off(event, listener);
+  });
+}
+
+/**
+ * The probe's one connection, opened by the first sample. It fails fast while disconnected and
+ * never gives up reconnecting.
+ */
+function probeClient(config: RedisProbeConfig, password: string | undefined): Redis {
+  return new Redis({
+    host: config.host,
+    port: config.port,
+    ...(password !== undefined ? { password } : {}),
+    db: config.db,
+    lazyConnect: true,
+    // Fail fast while disconnected: a command is never queued for later nor retried.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectTimeout: config.timeout,
+    // Never gives up: the probe must notice when the server is back without being recreated.
+    retryStrategy: reconnectDelay,
+  });
+}

@@ -3,7 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { probeSchema, type ScrapeProbeConfig } from '../config/schema.js';
 import { ProbeError } from '../errors.js';
-import { compareSnapshots, histogramQuantile, scrapeProbe, snapshotOf, trafficOf, type Snapshot } from './scrape.js';
+import { histogramQuantile } from './histogram-quantile.js';
+import { compareSnapshots, trafficOf } from './scrape-interval.js';
+import { snapshotOf, type Snapshot } from './scrape-snapshot.js';
+import { scrapeProbe } from './scrape.js';
 import { parsePrometheusText } from './prometheus-text.js';
 import type { Probe } from './types.js';
 

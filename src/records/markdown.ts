@@ -63,47 +63,8 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
   lines.push(`| ${record.outcome === 'rolled_back' ? 'verified' : 'failed'} | ${iso(record.finishedAt)} | ${since(fault, record.finishedAt)} |`);
   lines.push('', `Release window length until the decision: ${formatDuration(breach.decidedAt - release.startedAt)}.`, '');
   if (details.timeline) lines.push(`![release window timeline](${details.timeline})`, '');
-  if (breach.verdicts.length > 0) {
-    lines.push('## Rules at the decision', '');
-    lines.push('| rule | outcome | observed | threshold | detail |', '| --- | --- | --- | --- | --- |');
-    for (const v of breach.verdicts) {
-      lines.push(`| ${v.rule} | ${v.outcome} | ${v.observed ?? '—'} | ${v.threshold} ${v.unit} | ${cell(v.message)} |`);
-    }
-    lines.push('');
-    const sequential = breach.verdicts.filter((v) => v.evidence);
-    if (sequential.length > 0) {
-      lines.push('Sequential evidence (the statistic must reach ln(looks / budget); a release at the tolerance crosses with probability at most the budget per window):', '');
-      lines.push('| rule | statistic | needed | evidence since | bad / trials (evidence) | bad / trials (window) | tolerance | threshold | budget | min span |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-      for (const v of sequential) {
-        const e = v.evidence!;
-        const ex = e.excursion;
-        lines.push(
-          `| ${v.rule} | ${e.statistic} | ${e.needed} | ${ex ? iso(ex.from) : '—'} | ${ex ? `${ex.k} / ${ex.n}` : '—'} | ${e.k} / ${e.n} | ${e.tolerance} | ${e.threshold} | ${e.budget} | ${formatDuration(e.minSpanMs)} |`,
-        );
-      }
-      lines.push('');
-    }
-  }
-  lines.push('## Steps', '');
-  if (record.steps.length === 0) lines.push('No step ran.');
-  else {
-    lines.push('| # | step | result | duration | attempt |', '| --- | --- | --- | --- | --- |');
-    for (const [i, s] of record.steps.entries()) {
-      // A step of a later attempt than the one before it: the plan stopped in between (the guard
-      // restarted, or the store or the lease was lost) and was resumed. Say so, with the gap.
-      const before = record.steps[i - 1];
-      if (before && s.attempt > before.attempt) {
-        const gap = before.finishedAt ? ` for ${formatDuration(Math.max(0, s.startedAt - before.finishedAt))}` : '';
-        lines.push(`| — | plan interrupted${gap} after step ${before.index + 1}, resumed (attempt ${s.attempt}) | — | — | — |`);
-      }
-      const result = s.ok === undefined ? 'interrupted' : s.ok ? 'ok' : `failed: ${cell(s.error ?? '')}`;
-      const duration = s.finishedAt ? formatDuration(s.finishedAt - s.startedAt) : '—';
-      lines.push(`| ${s.index + 1} | ${cell(s.description)} | ${result} | ${duration} | ${s.attempt} |`);
-    }
-    for (const s of record.steps.filter((step) => step.output.length > 0)) {
-      lines.push('', `Step ${s.index + 1} output:`, '', ...codeBlock(s.output));
-    }
-  }
+  if (breach.verdicts.length > 0) lines.push(...ruleSection(breach.verdicts));
+  lines.push(...stepSection(record.steps));
   lines.push('', '## Verification', '');
   lines.push(`Health probe \`${details.verificationProbe}\`: ${record.verification.healthPasses}/${details.requiredPasses} consecutive passes reporting ${record.to}.`);
   if (record.verification.checks.length > 0) {
@@ -117,4 +78,55 @@ export function renderRecordMarkdown(record: RollbackRecord, details: RecordDeta
   }
   lines.push('');
   return lines.join('\n');
+}
+
+/** The rules' verdicts at the decision, and the sequential evidence of those that carry it. */
+function ruleSection(verdicts: RollbackRecord['breach']['verdicts']): string[] {
+  const lines: string[] = [];
+  lines.push('## Rules at the decision', '');
+  lines.push('| rule | outcome | observed | threshold | detail |', '| --- | --- | --- | --- | --- |');
+  for (const v of verdicts) {
+    lines.push(`| ${v.rule} | ${v.outcome} | ${v.observed ?? '—'} | ${v.threshold} ${v.unit} | ${cell(v.message)} |`);
+  }
+  lines.push('');
+  const sequential = verdicts.filter((v) => v.evidence);
+  if (sequential.length > 0) {
+    lines.push('Sequential evidence (the statistic must reach ln(looks / budget); a release at the tolerance crosses with probability at most the budget per window):', '');
+    lines.push('| rule | statistic | needed | evidence since | bad / trials (evidence) | bad / trials (window) | tolerance | threshold | budget | min span |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const v of sequential) {
+      const e = v.evidence!;
+      const ex = e.excursion;
+      lines.push(
+        `| ${v.rule} | ${e.statistic} | ${e.needed} | ${ex ? iso(ex.from) : '—'} | ${ex ? `${ex.k} / ${ex.n}` : '—'} | ${e.k} / ${e.n} | ${e.tolerance} | ${e.threshold} | ${e.budget} | ${formatDuration(e.minSpanMs)} |`,
+      );
+    }
+    lines.push('');
+  }
+  return lines;
+}
+
+/** Each step with its result and duration, where a resumed plan was interrupted, and what steps printed. */
+function stepSection(steps: RollbackRecord['steps']): string[] {
+  const lines: string[] = [];
+  lines.push('## Steps', '');
+  if (steps.length === 0) lines.push('No step ran.');
+  else {
+    lines.push('| # | step | result | duration | attempt |', '| --- | --- | --- | --- | --- |');
+    for (const [i, s] of steps.entries()) {
+      // A step of a later attempt than the one before it: the plan stopped in between (the guard
+      // restarted, or the store or the lease was lost) and was resumed. Say so, with the gap.
+      const before = steps[i - 1];
+      if (before && s.attempt > before.attempt) {
+        const gap = before.finishedAt ? ` for ${formatDuration(Math.max(0, s.startedAt - before.finishedAt))}` : '';
+        lines.push(`| — | plan interrupted${gap} after step ${before.index + 1}, resumed (attempt ${s.attempt}) | — | — | — |`);
+      }
+      const result = s.ok === undefined ? 'interrupted' : s.ok ? 'ok' : `failed: ${cell(s.error ?? '')}`;
+      const duration = s.finishedAt ? formatDuration(s.finishedAt - s.startedAt) : '—';
+      lines.push(`| ${s.index + 1} | ${cell(s.description)} | ${result} | ${duration} | ${s.attempt} |`);
+    }
+    for (const s of steps.filter((step) => step.output.length > 0)) {
+      lines.push('', `Step ${s.index + 1} output:`, '', ...codeBlock(s.output));
+    }
+  }
+  return lines;
 }

@@ -158,34 +158,25 @@ function offset(ms: number): string {
 /** Rough width of a label in the 11 px font: enough to keep labels from overlapping. */
 const textWidth = (text: string, size = 11) => [...text].length * size * 0.58;
 
+/** Where an event's label goes: the row above the charts where it overlaps no other label. */
+interface PlacedLabel {
+  event: TimelineEvent;
+  text: string;
+  lineX: number;
+  anchorEnd: boolean;
+  row: number;
+}
+
 export function renderTimelineSvg(input: TimelineInput): string {
   const from = Number.isFinite(input.from) ? input.from : 0;
   const to = Number.isFinite(input.to) && input.to > from ? input.to : from + 1000;
   const x = (t: number) => LEFT + ((t - from) / (to - from)) * PLOT_WIDTH;
   const events = [...input.events].filter((e) => Number.isFinite(e.at)).sort((a, b) => a.at - b.at);
-  const visible = events.filter((e) => e.at >= from && e.at <= to);
-
-  // Event labels above the charts, in as many rows as needed so none overlaps another.
-  const rowEnds: number[] = [];
-  const placed = visible.map((event) => {
-    const text = `${event.label}`;
-    const width = textWidth(text);
-    const lineX = x(event.at);
-    // Right-align labels that would run off the right edge.
-    const anchorEnd = lineX + width > WIDTH - 4;
-    const start = anchorEnd ? lineX - width : lineX;
-    let row = rowEnds.findIndex((end) => end + 8 <= start);
-    if (row === -1) {
-      row = rowEnds.length;
-      rowEnds.push(0);
-    }
-    rowEnds[row] = start + width;
-    return { event, text, lineX, anchorEnd, row };
-  });
+  const { placed, rows } = placeLabels(events.filter((e) => e.at >= from && e.at <= to), x);
 
   const titleHeight = 48;
   const labelsTop = titleHeight;
-  const labelsHeight = Math.max(1, rowEnds.length) * LABEL_ROW + 6;
+  const labelsHeight = Math.max(1, rows) * LABEL_ROW + 6;
   const chartsTop = labelsTop + labelsHeight;
   const series = input.series.length > 0 ? input.series : [{ name: 'no series', unit: '', points: [] }];
   const chartsHeight = series.length * (CHART_TITLE + CHART_HEIGHT + CHART_GAP);
@@ -204,58 +195,7 @@ export function renderTimelineSvg(input: TimelineInput): string {
   );
 
   // Charts.
-  series.forEach((s, index) => {
-    const top = chartsTop + index * (CHART_TITLE + CHART_HEIGHT + CHART_GAP) + CHART_TITLE;
-    const bottom = top + CHART_HEIGHT;
-    const points = s.points.filter(([t, v]) => Number.isFinite(t) && t >= from && t <= to && Number.isFinite(v)).sort((a, b) => a[0] - b[0]);
-    const unitLabel = s.unit === 'ratio' ? '%' : s.unit;
-    out.push(`<g data-series="${escapeXml(s.name)}">`);
-    out.push(
-      `<text x="${LEFT}" y="${top - 7}" font-size="12" font-weight="bold" fill="${TEXT_COLOR}">${escapeXml(s.name)}${unitLabel ? ` <tspan font-weight="normal" fill="${MUTED}">(${escapeXml(unitLabel)})</tspan>` : ''}</text>`,
-      `<rect x="${LEFT}" y="${top}" width="${PLOT_WIDTH}" height="${CHART_HEIGHT}" fill="#f8fafc" stroke="${GRID_COLOR}"/>`,
-    );
-    if (points.length === 0) {
-      out.push(`<text x="${LEFT + PLOT_WIDTH / 2}" y="${top + CHART_HEIGHT / 2 + 4}" text-anchor="middle" font-size="13" fill="${MUTED}">no data</text>`);
-    } else {
-      const values = points.map(([, v]) => v);
-      // Bytes get steps in whole KB/MB/GB, not in powers of ten of bytes.
-      const peakAbs = Math.max(...values.map(Math.abs));
-      const scale = s.unit === 'bytes' && peakAbs >= 1024 ? 1024 ** Math.floor(Math.log(peakAbs) / Math.log(1024)) : 1;
-      const nice = niceScale(Math.min(0, ...values) / scale, Math.max(...values) / scale);
-      const [lo, hi, step] = [nice.lo * scale, nice.hi * scale, nice.step * scale];
-      const y = (v: number) => bottom - ((v - lo) / (hi - lo)) * CHART_HEIGHT;
-      for (let v = lo; v <= hi + step / 2; v += step) {
-        const gy = y(v);
-        out.push(
-          `<line x1="${LEFT}" y1="${num(gy)}" x2="${LEFT + PLOT_WIDTH}" y2="${num(gy)}" stroke="${GRID_COLOR}"/>`,
-          `<text x="${LEFT - 6}" y="${num(gy + 4)}" text-anchor="end" fill="${MUTED}">${escapeXml(formatValue(v, s.unit))}</text>`,
-        );
-      }
-      // Break the line across gaps much longer than the usual sampling interval.
-      const intervals = points.slice(1).map((p, i) => p[0] - points[i]![0]).sort((a, b) => a - b);
-      const usual = intervals[Math.floor(intervals.length / 2)] ?? 0;
-      const segments: [number, number][][] = [[]];
-      points.forEach((p, i) => {
-        if (i > 0 && usual > 0 && p[0] - points[i - 1]![0] > usual * 5) segments.push([]);
-        segments.at(-1)!.push(p);
-      });
-      for (const segment of segments) {
-        if (segment.length === 1) {
-          const [t, v] = segment[0]!;
-          out.push(`<circle cx="${num(x(t))}" cy="${num(y(v))}" r="2.5" fill="${LINE_COLOR}"/>`);
-        } else {
-          out.push(`<polyline fill="none" stroke="${LINE_COLOR}" stroke-width="1.5" stroke-linejoin="round" points="${segment.map(([t, v]) => `${num(x(t))},${num(y(v))}`).join(' ')}"/>`);
-        }
-      }
-      const last = points.at(-1)!;
-      const peak = points.reduce((a, b) => (b[1] > a[1] ? b : a));
-      out.push(
-        `<text x="${LEFT + PLOT_WIDTH}" y="${top - 7}" text-anchor="end" fill="${MUTED}">${escapeXml(`max ${formatValue(peak[1], s.unit)} · last ${formatValue(last[1], s.unit)}`)}</text>`,
-      );
-    }
-    out.push('</g>');
-  });
-
+  series.forEach((s, index) => chartSvg(out, s, chartsTop + index * (CHART_TITLE + CHART_HEIGHT + CHART_GAP) + CHART_TITLE, from, to, x));
   // Shared time axis.
   out.push(`<line x1="${LEFT}" y1="${axisTop}" x2="${LEFT + PLOT_WIDTH}" y2="${axisTop}" stroke="${MUTED}"/>`);
   for (const tick of timeTicks(from, to)) {
@@ -269,7 +209,92 @@ export function renderTimelineSvg(input: TimelineInput): string {
     );
   }
 
-  // Event markers: a line through every chart, the label above them.
+  eventMarkersSvg(out, placed, labelsTop, axisTop);
+  legendSvg(out, events, legendTop, from, to);
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+/** Event labels above the charts, in as many rows as needed so none overlaps another. */
+function placeLabels(visible: TimelineEvent[], x: (t: number) => number): { placed: PlacedLabel[]; rows: number } {
+  const rowEnds: number[] = [];
+  const placed = visible.map((event) => {
+    const text = `${event.label}`;
+    const width = textWidth(text);
+    const lineX = x(event.at);
+    // Right-align labels that would run off the right edge.
+    const anchorEnd = lineX + width > WIDTH - 4;
+    const start = anchorEnd ? lineX - width : lineX;
+    let row = rowEnds.findIndex((end) => end + 8 <= start);
+    if (row === -1) {
+      row = rowEnds.length;
+      rowEnds.push(0);
+    }
+    rowEnds[row] = start + width;
+    return { event, text, lineX, anchorEnd, row };
+  });
+  return { placed, rows: rowEnds.length };
+}
+
+/** One series' chart, its top edge at `top`: title, frame, and the plot or "no data". */
+function chartSvg(out: string[], s: TimelineSeries, top: number, from: number, to: number, x: (t: number) => number): void {
+  const points = s.points.filter(([t, v]) => Number.isFinite(t) && t >= from && t <= to && Number.isFinite(v)).sort((a, b) => a[0] - b[0]);
+  const unitLabel = s.unit === 'ratio' ? '%' : s.unit;
+  out.push(`<g data-series="${escapeXml(s.name)}">`);
+  out.push(
+    `<text x="${LEFT}" y="${top - 7}" font-size="12" font-weight="bold" fill="${TEXT_COLOR}">${escapeXml(s.name)}${unitLabel ? ` <tspan font-weight="normal" fill="${MUTED}">(${escapeXml(unitLabel)})</tspan>` : ''}</text>`,
+    `<rect x="${LEFT}" y="${top}" width="${PLOT_WIDTH}" height="${CHART_HEIGHT}" fill="#f8fafc" stroke="${GRID_COLOR}"/>`,
+  );
+  if (points.length === 0) {
+    out.push(`<text x="${LEFT + PLOT_WIDTH / 2}" y="${top + CHART_HEIGHT / 2 + 4}" text-anchor="middle" font-size="13" fill="${MUTED}">no data</text>`);
+  } else {
+    chartLines(out, s, points, top, x);
+  }
+  out.push('</g>');
+}
+
+/** A chart's grid, value labels, line (broken across long gaps) and max/last summary. */
+function chartLines(out: string[], s: TimelineSeries, points: [number, number][], top: number, x: (t: number) => number): void {
+  const bottom = top + CHART_HEIGHT;
+  const values = points.map(([, v]) => v);
+  // Bytes get steps in whole KB/MB/GB, not in powers of ten of bytes.
+  const peakAbs = Math.max(...values.map(Math.abs));
+  const scale = s.unit === 'bytes' && peakAbs >= 1024 ? 1024 ** Math.floor(Math.log(peakAbs) / Math.log(1024)) : 1;
+  const nice = niceScale(Math.min(0, ...values) / scale, Math.max(...values) / scale);
+  const [lo, hi, step] = [nice.lo * scale, nice.hi * scale, nice.step * scale];
+  const y = (v: number) => bottom - ((v - lo) / (hi - lo)) * CHART_HEIGHT;
+  for (let v = lo; v <= hi + step / 2; v += step) {
+    const gy = y(v);
+    out.push(
+      `<line x1="${LEFT}" y1="${num(gy)}" x2="${LEFT + PLOT_WIDTH}" y2="${num(gy)}" stroke="${GRID_COLOR}"/>`,
+      `<text x="${LEFT - 6}" y="${num(gy + 4)}" text-anchor="end" fill="${MUTED}">${escapeXml(formatValue(v, s.unit))}</text>`,
+    );
+  }
+  // Break the line across gaps much longer than the usual sampling interval.
+  const intervals = points.slice(1).map((p, i) => p[0] - points[i]![0]).sort((a, b) => a - b);
+  const usual = intervals[Math.floor(intervals.length / 2)] ?? 0;
+  const segments: [number, number][][] = [[]];
+  points.forEach((p, i) => {
+    if (i > 0 && usual > 0 && p[0] - points[i - 1]![0] > usual * 5) segments.push([]);
+    segments.at(-1)!.push(p);
+  });
+  for (const segment of segments) {
+    if (segment.length === 1) {
+      const [t, v] = segment[0]!;
+      out.push(`<circle cx="${num(x(t))}" cy="${num(y(v))}" r="2.5" fill="${LINE_COLOR}"/>`);
+    } else {
+      out.push(`<polyline fill="none" stroke="${LINE_COLOR}" stroke-width="1.5" stroke-linejoin="round" points="${segment.map(([t, v]) => `${num(x(t))},${num(y(v))}`).join(' ')}"/>`);
+    }
+  }
+  const last = points.at(-1)!;
+  const peak = points.reduce((a, b) => (b[1] > a[1] ? b : a));
+  out.push(
+    `<text x="${LEFT + PLOT_WIDTH}" y="${top - 7}" text-anchor="end" fill="${MUTED}">${escapeXml(`max ${formatValue(peak[1], s.unit)} · last ${formatValue(last[1], s.unit)}`)}</text>`,
+  );
+}
+
+/** Event markers: a line through every chart, the label above them. */
+function eventMarkersSvg(out: string[], placed: PlacedLabel[], labelsTop: number, axisTop: number): void {
   for (const { event, text, lineX, anchorEnd, row } of placed) {
     const color = EVENT_COLORS[event.kind] ?? LINE_COLOR;
     const labelY = labelsTop + (row + 1) * LABEL_ROW - 4;
@@ -281,8 +306,10 @@ export function renderTimelineSvg(input: TimelineInput): string {
       '</g>',
     );
   }
+}
 
-  // Legend: every event with its time, also those outside the range.
+/** Legend: every event with its time, also those outside the range. */
+function legendSvg(out: string[], events: TimelineEvent[], legendTop: number, from: number, to: number): void {
   if (events.length > 0) {
     out.push(`<text x="${LEFT}" y="${legendTop}" font-size="12" font-weight="bold" fill="${TEXT_COLOR}">Events</text>`);
     // Times relative to the release when there is one (as in the record's timeline), else to the start.
@@ -298,6 +325,4 @@ export function renderTimelineSvg(input: TimelineInput): string {
       );
     });
   }
-  out.push('</svg>');
-  return `${out.join('\n')}\n`;
 }

@@ -19,7 +19,7 @@ import type { Sample } from '../../src/core/types.js';
 import { freePort } from '../fixtures/demo-app/releases.js';
 import { LATENCY_BOUNDS_MS } from '../../src/probes/access-log-parse.js';
 import { accessLogProbe } from '../../src/probes/access-log.js';
-import { histogramQuantile } from '../../src/probes/scrape.js';
+import { histogramQuantile } from '../../src/probes/histogram-quantile.js';
 import type { Probe } from '../../src/probes/types.js';
 import { ProcessRunner } from '../../src/shell/process-runner.js';
 import { ensureDebianPackage } from '../helpers/apt.js';

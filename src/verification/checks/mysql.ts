@@ -72,77 +72,7 @@ export async function run(config: MysqlCheckConfig, ctx: VerificationContext): P
     // A late socket error must not become an uncaught exception; the queries report it.
     connection.on('error', () => undefined);
     if (progress.ended) return false; // timed out while connecting; the caller closes it
-    let ok = true;
-    const database = config.database ?? '';
-
-    if (config.tables.length > 0) {
-      progress.stage = 'checking tables';
-      try {
-        const [rows] = await connection.query<RowDataPacket[]>(
-          'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?)',
-          [database, config.tables],
-        );
-        const present = new Set(rows.map((row) => String(row.name)));
-        const missing = config.tables.filter((table) => !present.has(table));
-        if (missing.length > 0) {
-          ok = false;
-          findings.push(`missing in ${database}: ${missing.join(', ')} (expected ${config.tables.length} tables, found ${config.tables.length - missing.length})`);
-        } else {
-          findings.push(`${config.tables.length} tables exist in ${database}`);
-        }
-      } catch (error) {
-        ok = false;
-        findings.push(`cannot list tables of ${database}: ${describe(error)}`);
-      }
-    }
-
-    for (const [table, minimum] of Object.entries(config.min_rows)) {
-      if (progress.ended) return false;
-      progress.stage = `counting ${table}`;
-      const threshold = minimum === 'snapshot' ? snapshotCount(ctx.rowSnapshot, database, table) : minimum;
-      const against = minimum === 'snapshot' ? 'pre-release snapshot' : 'minimum';
-      if (threshold === undefined) {
-        ok = false;
-        findings.push(`${table}: no data (no pre-release row count in the snapshot)`);
-        continue;
-      }
-      let count: number;
-      try {
-        const [rows] = await connection.query<RowDataPacket[]>(
-          `SELECT COUNT(*) AS n FROM ${connection.escapeId(database)}.${connection.escapeId(table)}`,
-        );
-        count = Number(rows[0]?.n);
-      } catch (error) {
-        ok = false;
-        findings.push(`${table}: cannot count rows: ${describe(error)}`);
-        continue;
-      }
-      if (count < threshold) {
-        ok = false;
-        findings.push(`${table}: ${count} rows < ${against} ${threshold}`);
-      } else {
-        findings.push(`${table}: ${count} rows >= ${against} ${threshold}`);
-      }
-    }
-
-    if (progress.ended) return false;
-    progress.stage = 'running the query';
-    // Last, on a connection already warmed up by the checks above: the query's own latency.
-    const queryStarted = performance.now();
-    try {
-      await connection.query(config.query);
-      const latency = performance.now() - queryStarted;
-      if (latency > config.max_query_latency) {
-        ok = false;
-        findings.push(`query ${ms(latency)} > max ${ms(config.max_query_latency)}`);
-      } else {
-        findings.push(`query ${ms(latency)} <= max ${ms(config.max_query_latency)}`);
-      }
-    } catch (error) {
-      ok = false;
-      findings.push(`query failed: ${describe(error)}`);
-    }
-    return ok;
+    return checkDatabase(connection, { config, ctx, database: config.database ?? '', findings, progress, describe });
   };
 
   let timer: NodeJS.Timeout | undefined;
@@ -182,4 +112,108 @@ async function closeQuietly(connection: Connection): Promise<void> {
   const outcome = await Promise.race([connection.end().then(() => 'closed' as const, () => 'failed' as const), grace]);
   clearTimeout(timer);
   if (outcome !== 'closed') connection.destroy();
+}
+
+/** What one run's stages share: where they report, how far the run got, and how errors read. */
+interface Run {
+  config: MysqlCheckConfig;
+  ctx: VerificationContext;
+  database: string;
+  findings: string[];
+  progress: { stage: string; ended: boolean };
+  describe(error: unknown): string;
+}
+
+/** Tables, then row counts, then the query's latency (last, on a connection the checks above warmed up). */
+async function checkDatabase(connection: Connection, run: Run): Promise<boolean> {
+  let ok = true;
+  if (run.config.tables.length > 0) ok = (await checkTables(connection, run)) && ok;
+  const rowsOk = await checkRowCounts(connection, run);
+  if (rowsOk === null) return false;
+  ok = rowsOk && ok;
+  if (run.progress.ended) return false;
+  return (await checkQueryLatency(connection, run)) && ok;
+}
+
+/** The expected tables exist in the database. */
+async function checkTables(connection: Connection, run: Run): Promise<boolean> {
+  const { config, database } = run;
+  let ok = true;
+  run.progress.stage = 'checking tables';
+  try {
+    const [rows] = await connection.query<RowDataPacket[]>(
+      'SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?)',
+      [database, config.tables],
+    );
+    const present = new Set(rows.map((row) => String(row.name)));
+    const missing = config.tables.filter((table) => !present.has(table));
+    if (missing.length > 0) {
+      ok = false;
+      run.findings.push(`missing in ${database}: ${missing.join(', ')} (expected ${config.tables.length} tables, found ${config.tables.length - missing.length})`);
+    } else {
+      run.findings.push(`${config.tables.length} tables exist in ${database}`);
+    }
+  } catch (error) {
+    ok = false;
+    run.findings.push(`cannot list tables of ${database}: ${run.describe(error)}`);
+  }
+  return ok;
+}
+
+/** Each table has at least its minimum (or pre-release snapshot) of rows; null when the run ended meanwhile. */
+async function checkRowCounts(connection: Connection, run: Run): Promise<boolean | null> {
+  const { config, database } = run;
+  let ok = true;
+  for (const [table, minimum] of Object.entries(config.min_rows)) {
+    if (run.progress.ended) return null;
+    run.progress.stage = `counting ${table}`;
+    const threshold = minimum === 'snapshot' ? snapshotCount(run.ctx.rowSnapshot, database, table) : minimum;
+    const against = minimum === 'snapshot' ? 'pre-release snapshot' : 'minimum';
+    if (threshold === undefined) {
+      ok = false;
+      run.findings.push(`${table}: no data (no pre-release row count in the snapshot)`);
+      continue;
+    }
+    let count: number;
+    try {
+      const [rows] = await connection.query<RowDataPacket[]>(
+        `SELECT COUNT(*) AS n FROM ${connection.escapeId(database)}.${connection.escapeId(table)}`,
+      );
+      count = Number(rows[0]?.n);
+    } catch (error) {
+      ok = false;
+      run.findings.push(`${table}: cannot count rows: ${run.describe(error)}`);
+      continue;
+    }
+    if (count < threshold) {
+      ok = false;
+      run.findings.push(`${table}: ${count} rows < ${against} ${threshold}`);
+    } else {
+      run.findings.push(`${table}: ${count} rows >= ${against} ${threshold}`);
+    }
+  }
+  return ok;
+}
+
+/** The configured query answers within max_query_latency. */
+async function checkQueryLatency(connection: Connection, run: Run): Promise<boolean> {
+  const { config } = run;
+  let ok = true;
+  run.progress.stage = 'running the query';
+  // Last, on a connection already warmed up by the checks above: the query's own latency.
+  const queryStarted = performance.now();
+  try {
+    await connection.query(config.query);
+    const latency = performance.now() - queryStarted;
+    if (latency > config.max_query_latency) {
+      ok = false;
+      run.findings.push(`query ${ms(latency)} > max ${ms(config.max_query_latency)}`);
+    } else {
+      run.findings.push(`query ${ms(latency)} <= max ${ms(config.max_query_latency)}`);
+    }
+  } catch (error) {
+    ok = false;
+    run.findings.push(`query failed: ${run.describe(error)}`);
+  }
+  return ok;
 }
