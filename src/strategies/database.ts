@@ -33,15 +33,13 @@
  * in the progress. Note that the window opens when the guard sees the new release: when it was only
  * detected (not announced before the deploy), its migrations may already have run by then.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DatabaseStrategyConfig } from '../config/schema.js';
-import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
-import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
-import type { CommandOptions, CommandResult } from './command-runner.js';
+import { writeJsonAtomic } from '../store/atomic-write.js';
+import type { CommandResult } from './command-runner.js';
+import { fileTime, mysqlClient } from './mysql-client.js';
 import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
 import type { ReleaseContext, RollbackContext, StrategyFactory } from './types.js';
 
@@ -77,211 +75,12 @@ export interface DatabaseSnapshot {
   binlog?: { file: string; position: number };
 }
 
-/** How far into a dump its `-- CHANGE MASTER TO` comment is looked for (it is in the header). */
-const DUMP_HEAD_BYTES = 64 * 1024;
-
-/** The binary log coordinates mysqldump --master-data=2 wrote as a comment in the dump's header. */
-async function binlogCoordinates(file: string): Promise<{ file: string; position: number } | undefined> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(DUMP_HEAD_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, DUMP_HEAD_BYTES, 0);
-    const match = /CHANGE MASTER TO MASTER_LOG_FILE='([^']+)',\s*MASTER_LOG_POS=(\d+)/.exec(buffer.subarray(0, bytesRead).toString('utf8'));
-    return match ? { file: match[1]!, position: Number.parseInt(match[2]!, 10) } : undefined;
-  } finally {
-    await handle.close();
-  }
-}
-
-/** `--stop-datetime` for mysqlbinlog, in UTC (the program is run with TZ=UTC), whole seconds rounded down. */
-function binlogTime(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('T', ' ').slice(0, 19);
-}
-
-/** `2026-01-24T10:00:00.123Z` → `2026-01-24T10-00-00-123Z`: a file-name-safe, sortable time. */
-function fileTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/[:.]/g, '-');
-}
-
-function quoteIdentifier(name: string): string {
-  // Names are validated by the schema (letters, digits, _ and $); the backticks keep keywords safe.
-  return `\`${name.replace(/`/g, '``')}\``;
-}
-
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
 export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config, deps) => {
-  const where = `${config.host}:${config.port}/${config.database}`;
-  /** Connection arguments; `--opt=value` so no value can be taken for an option. No password here. */
-  const connection = [`--host=${config.host}`, `--port=${config.port}`, `--user=${config.user}`];
-  const dumpArgs = (extra: readonly string[] = []) => [
-    ...connection,
-    ...extra,
-    '--single-transaction',
-    '--routines',
-    '--triggers',
-    // Tablespace statements need the PROCESS privilege and nothing in a database restore uses them.
-    '--no-tablespaces',
-    '--hex-blob',
-    config.database,
-  ];
-
-  const credentialsError = (message: string, _code: string, hint: string | undefined, options: ErrorOptions | undefined) =>
-    new RollbackError(hint ? `${message} (${hint})` : message, 'credentials', options);
-  /** Read at each use, so a rotated password file is picked up without a restart. */
-  const password = () => readPassword(`database step (${where})`, config, process.env, credentialsError);
-  const secretEnv = (secret: string | undefined): Record<string, string> => (secret === undefined ? {} : { MYSQL_PWD: secret });
-
-  /** Runs a client program with the password in its environment; errors never carry the password. */
-  async function client(
-    program: string,
-    args: readonly string[],
-    secret: string | undefined,
-    scope: StepScope,
-    step: string,
-    options: Partial<CommandOptions> = {},
-  ): Promise<CommandResult> {
-    try {
-      return await deps.run.run(program, args, {
-        ...options,
-        env: { ...options.env, ...secretEnv(secret) },
-        timeoutMs: scope.timeoutMs,
-        signal: scope.signal,
-      });
-    } catch (error) {
-      throw new RollbackError(redactSecret(errorMessage(error), secret), step, { cause: error });
-    }
-  }
-
-  /** Runs one SQL statement with `mysql --batch`; rows of tab-separated fields. */
-  async function query(sql: string, secret: string | undefined, scope: StepScope, step: string): Promise<string[][]> {
-    // Output goes to a file rather than the runner's bounded tail: a database may have many tables.
-    const dir = await mkdtemp(path.join(tmpdir(), 'rg-mysql-'));
-    const out = path.join(dir, 'rows.tsv');
-    try {
-      await client(config.mysql, [...connection, '--batch', '--skip-column-names', `--execute=${sql}`, config.database], secret, scope, step, {
-        stdoutFile: out,
-      });
-      const text = await readFile(out, 'utf8');
-      return text
-        .split('\n')
-        .filter((line) => line !== '')
-        .map((line) => line.split('\t'));
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }
-
-  async function listTables(secret: string | undefined, scope: StepScope, step: string): Promise<string[]> {
-    const rows = await query(
-      "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-      secret,
-      scope,
-      step,
-    );
-    return rows.map((row) => row[0] ?? '').filter((name) => name !== '');
-  }
-
-  /** COUNT(*) of each of `tables` (all must exist), in one statement. */
-  async function countRows(tables: readonly string[], secret: string | undefined, scope: StepScope, step: string): Promise<Record<string, number>> {
-    if (tables.length === 0) return {};
-    const sql = tables.map((t) => `SELECT '${t}', COUNT(*) FROM ${quoteIdentifier(t)}`).join(' UNION ALL ');
-    const counts: Record<string, number> = {};
-    for (const [name, count] of await query(sql, secret, scope, step)) {
-      if (name !== undefined && count !== undefined) counts[name] = Number.parseInt(count, 10);
-    }
-    return counts;
-  }
-
-  /**
-   * mysqldump into `file`, through a temporary name in the same directory renamed once the dump is
-   * complete: a crash or failure never leaves a partial dump under the final name.
-   */
-  async function dump(file: string, secret: string | undefined, scope: StepScope, step: string, extra: readonly string[] = []): Promise<number> {
-    const temp = path.join(path.dirname(file), `.${path.basename(file)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
-    try {
-      await client(config.mysqldump, dumpArgs(extra), secret, scope, step, { stdoutFile: temp });
-      const { size } = await stat(temp);
-      if (size === 0) throw new RollbackError(`${config.mysqldump} ${config.database} wrote nothing`, step);
-      await commitFile(temp, file);
-      return size;
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
-    }
-  }
-
-  async function binlogOn(secret: string | undefined, scope: StepScope, step: string): Promise<boolean> {
-    const rows = await query("SHOW VARIABLES LIKE 'log_bin'", secret, scope, step);
-    return rows[0]?.[1]?.toUpperCase() === 'ON';
-  }
-
-  /**
-   * The pre-release dump; where the server keeps a binary log, with its coordinates at the dump's
-   * snapshot (--master-data=2 writes them as a comment; it needs the RELOAD privilege and briefly
-   * locks tables to read them). Without that privilege the dump is taken without coordinates.
-   */
-  async function backup(ctx: ReleaseContext, dumpFile: string, secret: string | undefined, scope: StepScope): Promise<{ bytes: number; binlog?: { file: string; position: number } }> {
-    const withLog = await within(scope, 'backup', 'asking whether the server keeps a binary log', () => binlogOn(secret, scope, 'backup')).catch((error: unknown) => {
-      ctx.progress(`could not ask whether ${where} keeps a binary log (${errorMessage(error)}); dumping without its coordinates`);
-      return false;
-    });
-    if (withLog) {
-      try {
-        const bytes = await dump(dumpFile, secret, scope, 'backup', ['--master-data=2']);
-        const binlog = await binlogCoordinates(dumpFile);
-        if (binlog) ctx.progress(`binary log position at the backup: ${binlog.file}:${binlog.position}`);
-        return { bytes, ...(binlog ? { binlog } : {}) };
-      } catch (error) {
-        if (scope.signal.aborted) throw error;
-        ctx.progress(`mysqldump --master-data=2 failed (${errorMessage(error)}); dumping without binary log coordinates`);
-      }
-    }
-    return { bytes: await dump(dumpFile, secret, scope, 'backup') };
-  }
-
-  /**
-   * Point-in-time recovery after restoring an older (stable) backup: the binary log of this
-   * database from the backup's position up to the moment the release began, read from the server
-   * by mysqlbinlog into a file, then applied by mysql. Writes made before the release are kept;
-   * the release's own (migrations included) are not replayed. Only statements whose default
-   * database is this one are replayed (mysqlbinlog --database), as with the runbook's recovery.
-   */
-  async function replayBinlog(ctx: RollbackContext, scope: StepScope, secret: string | undefined, snapshot: DatabaseSnapshot | null): Promise<void> {
-    const began = ctx.prepared!.releaseBeganAt;
-    const lost = `writes between the backup (${snapshot?.takenAt ?? 'unknown time'}) and the release start (${new Date(began).toISOString()}) are not replayed`;
-    if (!snapshot?.binlog) {
-      ctx.progress(`no binary log position recorded with this backup (log_bin off, or no RELOAD privilege, when it was taken): ${lost}`);
-      return;
-    }
-    const { file, position } = snapshot.binlog;
-    const logs = await query('SHOW BINARY LOGS', secret, scope, 'binlog-replay').catch((error: unknown) => {
-      ctx.progress(`cannot list the binary logs of ${where} (${errorMessage(error)}): ${lost}`);
-      return null;
-    });
-    if (logs === null) return;
-    if (!logs.some((row) => row[0] === file)) {
-      ctx.progress(`binary log ${file} is no longer on ${where} (purged?): ${lost}`);
-      return;
-    }
-    const stop = binlogTime(began);
-    const events = path.join(ctx.dataDir, `binlog-replay-${fileTime(deps.clock.now())}.sql`);
-    ctx.progress(`replaying the binary log of ${config.database} from ${file}:${position} up to ${stop} UTC (the release start) -> ${events}`);
-    await client(
-      config.mysqlbinlog,
-      [...connection, '--read-from-remote-server', '--to-last-log', `--start-position=${position}`, `--stop-datetime=${stop}`, `--database=${config.database}`, file],
-      secret,
-      scope,
-      'binlog-replay',
-      // mysqlbinlog reads --stop-datetime in its local time zone.
-      { stdoutFile: events, env: { TZ: 'UTC' } },
-    );
-    const result = await client(config.mysql, [...connection, config.database], secret, scope, 'binlog-replay', { stdin: { file: events } });
-    ctx.progress(`binary log replayed in ${result.durationMs}ms (${(await stat(events)).size} bytes of events)`);
-  }
-
+  const { where, connection, password, secretEnv, client, listTables, countRows, dump, backup, replayBinlog } = mysqlClient(config, deps);
   async function readSnapshot(dataDir: string): Promise<DatabaseSnapshot | null> {
     try {
       return JSON.parse(await readFile(path.join(dataDir, SNAPSHOT_FILE), 'utf8')) as DatabaseSnapshot;
