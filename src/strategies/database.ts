@@ -39,7 +39,7 @@ import type { DatabaseStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import { writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandResult } from './command-runner.js';
-import { fileTime, mysqlClient } from './mysql-client.js';
+import { fileTime, mysqlClient, secretEnv } from './mysql-client.js';
 import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
 import type { ReleaseContext, RollbackContext, StrategyFactory } from './types.js';
 
@@ -80,7 +80,7 @@ function isMissing(error: unknown): boolean {
 }
 
 export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config, deps) => {
-  const { where, connection, password, secretEnv, client, listTables, countRows, dump, backup, replayBinlog } = mysqlClient(config, deps);
+  const mysql = mysqlClient(config, deps);
   async function readSnapshot(dataDir: string): Promise<DatabaseSnapshot | null> {
     try {
       return JSON.parse(await readFile(path.join(dataDir, SNAPSHOT_FILE), 'utf8')) as DatabaseSnapshot;
@@ -129,7 +129,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         ...(config.migrate_cwd ? { cwd: config.migrate_cwd } : {}),
         // Steps get a minimal environment (not the guard's): the migration tool gets this step's
         // database password as MYSQL_PWD, the variable MySQL/MariaDB clients read.
-        env: secretEnv(password()),
+        env: secretEnv(mysql.password()),
         timeoutMs: scope.timeoutMs,
         signal: scope.signal,
       });
@@ -168,10 +168,10 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       if (app) await stopApp(app, scope);
       const emergency = path.join(ctx.dataDir, `emergency-${fileTime(deps.clock.now())}.sql`);
       ctx.progress(`emergency backup of ${config.database} as it is now -> ${emergency}`);
-      const bytes = await dump(emergency, secret, scope, 'emergency-backup');
+      const bytes = await mysql.dump(emergency, secret, scope, 'emergency-backup');
       ctx.progress(`emergency backup done (${bytes} bytes)`);
       ctx.progress(`restoring ${config.database} from ${dumpFile}`);
-      const result = await client(config.mysql, [...connection, config.database], secret, scope, 'restore', { stdin: { file: dumpFile } });
+      const result = await mysql.client(config.mysql, [...mysql.connection, config.database], secret, scope, 'restore', { stdin: { file: dumpFile } });
       ctx.progress(`restore done in ${result.durationMs}ms`);
       // Still without the app's writes: the replayed log must land before the app starts again.
       await replay?.();
@@ -193,7 +193,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
 
   /** Every check_table exists and has at least the snapshot's row count. */
   async function verify(ctx: RollbackContext, scope: StepScope, secret: string | undefined, snapshot: DatabaseSnapshot | null, restored: boolean) {
-    const tables = await within(scope, 'integrity', `listing the tables of ${config.database}`, () => listTables(secret, scope, 'integrity'));
+    const tables = await within(scope, 'integrity', `listing the tables of ${config.database}`, () => mysql.listTables(secret, scope, 'integrity'));
     if (restored && snapshot) {
       const since = tables.filter((t) => !snapshot.tables.includes(t));
       if (since.length > 0) ctx.progress(`tables created since the backup are left in place: ${since.join(', ')}`);
@@ -206,7 +206,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         'integrity',
       );
     }
-    const counts = await countRows(config.check_tables, secret, scope, 'integrity');
+    const counts = await mysql.countRows(config.check_tables, secret, scope, 'integrity');
     const below: string[] = [];
     for (const table of config.check_tables) {
       const now = counts[table];
@@ -226,7 +226,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     type: 'database',
 
     describe() {
-      const parts = [`database ${where}`];
+      const parts = [`database ${mysql.where}`];
       if (config.migrate_down) parts.push(`migrate_down ${config.migrate_down.join(' ')}`);
       parts.push(config.restore === 'automatic' ? `restore the pre-release backup${config.stop_app ? ` (pm2 ${config.stop_app} stopped meanwhile)` : ''}` : 'no automatic restore');
       if (config.check_tables.length > 0) parts.push(`check ${config.check_tables.join(', ')}`);
@@ -243,15 +243,15 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         ctx.progress(`pre-release backup of ${config.database} for ${ctx.version} already taken at ${known.dumpedAt}; keeping it`);
         return;
       }
-      const secret = password();
+      const secret = mysql.password();
       const takenAtMs = deps.clock.now();
-      const tables = await within(scope, 'snapshot', `listing the tables of ${config.database}`, () => listTables(secret, scope, 'snapshot'));
+      const tables = await within(scope, 'snapshot', `listing the tables of ${config.database}`, () => mysql.listTables(secret, scope, 'snapshot'));
       const present = config.check_tables.filter((t) => tables.includes(t));
       const absent = config.check_tables.filter((t) => !tables.includes(t));
       if (absent.length > 0) ctx.progress(`warning: check_tables not in ${config.database} before the release: ${absent.join(', ')}`);
-      const counts = await within(scope, 'snapshot', 'counting rows', () => countRows(present, secret, scope, 'snapshot'));
+      const counts = await within(scope, 'snapshot', 'counting rows', () => mysql.countRows(present, secret, scope, 'snapshot'));
       ctx.progress(`mysqldump ${config.database} -> ${dumpFile}`);
-      const { bytes: dumpBytes, binlog } = await backup(ctx, dumpFile, secret, scope);
+      const { bytes: dumpBytes, binlog } = await mysql.backup(ctx, dumpFile, secret, scope);
       const snapshot: DatabaseSnapshot = {
         version: ctx.version,
         database: config.database,
@@ -279,18 +279,18 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
       let secret: string | undefined;
       let secretOk = true;
       try {
-        secret = password();
+        secret = mysql.password();
       } catch (error) {
         secretOk = false;
         found.push(errorMessage(error));
       }
       if (secretOk && (await deps.run.which(config.mysql))) {
         try {
-          const tables = await listTables(secret, scope, 'check');
+          const tables = await mysql.listTables(secret, scope, 'check');
           const missing = config.check_tables.filter((t) => !tables.includes(t));
           if (missing.length > 0) found.push(`check_tables missing from ${config.database}: ${missing.join(', ')}`);
         } catch (error) {
-          found.push(`cannot query ${where} as ${config.user}: ${errorMessage(error)}`);
+          found.push(`cannot query ${mysql.where} as ${config.user}: ${errorMessage(error)}`);
         }
       }
       if (config.restore === 'automatic' || config.backup_on_release) {
@@ -334,7 +334,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         const issue = [ctx.from, ctx.to].map(versionProblem).find((p) => p !== null);
         if (issue) throw new RollbackError(issue, 'validate');
       }
-      const secret = password();
+      const secret = mysql.password();
       // The backup the shell chose (this window's, or the stable version's: preparations.ts).
       const source = ctx.prepared?.dir ?? ctx.dataDir;
       const snapshot = await readSnapshot(source);
@@ -349,7 +349,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
 
       let restored = false;
       if (config.restore === 'automatic') {
-        const replay = ctx.prepared?.source === 'stable' ? () => replayBinlog(ctx, scope, secret, snapshot) : undefined;
+        const replay = ctx.prepared?.source === 'stable' ? () => mysql.replayBinlog(ctx, scope, secret, snapshot) : undefined;
         await restore(ctx, scope, secret, dumpFile, replay);
         restored = true;
       } else if (backup) {
