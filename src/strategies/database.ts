@@ -39,9 +39,9 @@ import type { DatabaseStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import { writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandResult } from './command-runner.js';
-import { fileTime, mysqlClient } from './mysql-client.js';
+import { fileTime, mysqlClient, secretEnv, type MysqlClient } from './mysql-client.js';
 import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
-import type { ReleaseContext, RollbackContext, StrategyFactory } from './types.js';
+import type { ReleaseContext, RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** The pre-release dump and row-count snapshot, inside the step's dataDir. */
 export const PRE_RELEASE_DUMP = 'pre-release.sql';
@@ -79,35 +79,196 @@ function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
-export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config, deps) => {
-  const { where, connection, password, secretEnv, client, listTables, countRows, dump, backup, replayBinlog } = mysqlClient(config, deps);
-  async function readSnapshot(dataDir: string): Promise<DatabaseSnapshot | null> {
-    try {
-      return JSON.parse(await readFile(path.join(dataDir, SNAPSHOT_FILE), 'utf8')) as DatabaseSnapshot;
-    } catch (error) {
-      if (isMissing(error)) return null;
-      throw new RollbackError(`${path.join(dataDir, SNAPSHOT_FILE)} cannot be read: ${errorMessage(error)}`, 'snapshot', { cause: error });
-    }
+async function readSnapshot(dataDir: string): Promise<DatabaseSnapshot | null> {
+  try {
+    return JSON.parse(await readFile(path.join(dataDir, SNAPSHOT_FILE), 'utf8')) as DatabaseSnapshot;
+  } catch (error) {
+    if (isMissing(error)) return null;
+    throw new RollbackError(`${path.join(dataDir, SNAPSHOT_FILE)} cannot be read: ${errorMessage(error)}`, 'snapshot', { cause: error });
+  }
+}
+
+async function fileInfo(file: string): Promise<{ size: number; mtimeMs: number } | null> {
+  try {
+    const info = await stat(file);
+    return { size: info.size, mtimeMs: info.mtimeMs };
+  } catch (error) {
+    if (isMissing(error)) return null;
+    throw error;
+  }
+}
+
+/** The database step of one configured database: see the top of this file. */
+class DatabaseStrategy implements RollbackStrategy {
+  readonly type = 'database';
+  private readonly mysql: MysqlClient;
+
+  constructor(
+    private readonly config: DatabaseStrategyConfig,
+    private readonly deps: StrategyDeps,
+  ) {
+    this.mysql = mysqlClient(config, deps);
   }
 
-  async function fileInfo(file: string): Promise<{ size: number; mtimeMs: number } | null> {
-    try {
-      const info = await stat(file);
-      return { size: info.size, mtimeMs: info.mtimeMs };
-    } catch (error) {
-      if (isMissing(error)) return null;
-      throw error;
+  describe(): string {
+    const { config } = this;
+    const parts = [`database ${this.mysql.where}`];
+    if (config.migrate_down) parts.push(`migrate_down ${config.migrate_down.join(' ')}`);
+    parts.push(config.restore === 'automatic' ? `restore the pre-release backup${config.stop_app ? ` (pm2 ${config.stop_app} stopped meanwhile)` : ''}` : 'no automatic restore');
+    if (config.check_tables.length > 0) parts.push(`check ${config.check_tables.join(', ')}`);
+    return parts.join(', ');
+  }
+
+  async prepare(ctx: ReleaseContext): Promise<void> {
+    const { config, deps, mysql } = this;
+    if (!config.backup_on_release) return;
+    const scope = stepScope(ctx, config.timeout, deps.clock);
+    const dumpFile = path.join(ctx.dataDir, PRE_RELEASE_DUMP);
+    const existing = await fileInfo(dumpFile);
+    const known = await readSnapshot(ctx.dataDir);
+    if (existing && known) {
+      ctx.progress(`pre-release backup of ${config.database} for ${ctx.version} already taken at ${known.dumpedAt}; keeping it`);
+      return;
     }
+    const secret = mysql.password();
+    const takenAtMs = deps.clock.now();
+    const tables = await within(scope, 'snapshot', `listing the tables of ${config.database}`, () => mysql.listTables(secret, scope, 'snapshot'));
+    const present = config.check_tables.filter((t) => tables.includes(t));
+    const absent = config.check_tables.filter((t) => !tables.includes(t));
+    if (absent.length > 0) ctx.progress(`warning: check_tables not in ${config.database} before the release: ${absent.join(', ')}`);
+    const counts = await within(scope, 'snapshot', 'counting rows', () => mysql.countRows(present, secret, scope, 'snapshot'));
+    ctx.progress(`mysqldump ${config.database} -> ${dumpFile}`);
+    const { bytes: dumpBytes, binlog } = await mysql.backup(ctx, dumpFile, secret, scope);
+    const snapshot: DatabaseSnapshot = {
+      version: ctx.version,
+      database: config.database,
+      takenAt: new Date(takenAtMs).toISOString(),
+      takenAtMs,
+      dumpedAt: new Date(deps.clock.now()).toISOString(),
+      dumpBytes,
+      tables,
+      counts,
+      ...(binlog ? { binlog } : {}),
+    };
+    await writeJsonAtomic(path.join(ctx.dataDir, SNAPSHOT_FILE), snapshot, { mode: 0o600 });
+    ctx.progress(
+      `pre-release backup: ${dumpBytes} bytes; rows ${Object.entries(counts).map(([t, n]) => `${t}=${n}`).join(', ') || '(no check_tables)'}`,
+    );
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    const { config, deps } = this;
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    const scope = stepScope(ctx, Math.min(config.timeout, 30_000), deps.clock);
+    const found: string[] = [];
+    for (const program of [config.mysqldump, config.mysql]) {
+      if (!(await deps.run.which(program))) found.push(`${program} is not installed (not found on PATH)`);
+    }
+    let secret: string | undefined;
+    let secretOk = true;
+    try {
+      secret = this.mysql.password();
+    } catch (error) {
+      secretOk = false;
+      found.push(errorMessage(error));
+    }
+    if (secretOk && (await deps.run.which(config.mysql))) {
+      try {
+        const tables = await this.mysql.listTables(secret, scope, 'check');
+        const missing = config.check_tables.filter((t) => !tables.includes(t));
+        if (missing.length > 0) found.push(`check_tables missing from ${config.database}: ${missing.join(', ')}`);
+      } catch (error) {
+        found.push(`cannot query ${this.mysql.where} as ${config.user}: ${errorMessage(error)}`);
+      }
+    }
+    if (config.restore === 'automatic' || config.backup_on_release) found.push(...(await this.backupProblems(ctx)));
+    if (config.migrate_down) {
+      const versionIssue = [ctx.from, ctx.to].map(versionProblem).find((p) => p !== null);
+      if (versionIssue) found.push(versionIssue);
+      const { program } = this.migrateCommand(ctx);
+      const resolved = program.includes('/') ? path.resolve(config.migrate_cwd ?? process.cwd(), program) : program;
+      if (!(await deps.run.which(resolved))) found.push(`migrate_down program ${program} is not installed (not found)`);
+    }
+    if (config.migrate_cwd) {
+      const cwd = await stat(config.migrate_cwd).catch(() => null);
+      if (!cwd?.isDirectory()) found.push(`migrate_cwd ${config.migrate_cwd} is not a directory`);
+    }
+    if (config.stop_app && config.restore === 'automatic') {
+      try {
+        if ((await deps.pm2.describe(config.stop_app)).length === 0) found.push(`pm2 does not know stop_app "${config.stop_app}"`);
+      } catch (error) {
+        found.push(`could not ask pm2 about stop_app "${config.stop_app}": ${errorMessage(error)}`);
+      }
+    }
+    return found;
+  }
+
+  /** What `check` finds wrong with the backup a rollback would restore (or replay the binary log after). */
+  private async backupProblems(ctx: RollbackContext): Promise<string[]> {
+    const { config, deps } = this;
+    const found: string[] = [];
+    const source = ctx.prepared?.dir ?? ctx.dataDir;
+    const dumpFile = path.join(source, PRE_RELEASE_DUMP);
+    const info = await fileInfo(dumpFile).catch(() => null);
+    const snapshot = await readSnapshot(source).catch(() => null);
+    if (ctx.prepared?.source === 'stable' && snapshot?.binlog && !(await deps.run.which(config.mysqlbinlog))) {
+      found.push(`${config.mysqlbinlog} is not installed (not found on PATH): the binary log could not be replayed after restoring the stable backup`);
+    }
+    if (!info || !snapshot) {
+      found.push(`no pre-release backup of ${config.database} for ${ctx.from} (${dumpFile}${snapshot ? '' : ` and ${SNAPSHOT_FILE}`} missing)`);
+    } else if (deps.clock.now() - snapshot.takenAtMs > BACKUP_MAX_AGE_MS) {
+      found.push(`the pre-release backup ${dumpFile} was taken at ${snapshot.takenAt}, more than 24h ago; restoring it would lose everything since`);
+    }
+    return found;
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    const { config, deps } = this;
+    const scope = stepScope(ctx, config.timeout, deps.clock);
+    if (config.migrate_down) {
+      const issue = [ctx.from, ctx.to].map(versionProblem).find((p) => p !== null);
+      if (issue) throw new RollbackError(issue, 'validate');
+    }
+    const secret = this.mysql.password();
+    // The backup the shell chose (this window's, or the stable version's: preparations.ts).
+    const source = ctx.prepared?.dir ?? ctx.dataDir;
+    const snapshot = await readSnapshot(source);
+    const dumpFile = path.join(source, PRE_RELEASE_DUMP);
+    const backup = await fileInfo(dumpFile);
+    // Refuse before changing anything when the restore could not happen anyway.
+    if (config.restore === 'automatic' && !backup) {
+      throw new RollbackError(`cannot restore ${config.database}: no pre-release backup at ${dumpFile} (was backup_on_release on when ${ctx.from} started?)`, 'restore');
+    }
+
+    if (config.migrate_down) await this.migrateDown(ctx, scope);
+
+    let restored = false;
+    if (config.restore === 'automatic') {
+      const replay = ctx.prepared?.source === 'stable' ? () => this.mysql.replayBinlog(ctx, scope, secret, snapshot) : undefined;
+      await this.restore(ctx, scope, secret, dumpFile, replay);
+      restored = true;
+    } else if (backup) {
+      const since = snapshot?.takenAt ?? new Date(backup.mtimeMs).toISOString();
+      ctx.progress(
+        `restore not automatic: pre-release backup kept at ${dumpFile}; restoring loses writes since ${since} ` +
+          `(restore: automatic to do it on rollback, or by hand: mysql ${config.database} < ${dumpFile})`,
+      );
+    } else {
+      ctx.progress(`restore not automatic, and no pre-release backup was taken for ${ctx.from}`);
+    }
+
+    await this.verify(ctx, scope, secret, snapshot, restored);
   }
 
   /** `{from}` / `{to}` in migrate_down's arguments become the versions. */
-  function migrateCommand(ctx: RollbackContext): { program: string; args: string[] } {
-    const [program, ...args] = config.migrate_down ?? [];
+  private migrateCommand(ctx: RollbackContext): { program: string; args: string[] } {
+    const [program, ...args] = this.config.migrate_down ?? [];
     if (program === undefined) throw new RollbackError('migrate_down is empty', 'migrate-down');
     return { program, args: args.map((a) => a.replaceAll('{from}', ctx.from).replaceAll('{to}', ctx.to)) };
   }
 
-  async function migrateDown(ctx: RollbackContext, scope: StepScope): Promise<void> {
+  private async migrateDown(ctx: RollbackContext, scope: StepScope): Promise<void> {
+    const { config, deps } = this;
     const marker = path.join(ctx.dataDir, MIGRATE_DOWN_DONE);
     const done = await readFile(marker, 'utf8').then(
       (text) => JSON.parse(text) as { at?: string },
@@ -116,7 +277,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         throw error;
       },
     );
-    const { program, args } = migrateCommand(ctx);
+    const { program, args } = this.migrateCommand(ctx);
     const line = [program, ...args].join(' ');
     if (done) {
       ctx.progress(`migrate_down already ran for ${ctx.from} (at ${done.at ?? 'an earlier attempt'}); not running it twice`);
@@ -129,7 +290,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         ...(config.migrate_cwd ? { cwd: config.migrate_cwd } : {}),
         // Steps get a minimal environment (not the guard's): the migration tool gets this step's
         // database password as MYSQL_PWD, the variable MySQL/MariaDB clients read.
-        env: secretEnv(password()),
+        env: secretEnv(this.mysql.password()),
         timeoutMs: scope.timeoutMs,
         signal: scope.signal,
       });
@@ -142,36 +303,39 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     ctx.progress(`migrate_down done in ${result.durationMs}ms`);
   }
 
-  async function stopApp(app: string, scope: StepScope): Promise<void> {
-    const instances = await within(scope, 'stop-app', `pm2 describe ${app}`, () => deps.pm2.describe(app));
+  private async stopApp(app: string, scope: StepScope): Promise<void> {
+    const { pm2 } = this.deps;
+    const instances = await within(scope, 'stop-app', `pm2 describe ${app}`, () => pm2.describe(app));
     if (instances.length > 0 && instances.every((i) => i.status === 'stopped')) {
       scope.progress(`${app} is already stopped`);
       return;
     }
     scope.progress(`pm2 stop ${app} (no writes during the restore)`);
-    await within(scope, 'stop-app', `pm2 stop ${app}`, () => deps.pm2.stop(app));
+    await within(scope, 'stop-app', `pm2 stop ${app}`, () => pm2.stop(app));
   }
 
   /** Starts the app again with a time budget of its own: also after the step ran out of time. */
-  async function startApp(app: string, ctx: RollbackContext): Promise<void> {
+  private async startApp(app: string, ctx: RollbackContext): Promise<void> {
+    const { pm2, clock } = this.deps;
     // Not cancelled with the step: only its own time budget ends it.
-    const scope = stepScope({ signal: new AbortController().signal, progress: (message) => ctx.progress(message) }, START_APP_TIMEOUT_MS, deps.clock);
+    const scope = stepScope({ signal: new AbortController().signal, progress: (message) => ctx.progress(message) }, START_APP_TIMEOUT_MS, clock);
     ctx.progress(`pm2 restart ${app}`);
-    await within(scope, 'start-app', `pm2 restart ${app}`, () => deps.pm2.restart(app));
-    await waitUntilOnline(deps.pm2, app, scope, 'start-app');
+    await within(scope, 'start-app', `pm2 restart ${app}`, () => pm2.restart(app));
+    await waitUntilOnline(pm2, app, scope, 'start-app');
   }
 
-  async function restore(ctx: RollbackContext, scope: StepScope, secret: string | undefined, dumpFile: string, replay?: () => Promise<void>): Promise<void> {
+  private async restore(ctx: RollbackContext, scope: StepScope, secret: string | undefined, dumpFile: string, replay?: () => Promise<void>): Promise<void> {
+    const { config, mysql } = this;
     const app = config.stop_app;
     let failure: unknown = null;
     try {
-      if (app) await stopApp(app, scope);
-      const emergency = path.join(ctx.dataDir, `emergency-${fileTime(deps.clock.now())}.sql`);
+      if (app) await this.stopApp(app, scope);
+      const emergency = path.join(ctx.dataDir, `emergency-${fileTime(this.deps.clock.now())}.sql`);
       ctx.progress(`emergency backup of ${config.database} as it is now -> ${emergency}`);
-      const bytes = await dump(emergency, secret, scope, 'emergency-backup');
+      const bytes = await mysql.dump(emergency, secret, scope, 'emergency-backup');
       ctx.progress(`emergency backup done (${bytes} bytes)`);
       ctx.progress(`restoring ${config.database} from ${dumpFile}`);
-      const result = await client(config.mysql, [...connection, config.database], secret, scope, 'restore', { stdin: { file: dumpFile } });
+      const result = await mysql.client(config.mysql, [...mysql.connection, config.database], secret, scope, 'restore', { stdin: { file: dumpFile } });
       ctx.progress(`restore done in ${result.durationMs}ms`);
       // Still without the app's writes: the replayed log must land before the app starts again.
       await replay?.();
@@ -180,7 +344,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     }
     if (app) {
       try {
-        await startApp(app, ctx);
+        await this.startApp(app, ctx);
       } catch (error) {
         if (failure === null) throw error;
         throw new RollbackError(`${errorMessage(failure)}; and ${app} could not be started again: ${errorMessage(error)}`, 'start-app', {
@@ -192,8 +356,9 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
   }
 
   /** Every check_table exists and has at least the snapshot's row count. */
-  async function verify(ctx: RollbackContext, scope: StepScope, secret: string | undefined, snapshot: DatabaseSnapshot | null, restored: boolean) {
-    const tables = await within(scope, 'integrity', `listing the tables of ${config.database}`, () => listTables(secret, scope, 'integrity'));
+  private async verify(ctx: RollbackContext, scope: StepScope, secret: string | undefined, snapshot: DatabaseSnapshot | null, restored: boolean): Promise<void> {
+    const { config, mysql } = this;
+    const tables = await within(scope, 'integrity', `listing the tables of ${config.database}`, () => mysql.listTables(secret, scope, 'integrity'));
     if (restored && snapshot) {
       const since = tables.filter((t) => !snapshot.tables.includes(t));
       if (since.length > 0) ctx.progress(`tables created since the backup are left in place: ${since.join(', ')}`);
@@ -206,7 +371,7 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
         'integrity',
       );
     }
-    const counts = await countRows(config.check_tables, secret, scope, 'integrity');
+    const counts = await mysql.countRows(config.check_tables, secret, scope, 'integrity');
     const below: string[] = [];
     for (const table of config.check_tables) {
       const now = counts[table];
@@ -221,148 +386,6 @@ export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config
     }
     if (below.length > 0) throw new RollbackError(`integrity check failed: ${below.join('; ')}`, 'integrity');
   }
+}
 
-  return {
-    type: 'database',
-
-    describe() {
-      const parts = [`database ${where}`];
-      if (config.migrate_down) parts.push(`migrate_down ${config.migrate_down.join(' ')}`);
-      parts.push(config.restore === 'automatic' ? `restore the pre-release backup${config.stop_app ? ` (pm2 ${config.stop_app} stopped meanwhile)` : ''}` : 'no automatic restore');
-      if (config.check_tables.length > 0) parts.push(`check ${config.check_tables.join(', ')}`);
-      return parts.join(', ');
-    },
-
-    async prepare(ctx: ReleaseContext) {
-      if (!config.backup_on_release) return;
-      const scope = stepScope(ctx, config.timeout, deps.clock);
-      const dumpFile = path.join(ctx.dataDir, PRE_RELEASE_DUMP);
-      const existing = await fileInfo(dumpFile);
-      const known = await readSnapshot(ctx.dataDir);
-      if (existing && known) {
-        ctx.progress(`pre-release backup of ${config.database} for ${ctx.version} already taken at ${known.dumpedAt}; keeping it`);
-        return;
-      }
-      const secret = password();
-      const takenAtMs = deps.clock.now();
-      const tables = await within(scope, 'snapshot', `listing the tables of ${config.database}`, () => listTables(secret, scope, 'snapshot'));
-      const present = config.check_tables.filter((t) => tables.includes(t));
-      const absent = config.check_tables.filter((t) => !tables.includes(t));
-      if (absent.length > 0) ctx.progress(`warning: check_tables not in ${config.database} before the release: ${absent.join(', ')}`);
-      const counts = await within(scope, 'snapshot', 'counting rows', () => countRows(present, secret, scope, 'snapshot'));
-      ctx.progress(`mysqldump ${config.database} -> ${dumpFile}`);
-      const { bytes: dumpBytes, binlog } = await backup(ctx, dumpFile, secret, scope);
-      const snapshot: DatabaseSnapshot = {
-        version: ctx.version,
-        database: config.database,
-        takenAt: new Date(takenAtMs).toISOString(),
-        takenAtMs,
-        dumpedAt: new Date(deps.clock.now()).toISOString(),
-        dumpBytes,
-        tables,
-        counts,
-        ...(binlog ? { binlog } : {}),
-      };
-      await writeJsonAtomic(path.join(ctx.dataDir, SNAPSHOT_FILE), snapshot, { mode: 0o600 });
-      ctx.progress(
-        `pre-release backup: ${dumpBytes} bytes; rows ${Object.entries(counts).map(([t, n]) => `${t}=${n}`).join(', ') || '(no check_tables)'}`,
-      );
-    },
-
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      const scope = stepScope(ctx, Math.min(config.timeout, 30_000), deps.clock);
-      const found: string[] = [];
-      for (const program of [config.mysqldump, config.mysql]) {
-        if (!(await deps.run.which(program))) found.push(`${program} is not installed (not found on PATH)`);
-      }
-      let secret: string | undefined;
-      let secretOk = true;
-      try {
-        secret = password();
-      } catch (error) {
-        secretOk = false;
-        found.push(errorMessage(error));
-      }
-      if (secretOk && (await deps.run.which(config.mysql))) {
-        try {
-          const tables = await listTables(secret, scope, 'check');
-          const missing = config.check_tables.filter((t) => !tables.includes(t));
-          if (missing.length > 0) found.push(`check_tables missing from ${config.database}: ${missing.join(', ')}`);
-        } catch (error) {
-          found.push(`cannot query ${where} as ${config.user}: ${errorMessage(error)}`);
-        }
-      }
-      if (config.restore === 'automatic' || config.backup_on_release) {
-        const source = ctx.prepared?.dir ?? ctx.dataDir;
-        const dumpFile = path.join(source, PRE_RELEASE_DUMP);
-        const info = await fileInfo(dumpFile).catch(() => null);
-        const snapshot = await readSnapshot(source).catch(() => null);
-        if (ctx.prepared?.source === 'stable' && snapshot?.binlog && !(await deps.run.which(config.mysqlbinlog))) {
-          found.push(`${config.mysqlbinlog} is not installed (not found on PATH): the binary log could not be replayed after restoring the stable backup`);
-        }
-        if (!info || !snapshot) {
-          found.push(`no pre-release backup of ${config.database} for ${ctx.from} (${dumpFile}${snapshot ? '' : ` and ${SNAPSHOT_FILE}`} missing)`);
-        } else if (deps.clock.now() - snapshot.takenAtMs > BACKUP_MAX_AGE_MS) {
-          found.push(`the pre-release backup ${dumpFile} was taken at ${snapshot.takenAt}, more than 24h ago; restoring it would lose everything since`);
-        }
-      }
-      if (config.migrate_down) {
-        const versionIssue = [ctx.from, ctx.to].map(versionProblem).find((p) => p !== null);
-        if (versionIssue) found.push(versionIssue);
-        const { program } = migrateCommand(ctx);
-        const resolved = program.includes('/') ? path.resolve(config.migrate_cwd ?? process.cwd(), program) : program;
-        if (!(await deps.run.which(resolved))) found.push(`migrate_down program ${program} is not installed (not found)`);
-      }
-      if (config.migrate_cwd) {
-        const cwd = await stat(config.migrate_cwd).catch(() => null);
-        if (!cwd?.isDirectory()) found.push(`migrate_cwd ${config.migrate_cwd} is not a directory`);
-      }
-      if (config.stop_app && config.restore === 'automatic') {
-        try {
-          if ((await deps.pm2.describe(config.stop_app)).length === 0) found.push(`pm2 does not know stop_app "${config.stop_app}"`);
-        } catch (error) {
-          found.push(`could not ask pm2 about stop_app "${config.stop_app}": ${errorMessage(error)}`);
-        }
-      }
-      return found;
-    },
-
-    async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout, deps.clock);
-      if (config.migrate_down) {
-        const issue = [ctx.from, ctx.to].map(versionProblem).find((p) => p !== null);
-        if (issue) throw new RollbackError(issue, 'validate');
-      }
-      const secret = password();
-      // The backup the shell chose (this window's, or the stable version's: preparations.ts).
-      const source = ctx.prepared?.dir ?? ctx.dataDir;
-      const snapshot = await readSnapshot(source);
-      const dumpFile = path.join(source, PRE_RELEASE_DUMP);
-      const backup = await fileInfo(dumpFile);
-      // Refuse before changing anything when the restore could not happen anyway.
-      if (config.restore === 'automatic' && !backup) {
-        throw new RollbackError(`cannot restore ${config.database}: no pre-release backup at ${dumpFile} (was backup_on_release on when ${ctx.from} started?)`, 'restore');
-      }
-
-      if (config.migrate_down) await migrateDown(ctx, scope);
-
-      let restored = false;
-      if (config.restore === 'automatic') {
-        const replay = ctx.prepared?.source === 'stable' ? () => replayBinlog(ctx, scope, secret, snapshot) : undefined;
-        await restore(ctx, scope, secret, dumpFile, replay);
-        restored = true;
-      } else if (backup) {
-        const since = snapshot?.takenAt ?? new Date(backup.mtimeMs).toISOString();
-        ctx.progress(
-          `restore not automatic: pre-release backup kept at ${dumpFile}; restoring loses writes since ${since} ` +
-            `(restore: automatic to do it on rollback, or by hand: mysql ${config.database} < ${dumpFile})`,
-        );
-      } else {
-        ctx.progress(`restore not automatic, and no pre-release backup was taken for ${ctx.from}`);
-      }
-
-      await verify(ctx, scope, secret, snapshot, restored);
-    },
-  };
-};
+export const databaseStrategy: StrategyFactory<DatabaseStrategyConfig> = (config, deps) => new DatabaseStrategy(config, deps);

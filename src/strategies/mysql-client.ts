@@ -49,31 +49,51 @@ function quoteIdentifier(name: string): string {
   return `\`${name.replace(/`/g, '``')}\``;
 }
 
-/** The client programs bound to one configured database. */
-export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) {
-  const where = `${config.host}:${config.port}/${config.database}`;
-  /** Connection arguments; `--opt=value` so no value can be taken for an option. No password here. */
-  const connection = [`--host=${config.host}`, `--port=${config.port}`, `--user=${config.user}`];
-  const dumpArgs = (extra: readonly string[] = []) => [
-    ...connection,
-    ...extra,
-    '--single-transaction',
-    '--routines',
-    '--triggers',
-    // Tablespace statements need the PROCESS privilege and nothing in a database restore uses them.
-    '--no-tablespaces',
-    '--hex-blob',
-    config.database,
-  ];
+function credentialsError(message: string, _code: string, hint: string | undefined, options: ErrorOptions | undefined): RollbackError {
+  return new RollbackError(hint ? `${message} (${hint})` : message, 'credentials', options);
+}
 
-  const credentialsError = (message: string, _code: string, hint: string | undefined, options: ErrorOptions | undefined) =>
-    new RollbackError(hint ? `${message} (${hint})` : message, 'credentials', options);
+/** The password for the client programs' environment: MYSQL_PWD, the variable they read; none when there is none. */
+export function secretEnv(secret: string | undefined): Record<string, string> {
+  return secret === undefined ? {} : { MYSQL_PWD: secret };
+}
+
+/** The client programs bound to one configured database. */
+export class MysqlClient {
+  /** `host:port/database`, for messages. */
+  readonly where: string;
+  /** Connection arguments; `--opt=value` so no value can be taken for an option. No password here. */
+  readonly connection: readonly string[];
+
+  constructor(
+    private readonly config: DatabaseStrategyConfig,
+    private readonly deps: StrategyDeps,
+  ) {
+    this.where = `${config.host}:${config.port}/${config.database}`;
+    this.connection = [`--host=${config.host}`, `--port=${config.port}`, `--user=${config.user}`];
+  }
+
   /** Read at each use, so a rotated password file is picked up without a restart. */
-  const password = () => readPassword(`database step (${where})`, config, process.env, credentialsError);
-  const secretEnv = (secret: string | undefined): Record<string, string> => (secret === undefined ? {} : { MYSQL_PWD: secret });
+  password(): string | undefined {
+    return readPassword(`database step (${this.where})`, this.config, process.env, credentialsError);
+  }
+
+  private dumpArgs(extra: readonly string[] = []): string[] {
+    return [
+      ...this.connection,
+      ...extra,
+      '--single-transaction',
+      '--routines',
+      '--triggers',
+      // Tablespace statements need the PROCESS privilege and nothing in a database restore uses them.
+      '--no-tablespaces',
+      '--hex-blob',
+      this.config.database,
+    ];
+  }
 
   /** Runs a client program with the password in its environment; errors never carry the password. */
-  async function client(
+  async client(
     program: string,
     args: readonly string[],
     secret: string | undefined,
@@ -82,7 +102,7 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
     options: Partial<CommandOptions> = {},
   ): Promise<CommandResult> {
     try {
-      return await deps.run.run(program, args, {
+      return await this.deps.run.run(program, args, {
         ...options,
         env: { ...options.env, ...secretEnv(secret) },
         timeoutMs: scope.timeoutMs,
@@ -94,12 +114,12 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
   }
 
   /** Runs one SQL statement with `mysql --batch`; rows of tab-separated fields. */
-  async function query(sql: string, secret: string | undefined, scope: StepScope, step: string): Promise<string[][]> {
+  async query(sql: string, secret: string | undefined, scope: StepScope, step: string): Promise<string[][]> {
     // Output goes to a file rather than the runner's bounded tail: a database may have many tables.
     const dir = await mkdtemp(path.join(tmpdir(), 'rg-mysql-'));
     const out = path.join(dir, 'rows.tsv');
     try {
-      await client(config.mysql, [...connection, '--batch', '--skip-column-names', `--execute=${sql}`, config.database], secret, scope, step, {
+      await this.client(this.config.mysql, [...this.connection, '--batch', '--skip-column-names', `--execute=${sql}`, this.config.database], secret, scope, step, {
         stdoutFile: out,
       });
       const text = await readFile(out, 'utf8');
@@ -112,8 +132,8 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
     }
   }
 
-  async function listTables(secret: string | undefined, scope: StepScope, step: string): Promise<string[]> {
-    const rows = await query(
+  async listTables(secret: string | undefined, scope: StepScope, step: string): Promise<string[]> {
+    const rows = await this.query(
       "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
       secret,
       scope,
@@ -123,11 +143,11 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
   }
 
   /** COUNT(*) of each of `tables` (all must exist), in one statement. */
-  async function countRows(tables: readonly string[], secret: string | undefined, scope: StepScope, step: string): Promise<Record<string, number>> {
+  async countRows(tables: readonly string[], secret: string | undefined, scope: StepScope, step: string): Promise<Record<string, number>> {
     if (tables.length === 0) return {};
     const sql = tables.map((t) => `SELECT '${t}', COUNT(*) FROM ${quoteIdentifier(t)}`).join(' UNION ALL ');
     const counts: Record<string, number> = {};
-    for (const [name, count] of await query(sql, secret, scope, step)) {
+    for (const [name, count] of await this.query(sql, secret, scope, step)) {
       if (name !== undefined && count !== undefined) counts[name] = Number.parseInt(count, 10);
     }
     return counts;
@@ -137,12 +157,12 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
    * mysqldump into `file`, through a temporary name in the same directory renamed once the dump is
    * complete: a crash or failure never leaves a partial dump under the final name.
    */
-  async function dump(file: string, secret: string | undefined, scope: StepScope, step: string, extra: readonly string[] = []): Promise<number> {
+  async dump(file: string, secret: string | undefined, scope: StepScope, step: string, extra: readonly string[] = []): Promise<number> {
     const temp = path.join(path.dirname(file), `.${path.basename(file)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      await client(config.mysqldump, dumpArgs(extra), secret, scope, step, { stdoutFile: temp });
+      await this.client(this.config.mysqldump, this.dumpArgs(extra), secret, scope, step, { stdoutFile: temp });
       const { size } = await stat(temp);
-      if (size === 0) throw new RollbackError(`${config.mysqldump} ${config.database} wrote nothing`, step);
+      if (size === 0) throw new RollbackError(`${this.config.mysqldump} ${this.config.database} wrote nothing`, step);
       await commitFile(temp, file);
       return size;
     } catch (error) {
@@ -151,8 +171,8 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
     }
   }
 
-  async function binlogOn(secret: string | undefined, scope: StepScope, step: string): Promise<boolean> {
-    const rows = await query("SHOW VARIABLES LIKE 'log_bin'", secret, scope, step);
+  private async binlogOn(secret: string | undefined, scope: StepScope, step: string): Promise<boolean> {
+    const rows = await this.query("SHOW VARIABLES LIKE 'log_bin'", secret, scope, step);
     return rows[0]?.[1]?.toUpperCase() === 'ON';
   }
 
@@ -161,14 +181,14 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
    * snapshot (--master-data=2 writes them as a comment; it needs the RELOAD privilege and briefly
    * locks tables to read them). Without that privilege the dump is taken without coordinates.
    */
-  async function backup(ctx: ReleaseContext, dumpFile: string, secret: string | undefined, scope: StepScope): Promise<{ bytes: number; binlog?: { file: string; position: number } }> {
-    const withLog = await within(scope, 'backup', 'asking whether the server keeps a binary log', () => binlogOn(secret, scope, 'backup')).catch((error: unknown) => {
-      ctx.progress(`could not ask whether ${where} keeps a binary log (${errorMessage(error)}); dumping without its coordinates`);
+  async backup(ctx: ReleaseContext, dumpFile: string, secret: string | undefined, scope: StepScope): Promise<{ bytes: number; binlog?: { file: string; position: number } }> {
+    const withLog = await within(scope, 'backup', 'asking whether the server keeps a binary log', () => this.binlogOn(secret, scope, 'backup')).catch((error: unknown) => {
+      ctx.progress(`could not ask whether ${this.where} keeps a binary log (${errorMessage(error)}); dumping without its coordinates`);
       return false;
     });
     if (withLog) {
       try {
-        const bytes = await dump(dumpFile, secret, scope, 'backup', ['--master-data=2']);
+        const bytes = await this.dump(dumpFile, secret, scope, 'backup', ['--master-data=2']);
         const binlog = await binlogCoordinates(dumpFile);
         if (binlog) ctx.progress(`binary log position at the backup: ${binlog.file}:${binlog.position}`);
         return { bytes, ...(binlog ? { binlog } : {}) };
@@ -177,7 +197,7 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
         ctx.progress(`mysqldump --master-data=2 failed (${errorMessage(error)}); dumping without binary log coordinates`);
       }
     }
-    return { bytes: await dump(dumpFile, secret, scope, 'backup') };
+    return { bytes: await this.dump(dumpFile, secret, scope, 'backup') };
   }
 
   /**
@@ -187,7 +207,8 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
    * the release's own (migrations included) are not replayed. Only statements whose default
    * database is this one are replayed (mysqlbinlog --database), as with the runbook's recovery.
    */
-  async function replayBinlog(ctx: RollbackContext, scope: StepScope, secret: string | undefined, snapshot: DatabaseSnapshot | null): Promise<void> {
+  async replayBinlog(ctx: RollbackContext, scope: StepScope, secret: string | undefined, snapshot: DatabaseSnapshot | null): Promise<void> {
+    const { config, connection, where } = this;
     const began = ctx.prepared!.releaseBeganAt;
     const lost = `writes between the backup (${snapshot?.takenAt ?? 'unknown time'}) and the release start (${new Date(began).toISOString()}) are not replayed`;
     if (!snapshot?.binlog) {
@@ -195,7 +216,7 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
       return;
     }
     const { file, position } = snapshot.binlog;
-    const logs = await query('SHOW BINARY LOGS', secret, scope, 'binlog-replay').catch((error: unknown) => {
+    const logs = await this.query('SHOW BINARY LOGS', secret, scope, 'binlog-replay').catch((error: unknown) => {
       ctx.progress(`cannot list the binary logs of ${where} (${errorMessage(error)}): ${lost}`);
       return null;
     });
@@ -205,9 +226,9 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
       return;
     }
     const stop = binlogTime(began);
-    const events = path.join(ctx.dataDir, `binlog-replay-${fileTime(deps.clock.now())}.sql`);
+    const events = path.join(ctx.dataDir, `binlog-replay-${fileTime(this.deps.clock.now())}.sql`);
     ctx.progress(`replaying the binary log of ${config.database} from ${file}:${position} up to ${stop} UTC (the release start) -> ${events}`);
-    await client(
+    await this.client(
       config.mysqlbinlog,
       [...connection, '--read-from-remote-server', '--to-last-log', `--start-position=${position}`, `--stop-datetime=${stop}`, `--database=${config.database}`, file],
       secret,
@@ -216,11 +237,12 @@ export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps) 
       // mysqlbinlog reads --stop-datetime in its local time zone.
       { stdoutFile: events, env: { TZ: 'UTC' } },
     );
-    const result = await client(config.mysql, [...connection, config.database], secret, scope, 'binlog-replay', { stdin: { file: events } });
+    const result = await this.client(config.mysql, [...connection, config.database], secret, scope, 'binlog-replay', { stdin: { file: events } });
     ctx.progress(`binary log replayed in ${result.durationMs}ms (${(await stat(events)).size} bytes of events)`);
   }
-
-  return { where, connection, password, secretEnv, client, query, listTables, countRows, dump, backup, replayBinlog };
 }
 
-export type MysqlClient = ReturnType<typeof mysqlClient>;
+/** The client programs bound to one configured database. */
+export function mysqlClient(config: DatabaseStrategyConfig, deps: StrategyDeps): MysqlClient {
+  return new MysqlClient(config, deps);
+}
