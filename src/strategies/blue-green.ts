@@ -28,7 +28,7 @@ import { errorMessage, RollbackError } from '../errors.js';
 import { writeJsonAtomic } from '../store/atomic-write.js';
 import type { CommandRunner } from './command-runner.js';
 import { stepScope, within, type StepScope } from './step.js';
-import type { RollbackContext, StrategyFactory } from './types.js';
+import type { ReleaseContext, RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 export type Color = 'blue' | 'green';
 const COLORS: readonly Color[] = ['blue', 'green'];
@@ -110,82 +110,159 @@ async function replaceFile(file: string, text: string): Promise<void> {
   }
 }
 
-export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (config, deps) => {
-  const colors = config.colors as Partial<Record<Color, string>>;
-  const run: CommandRunner = deps.run;
+async function readState(dataDir: string): Promise<SwitchState | null> {
+  const file = path.join(dataDir, BLUE_GREEN_STATE);
+  try {
+    const state = JSON.parse(await readFile(file, 'utf8')) as SwitchState;
+    if (!isColor(state.to) || !isColor(state.from)) throw new Error(`"to" and "from" must be blue or green`);
+    return state;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new RollbackError(`${file} cannot be read: ${errorMessage(error)}`, 'state', { cause: error });
+  }
+}
 
-  function colorProblems(): string[] {
+async function writeState(dataDir: string, state: SwitchState): Promise<void> {
+  const file = path.join(dataDir, BLUE_GREEN_STATE);
+  await writeJsonAtomic(file, state, { mode: 0o600 });
+}
+
+class BlueGreenStrategy implements RollbackStrategy {
+  readonly type = 'blue_green';
+  private readonly colors: Partial<Record<Color, string>>;
+  private readonly run: CommandRunner;
+  // nginx mode
+  private readonly upstreamFile: string;
+  private readonly nginxArgs: readonly string[];
+  // kubernetes mode
+  private readonly namespaceArgs: string[];
+  private readonly service: string;
+  private readonly selectorPath: string;
+
+  constructor(
+    private readonly config: BlueGreenStrategyConfig,
+    private readonly deps: StrategyDeps,
+  ) {
+    this.colors = config.colors as Partial<Record<Color, string>>;
+    this.run = deps.run;
+    this.upstreamFile = config.upstream_file ? path.resolve(config.upstream_file) : '';
+    this.nginxArgs = config.nginx_args;
+    this.namespaceArgs = ['-n', config.namespace];
+    this.service = config.service ?? '';
+    // JSONPath needs the dots of a label such as app.kubernetes.io/color escaped.
+    this.selectorPath = `jsonpath={.spec.selector.${config.selector_label.replace(/\./g, '\\.')}}`;
+  }
+
+  describe(): string {
+    const config = this.config;
+    return config.mode === 'nginx'
+      ? `blue_green: upstream ${config.upstream_name} in ${this.upstreamFile} to the other colour, nginx -s reload`
+      : `blue_green: service ${this.service} (namespace ${config.namespace}) selector ${config.selector_label} to the other colour`;
+  }
+
+  async prepare(ctx: ReleaseContext): Promise<void> {
+    // A new window for this version: a decision left by an earlier rollback of it is stale.
+    const file = path.join(ctx.dataDir, BLUE_GREEN_STATE);
+    if (await stat(file).then(() => true, () => false)) {
+      await rm(file, { force: true });
+      ctx.progress(`removed ${file} left by an earlier rollback of ${ctx.version}`);
+    }
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    const config = this.config;
+    const found = this.colorProblems();
+    const scope = stepScope(ctx, Math.min(config.timeout, 30_000), this.deps.clock);
+    const program = config.mode === 'nginx' ? config.nginx : config.kubectl;
+    if (!(await this.run.which(program))) {
+      found.push(`${program} is not installed (not found on PATH)`);
+      return found;
+    }
+    if (config.mode === 'nginx') {
+      try {
+        await this.readUpstream();
+      } catch (error) {
+        found.push(errorMessage(error));
+      }
+      try {
+        await this.nginxTest(scope, 'check');
+      } catch (error) {
+        found.push(errorMessage(error));
+      }
+    } else {
+      try {
+        await this.activeInCluster(scope, 'check');
+      } catch (error) {
+        found.push(errorMessage(error));
+      }
+    }
+    return found;
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    const problems = this.colorProblems();
+    if (problems.length > 0) throw new RollbackError(problems.join('; '), 'validate');
+    const scope = stepScope(ctx, this.config.timeout, this.deps.clock);
+    if (this.config.mode === 'nginx') await this.executeNginx(ctx, scope);
+    else await this.executeKubernetes(ctx, scope);
+  }
+
+  private colorProblems(): string[] {
+    const colors = this.colors;
     const missing = COLORS.filter((c) => !colors[c]);
     if (missing.length > 0) return [`colors must name both blue and green; missing: ${missing.join(', ')}`];
     if (colors.blue === colors.green) return [`blue and green are both ${colors.blue}: switching would change nothing`];
     return [];
   }
 
-  async function readState(dataDir: string): Promise<SwitchState | null> {
-    const file = path.join(dataDir, BLUE_GREEN_STATE);
-    try {
-      const state = JSON.parse(await readFile(file, 'utf8')) as SwitchState;
-      if (!isColor(state.to) || !isColor(state.from)) throw new Error(`"to" and "from" must be blue or green`);
-      return state;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new RollbackError(`${file} cannot be read: ${errorMessage(error)}`, 'state', { cause: error });
-    }
-  }
-
-  async function writeState(dataDir: string, state: SwitchState): Promise<void> {
-    const file = path.join(dataDir, BLUE_GREEN_STATE);
-    await writeJsonAtomic(file, state, { mode: 0o600 });
-  }
-
   /** The colour to switch to: the recorded one on a resumed rollback, else the one not active now. */
-  async function decide(ctx: RollbackContext, active: Color): Promise<Color> {
+  private async decide(ctx: RollbackContext, active: Color): Promise<Color> {
     const state = await readState(ctx.dataDir);
     if (state) {
       ctx.progress(`this rollback already chose ${state.to} (from ${state.from}, at ${state.at}); converging on it`);
       return state.to;
     }
     const to = other(active);
-    await writeState(ctx.dataDir, { mode: config.mode, from: active, to, at: new Date(deps.clock.now()).toISOString() });
+    await writeState(ctx.dataDir, { mode: this.config.mode, from: active, to, at: new Date(this.deps.clock.now()).toISOString() });
     return to;
   }
 
   // ------------------------------------------------------------------------------------------- nginx
 
-  const upstreamFile = config.upstream_file ? path.resolve(config.upstream_file) : '';
-  const nginxArgs = config.nginx_args;
-
-  async function nginxTest(scope: StepScope, step: string): Promise<void> {
-    await run.run(config.nginx, [...nginxArgs, '-t'], { timeoutMs: scope.timeoutMs, signal: scope.signal }).catch((error: unknown) => {
+  private async nginxTest(scope: StepScope, step: string): Promise<void> {
+    await this.run.run(this.config.nginx, [...this.nginxArgs, '-t'], { timeoutMs: scope.timeoutMs, signal: scope.signal }).catch((error: unknown) => {
       throw new RollbackError(`nginx -t failed: ${errorMessage(error)}`, step, { cause: error });
     });
   }
 
-  async function readUpstream(): Promise<{ text: string; active: Color }> {
+  private async readUpstream(): Promise<{ text: string; active: Color }> {
+    const { upstreamFile, config } = this;
     const text = await readFile(upstreamFile, 'utf8').catch((error: unknown) => {
       throw new RollbackError(`upstream_file ${upstreamFile} cannot be read: ${errorMessage(error)}`, 'read', { cause: error });
     });
     const servers = upstreamServers(text, config.upstream_name);
     if (servers === null) throw new RollbackError(`${upstreamFile} has no "upstream ${config.upstream_name} { … }" block`, 'read');
-    const active = activeColor(servers, colors);
+    const active = activeColor(servers, this.colors);
     if (!isColor(active)) throw new RollbackError(`cannot tell the active colour of upstream ${config.upstream_name} in ${upstreamFile}: ${active}`, 'read');
     return { text, active };
   }
 
-  async function executeNginx(ctx: RollbackContext, scope: StepScope): Promise<void> {
-    const { text, active } = await readUpstream();
-    const to = await decide(ctx, active);
+  private async executeNginx(ctx: RollbackContext, scope: StepScope): Promise<void> {
+    const { upstreamFile, config, colors } = this;
+    const { text, active } = await this.readUpstream();
+    const to = await this.decide(ctx, active);
     const address = colors[to]!;
     if (active === to) {
       ctx.progress(`upstream ${config.upstream_name} already routes to ${to} (${address}); reloading nginx to be sure it serves it`);
-      await within(scope, 'nginx-test', 'nginx -t', () => nginxTest(scope, 'nginx-test'));
+      await within(scope, 'nginx-test', 'nginx -t', () => this.nginxTest(scope, 'nginx-test'));
     } else {
       const backup = path.join(ctx.dataDir, UPSTREAM_BACKUP);
       if (!(await stat(backup).then(() => true, () => false))) await writeFile(backup, text);
       await replaceFile(upstreamFile, switchUpstream(text, config.upstream_name, colors[active]!, address));
       ctx.progress(`${upstreamFile}: upstream ${config.upstream_name} ${active} (${colors[active]}) -> ${to} (${address})`);
       try {
-        await within(scope, 'nginx-test', 'nginx -t', () => nginxTest(scope, 'nginx-test'));
+        await within(scope, 'nginx-test', 'nginx -t', () => this.nginxTest(scope, 'nginx-test'));
       } catch (error) {
         // Never leave a config nginx refuses: the next reload (ours or anyone's) would fail on it.
         await replaceFile(upstreamFile, text);
@@ -197,20 +274,16 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
     }
     ctx.progress(`nginx -s reload`);
     await within(scope, 'nginx-reload', 'nginx -s reload', () =>
-      run.run(config.nginx, [...nginxArgs, '-s', 'reload'], { timeoutMs: scope.timeoutMs, signal: scope.signal }),
+      this.run.run(config.nginx, [...this.nginxArgs, '-s', 'reload'], { timeoutMs: scope.timeoutMs, signal: scope.signal }),
     );
   }
 
   // -------------------------------------------------------------------------------------- kubernetes
 
-  const namespaceArgs = ['-n', config.namespace];
-  const service = config.service ?? '';
-  // JSONPath needs the dots of a label such as app.kubernetes.io/color escaped.
-  const selectorPath = `jsonpath={.spec.selector.${config.selector_label.replace(/\./g, '\\.')}}`;
-
-  async function selectorValue(scope: StepScope, step: string): Promise<string> {
+  private async selectorValue(scope: StepScope, step: string): Promise<string> {
+    const service = this.service;
     const result = await within(scope, step, `kubectl get service ${service}`, () =>
-      run.run(config.kubectl, [...namespaceArgs, 'get', 'service', service, '-o', selectorPath], {
+      this.run.run(this.config.kubectl, [...this.namespaceArgs, 'get', 'service', service, '-o', this.selectorPath], {
         timeoutMs: scope.timeoutMs,
         signal: scope.signal,
       }),
@@ -218,22 +291,24 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
     return (result.stdoutTail.at(-1) ?? '').trim();
   }
 
-  async function activeInCluster(scope: StepScope, step: string): Promise<Color> {
-    const value = await selectorValue(scope, step);
-    const active = activeColor(value === '' ? [] : [value], colors);
+  private async activeInCluster(scope: StepScope, step: string): Promise<Color> {
+    const value = await this.selectorValue(scope, step);
+    const active = activeColor(value === '' ? [] : [value], this.colors);
     if (!isColor(active)) {
+      const config = this.config;
       throw new RollbackError(
-        `cannot tell the active colour of service ${service} (namespace ${config.namespace}): selector ${config.selector_label}=${value || '(unset)'}: ${active}`,
+        `cannot tell the active colour of service ${this.service} (namespace ${config.namespace}): selector ${config.selector_label}=${value || '(unset)'}: ${active}`,
         step,
       );
     }
     return active;
   }
 
-  async function executeKubernetes(ctx: RollbackContext, scope: StepScope): Promise<void> {
-    const active = await activeInCluster(scope, 'read');
-    const to = await decide(ctx, active);
-    const value = colors[to]!;
+  private async executeKubernetes(ctx: RollbackContext, scope: StepScope): Promise<void> {
+    const { config, service } = this;
+    const active = await this.activeInCluster(scope, 'read');
+    const to = await this.decide(ctx, active);
+    const value = this.colors[to]!;
     if (active === to) {
       ctx.progress(`service ${service} already selects ${config.selector_label}=${value} (${to})`);
       return;
@@ -241,70 +316,15 @@ export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (conf
     const patch = JSON.stringify({ spec: { selector: { [config.selector_label]: value } } });
     ctx.progress(`kubectl -n ${config.namespace} patch service ${service} --type=merge -p ${patch}`);
     await within(scope, 'patch', `kubectl patch service ${service}`, () =>
-      run.run(config.kubectl, [...namespaceArgs, 'patch', 'service', service, '--type=merge', '-p', patch], {
+      this.run.run(config.kubectl, [...this.namespaceArgs, 'patch', 'service', service, '--type=merge', '-p', patch], {
         timeoutMs: scope.timeoutMs,
         signal: scope.signal,
       }),
     );
-    const now = await activeInCluster(scope, 'confirm');
+    const now = await this.activeInCluster(scope, 'confirm');
     if (now !== to) throw new RollbackError(`service ${service} still selects ${now} after the patch`, 'confirm');
     ctx.progress(`service ${service}: ${active} -> ${to}`);
   }
+}
 
-  return {
-    type: 'blue_green',
-
-    describe() {
-      return config.mode === 'nginx'
-        ? `blue_green: upstream ${config.upstream_name} in ${upstreamFile} to the other colour, nginx -s reload`
-        : `blue_green: service ${service} (namespace ${config.namespace}) selector ${config.selector_label} to the other colour`;
-    },
-
-    async prepare(ctx) {
-      // A new window for this version: a decision left by an earlier rollback of it is stale.
-      const file = path.join(ctx.dataDir, BLUE_GREEN_STATE);
-      if (await stat(file).then(() => true, () => false)) {
-        await rm(file, { force: true });
-        ctx.progress(`removed ${file} left by an earlier rollback of ${ctx.version}`);
-      }
-    },
-
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      const found = colorProblems();
-      const scope = stepScope(ctx, Math.min(config.timeout, 30_000), deps.clock);
-      const program = config.mode === 'nginx' ? config.nginx : config.kubectl;
-      if (!(await run.which(program))) {
-        found.push(`${program} is not installed (not found on PATH)`);
-        return found;
-      }
-      if (config.mode === 'nginx') {
-        try {
-          await readUpstream();
-        } catch (error) {
-          found.push(errorMessage(error));
-        }
-        try {
-          await nginxTest(scope, 'check');
-        } catch (error) {
-          found.push(errorMessage(error));
-        }
-      } else {
-        try {
-          await activeInCluster(scope, 'check');
-        } catch (error) {
-          found.push(errorMessage(error));
-        }
-      }
-      return found;
-    },
-
-    async execute(ctx) {
-      const problems = colorProblems();
-      if (problems.length > 0) throw new RollbackError(problems.join('; '), 'validate');
-      const scope = stepScope(ctx, config.timeout, deps.clock);
-      if (config.mode === 'nginx') await executeNginx(ctx, scope);
-      else await executeKubernetes(ctx, scope);
-    },
-  };
-};
+export const blueGreenStrategy: StrategyFactory<BlueGreenStrategyConfig> = (config, deps) => new BlueGreenStrategy(config, deps);

@@ -22,7 +22,7 @@ import type { CommandResult } from './command-runner.js';
 import { commandLine, reportOutput, runProgram, type RunProgramOptions } from './command.js';
 import { expandArgs } from './placeholders.js';
 import { stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
-import type { RollbackContext, StrategyFactory } from './types.js';
+import type { RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** A fetch that hangs (unreachable remote) must not use up the whole step. */
 const FETCH_TIMEOUT_MS = 120_000;
@@ -33,27 +33,82 @@ const NO_PROMPT = { GIT_TERMINAL_PROMPT: '0' };
 
 type Outcome = { ok: true; result: CommandResult } | { ok: false; error: unknown };
 
-export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, run, clock }) => {
-  const dir = path.resolve(config.dir);
-  const tagOf = (to: string) => `${config.tag_prefix}${to}`;
-  const refOf = (to: string) => `refs/tags/${tagOf(to)}`;
+async function attempt(work: () => Promise<CommandResult>): Promise<Outcome> {
+  try {
+    return { ok: true, result: await work() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+class GitStrategy implements RollbackStrategy {
+  readonly type = 'git';
+  private readonly dir: string;
+
+  constructor(
+    private readonly config: GitStrategyConfig,
+    private readonly deps: StrategyDeps,
+  ) {
+    this.dir = path.resolve(config.dir);
+  }
+
+  describe({ from, to }: Pick<RollbackContext, 'from' | 'to'>): string {
+    const steps = [`git checkout ${this.tagOf(to)} in ${this.dir}`];
+    try {
+      for (const { argv } of this.commands({ from, to })) steps.push(commandLine(argv[0] ?? '', argv.slice(1)));
+    } catch {
+      // An unusable version: describe stays informative; check and execute refuse it.
+    }
+    if (this.config.pm2_app) steps.push(`pm2 restart ${this.config.pm2_app}`);
+    return `git: ${steps.join(', ')}`;
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    return this.problems(ctx);
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    const { run, pm2, clock } = this.deps;
+    const versionIssue = versionProblem(ctx.to);
+    if (versionIssue) throw new RollbackError(`refusing to roll back: ${versionIssue}`, 'validate');
+    const programs = this.commands(ctx);
+    if ((await run.which('git')) === null) throw new RollbackError('git is not installed (not found on PATH)', 'check');
+    const scope = stepScope(ctx, this.config.timeout, clock);
+
+    await this.checkout(ctx, scope);
+    for (const { name, argv } of programs) {
+      const [program, ...args] = argv;
+      if (program === undefined) continue;
+      const result = await runProgram(run, scope, name, program, args, { cwd: this.dir });
+      reportOutput(scope, result.stdoutTail);
+    }
+
+    if (this.config.pm2_app) {
+      const app = this.config.pm2_app;
+      ctx.progress(`pm2 restart ${app}`);
+      await within(scope, 'restart', `pm2 restart ${app}`, () => pm2.restart(app));
+      await waitUntilOnline(pm2, app, scope, 'wait-online');
+    }
+  }
+
+  private tagOf(to: string): string {
+    return `${this.config.tag_prefix}${to}`;
+  }
+
+  private refOf(to: string): string {
+    return `refs/tags/${this.tagOf(to)}`;
+  }
 
   /** `git -C dir <args>` inside the scope. */
-  const git = (scope: StepScope, step: string, args: readonly string[], options: RunProgramOptions = {}) =>
-    runProgram(run, scope, step, 'git', ['-C', dir, ...args], { env: NO_PROMPT, ...options });
-
-  const attempt = async (work: () => Promise<CommandResult>): Promise<Outcome> => {
-    try {
-      return { ok: true, result: await work() };
-    } catch (error) {
-      return { ok: false, error };
-    }
-  };
+  private git(scope: StepScope, step: string, args: readonly string[], options: RunProgramOptions = {}): Promise<CommandResult> {
+    return runProgram(this.deps.run, scope, step, 'git', ['-C', this.dir, ...args], { env: NO_PROMPT, ...options });
+  }
 
   /** The commit the tag of `to` points at, or null when there is no such tag in `dir`. */
-  async function tagCommit(scope: StepScope, step: string, to: string, announce: boolean): Promise<string | null> {
+  private async tagCommit(scope: StepScope, step: string, to: string, announce: boolean): Promise<string | null> {
     const found = await attempt(() =>
-      git(scope, step, ['rev-parse', '--verify', '--quiet', `${refOf(to)}^{commit}`], { announce }),
+      this.git(scope, step, ['rev-parse', '--verify', '--quiet', `${this.refOf(to)}^{commit}`], { announce }),
     );
     if (!found.ok) {
       if (scope.signal.aborted) throw found.error;
@@ -62,27 +117,29 @@ export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, r
     return found.result.stdoutTail[0]?.trim() ?? null;
   }
 
-  async function remotes(scope: StepScope, step: string, announce: boolean): Promise<string[]> {
-    const result = await git(scope, step, ['remote'], { announce });
+  private async remotes(scope: StepScope, step: string, announce: boolean): Promise<string[]> {
+    const result = await this.git(scope, step, ['remote'], { announce });
     return result.stdoutTail.map((line) => line.trim()).filter(Boolean);
   }
 
   /** install and build, expanded; throws the `validate` RollbackError for an unusable version. */
-  function commands(ctx: Pick<RollbackContext, 'from' | 'to'>): { name: 'install' | 'build'; argv: string[] }[] {
+  private commands(ctx: Pick<RollbackContext, 'from' | 'to'>): { name: 'install' | 'build'; argv: string[] }[] {
     const list: { name: 'install' | 'build'; argv: string[] }[] = [];
-    if (config.install) list.push({ name: 'install', argv: expandArgs(config.install, ctx) });
-    if (config.build) list.push({ name: 'build', argv: expandArgs(config.build, ctx) });
+    if (this.config.install) list.push({ name: 'install', argv: expandArgs(this.config.install, ctx) });
+    if (this.config.build) list.push({ name: 'build', argv: expandArgs(this.config.build, ctx) });
     return list;
   }
 
   /** Everything that would make `execute` fail; read-only (it asks remotes, never fetches). */
-  async function problems(ctx: RollbackContext): Promise<string[]> {
+  private async problems(ctx: RollbackContext): Promise<string[]> {
+    const { run, pm2, clock } = this.deps;
+    const { config, dir } = this;
     const versionIssue = versionProblem(ctx.to);
     if (versionIssue) return [versionIssue];
     const found: string[] = [];
     let programs: { name: string; argv: string[] }[] = [];
     try {
-      programs = commands(ctx);
+      programs = this.commands(ctx);
     } catch (error) {
       found.push(errorMessage(error));
     }
@@ -109,21 +166,21 @@ export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, r
       return [...found, `${dir} cannot be used: ${errorMessage(error)}`];
     }
     const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout), clock);
-    const inside = await attempt(() => git(scope, 'check', ['rev-parse', '--is-inside-work-tree'], { announce: false }));
+    const inside = await attempt(() => this.git(scope, 'check', ['rev-parse', '--is-inside-work-tree'], { announce: false }));
     if (!inside.ok || inside.result.stdoutTail[0]?.trim() !== 'true') {
       const why = inside.ok ? 'it is a bare repository' : errorMessage(inside.error);
       return [...found, `${dir} is not a git work tree (${why})`];
     }
-    if ((await tagCommit(scope, 'check', ctx.to, false)) !== null) return found;
+    if ((await this.tagCommit(scope, 'check', ctx.to, false)) !== null) return found;
 
     // Not here yet; execute fetches first, so a tag on a remote is fine.
-    const tag = tagOf(ctx.to);
-    const names = await remotes(scope, 'check', false);
+    const tag = this.tagOf(ctx.to);
+    const names = await this.remotes(scope, 'check', false);
     if (names.length === 0) return [...found, `tag ${tag} does not exist in ${dir}, which has no remote to fetch it from`];
     const unreachable: string[] = [];
     for (const remote of names) {
       const listed = await attempt(() =>
-        git(scope, 'check', ['ls-remote', '--tags', remote, refOf(ctx.to)], { announce: false }),
+        this.git(scope, 'check', ['ls-remote', '--tags', remote, this.refOf(ctx.to)], { announce: false }),
       );
       if (listed.ok && listed.result.stdoutTail.length > 0) return found;
       if (!listed.ok) unreachable.push(`${remote} (${errorMessage(listed.error)})`);
@@ -132,37 +189,38 @@ export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, r
     return [...found, `tag ${tag} exists neither in ${dir} nor on its remotes (${names.join(', ')})${asked}`];
   }
 
-  async function checkout(ctx: RollbackContext, scope: StepScope): Promise<void> {
-    const inside = await git(scope, 'check', ['rev-parse', '--is-inside-work-tree'], { announce: false });
+  private async checkout(ctx: RollbackContext, scope: StepScope): Promise<void> {
+    const dir = this.dir;
+    const inside = await this.git(scope, 'check', ['rev-parse', '--is-inside-work-tree'], { announce: false });
     if (inside.stdoutTail[0]?.trim() !== 'true') throw new RollbackError(`${dir} is not a git work tree`, 'check');
 
     // What `checkout --force` is about to discard, kept in the record before it is gone.
-    const status = await git(scope, 'status', ['status', '--porcelain']);
+    const status = await this.git(scope, 'status', ['status', '--porcelain']);
     if (status.stdoutTail.length === 0) ctx.progress('working tree clean');
     else {
       ctx.progress(`working tree changes before checkout (tracked ones are discarded by --force; untracked files stay):`);
       reportOutput(scope, status.stdoutTail);
     }
-    const head = (await git(scope, 'status', ['rev-parse', 'HEAD'], { announce: false })).stdoutTail[0]?.trim() ?? '';
+    const head = (await this.git(scope, 'status', ['rev-parse', 'HEAD'], { announce: false })).stdoutTail[0]?.trim() ?? '';
     ctx.progress(`HEAD was ${head}`);
 
-    const names = await remotes(scope, 'fetch', false);
+    const names = await this.remotes(scope, 'fetch', false);
     if (names.length === 0) {
       ctx.progress('no remote: git fetch skipped, using the tags in the working tree');
     } else {
-      const fetched = await attempt(() => git(scope, 'fetch', ['fetch', '--all', '--tags'], { timeoutMs: FETCH_TIMEOUT_MS }));
+      const fetched = await attempt(() => this.git(scope, 'fetch', ['fetch', '--all', '--tags'], { timeoutMs: FETCH_TIMEOUT_MS }));
       if (!fetched.ok) {
         if (scope.signal.aborted) throw fetched.error;
         ctx.progress(`git fetch failed, using the tags already in the working tree: ${errorMessage(fetched.error)}`);
       }
     }
 
-    const tag = tagOf(ctx.to);
-    const target = await tagCommit(scope, 'checkout', ctx.to, true);
+    const tag = this.tagOf(ctx.to);
+    const target = await this.tagCommit(scope, 'checkout', ctx.to, true);
     if (target === null) {
       throw new RollbackError(
         `tag ${tag} does not exist in ${dir}${names.length > 0 ? ` (nor on ${names.join(', ')} after fetching)` : ''}; ` +
-          `tag each release as ${config.tag_prefix}<version>`,
+          `tag each release as ${this.config.tag_prefix}<version>`,
         'checkout',
       );
     }
@@ -170,54 +228,13 @@ export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, { pm2, r
       ctx.progress(`already at ${tag} (${target}) with no tracked changes; checkout skipped`);
       return;
     }
-    await git(scope, 'checkout', ['checkout', '--force', refOf(ctx.to)]);
-    const now = (await git(scope, 'checkout', ['rev-parse', 'HEAD'], { announce: false })).stdoutTail[0]?.trim();
+    await this.git(scope, 'checkout', ['checkout', '--force', this.refOf(ctx.to)]);
+    const now = (await this.git(scope, 'checkout', ['rev-parse', 'HEAD'], { announce: false })).stdoutTail[0]?.trim();
     if (now !== target) {
       throw new RollbackError(`after checking out ${tag}, HEAD is ${now ?? 'unknown'}, not ${target}`, 'checkout');
     }
     ctx.progress(`HEAD is now ${target} (${tag})`);
   }
+}
 
-  return {
-    type: 'git',
-
-    describe({ from, to }) {
-      const steps = [`git checkout ${tagOf(to)} in ${dir}`];
-      try {
-        for (const { argv } of commands({ from, to })) steps.push(commandLine(argv[0] ?? '', argv.slice(1)));
-      } catch {
-        // An unusable version: describe stays informative; check and execute refuse it.
-      }
-      if (config.pm2_app) steps.push(`pm2 restart ${config.pm2_app}`);
-      return `git: ${steps.join(', ')}`;
-    },
-
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      return problems(ctx);
-    },
-
-    async execute(ctx) {
-      const versionIssue = versionProblem(ctx.to);
-      if (versionIssue) throw new RollbackError(`refusing to roll back: ${versionIssue}`, 'validate');
-      const programs = commands(ctx);
-      if ((await run.which('git')) === null) throw new RollbackError('git is not installed (not found on PATH)', 'check');
-      const scope = stepScope(ctx, config.timeout, clock);
-
-      await checkout(ctx, scope);
-      for (const { name, argv } of programs) {
-        const [program, ...args] = argv;
-        if (program === undefined) continue;
-        const result = await runProgram(run, scope, name, program, args, { cwd: dir });
-        reportOutput(scope, result.stdoutTail);
-      }
-
-      if (config.pm2_app) {
-        const app = config.pm2_app;
-        ctx.progress(`pm2 restart ${app}`);
-        await within(scope, 'restart', `pm2 restart ${app}`, () => pm2.restart(app));
-        await waitUntilOnline(pm2, app, scope, 'wait-online');
-      }
-    },
-  };
-};
+export const gitStrategy: StrategyFactory<GitStrategyConfig> = (config, deps) => new GitStrategy(config, deps);
