@@ -22,7 +22,7 @@ import type { CommandResult } from './command-runner.js';
 import { reportOutput, runProgram, type RunProgramOptions } from './command.js';
 import { expandArg } from './placeholders.js';
 import { stepScope, versionProblem, type StepScope } from './step.js';
-import type { RollbackContext, StrategyFactory } from './types.js';
+import type { RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** How often a new container's state is read while waiting for it to run. */
 const RUNNING_POLL_MS = 500;
@@ -36,31 +36,61 @@ interface ContainerState {
   running: boolean;
 }
 
-export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { run, clock }) => {
-  const docker = config.docker;
+/** The docker strategy for one config entry; the run and compose modes share its helpers. */
+class DockerStrategy implements RollbackStrategy {
+  readonly type = 'docker';
+
+  constructor(
+    private readonly config: DockerStrategyConfig,
+    private readonly deps: StrategyDeps,
+  ) {}
+
+  describe({ from, to }: Pick<RollbackContext, 'from' | 'to'>): string {
+    if (this.config.mode === 'compose') {
+      let file = this.config.compose_file ?? '';
+      try {
+        file = this.composeFile({ from, to });
+      } catch {
+        // An unusable version: shown unexpanded; check and execute refuse it.
+      }
+      return `docker: compose -f ${file} up -d`;
+    }
+    return `docker: replace container ${this.config.container ?? '?'} with ${this.config.image ?? '?'}:${to}`;
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    return this.problems(ctx);
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    if (this.config.mode === 'compose') return this.executeCompose(ctx);
+    return this.executeRun(ctx);
+  }
 
   /** `<image>:<to>`, refusing an unusable version or a run-mode config without container and image. */
-  function runTarget(to: string): { container: string; ref: string } {
+  private runTarget(to: string): { container: string; ref: string } {
     const issue = versionProblem(to);
     if (issue) throw new RollbackError(`refusing to roll back: ${issue}`, 'validate');
-    if (!config.container || !config.image) throw new RollbackError('docker run mode needs container and image', 'validate');
-    return { container: config.container, ref: `${config.image}:${to}` };
+    if (!this.config.container || !this.config.image) throw new RollbackError('docker run mode needs container and image', 'validate');
+    return { container: this.config.container, ref: `${this.config.image}:${to}` };
   }
 
   /** The compose file of `to`, resolved; refuses an unusable version. */
-  function composeFile(ctx: Pick<RollbackContext, 'from' | 'to'>): string {
-    if (!config.compose_file) throw new RollbackError('docker compose mode needs compose_file', 'validate');
-    return path.resolve(expandArg(config.compose_file, ctx));
+  private composeFile(ctx: Pick<RollbackContext, 'from' | 'to'>): string {
+    if (!this.config.compose_file) throw new RollbackError('docker compose mode needs compose_file', 'validate');
+    return path.resolve(expandArg(this.config.compose_file, ctx));
   }
 
-  const dockerRun = (scope: StepScope, step: string, args: readonly string[], options?: RunProgramOptions) =>
-    runProgram(run, scope, step, docker, args, options);
+  private dockerRun(scope: StepScope, step: string, args: readonly string[], options?: RunProgramOptions): Promise<CommandResult> {
+    return runProgram(this.deps.run, scope, step, this.config.docker, args, options);
+  }
 
   /** The container's image and whether it runs, or null when docker has no such container. */
-  async function inspect(scope: StepScope, container: string): Promise<ContainerState | null> {
+  private async inspect(scope: StepScope, container: string): Promise<ContainerState | null> {
     let result: CommandResult;
     try {
-      result = await dockerRun(scope, 'inspect', ['inspect', '--type', 'container', '--format', '{{.Config.Image}} {{.State.Running}}', container]);
+      result = await this.dockerRun(scope, 'inspect', ['inspect', '--type', 'container', '--format', '{{.Config.Image}} {{.State.Running}}', container]);
     } catch (error) {
       if (!scope.signal.aborted && NO_SUCH.test(errorMessage(error))) return null;
       throw error;
@@ -70,9 +100,9 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
   }
 
   /** `docker <verb> <container>`, where "No such container" means there is nothing left to do. */
-  async function removeStep(ctx: RollbackContext, scope: StepScope, verb: 'stop' | 'rm', container: string): Promise<void> {
+  private async removeStep(ctx: RollbackContext, scope: StepScope, verb: 'stop' | 'rm', container: string): Promise<void> {
     try {
-      await dockerRun(scope, verb, [verb, container]);
+      await this.dockerRun(scope, verb, [verb, container]);
     } catch (error) {
       if (scope.signal.aborted || !NO_SUCH.test(errorMessage(error))) throw error;
       ctx.progress(`${container}: no such container; ${verb} not needed`);
@@ -80,17 +110,17 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
   }
 
   /** Polls until the container is seen running twice in a row; fails when it has stopped. */
-  async function waitRunning(ctx: RollbackContext, scope: StepScope, container: string): Promise<void> {
+  private async waitRunning(ctx: RollbackContext, scope: StepScope, container: string): Promise<void> {
     const args = ['inspect', '--type', 'container', '--format', '{{.State.Running}} {{.State.Status}}', container];
     let seen = 0;
     for (let polls = 0; ; polls += 1) {
-      const result = await dockerRun(scope, 'wait-running', args, { announce: polls === 0 });
+      const result = await this.dockerRun(scope, 'wait-running', args, { announce: polls === 0 });
       const [running = '', status = 'unknown'] = (result.stdoutTail.at(-1) ?? '').trim().split(/\s+/);
       if (running === 'true') {
         seen += 1;
         if (seen >= 2) return ctx.progress(`${container} is running`);
       } else if (status === 'exited' || status === 'dead') {
-        throw new RollbackError(`${container} did not stay up: status ${status}${await logTail(scope, container)}`, 'wait-running');
+        throw new RollbackError(`${container} did not stay up: status ${status}${await this.logTail(scope, container)}`, 'wait-running');
       } else {
         seen = 0;
       }
@@ -103,9 +133,9 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
   }
 
   /** The container's last log lines, for the error of a container that exited. */
-  async function logTail(scope: StepScope, container: string): Promise<string> {
+  private async logTail(scope: StepScope, container: string): Promise<string> {
     try {
-      const result = await dockerRun(scope, 'wait-running', ['logs', '--tail', '20', container], { announce: false });
+      const result = await this.dockerRun(scope, 'wait-running', ['logs', '--tail', '20', container], { announce: false });
       const lines = [...result.stdoutTail, ...result.stderrTail].slice(-5);
       return lines.length > 0 ? `; its last log lines: ${lines.join(' | ')}` : '';
     } catch (error) {
@@ -113,10 +143,10 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
     }
   }
 
-  async function executeRun(ctx: RollbackContext): Promise<void> {
-    const { container, ref } = runTarget(ctx.to);
-    const scope = stepScope(ctx, config.timeout, clock);
-    const current = await inspect(scope, container);
+  private async executeRun(ctx: RollbackContext): Promise<void> {
+    const { container, ref } = this.runTarget(ctx.to);
+    const scope = stepScope(ctx, this.config.timeout, this.deps.clock);
+    const current = await this.inspect(scope, container);
     if (current === null) {
       ctx.progress(`${container}: no such container (removed by an earlier attempt?)`);
     } else {
@@ -126,43 +156,44 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
       ctx.progress(`${container} already runs ${ref}; not replaced`);
     } else {
       if (current !== null) {
-        await removeStep(ctx, scope, 'stop', container);
-        await removeStep(ctx, scope, 'rm', container);
+        await this.removeStep(ctx, scope, 'stop', container);
+        await this.removeStep(ctx, scope, 'rm', container);
       }
       const args = ['run', '-d', '--name', container];
-      for (const port of config.ports) args.push('-p', port);
-      if (config.env_file) args.push('--env-file', path.resolve(config.env_file));
+      for (const port of this.config.ports) args.push('-p', port);
+      if (this.config.env_file) args.push('--env-file', path.resolve(this.config.env_file));
       args.push(ref);
-      const result = await dockerRun(scope, 'run', args);
+      const result = await this.dockerRun(scope, 'run', args);
       const id = result.stdoutTail.at(-1)?.trim();
       if (id) ctx.progress(`started container ${id.slice(0, 12)}`);
     }
-    await waitRunning(ctx, scope, container);
+    await this.waitRunning(ctx, scope, container);
   }
 
-  async function executeCompose(ctx: RollbackContext): Promise<void> {
-    const file = composeFile(ctx);
-    const scope = stepScope(ctx, config.timeout, clock);
-    const result = await dockerRun(scope, 'compose-up', ['compose', '-f', file, 'up', '-d']);
+  private async executeCompose(ctx: RollbackContext): Promise<void> {
+    const file = this.composeFile(ctx);
+    const scope = stepScope(ctx, this.config.timeout, this.deps.clock);
+    const result = await this.dockerRun(scope, 'compose-up', ['compose', '-f', file, 'up', '-d']);
     // compose reports progress on stderr.
     reportOutput(scope, [...result.stdoutTail, ...result.stderrTail]);
   }
 
-  async function problems(ctx: RollbackContext): Promise<string[]> {
+  private async problems(ctx: RollbackContext): Promise<string[]> {
     const found: string[] = [];
-    if ((await run.which(docker)) === null) found.push(`${docker} is not installed (not found or not executable)`);
-    if (config.env_file) {
-      const envFile = path.resolve(config.env_file);
+    const docker = this.config.docker;
+    if ((await this.deps.run.which(docker)) === null) found.push(`${docker} is not installed (not found or not executable)`);
+    if (this.config.env_file) {
+      const envFile = path.resolve(this.config.env_file);
       try {
         await stat(envFile);
       } catch (error) {
         found.push(`env_file ${envFile} cannot be read: ${errorMessage(error)}`);
       }
     }
-    if (config.mode === 'compose') {
+    if (this.config.mode === 'compose') {
       let file: string;
       try {
-        file = composeFile(ctx);
+        file = this.composeFile(ctx);
       } catch (error) {
         return [...found, errorMessage(error)];
       }
@@ -175,44 +206,19 @@ export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, { 
     }
     let ref: string;
     try {
-      ref = runTarget(ctx.to).ref;
+      ref = this.runTarget(ctx.to).ref;
     } catch (error) {
       return [...found, errorMessage(error)];
     }
     if (found.length > 0) return found; // without docker, asking about the image only repeats that
-    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout), clock);
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, this.config.timeout), this.deps.clock);
     try {
-      await dockerRun(scope, 'check', ['image', 'inspect', '--format', '{{.Id}}', ref], { announce: false });
+      await this.dockerRun(scope, 'check', ['image', 'inspect', '--format', '{{.Id}}', ref], { announce: false });
     } catch (error) {
       found.push(`image ${ref} is not available locally: ${errorMessage(error)}`);
     }
     return found;
   }
+}
 
-  return {
-    type: 'docker',
-
-    describe({ from, to }) {
-      if (config.mode === 'compose') {
-        let file = config.compose_file ?? '';
-        try {
-          file = composeFile({ from, to });
-        } catch {
-          // An unusable version: shown unexpanded; check and execute refuse it.
-        }
-        return `docker: compose -f ${file} up -d`;
-      }
-      return `docker: replace container ${config.container ?? '?'} with ${config.image ?? '?'}:${to}`;
-    },
-
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      return problems(ctx);
-    },
-
-    async execute(ctx) {
-      if (config.mode === 'compose') return executeCompose(ctx);
-      return executeRun(ctx);
-    },
-  };
-};
+export const dockerStrategy: StrategyFactory<DockerStrategyConfig> = (config, deps) => new DockerStrategy(config, deps);

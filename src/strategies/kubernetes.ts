@@ -22,9 +22,10 @@ import path from 'node:path';
 import type { KubernetesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import { writeJsonAtomic } from '../store/atomic-write.js';
+import type { CommandResult } from './command-runner.js';
 import { reportOutput, runProgram, type RunProgramOptions } from './command.js';
 import { stepScope, type StepScope } from './step.js';
-import type { RollbackContext, StrategyFactory } from './types.js';
+import type { RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** What the step records before `rollout undo`, so a resumed run can tell whether it happened. */
 export interface UndoRecord {
@@ -51,30 +52,101 @@ export function parseHistory(lines: readonly string[]): number[] {
     .map(Number);
 }
 
-export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (config, { run, clock }) => {
-  const target = `deployment/${config.deployment}`;
-  const global = [...(config.context ? ['--context', config.context] : []), '-n', config.namespace];
-  const undoArgs = ['rollout', 'undo', target, ...(config.to_revision ? [`--to-revision=${config.to_revision}`] : [])];
+/** The kubernetes strategy for one config entry: one deployment, undone by `kubectl rollout undo`. */
+class KubernetesStrategy implements RollbackStrategy {
+  readonly type = 'kubernetes';
+  /** `deployment/<name>`, as kubectl names it. */
+  private readonly target: string;
+  /** Options that go before every kubectl command: the context, if any, and the namespace. */
+  private readonly globalArgs: readonly string[];
+  private readonly undoArgs: readonly string[];
 
-  const kubectl = (scope: StepScope, step: string, args: readonly string[], options?: RunProgramOptions) =>
-    runProgram(run, scope, step, config.kubectl, [...global, ...args], options);
+  constructor(
+    private readonly config: KubernetesStrategyConfig,
+    private readonly deps: StrategyDeps,
+  ) {
+    this.target = `deployment/${config.deployment}`;
+    this.globalArgs = [...(config.context ? ['--context', config.context] : []), '-n', config.namespace];
+    this.undoArgs = ['rollout', 'undo', this.target, ...(config.to_revision ? [`--to-revision=${config.to_revision}`] : [])];
+  }
 
-  async function history(scope: StepScope, step: string, announce: boolean): Promise<{ lines: string[]; revisions: number[] }> {
-    const lines = (await kubectl(scope, step, ['rollout', 'history', target], { announce })).stdoutTail;
+  describe(): string {
+    const { config } = this;
+    const to = config.to_revision ? ` --to-revision=${config.to_revision}` : '';
+    return `kubernetes: rollout undo ${this.target}${to} in ${config.namespace}${config.context ? ` (context ${config.context})` : ''}, wait for rollout status`;
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    return this.problems(ctx);
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    const { config, target } = this;
+    const scope = stepScope(ctx, config.timeout, this.deps.clock);
+    const recordFile = path.join(ctx.dataDir, UNDO_RECORD);
+
+    const { lines, revisions } = await this.history(scope, 'history', true);
+    reportOutput(scope, lines);
+    const revision = await this.currentRevision(scope, 'history');
+    const record = await this.readRecord(recordFile);
+
+    if (record && revision > record.revisionBefore) {
+      ctx.progress(
+        `undo already done: ${target} is at revision ${revision}, past ${record.revisionBefore} recorded before the undo ` +
+          `(a second undo would return to the bad release); not undoing again`,
+      );
+    } else {
+      if (config.to_revision !== undefined && !revisions.includes(config.to_revision)) {
+        throw new RollbackError(
+          `revision ${config.to_revision} is not in the rollout history of ${target} (it has ${revisions.join(', ') || 'none'})`,
+          'undo',
+        );
+      }
+      if (record) {
+        ctx.progress(`an earlier undo was recorded but ${target} is still at revision ${revision}; undoing again`);
+      } else {
+        const previous = revisions.filter((r) => r < revision).sort((a, b) => b - a)[0] ?? null;
+        await this.writeRecord(recordFile, {
+          schemaVersion: 1,
+          namespace: config.namespace,
+          deployment: config.deployment,
+          revisionBefore: revision,
+          targetRevision: config.to_revision ?? previous,
+          at: new Date(this.deps.clock.now()).toISOString(),
+        });
+      }
+      const result = await this.kubectl(scope, 'undo', this.undoArgs);
+      reportOutput(scope, result.stdoutTail);
+    }
+
+    const seconds = Math.max(1, Math.ceil(config.timeout / 1000));
+    const status = await this.kubectl(scope, 'status', ['rollout', 'status', target, `--timeout=${seconds}s`]);
+    reportOutput(scope, status.stdoutTail);
+    ctx.progress(`${target} is at revision ${await this.currentRevision(scope, 'status')} (was ${record?.revisionBefore ?? revision})`);
+  }
+
+  private kubectl(scope: StepScope, step: string, args: readonly string[], options?: RunProgramOptions): Promise<CommandResult> {
+    return runProgram(this.deps.run, scope, step, this.config.kubectl, [...this.globalArgs, ...args], options);
+  }
+
+  private async history(scope: StepScope, step: string, announce: boolean): Promise<{ lines: string[]; revisions: number[] }> {
+    const lines = (await this.kubectl(scope, step, ['rollout', 'history', this.target], { announce })).stdoutTail;
     return { lines, revisions: parseHistory(lines) };
   }
 
-  async function currentRevision(scope: StepScope, step: string): Promise<number> {
-    const result = await kubectl(scope, step, ['get', target, '-o', REVISION_JSONPATH], { announce: false });
+  private async currentRevision(scope: StepScope, step: string): Promise<number> {
+    const result = await this.kubectl(scope, step, ['get', this.target, '-o', REVISION_JSONPATH], { announce: false });
     const text = (result.stdoutTail.at(-1) ?? '').trim();
     const revision = Number(text);
     if (!/^\d+$/.test(text) || !Number.isSafeInteger(revision)) {
-      throw new RollbackError(`${target} in ${config.namespace} has no revision annotation (got "${text}")`, step);
+      throw new RollbackError(`${this.target} in ${this.config.namespace} has no revision annotation (got "${text}")`, step);
     }
     return revision;
   }
 
-  async function readRecord(file: string): Promise<UndoRecord | null> {
+  private async readRecord(file: string): Promise<UndoRecord | null> {
+    const { config, target } = this;
     let text: string;
     try {
       text = await readFile(file, 'utf8');
@@ -100,7 +172,7 @@ export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (co
     return record as UndoRecord;
   }
 
-  async function writeRecord(file: string, record: UndoRecord): Promise<void> {
+  private async writeRecord(file: string, record: UndoRecord): Promise<void> {
     try {
       await writeJsonAtomic(file, record, { mode: 0o600 });
     } catch (error) {
@@ -108,17 +180,18 @@ export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (co
     }
   }
 
-  async function problems(ctx: RollbackContext): Promise<string[]> {
-    if ((await run.which(config.kubectl)) === null) return [`${config.kubectl} is not installed (not found or not executable)`];
-    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout), clock);
+  private async problems(ctx: RollbackContext): Promise<string[]> {
+    const { config, target } = this;
+    if ((await this.deps.run.which(config.kubectl)) === null) return [`${config.kubectl} is not installed (not found or not executable)`];
+    const scope = stepScope(ctx, Math.min(CHECK_TIMEOUT_MS, config.timeout), this.deps.clock);
     try {
-      await kubectl(scope, 'check', ['get', target, '-o', 'name'], { announce: false });
+      await this.kubectl(scope, 'check', ['get', target, '-o', 'name'], { announce: false });
     } catch (error) {
       return [`${target} cannot be read in namespace ${config.namespace}: ${errorMessage(error)}`];
     }
     if (config.to_revision === undefined) return [];
     try {
-      const { revisions } = await history(scope, 'check', false);
+      const { revisions } = await this.history(scope, 'check', false);
       if (!revisions.includes(config.to_revision)) {
         return [`revision ${config.to_revision} is not in the rollout history of ${target} (it has ${revisions.join(', ') || 'none'})`];
       }
@@ -127,62 +200,6 @@ export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (co
     }
     return [];
   }
+}
 
-  return {
-    type: 'kubernetes',
-
-    describe() {
-      const to = config.to_revision ? ` --to-revision=${config.to_revision}` : '';
-      return `kubernetes: rollout undo ${target}${to} in ${config.namespace}${config.context ? ` (context ${config.context})` : ''}, wait for rollout status`;
-    },
-
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      return problems(ctx);
-    },
-
-    async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout, clock);
-      const recordFile = path.join(ctx.dataDir, UNDO_RECORD);
-
-      const { lines, revisions } = await history(scope, 'history', true);
-      reportOutput(scope, lines);
-      const revision = await currentRevision(scope, 'history');
-      const record = await readRecord(recordFile);
-
-      if (record && revision > record.revisionBefore) {
-        ctx.progress(
-          `undo already done: ${target} is at revision ${revision}, past ${record.revisionBefore} recorded before the undo ` +
-            `(a second undo would return to the bad release); not undoing again`,
-        );
-      } else {
-        if (config.to_revision !== undefined && !revisions.includes(config.to_revision)) {
-          throw new RollbackError(
-            `revision ${config.to_revision} is not in the rollout history of ${target} (it has ${revisions.join(', ') || 'none'})`,
-            'undo',
-          );
-        }
-        if (record) {
-          ctx.progress(`an earlier undo was recorded but ${target} is still at revision ${revision}; undoing again`);
-        } else {
-          const previous = revisions.filter((r) => r < revision).sort((a, b) => b - a)[0] ?? null;
-          await writeRecord(recordFile, {
-            schemaVersion: 1,
-            namespace: config.namespace,
-            deployment: config.deployment,
-            revisionBefore: revision,
-            targetRevision: config.to_revision ?? previous,
-            at: new Date(clock.now()).toISOString(),
-          });
-        }
-        const result = await kubectl(scope, 'undo', undoArgs);
-        reportOutput(scope, result.stdoutTail);
-      }
-
-      const seconds = Math.max(1, Math.ceil(config.timeout / 1000));
-      const status = await kubectl(scope, 'status', ['rollout', 'status', target, `--timeout=${seconds}s`]);
-      reportOutput(scope, status.stdoutTail);
-      ctx.progress(`${target} is at revision ${await currentRevision(scope, 'status')} (was ${record?.revisionBefore ?? revision})`);
-    },
-  };
-};
+export const kubernetesStrategy: StrategyFactory<KubernetesStrategyConfig> = (config, deps) => new KubernetesStrategy(config, deps);

@@ -13,7 +13,7 @@ import type { Pm2StrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import type { Pm2Client } from '../pm2/client.js';
 import { reloadOrRestart, stepScope, versionProblem, waitUntilOnline, within, type StepScope } from './step.js';
-import type { RollbackContext, StrategyFactory } from './types.js';
+import type { RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** Problems that stop any pm2 action: pm2 unreachable, or `app` unknown to it. */
 async function appProblems(pm2: Pm2Client, app: string, what: string): Promise<string[]> {
@@ -25,24 +25,62 @@ async function appProblems(pm2: Pm2Client, app: string, what: string): Promise<s
   }
 }
 
-export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2, clock }) => {
-  const app = config.pm2_app;
-  const previousApp = (to: string) => `${config.app_prefix ?? ''}${to}`;
+/** The pm2 strategy for one config entry: one app, restarted, reloaded or replaced by its previous version. */
+class Pm2Strategy implements RollbackStrategy {
+  readonly type = 'pm2';
+
+  constructor(
+    private readonly config: Pm2StrategyConfig,
+    private readonly deps: StrategyDeps,
+  ) {}
+
+  describe({ to }: Pick<RollbackContext, 'from' | 'to'>): string {
+    const { config } = this;
+    if (config.action !== 'start_previous') return `pm2: ${config.action} ${config.pm2_app}`;
+    const from = config.ecosystem ? ` (from ${config.ecosystem} if pm2 does not know it)` : '';
+    return `pm2: stop ${config.pm2_app}, start ${this.previousApp(to)}${from}`;
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    return this.problems(ctx);
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    const { config } = this;
+    const scope = stepScope(ctx, config.timeout, this.deps.clock);
+    if (config.action === 'start_previous') {
+      const issue = versionProblem(ctx.to);
+      if (issue) throw new RollbackError(issue, 'validate');
+    }
+    const found = await within(scope, 'check', 'checking the pm2 apps', () => this.problems(ctx));
+    if (found.length > 0) throw new RollbackError(`cannot roll back with pm2: ${found.join('; ')}`, 'check');
+
+    if (config.action === 'start_previous') return this.startPrevious(ctx, scope);
+    await reloadOrRestart(this.deps.pm2, config.pm2_app, config.action, scope);
+  }
+
+  /** The pm2 app that runs version `to`. */
+  private previousApp(to: string): string {
+    return `${this.config.app_prefix ?? ''}${to}`;
+  }
 
   /** Everything that would make `execute` fail before it changes anything. */
-  async function problems(ctx: RollbackContext): Promise<string[]> {
-    const found = await appProblems(pm2, app, 'app');
+  private async problems(ctx: RollbackContext): Promise<string[]> {
+    const { config, deps } = this;
+    const app = config.pm2_app;
+    const found = await appProblems(deps.pm2, app, 'app');
     if (config.action !== 'start_previous') return found;
 
     const versionIssue = versionProblem(ctx.to);
     if (versionIssue) return [...found, versionIssue];
-    const target = previousApp(ctx.to);
+    const target = this.previousApp(ctx.to);
     if (target === app) {
       return [...found, `start_previous would stop and start the same app "${app}"; set app_prefix so versions run as their own apps`];
     }
     let known: boolean;
     try {
-      known = (await pm2.describe(target)).length > 0;
+      known = (await deps.pm2.describe(target)).length > 0;
     } catch (error) {
       return [...found, `could not ask pm2 about app "${target}": ${errorMessage(error)}`];
     }
@@ -62,8 +100,10 @@ export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2, c
     return found;
   }
 
-  async function startPrevious(ctx: RollbackContext, scope: StepScope): Promise<void> {
-    const target = previousApp(ctx.to);
+  private async startPrevious(ctx: RollbackContext, scope: StepScope): Promise<void> {
+    const { pm2 } = this.deps;
+    const app = this.config.pm2_app;
+    const target = this.previousApp(ctx.to);
     const current = await within(scope, 'stop', `pm2 describe ${app}`, () => pm2.describe(app));
     if (current.every((i) => i.status === 'stopped')) {
       ctx.progress(`${app} is already stopped`);
@@ -79,8 +119,8 @@ export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2, c
     } else if (instances.length > 0) {
       ctx.progress(`pm2 restart ${target}`);
       await within(scope, 'start', `pm2 restart ${target}`, () => pm2.restart(target));
-    } else if (config.ecosystem) {
-      const ecosystem = config.ecosystem;
+    } else if (this.config.ecosystem) {
+      const ecosystem = this.config.ecosystem;
       ctx.progress(`pm2 start ${ecosystem} --only ${target}`);
       await within(scope, 'start', `pm2 start ${ecosystem} --only ${target}`, () =>
         pm2.startEcosystem(ecosystem, target),
@@ -93,32 +133,6 @@ export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, { pm2, c
     }
     await waitUntilOnline(pm2, target, scope, 'wait-online');
   }
+}
 
-  return {
-    type: 'pm2',
-
-    describe({ to }) {
-      if (config.action !== 'start_previous') return `pm2: ${config.action} ${app}`;
-      const from = config.ecosystem ? ` (from ${config.ecosystem} if pm2 does not know it)` : '';
-      return `pm2: stop ${app}, start ${previousApp(to)}${from}`;
-    },
-
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      return problems(ctx);
-    },
-
-    async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout, clock);
-      if (config.action === 'start_previous') {
-        const issue = versionProblem(ctx.to);
-        if (issue) throw new RollbackError(issue, 'validate');
-      }
-      const found = await within(scope, 'check', 'checking the pm2 apps', () => problems(ctx));
-      if (found.length > 0) throw new RollbackError(`cannot roll back with pm2: ${found.join('; ')}`, 'check');
-
-      if (config.action === 'start_previous') return startPrevious(ctx, scope);
-      await reloadOrRestart(pm2, app, config.action, scope);
-    },
-  };
-};
+export const pm2Strategy: StrategyFactory<Pm2StrategyConfig> = (config, deps) => new Pm2Strategy(config, deps);
