@@ -2,10 +2,10 @@
  * The guard's own metrics (DESIGN.md §7), on an injected registry, never prom-client's global one.
  * Labels are bounded: phases, rule names, probe names from the config, triggers and outcomes.
  */
-import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PHASES, type GuardState, type RuleVerdict, type Trigger } from './core/types.js';
 import { RULE_NAMES } from './core/rules.js';
+import { packageVersion } from './package-version.js';
 
 /** Resolution of the event-loop delay histogram behind nodejs_eventloop_lag_*_seconds. */
 const EVENT_LOOP_MONITORING_MS = 100;
@@ -125,15 +125,5 @@ export class GuardMetrics {
 
   async text(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
-  }
-}
-
-/** The version in package.json, one level above src/ and dist/ alike; "unknown" when it cannot be read. */
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
   }
 }

@@ -14,11 +14,12 @@
  * (commander's, or a bad --url); `check` adds 3 inconclusive, `release --wait` 3 and 4.
  * Anything other than a GuardError is a bug and is printed with its stack.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { GuardError } from '../errors.js';
 import { journalError } from '../journal.js';
+import { packageVersion } from '../package-version.js';
 import { createCliContext, type CliIo } from './cli-context.js';
 import { registerControlCommands } from './commands/control.js';
 import { registerInspectCommands } from './commands/inspect.js';
@@ -67,16 +68,6 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     }
     err(journalError(`release-guard: unexpected error; this is a bug, please report it with what follows:\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`, env));
     return 1;
-  }
-}
-
-function packageVersion(): string {
-  try {
-    // src/cli/main.ts and dist/cli/main.js are both two levels below package.json.
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
   }
 }
 

@@ -61,7 +61,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
   const clock = options.clock ?? systemClock;
   const parts: Started = {};
   try {
-    parts.lock = await lockStateDir(config.state_dir, { now: () => clock.now() });
+    parts.lock = await lockStateDir(config.state_dir, { clock });
     const token = await readToken(config.server);
     if (!token) log.warn('no API token configured: POST endpoints will refuse every request', { component: 'api', token_env: config.server.token_env });
     const opened = (parts.store = await openStore(config));
@@ -80,7 +80,7 @@ export async function startDaemon(config: Config, options: { log: Logger; clock?
     // can resume an interrupted plan: stop what a killed predecessor's step left running.
     const registry = new GroupRegistry(join(config.state_dir, 'step-processes'));
     await registry.stopOrphans(log, clock);
-    const run = new ProcessRunner({ registry });
+    const run = new ProcessRunner({ registry, clock });
     const plan: PlanStep[] = [];
     for (const step of config.rollback.steps) plan.push({ config: step, strategy: await createStrategy(step, { pm2: pm2!, run, clock }) });
     // Now rather than when a rollback is being verified.

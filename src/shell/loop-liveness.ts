@@ -56,6 +56,7 @@ export class LoopLiveness {
       if (late > NOISE_MS) this.blocks.push({ at: now, ms: late });
       this.prune(now);
       due = now + SAMPLE_MS;
+      // A real timer, not clock.sleep: how late the event loop fires it is what is measured.
       this.timer = setTimeout(sample, SAMPLE_MS);
       this.timer.unref();
     };

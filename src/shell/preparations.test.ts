@@ -17,35 +17,40 @@ import { createLogger } from '../log.js';
 import { Pm2ApiClient } from '../pm2/pm2-api-client.js';
 import { createStrategy } from '../strategies/index.js';
 import type { ReleaseContext, RollbackStrategy } from '../strategies/types.js';
-import { systemClock, type Clock } from './clock.js';
+import { FakeClock } from '../../test/helpers/guard-fakes.js';
+import { readMarker } from './prepare-marker.js';
 import { Preparations, releaseBeganAt } from './preparations.js';
 import { ProcessRunner } from './process-runner.js';
 import { runPlan, stepDataDir, type PlanStep } from './rollback-runner.js';
 import { claimSharedDir, standbyProblems } from './shared-dir.js';
 import { KEEP_STABLE_BACKUPS, StableBackups } from './stable-backups.js';
 
-let now = Date.parse('2026-12-07T03:00:00Z');
-/** Manual time: a sleep moves it on (and yields for a moment of real time). */
-const clock: Clock = {
-  now: () => now,
-  sleep: (ms) => {
-    now += ms;
-    return new Promise((resolve) => setTimeout(resolve, 5));
-  },
-};
+/** Time moves only in clock.advance(): a step's timeout passes when the test says so. */
+let clock: FakeClock;
 const log = createLogger({ level: 'error', format: 'json' });
 let dir: string;
 
 beforeEach(async () => {
+  clock = new FakeClock(Date.parse('2026-12-07T03:00:00Z'));
   dir = await mkdtemp(join(tmpdir(), 'rg-prep-'));
 });
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A database step (its config) whose prepare writes `dump.txt` with the version, or fails when told. */
-function step(options: { every?: string; fail?: () => boolean; gate?: () => Promise<void> } = {}): PlanStep {
-  const config = strategySchema.parse({ type: 'database', user: 'rg', password_env: 'X', database: 'shop', stable_backup_every: options.every ?? '1h' });
+/**
+ * A database step (its config) whose prepare writes `dump.txt` with the version, or fails when
+ * told; `hang` makes it hang until its signal aborts, then fail as a killed mysqldump does.
+ */
+function step(options: { every?: string; fail?: () => boolean; gate?: () => Promise<void>; hang?: { timeout: string; started(): void } } = {}): PlanStep {
+  const config = strategySchema.parse({
+    type: 'database',
+    user: 'rg',
+    password_env: 'X',
+    database: 'shop',
+    stable_backup_every: options.every ?? '1h',
+    ...(options.hang ? { timeout: options.hang.timeout } : {}),
+  });
   const strategy: RollbackStrategy = {
     type: 'database',
     describe: () => 'database',
@@ -53,6 +58,11 @@ function step(options: { every?: string; fail?: () => boolean; gate?: () => Prom
     execute: async () => undefined,
     async prepare(ctx: ReleaseContext) {
       await options.gate?.();
+      if (options.hang) {
+        options.hang.started();
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+        throw new Error('mysqldump: killed by SIGTERM');
+      }
       if (options.fail?.()) throw new Error('mysqldump: Got error: 2013: Lost connection');
       await writeFile(join(ctx.dataDir, 'dump.txt'), ctx.version);
     },
@@ -65,11 +75,11 @@ function world(plan: PlanStep[]) {
   const common = { plan, clock, log, service: 'shop', signal: stopping.signal };
   const stable = new StableBackups({ ...common, stateDir: dir });
   const preparations = new Preparations({ ...common, stable, dataDir: (r, i, t) => stepDataDir(dir, r.id, i, t) });
-  return { stable, preparations };
+  return { stable, preparations, stopping };
 }
 
-const stableState = (version: string) => ({ ...initialState(now), stable: version, running: version });
-const release = (source: 'manual' | 'detected', startedAt = now): Release => ({ id: windowId(startedAt, 'v2'), version: 'v2', previous: 'v1', startedAt, deployedBy: 'ci', source });
+const stableState = (version: string) => ({ ...initialState(clock.now()), stable: version, running: version });
+const release = (source: 'manual' | 'detected', startedAt = clock.now()): Release => ({ id: windowId(startedAt, 'v2'), version: 'v2', previous: 'v1', startedAt, deployedBy: 'ci', source });
 
 describe('stable backups', () => {
   it('one when a version becomes stable, again every stable_backup_every, the last 2 kept; none while a window is open', async () => {
@@ -78,15 +88,15 @@ describe('stable backups', () => {
     await stable.settled();
     expect((await stable.list(0, 'database')).map((b) => b.version)).toEqual(['v1']);
     // Not due yet: nothing new, even when looked at again later.
-    now += 31 * 60_000;
+    await clock.advance(31 * 60_000);
     stable.refresh(stableState('v1'));
     await stable.settled();
     expect(await stable.list(0, 'database')).toHaveLength(1);
     // Due after an hour; then a new stable version is backed up at once.
-    now += 30 * 60_000;
+    await clock.advance(30 * 60_000);
     stable.refresh(stableState('v1'));
     await stable.settled();
-    now += 1000;
+    await clock.advance(1000);
     stable.refresh(stableState('v3'));
     await stable.settled();
     const list = await stable.list(0, 'database');
@@ -95,8 +105,8 @@ describe('stable backups', () => {
     expect(await readdir(join(dir, 'stable', '1-database'))).toHaveLength(2);
     expect(await readFile(join(list[0]!.dir, 'dump.txt'), 'utf8')).toBe('v3');
     // A release under guard: never a "stable" backup of what may already be migrated.
-    now += 2 * 3600_000;
-    stable.refresh({ ...stableState('v3'), phase: 'guarding', release: newRelease({ version: 'v3', previous: 'v2', startedAt: now, deployedBy: 'ci', source: 'manual' }) });
+    await clock.advance(2 * 3600_000);
+    stable.refresh({ ...stableState('v3'), phase: 'guarding', release: newRelease({ version: 'v3', previous: 'v2', startedAt: clock.now(), deployedBy: 'ci', source: 'manual' }) });
     stable.refresh({ ...stableState('v3'), running: 'v4' });
     await stable.settled();
     expect((await stable.list(0, 'database'))[0]!.startedAt).toBe(list[0]!.startedAt);
@@ -107,7 +117,7 @@ describe('stable backups', () => {
     const { stable } = world([step({ every: '1h', fail: () => failing })]);
     await stable.takeDue('v1');
     failing = true;
-    now += 2 * 3600_000;
+    await clock.advance(2 * 3600_000);
     await stable.takeDue('v1');
     expect((await stable.list(0, 'database')).map((b) => b.version)).toEqual(['v1']);
     expect(await readdir(join(dir, 'stable', '1-database'))).toHaveLength(1);
@@ -133,9 +143,10 @@ describe('which backup a rollback restores', () => {
     expect(none.prepared?.note).toMatch(/restoring this window's backup although .*: it may undo nothing$/);
 
     await stable.takeDue('v1');
-    const backedUpAt = now;
-    now += 60_000;
+    const backedUpAt = clock.now();
+    await clock.advance(60_000);
     const later = { ...release('detected'), version: 'v3' };
+    const now = clock.now();
     await preparations.prepareAll(later, releaseBeganAt(later, [
       { probe: 'h', startedAt: now - 900, at: now - 890, ok: true, values: {}, version: 'v1' },
       { probe: 'h', startedAt: now - 500, at: now - 490, ok: true, values: {}, version: 'v1' },
@@ -151,7 +162,7 @@ describe('which backup a rollback restores', () => {
     let failing = false;
     const { preparations, stable } = world([step({ fail: () => failing })]);
     await stable.takeDue('v1');
-    now += 60_000;
+    await clock.advance(60_000);
     failing = true;
     const r = release('manual');
     await preparations.prepareAll(r, r.startedAt);
@@ -165,17 +176,66 @@ describe('which backup a rollback restores', () => {
     await stable2.takeDue('v1');
     stuck = true;
     const progress: string[] = [];
-    const r2 = { ...release('manual'), startedAt: now + 1 };
+    const r2 = { ...release('manual'), startedAt: clock.now() + 1 };
     void slow.prepareAll(r2, r2.startedAt);
-    const waited = await slow.resolve(r2, 0, 'database', { waitMs: 50, progress: (m) => progress.push(m) });
+    const waiting = slow.resolve(r2, 0, 'database', { waitMs: 50, progress: (m) => progress.push(m) });
+    await clock.advance(50);
+    const waited = await waiting;
     expect(waited.prepared).toMatchObject({ source: 'stable' });
     expect(waited.prepared!.note).toMatch(/: this window's backup was still running after 0 s$/);
     expect(progress).toEqual([expect.stringMatching(/^waiting for the pre-release backup \(0 s, 0\.0 MB so far\)$/)]);
   });
 });
 
+describe("a step's timeout, on the injected clock", () => {
+  /** A world whose one step hangs in prepare; resolves once the prepare has started. */
+  function hangingWorld() {
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    return { ...world([step({ hang: { timeout: '2m', started } })]), running };
+  }
+
+  it("a window's prepare that hangs is stopped when its timeout has passed, and its marker says it timed out", async () => {
+    const { preparations, running } = hangingWorld();
+    const r = release('manual');
+    let finished = false;
+    const preparing = preparations.prepareAll(r, r.startedAt).then(() => (finished = true));
+    await running;
+    await clock.advance(120_000 - 1);
+    expect(finished).toBe(false);
+    await clock.advance(1);
+    await preparing;
+    const marker = await readMarker(stepDataDir(dir, r.id, 0, 'database'));
+    expect(marker).toMatchObject({ state: 'failed', error: 'timed out after 120000ms: mysqldump: killed by SIGTERM' });
+    expect(marker!.finishedAt! - marker!.startedAt).toBe(120_000);
+    const resolved = await preparations.resolve(r, 0, 'database', { waitMs: 0 });
+    expect(resolved.problems).toEqual([expect.stringMatching(/: this window's backup failed: timed out after 120000ms: mysqldump: killed by SIGTERM, and no stable backup was taken before it$/)]);
+  });
+
+  it('a stable backup that hangs is stopped when its timeout has passed and leaves nothing behind', async () => {
+    const { stable, running } = hangingWorld();
+    const taking = stable.takeDue('v1');
+    await running;
+    await clock.advance(120_000);
+    await taking;
+    expect(await stable.list(0, 'database')).toEqual([]);
+    expect(await readdir(join(dir, 'stable', '1-database'))).toEqual([]);
+  });
+
+  it('a guard that stops is no timeout: the marker keeps what the strategy said', async () => {
+    const { preparations, running, stopping } = hangingWorld();
+    const r = release('manual');
+    const preparing = preparations.prepareAll(r, r.startedAt);
+    await running;
+    stopping.abort();
+    await preparing;
+    expect(await readMarker(stepDataDir(dir, r.id, 0, 'database'))).toMatchObject({ state: 'failed', error: 'mysqldump: killed by SIGTERM' });
+  });
+});
+
 describe('store.shared_dir', () => {
   it('start-up: a missing directory is refused in one line; a present one gets the marker a standby finds', async () => {
+    const now = clock.now();
     await expect(claimSharedDir(join(dir, 'not-mounted'), 'host/1/ab', now)).rejects.toThrow(
       new RegExp(`^store.shared_dir ${join(dir, 'not-mounted')}: ENOENT.*\\(it must exist: mount the directory every guard of this instance shares\\)$`),
     );
@@ -195,20 +255,18 @@ describe('config files of a detected release (the real config strategy, real fil
     await writeFile(join(app, '.env'), 'API_URL=https://v1.example\n');
     const config = strategySchema.parse({ type: 'config', dir: app, files: ['.env'], stable_backup_every: '1h' });
     const pm2 = new Pm2ApiClient({ home: join(dir, 'pm2-unused') });
-    const plan: PlanStep[] = [{ config, strategy: await createStrategy(config, { pm2, run: new ProcessRunner(), clock: systemClock }) }];
+    const plan: PlanStep[] = [{ config, strategy: await createStrategy(config, { pm2, run: new ProcessRunner(), clock }) }];
     const { stable, preparations } = world(plan);
     stable.refresh(stableState('v1'));
     await stable.settled();
-    now += 60_000;
+    await clock.advance(60_000);
     // v2 deployed unannounced: its files are in place before the guard sees it.
     await writeFile(join(app, '.env'), 'API_URL=https://v2.broken\n');
     const r = release('detected');
     await preparations.prepareAll(r, r.startedAt - 1000);
     const output: string[] = [];
     const result = await runPlan(plan, { service: 'shop', from: 'v2', to: 'v1' }, {
-      // The step's deadline runs on the plan's clock: real sleeps here (the manual clock's sleep
-      // jumps time, so a 60 s deadline would pass while the files are still being copied).
-      clock: { now: clock.now, sleep: systemClock.sleep },
+      clock,
       log,
       signal: new AbortController().signal,
       stateDir: dir,

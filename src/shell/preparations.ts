@@ -26,6 +26,7 @@ import type { PreparedData } from '../strategies/types.js';
 import type { Clock } from './clock.js';
 import { readMarker, writeMarker } from './prepare-marker.js';
 import type { PlanStep } from './rollback-runner.js';
+import { runPrepare } from './run-prepare.js';
 import type { StableBackups } from './stable-backups.js';
 
 /** How often a waiting rollback says how far the backup is. */
@@ -129,14 +130,11 @@ export class Preparations {
         return;
       }
       await writeMarker(dir, { ...marker, state: 'running' });
-      await step.strategy.prepare!({
-        service: this.deps.service,
-        version: release.version,
-        previous: release.previous,
-        signal: AbortSignal.any([this.deps.signal, AbortSignal.timeout(config.timeout)]),
-        progress: (message) => log.info(message),
-        dataDir: dir,
-      });
+      await runPrepare(
+        step,
+        { service: this.deps.service, version: release.version, previous: release.previous, progress: (message) => log.info(message), dataDir: dir },
+        { clock, stop: this.deps.signal },
+      );
       await writeMarker(dir, { ...marker, state: 'complete', finishedAt: clock.now() });
     } catch (error) {
       log.error('could not prepare the rollback of this release', { error: errorMessage(error), release: release.version });

@@ -1,6 +1,7 @@
 /**
  * ProcessRunner against real programs (sh, sleep, printf, node): exit codes, output tails,
- * timeouts and aborts that really kill, stdin and stdout files, and arguments kept literal.
+ * timeouts and aborts that really kill, stdin and stdout files, and arguments kept literal. The
+ * timeouts and the kill grace are driven by a FakeClock where a test is about when they fire.
  */
 import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProcessRunner } from './process-runner.js';
 import { groupMembers } from './process-group.js';
+import { FakeClock } from '../../test/helpers/guard-fakes.js';
 import { rejection as rollbackError } from '../../test/helpers/rejection.js';
 
 const runner = new ProcessRunner();
@@ -79,39 +81,54 @@ describe('ProcessRunner.run', () => {
     expect(error.step).toBe('sh');
   });
 
-  it('kills a program that runs past its timeout', async () => {
+  it('kills a program when its timeout has passed on the clock, not before', async () => {
+    const clock = new FakeClock(0);
     const pidFile = path.join(dir, 'pid');
-    const started = Date.now();
-    // exec: the pid written is the sleep's own. The timeout leaves sh time to start on a busy host.
-    const outcome = rollbackError(runner.run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], { timeoutMs: 1000 }));
+    // exec: the pid written is the sleep's own.
+    const outcome = rollbackError(new ProcessRunner({ clock }).run('sh', ['-c', `echo $$ > "${pidFile}"; exec sleep 30`], { timeoutMs: 1000 }));
     const pid = await pidFrom(pidFile);
+    await clock.advance(999);
+    expect(isRunning(pid)).toBe(true);
+    await clock.advance(1);
     const error = await outcome;
     expect(error.message).toContain('timed out after 1000ms');
-    expect(Date.now() - started).toBeLessThan(5000);
     expect(isAlive(pid)).toBe(false);
   });
 
-  it('rejects a plain `sleep 30` with timeoutMs 300 within a few seconds', async () => {
-    const started = Date.now();
-    const error = await rollbackError(runner.run('sleep', ['30'], { timeoutMs: 300 }));
+  it('rejects a plain `sleep 30` once its timeoutMs 300 has passed, without waiting for it', async () => {
+    const clock = new FakeClock(0);
+    const outcome = rollbackError(new ProcessRunner({ clock }).run('sleep', ['30'], { timeoutMs: 300 }));
+    await clock.advance(300);
+    const error = await outcome;
     expect(error.message).toBe('sleep 30: timed out after 300ms');
-    expect(Date.now() - started).toBeLessThan(3000);
   });
 
-  it('SIGKILLs a program that ignores SIGTERM', async () => {
+  it('SIGKILLs a program that ignores SIGTERM once the 2 s grace has passed on the clock', async () => {
+    const clock = new FakeClock(0);
     const pidFile = path.join(dir, 'pid');
     // The pid is written once SIGTERM is ignored, so the kill below meets a deaf program.
     const script = `process.on('SIGTERM', () => {}); require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); setInterval(() => {}, 1000);`;
     const controller = new AbortController();
-    const outcome = rollbackError(runner.run(node, ['-e', script], { timeoutMs: 30_000, signal: controller.signal }));
+    const outcome = rollbackError(new ProcessRunner({ clock }).run(node, ['-e', script], { timeoutMs: 30_000, signal: controller.signal }));
     const pid = await pidFrom(pidFile);
-    const started = Date.now();
     controller.abort();
+    // SIGTERM was ignored: the program runs on through the grace, and only the SIGKILL after it ends it.
+    await clock.advance(1999);
+    expect(isRunning(pid)).toBe(true);
+    await clock.advance(1);
     const error = await outcome;
     expect(error.message).toContain('cancelled');
-    // SIGTERM was ignored: only the SIGKILL after the 2 s grace ended it.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
     expect(isAlive(pid)).toBe(false);
+  });
+
+  it('measures durationMs on its clock', async () => {
+    const clock = new FakeClock(0);
+    // Runs until the test says go, after the clock has moved on.
+    const go = path.join(dir, 'go');
+    const running = new ProcessRunner({ clock }).run('sh', ['-c', 'while [ ! -e "$0" ]; do sleep 0.05; done', go], { timeoutMs: 10_000 });
+    await clock.advance(1500);
+    await writeFile(go, '');
+    expect((await running).durationMs).toBe(1500);
   });
 
   it('kills the program when the signal aborts', async () => {

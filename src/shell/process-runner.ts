@@ -12,7 +12,8 @@ import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { RollbackError } from '../errors.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../strategies/command-runner.js';
-import { GROUP_TOKEN_ENV, groupGone, signalGroup, type GroupRegistry } from './process-group.js';
+import { clockTimeout, systemClock, type Clock } from './clock.js';
+import { GROUP_KILL_GRACE_MS, GROUP_TOKEN_ENV, groupGone, signalGroup, type GroupRegistry } from './process-group.js';
 import { stepEnvironment } from './step-env.js';
 
 const TAIL_LINES = 40;
@@ -36,9 +37,13 @@ class Tail {
  */
 class StepGroup {
   stopped: string | null = null;
-  private killTimer: NodeJS.Timeout | undefined;
+  /** Aborts the pending SIGKILL of the grace. */
+  private cancelKill: AbortController | undefined;
 
-  constructor(private readonly child: ChildProcessWithoutNullStreams) {}
+  constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly clock: Clock,
+  ) {}
 
   private get pgid(): number | undefined {
     return this.child.pid;
@@ -57,8 +62,11 @@ class StepGroup {
   /** SIGTERM to the group now, SIGKILL after the grace. */
   terminate(): void {
     this.kill('SIGTERM');
-    clearTimeout(this.killTimer);
-    this.killTimer = setTimeout(() => this.kill('SIGKILL'), KILL_GRACE_MS);
+    this.cancelKill?.abort();
+    const cancel = (this.cancelKill = new AbortController());
+    void this.clock.sleep(KILL_GRACE_MS, cancel.signal).then(() => {
+      if (!cancel.signal.aborted) this.kill('SIGKILL');
+    });
   }
 
   stop(why: string): void {
@@ -74,12 +82,12 @@ class StepGroup {
 
   /** Resolves once nothing of the group is left (bounded). */
   gone(): Promise<unknown> {
-    return this.pgid === undefined ? Promise.resolve() : groupGone(this.pgid);
+    return this.pgid === undefined ? Promise.resolve() : groupGone(this.pgid, GROUP_KILL_GRACE_MS, this.clock);
   }
 
   /** The step is over: a member that ignored SIGTERM gets SIGKILL now. */
   end(): void {
-    clearTimeout(this.killTimer);
+    this.cancelKill?.abort();
     if (this.alive()) this.kill('SIGKILL');
   }
 }
@@ -135,8 +143,16 @@ async function outcome(
 }
 
 export class ProcessRunner implements CommandRunner {
-  /** `registry`: where running groups are noted for the next start (the daemon gives its state dir's). */
-  constructor(private readonly options: { registry?: GroupRegistry } = {}) {}
+  private readonly clock: Clock;
+
+  /**
+   * `registry`: where running groups are noted for the next start (the daemon gives its state
+   * dir's). `clock`: the timeouts, the kill grace and the durations run on it (the system's unless
+   * given, so a test can drive them).
+   */
+  constructor(private readonly options: { registry?: GroupRegistry; clock?: Clock } = {}) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   async which(command: string): Promise<string | null> {
     if (command.includes('/')) return (await access(command, constants.X_OK).then(() => true, () => false)) ? command : null;
@@ -149,7 +165,7 @@ export class ProcessRunner implements CommandRunner {
   }
 
   run(command: string, args: readonly string[], options: CommandOptions): Promise<CommandResult> {
-    const started = Date.now();
+    const started = this.clock.now();
     const label = [command, ...args].join(' ');
     return new Promise<CommandResult>((resolve, reject) => {
       // Noted before the spawn, so a kill -9 of the guard at any moment after it leaves a trace.
@@ -163,26 +179,27 @@ export class ProcessRunner implements CommandRunner {
         // Its own process group: stopping the step stops everything the program started.
         detached: true,
       });
-      const group = new StepGroup(child);
+      const group = new StepGroup(child, this.clock);
       // The program exited: what it left running in its group (a background job holding the
       // output pipe open, a server it forgot) is stopped, or the step would never end or leak it.
       child.once('exit', () => {
         if (group.alive()) group.terminate();
       });
-      const timer = setTimeout(() => group.stop(`timed out after ${options.timeoutMs}ms`), options.timeoutMs);
+      const deadline = clockTimeout(this.clock, options.timeoutMs);
+      deadline.signal.addEventListener('abort', () => group.stop(`timed out after ${options.timeoutMs}ms`), { once: true });
       const onAbort = () => group.stop('cancelled');
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.signal?.aborted) onAbort();
       const stdio = connectStdio(child, options);
 
       const finish = (error: RollbackError | null, code: number) => {
-        clearTimeout(timer);
+        deadline.clear();
         // A member that ignored SIGTERM gets SIGKILL now; then the group is gone and forgotten.
         group.end();
         if (token) this.options.registry?.remove(token);
         options.signal?.removeEventListener('abort', onAbort);
         if (error) return reject(error);
-        resolve({ code, stdoutTail: stdio.stdout.lines(), stderrTail: stdio.stderr.lines(), durationMs: Date.now() - started });
+        resolve({ code, stdoutTail: stdio.stdout.lines(), stderrTail: stdio.stderr.lines(), durationMs: this.clock.now() - started });
       };
       child.on('error', (error: NodeJS.ErrnoException) => {
         const message = error.code === 'ENOENT' ? `${command}: not installed (not found on PATH)` : `${label}: ${error.message}`;

@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import type { Clock } from './clock.js';
 import { readMarker, writeMarker } from './prepare-marker.js';
 import type { PlanStep } from './rollback-runner.js';
+import { runPrepare } from './run-prepare.js';
 
 /** Complete stable backups kept per step: the newest, and the one before in case it is bad. */
 export const KEEP_STABLE_BACKUPS = 2;
@@ -130,14 +131,11 @@ export class StableBackups {
     try {
       await mkdir(dir, { recursive: true });
       log.info(`backup of the stable version ${version} -> ${dir}`);
-      await step.strategy.prepare!({
-        service: this.deps.service,
-        version,
-        previous: null,
-        signal: AbortSignal.any([this.deps.signal, AbortSignal.timeout(step.config.timeout)]),
-        progress: (message) => log.info(message),
-        dataDir: dir,
-      });
+      await runPrepare(
+        step,
+        { service: this.deps.service, version, previous: null, progress: (message) => log.info(message), dataDir: dir },
+        { clock, stop: this.deps.signal },
+      );
       await writeMarker(dir, { state: 'complete', version, startedAt, finishedAt: clock.now(), ...(this.deps.host ? { host: this.deps.host } : {}) });
       log.info(`stable backup of ${version} complete in ${clock.now() - startedAt}ms`);
     } catch (error) {

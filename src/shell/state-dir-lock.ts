@@ -22,6 +22,7 @@ import { link, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/pr
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { GuardError, errorMessage } from '../errors.js';
+import { clockTimeout, type Clock } from './clock.js';
 
 const KEY_FILE = '.guard-lock-key';
 /** How long a refused guard waits for the holder to say who it is. */
@@ -44,14 +45,14 @@ export interface StateDirLock {
 /**
  * Takes the lock on `dir` (created if missing), or throws a one-line GuardError naming the holder.
  */
-export async function lockStateDir(dir: string, options: { now: () => number }): Promise<StateDirLock> {
+export async function lockStateDir(dir: string, options: { clock: Clock }): Promise<StateDirLock> {
   try {
     await mkdir(dir, { recursive: true, mode: 0o750 });
   } catch (error) {
     throw new GuardError(`cannot create state_dir ${dir}: ${errorMessage(error)}; create it, or set state_dir to a directory the guard can write`, 'state_dir');
   }
   const name = await lockName(dir);
-  const holder: LockHolder = { pid: process.pid, since: new Date(options.now()).toISOString() };
+  const holder: LockHolder = { pid: process.pid, since: new Date(options.clock.now()).toISOString() };
   // Each connection is told who holds the dir, then closed.
   const server: Server = createServer((socket) => {
     socket.on('error', () => undefined);
@@ -63,7 +64,7 @@ export async function lockStateDir(dir: string, options: { now: () => number }):
         reject(new GuardError(`cannot lock state_dir ${dir}: ${error.message}`, 'state_dir_lock'));
         return;
       }
-      void askHolder(name).then((who) =>
+      void askHolder(name, options.clock).then((who) =>
         reject(new GuardError(`state_dir ${dir} is in use by another release-guard (${who}); stop that one first, or give this one its own state_dir`, 'state_dir_locked')),
       );
     });
@@ -120,17 +121,18 @@ async function lockKey(dir: string): Promise<string> {
   throw new GuardError(`cannot create ${path}`, 'state_dir');
 }
 
-/** What the holder says about itself, in words. */
-function askHolder(name: string): Promise<string> {
+/** What the holder says about itself, in words; it gets WHO_TIMEOUT_MS on `clock` to say it. */
+function askHolder(name: string, clock: Clock): Promise<string> {
   return new Promise((resolve) => {
     let text = '';
     const socket = connect(name);
+    const deadline = clockTimeout(clock, WHO_TIMEOUT_MS);
     const done = (what: string) => {
-      clearTimeout(timer);
+      deadline.clear();
       socket.destroy();
       resolve(what);
     };
-    const timer = setTimeout(() => done('it did not say who it is'), WHO_TIMEOUT_MS);
+    deadline.signal.addEventListener('abort', () => done('it did not say who it is'), { once: true });
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       text += chunk;
