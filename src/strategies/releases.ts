@@ -13,11 +13,11 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readlink, realpath, rename, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { Clock } from '../clock.js';
 import type { ReleasesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import type { Pm2Client, Pm2ProcessInfo } from '../pm2/client.js';
 import { reloadOrRestart, stepScope, versionProblem, within } from './step.js';
-import type { Clock } from '../clock.js';
 import type { RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** The symlink is a plain name inside `dir`; anything else could replace a file elsewhere. */
