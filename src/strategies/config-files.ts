@@ -150,7 +150,7 @@ async function readManifest(file: string): Promise<SnapshotManifest | null> {
 }
 
 /**
- * One configured config step. `dir` is resolved once, when the plan is built; every path is
+ * One configured config step. `dir` is resolved once, when the strategy is created; every path is
  * checked against it again at each use.
  */
 class ConfigFilesStrategy implements RollbackStrategy {

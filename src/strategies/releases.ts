@@ -24,8 +24,8 @@ import type { RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory }
 const PLAIN_NAME = /^[A-Za-z0-9._-]+$/;
 
 /**
- * One configured releases step. `dir`, the link and the app are resolved once, when the plan is
- * built; every check and swap reads the disk afresh.
+ * One configured releases step. `dir`, the link and the app are resolved once, when the strategy
+ * is created; every check and swap reads the disk afresh.
  */
 class ReleasesStrategy implements RollbackStrategy {
   readonly type = 'releases';
