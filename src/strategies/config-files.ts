@@ -26,11 +26,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readlink, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { Clock } from '../clock.js';
 import type { ConfigFilesStrategyConfig } from '../config/schema.js';
 import { errorMessage, RollbackError } from '../errors.js';
+import type { Pm2Client } from '../pm2/client.js';
 import { syncDir } from '../store/atomic-write.js';
 import { reloadOrRestart, stepScope, within } from './step.js';
-import type { RollbackContext, StrategyFactory } from './types.js';
+import type { ReleaseContext, RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** One listed file as the snapshot (or the failed copy) saw it. */
 export interface SnapshotEntry {
@@ -147,16 +149,126 @@ async function readManifest(file: string): Promise<SnapshotManifest | null> {
   return parsed as SnapshotManifest;
 }
 
-export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (config, { pm2, clock }) => {
-  const dir = path.resolve(config.dir);
-  const app = config.pm2_app;
+/**
+ * One configured config step. `dir` is resolved once, when the strategy is created; every path is
+ * checked against it again at each use.
+ */
+class ConfigFilesStrategy implements RollbackStrategy {
+  readonly type = 'config';
+  private readonly dir: string;
+  private readonly app: string | undefined;
+  private readonly pm2: Pm2Client;
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly config: ConfigFilesStrategyConfig,
+    { pm2, clock }: StrategyDeps,
+  ) {
+    this.dir = path.resolve(config.dir);
+    this.app = config.pm2_app;
+    this.pm2 = pm2;
+    this.clock = clock;
+  }
+
+  describe(): string {
+    const restart = this.app ? `, pm2 ${this.config.restart_mode} ${this.app}` : '';
+    return `config: restore ${this.config.files.join(', ')} in ${this.dir} from the pre-release snapshot${restart}`;
+  }
+
+  async prepare(ctx: ReleaseContext): Promise<void> {
+    const manifestFile = path.join(ctx.dataDir, MANIFEST);
+    let existing: SnapshotManifest | null;
+    try {
+      existing = await readManifest(manifestFile);
+    } catch (error) {
+      // Never guess over a snapshot we cannot read: it may be the only good copy.
+      throw new RollbackError(`${manifestFile} cannot be read: ${errorMessage(error)}; move it away to take a new snapshot`, 'prepare', { cause: error });
+    }
+    if (existing && existing.version === ctx.version) {
+      ctx.progress(`config snapshot for ${ctx.version} already taken at ${existing.takenAt}; kept`);
+      return;
+    }
+    const entries = await this.copyListed(ctx);
+    const manifest: SnapshotManifest = {
+      schemaVersion: 1,
+      version: ctx.version,
+      dir: this.dir,
+      takenAt: new Date(this.clock.now()).toISOString(),
+      files: entries,
+    };
+    await writeAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, 0o600);
+    const absent = entries.filter((e) => !e.existed).map((e) => e.path);
+    ctx.progress(
+      `config snapshot for ${ctx.version}: ${entries.length - absent.length} file(s) saved in ${ctx.dataDir}` +
+        (absent.length > 0 ? `; absent (removed on rollback if they appear): ${absent.join(', ')}` : ''),
+    );
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    const found: string[] = [];
+    try {
+      const manifest = await this.chosenSnapshot(ctx, 'check');
+      const missing = await this.unlisted(manifest, 'check');
+      if (missing.length > 0) found.push(`the config snapshot for ${ctx.from} does not hold ${missing.join(', ')} (listed after it was taken); they would be left as they are`);
+    } catch (error) {
+      found.push(errorMessage(error));
+    }
+    const { app } = this;
+    if (app) {
+      try {
+        if ((await this.pm2.describe(app)).length === 0) found.push(`pm2 does not know app "${app}"`);
+      } catch (error) {
+        found.push(`could not ask pm2 about app "${app}": ${errorMessage(error)}`);
+      }
+    }
+    return found;
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    const scope = stepScope(ctx, this.config.timeout, this.clock);
+    const manifest = await within(scope, 'snapshot', 'reading the config snapshot', () => this.chosenSnapshot(ctx, 'snapshot'));
+    const missing = await within(scope, 'snapshot', 'comparing the snapshot with files', () => this.unlisted(manifest, 'snapshot'));
+    if (missing.length > 0) ctx.progress(`not in the snapshot (listed after it was taken), left as they are: ${missing.join(', ')}`);
+    await within(scope, 'save-failed', 'saving the failed config files', () => this.saveFailed(ctx, manifest));
+    for (const entry of manifest.files) {
+      await within(scope, 'restore', `restoring ${entry.path}`, () => this.restore(ctx, entry));
+    }
+    if (!this.app) return;
+    await reloadOrRestart(this.pm2, this.app, this.config.restart_mode, scope);
+  }
+
+  /** Copies the listed files into `<dataDir>/files/`; returns what the manifest is to say of each. */
+  private async copyListed(ctx: ReleaseContext): Promise<SnapshotEntry[]> {
+    const list = await this.targets('prepare');
+    const entries: SnapshotEntry[] = [];
+    for (const target of list) {
+      if (ctx.signal.aborted) throw new RollbackError('config snapshot was cancelled', 'prepare', { cause: ctx.signal.reason });
+      let found;
+      try {
+        found = await readListed(target);
+      } catch (error) {
+        throw new RollbackError(`cannot snapshot ${target.rel}: ${errorMessage(error)}`, 'prepare', { cause: error });
+      }
+      if (found?.kind === 'symlink') {
+        throw new RollbackError(`cannot snapshot ${target.rel}: it is a symlink (to ${found.to}); list the file it points to instead`, 'prepare');
+      }
+      entries.push(entryOf(target.rel, found));
+      if (!found) continue;
+      const copy = path.join(ctx.dataDir, 'files', target.rel);
+      await mkdir(path.dirname(copy), { recursive: true });
+      await writeAtomic(copy, found.data, 0o600);
+    }
+    return entries;
+  }
 
   /**
    * Where `file` (as listed, or as a manifest holds it) is, or why it may not be touched: it must
    * stay inside `dir`, also after symlinked directories are followed (checked at every use, as a
    * release could have replaced a directory with a symlink since the snapshot).
    */
-  async function locate(file: string): Promise<Target | string> {
+  private async locate(file: string): Promise<Target | string> {
+    const { dir } = this;
     const target = resolveListed(dir, file);
     if (typeof target === 'string') return target;
     let realDir: string;
@@ -174,11 +286,11 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
   }
 
   /** The listed files, resolved and de-duplicated; throws a RollbackError naming every bad path. */
-  async function targets(step: string): Promise<Target[]> {
+  private async targets(step: string): Promise<Target[]> {
     const found: Target[] = [];
     const problems: string[] = [];
-    for (const file of config.files) {
-      const target = await locate(file);
+    for (const file of this.config.files) {
+      const target = await this.locate(file);
       if (typeof target === 'string') problems.push(target);
       else if (!found.some((t) => t.rel === target.rel)) found.push(target);
     }
@@ -187,13 +299,13 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
   }
 
   /** Listed files the snapshot does not hold (`files` grew after it was taken). */
-  async function unlisted(manifest: SnapshotManifest, step: string): Promise<string[]> {
+  private async unlisted(manifest: SnapshotManifest, step: string): Promise<string[]> {
     const held = new Set(manifest.files.map((e) => e.path));
-    return (await targets(step)).filter((t) => !held.has(t.rel)).map((t) => t.rel);
+    return (await this.targets(step)).filter((t) => !held.has(t.rel)).map((t) => t.rel);
   }
 
   /** The manifest for `version`, with every snapshot file checked against it; throws if unusable. */
-  async function snapshot(dataDir: string, version: string, step: string): Promise<SnapshotManifest> {
+  private async snapshot(dataDir: string, version: string, step: string): Promise<SnapshotManifest> {
     const file = path.join(dataDir, MANIFEST);
     let manifest: SnapshotManifest | null;
     try {
@@ -214,9 +326,9 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
     const problems: string[] = [];
     for (const entry of manifest.files) {
       // The manifest is ours, but it decides where files are written: hold it to the same rules.
-      const target = resolveListed(dir, String(entry.path));
+      const target = resolveListed(this.dir, String(entry.path));
       if (typeof target === 'string' || target.rel !== entry.path) {
-        problems.push(`manifest entry ${JSON.stringify(entry.path)} is not a plain path inside ${dir}`);
+        problems.push(`manifest entry ${JSON.stringify(entry.path)} is not a plain path inside ${this.dir}`);
         continue;
       }
       if (!entry.existed) continue;
@@ -236,13 +348,13 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
    * The snapshot the shell chose (src/shell/preparations.ts): this window's, of release `from`; or,
    * for a release whose window opened after the deploy, the stable version's, of the target `to`.
    */
-  function chosenSnapshot(ctx: RollbackContext, step: string): Promise<SnapshotManifest> {
+  private chosenSnapshot(ctx: RollbackContext, step: string): Promise<SnapshotManifest> {
     const stable = ctx.prepared?.source === 'stable';
-    return snapshot(ctx.prepared?.dir ?? ctx.dataDir, stable ? ctx.to : ctx.from, step);
+    return this.snapshot(ctx.prepared?.dir ?? ctx.dataDir, stable ? ctx.to : ctx.from, step);
   }
 
   /** Saves the files as they are now (the bad release's) under failed/, once. */
-  async function saveFailed(ctx: RollbackContext, manifest: SnapshotManifest): Promise<void> {
+  private async saveFailed(ctx: RollbackContext, manifest: SnapshotManifest): Promise<void> {
     const failedDir = path.join(ctx.dataDir, 'failed');
     if ((await readManifest(path.join(failedDir, MANIFEST))) !== null) {
       ctx.progress(`failed copies already saved in ${failedDir}`);
@@ -250,7 +362,7 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
     }
     const entries: SnapshotEntry[] = [];
     for (const { path: rel } of manifest.files) {
-      const target = await locate(rel);
+      const target = await this.locate(rel);
       if (typeof target === 'string') throw new Error(target);
       const current = await readListed(target);
       entries.push(entryOf(rel, current));
@@ -261,14 +373,14 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
       await writeAtomic(copy, current.data, 0o600);
     }
     await mkdir(failedDir, { recursive: true });
-    const failed: SnapshotManifest = { schemaVersion: 1, version: ctx.from, dir, takenAt: new Date(clock.now()).toISOString(), files: entries };
+    const failed: SnapshotManifest = { schemaVersion: 1, version: ctx.from, dir: this.dir, takenAt: new Date(this.clock.now()).toISOString(), files: entries };
     await writeAtomic(path.join(failedDir, MANIFEST), `${JSON.stringify(failed, null, 2)}\n`, 0o600);
     ctx.progress(`saved the failed versions of ${entries.filter((e) => e.existed).length} file(s) in ${failedDir}`);
   }
 
   /** Puts one file back as the snapshot has it (or removes it if it did not exist). */
-  async function restore(ctx: RollbackContext, entry: SnapshotEntry): Promise<void> {
-    const located = await locate(entry.path);
+  private async restore(ctx: RollbackContext, entry: SnapshotEntry): Promise<void> {
+    const located = await this.locate(entry.path);
     if (typeof located === 'string') throw new Error(located);
     const target = located.abs;
     const current = await readListed(located);
@@ -288,96 +400,9 @@ export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (
     await writeAtomic(target, data, mode);
     ctx.progress(`${entry.path}: restored (${data.length} bytes, mode ${mode.toString(8).padStart(4, '0')})`);
   }
+}
 
-  return {
-    type: 'config',
-
-    describe() {
-      const restart = app ? `, pm2 ${config.restart_mode} ${app}` : '';
-      return `config: restore ${config.files.join(', ')} in ${dir} from the pre-release snapshot${restart}`;
-    },
-
-    async prepare(ctx) {
-      const manifestFile = path.join(ctx.dataDir, MANIFEST);
-      let existing: SnapshotManifest | null;
-      try {
-        existing = await readManifest(manifestFile);
-      } catch (error) {
-        // Never guess over a snapshot we cannot read: it may be the only good copy.
-        throw new RollbackError(`${manifestFile} cannot be read: ${errorMessage(error)}; move it away to take a new snapshot`, 'prepare', { cause: error });
-      }
-      if (existing && existing.version === ctx.version) {
-        ctx.progress(`config snapshot for ${ctx.version} already taken at ${existing.takenAt}; kept`);
-        return;
-      }
-      const list = await targets('prepare');
-      const entries: SnapshotEntry[] = [];
-      for (const target of list) {
-        if (ctx.signal.aborted) throw new RollbackError('config snapshot was cancelled', 'prepare', { cause: ctx.signal.reason });
-        let found;
-        try {
-          found = await readListed(target);
-        } catch (error) {
-          throw new RollbackError(`cannot snapshot ${target.rel}: ${errorMessage(error)}`, 'prepare', { cause: error });
-        }
-        if (found?.kind === 'symlink') {
-          throw new RollbackError(`cannot snapshot ${target.rel}: it is a symlink (to ${found.to}); list the file it points to instead`, 'prepare');
-        }
-        entries.push(entryOf(target.rel, found));
-        if (!found) continue;
-        const copy = path.join(ctx.dataDir, 'files', target.rel);
-        await mkdir(path.dirname(copy), { recursive: true });
-        await writeAtomic(copy, found.data, 0o600);
-      }
-      const manifest: SnapshotManifest = {
-        schemaVersion: 1,
-        version: ctx.version,
-        dir,
-        takenAt: new Date(clock.now()).toISOString(),
-        files: entries,
-      };
-      await writeAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, 0o600);
-      const absent = entries.filter((e) => !e.existed).map((e) => e.path);
-      ctx.progress(
-        `config snapshot for ${ctx.version}: ${entries.length - absent.length} file(s) saved in ${ctx.dataDir}` +
-          (absent.length > 0 ? `; absent (removed on rollback if they appear): ${absent.join(', ')}` : ''),
-      );
-    },
-
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      const found: string[] = [];
-      try {
-        const manifest = await chosenSnapshot(ctx, 'check');
-        const missing = await unlisted(manifest, 'check');
-        if (missing.length > 0) found.push(`the config snapshot for ${ctx.from} does not hold ${missing.join(', ')} (listed after it was taken); they would be left as they are`);
-      } catch (error) {
-        found.push(errorMessage(error));
-      }
-      if (app) {
-        try {
-          if ((await pm2.describe(app)).length === 0) found.push(`pm2 does not know app "${app}"`);
-        } catch (error) {
-          found.push(`could not ask pm2 about app "${app}": ${errorMessage(error)}`);
-        }
-      }
-      return found;
-    },
-
-    async execute(ctx) {
-      const scope = stepScope(ctx, config.timeout, clock);
-      const manifest = await within(scope, 'snapshot', 'reading the config snapshot', () => chosenSnapshot(ctx, 'snapshot'));
-      const missing = await within(scope, 'snapshot', 'comparing the snapshot with files', () => unlisted(manifest, 'snapshot'));
-      if (missing.length > 0) ctx.progress(`not in the snapshot (listed after it was taken), left as they are: ${missing.join(', ')}`);
-      await within(scope, 'save-failed', 'saving the failed config files', () => saveFailed(ctx, manifest));
-      for (const entry of manifest.files) {
-        await within(scope, 'restore', `restoring ${entry.path}`, () => restore(ctx, entry));
-      }
-      if (!app) return;
-      await reloadOrRestart(pm2, app, config.restart_mode, scope);
-    },
-  };
-};
+export const configFilesStrategy: StrategyFactory<ConfigFilesStrategyConfig> = (config, deps) => new ConfigFilesStrategy(config, deps);
 
 /** `dir` or its closest existing ancestor (a listed file's directory may not exist yet). */
 async function deepestExisting(dir: string): Promise<string> {

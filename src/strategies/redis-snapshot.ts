@@ -24,12 +24,13 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import type { Clock } from '../clock.js';
 import type { RedisStrategyConfig } from '../config/schema.js';
 import { readPassword, redactSecret } from '../config/secrets.js';
 import { errorMessage, RollbackError } from '../errors.js';
 import { commitFile, writeJsonAtomic } from '../store/atomic-write.js';
 import { stepScope, within, type StepScope } from './step.js';
-import type { StrategyFactory } from './types.js';
+import type { ReleaseContext, RollbackContext, RollbackStrategy, StrategyDeps, StrategyFactory } from './types.js';
 
 /** The record of the pre-release snapshot, and the copy of the RDB file, in the step's dataDir. */
 export const REDIS_SNAPSHOT_FILE = 'redis.json';
@@ -61,13 +62,104 @@ export function parseInfo(text: string): Record<string, string> {
   return fields;
 }
 
-export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (config, { clock }) => {
-  const where = `redis ${config.host}:${config.port}`;
-  const credentialsError = (message: string, _code: string, hint: string | undefined, options: ErrorOptions | undefined) =>
-    new RollbackError(hint ? `${message} (${hint})` : message, 'credentials', options);
+/** One configured Redis step: a connection per operation, nothing kept open between them. */
+class RedisSnapshotStrategy implements RollbackStrategy {
+  readonly type = 'redis';
+  private readonly where: string;
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly config: RedisStrategyConfig,
+    { clock }: StrategyDeps,
+  ) {
+    this.where = `redis ${config.host}:${config.port}`;
+    this.clock = clock;
+  }
+
+  describe(): string {
+    return `redis: BGSAVE ${this.config.host}:${this.config.port} when a release starts; no automatic restore`;
+  }
+
+  async prepare(ctx: ReleaseContext): Promise<void> {
+    const existing = await readRecord(ctx.dataDir);
+    if (existing) {
+      ctx.progress(`pre-release Redis snapshot for ${ctx.version} already taken at ${existing.takenAt}; keeping it`);
+      return;
+    }
+    const scope = stepScope(ctx, this.config.timeout, this.clock);
+    const record = await this.withClient(scope, (client) => this.takeSnapshot(client, scope, ctx));
+    const file = path.join(ctx.dataDir, REDIS_SNAPSHOT_FILE);
+    await writeJsonAtomic(file, record, { mode: 0o600 });
+    ctx.progress(`pre-release Redis snapshot taken at ${record.takenAt}: ${location(record)}`);
+  }
+
+  async checkReadiness(ctx: RollbackContext): Promise<string[]> {
+    if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
+    const found: string[] = [];
+    const scope = stepScope(ctx, Math.min(this.config.timeout, 10_000), this.clock);
+    try {
+      await this.withClient(scope, async (client) => {
+        await within(scope, 'ping', 'PING', () => client.ping());
+      });
+    } catch (error) {
+      const credentials = error instanceof RollbackError && error.step === 'credentials';
+      found.push(credentials ? errorMessage(error) : `${this.where} does not answer PING: ${errorMessage(error)}`);
+    }
+    try {
+      const record = await readRecord(ctx.dataDir);
+      if (!record) found.push(`no pre-release Redis snapshot for ${ctx.from} (${path.join(ctx.dataDir, REDIS_SNAPSHOT_FILE)} missing)`);
+      else if (record.copy && !(await stat(record.copy).then(() => true, () => false))) found.push(`the pre-release RDB copy ${record.copy} is gone`);
+    } catch (error) {
+      found.push(errorMessage(error));
+    }
+    return found;
+  }
+
+  async execute(ctx: RollbackContext): Promise<void> {
+    const record = await readRecord(ctx.dataDir);
+    if (!record) {
+      ctx.progress(
+        `warning: no pre-release Redis snapshot was taken for ${ctx.from} (${path.join(ctx.dataDir, REDIS_SNAPSHOT_FILE)} missing); ` +
+          'there is no restore point for Redis',
+      );
+      return;
+    }
+    ctx.progress(
+      `Redis is not restored automatically: restoring means stopping ${record.server}, putting the snapshot in place as its RDB file ` +
+        'and starting it again, losing every write since the snapshot: an operator\'s decision',
+    );
+    ctx.progress(`pre-release Redis snapshot: ${location(record)}, taken at ${record.takenAt} (LASTSAVE ${record.lastsave})`);
+  }
+
+  /** BGSAVE, then the RDB file copied when Redis runs on this host; returns the record to keep. */
+  private async takeSnapshot(client: Redis, scope: StepScope, ctx: ReleaseContext): Promise<RedisSnapshotRecord> {
+    const { host, port } = this.config;
+    const lastsave = await this.bgsave(client, scope);
+    const rdb = await rdbPath(client, scope);
+    let copy: { copy: string; bytes: number } | null = null;
+    if (rdb && LOOPBACK.has(host)) {
+      try {
+        copy = await copyRdb(rdb, ctx.dataDir);
+      } catch (error) {
+        ctx.progress(`warning: could not copy ${rdb} (${errorMessage(error)}); Redis overwrites it at its next save`);
+      }
+    } else if (rdb) {
+      ctx.progress(`${rdb} is on ${host}: copy it before Redis's next save overwrites it`);
+    }
+    return {
+      version: ctx.version,
+      server: `${host}:${port}`,
+      lastsave,
+      takenAt: new Date(lastsave * 1000).toISOString(),
+      rdb,
+      copy: copy?.copy ?? null,
+      copyBytes: copy?.bytes ?? null,
+    };
+  }
 
   /** One short-lived connection per operation: no reconnects, no offline queue, every wait bounded by the scope. */
-  async function withClient<T>(scope: StepScope, work: (client: Redis) => Promise<T>): Promise<T> {
+  private async withClient<T>(scope: StepScope, work: (client: Redis) => Promise<T>): Promise<T> {
+    const { config, where } = this;
     const secret = readPassword(`redis step (${config.host}:${config.port})`, config, process.env, credentialsError);
     const client = new Redis({
       host: config.host,
@@ -103,20 +195,8 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
     }
   }
 
-  async function persistence(client: Redis, scope: StepScope): Promise<Record<string, string>> {
-    return parseInfo(await within(scope, 'bgsave', 'INFO persistence', () => client.info('persistence')));
-  }
-
-  async function waitForRunningSave(client: Redis, scope: StepScope): Promise<void> {
-    for (;;) {
-      if ((await persistence(client, scope)).rdb_bgsave_in_progress !== '1') return;
-      // Wakes early when the step is cancelled; the next INFO then throws naming why.
-      await scope.clock.sleep(POLL_MS, scope.signal);
-    }
-  }
-
   /** BGSAVE and wait for it; returns LASTSAVE after it. */
-  async function bgsave(client: Redis, scope: StepScope): Promise<number> {
+  private async bgsave(client: Redis, scope: StepScope): Promise<number> {
     for (;;) {
       const before = await within(scope, 'bgsave', 'LASTSAVE', () => client.lastsave());
       // LASTSAVE counts seconds: start in a later second than the last save, so a change is ours.
@@ -131,149 +211,94 @@ export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (conf
         await waitForRunningSave(client, scope);
         continue;
       }
-      const started = !/scheduled/i.test(reply);
       scope.progress(`BGSAVE: ${reply}`);
-      for (;;) {
-        const info = await persistence(client, scope);
-        const idle = info.rdb_bgsave_in_progress === '0';
-        const lastsave = await within(scope, 'bgsave', 'LASTSAVE', () => client.lastsave());
-        if (idle && lastsave > before) {
-          if (info.rdb_last_bgsave_status !== 'ok') {
-            throw new RollbackError(`BGSAVE on ${where} failed (rdb_last_bgsave_status:${info.rdb_last_bgsave_status}); see the Redis log`, 'bgsave');
-          }
-          return lastsave;
-        }
-        // Ours ran (not merely scheduled), is over, and LASTSAVE did not move: it failed.
-        if (started && idle && info.rdb_last_bgsave_status === 'err') {
-          throw new RollbackError(`BGSAVE on ${where} failed (rdb_last_bgsave_status:err); see the Redis log (disk full? dir not writable?)`, 'bgsave');
-        }
-        await scope.clock.sleep(POLL_MS, scope.signal);
-      }
-    }
-  }
-
-  /** The server's RDB file, when CONFIG GET is allowed. */
-  async function rdbPath(client: Redis, scope: StepScope): Promise<string | null> {
-    try {
-      const [, dir] = (await within(scope, 'bgsave', 'CONFIG GET dir', () => client.config('GET', 'dir'))) as string[];
-      const [, file] = (await within(scope, 'bgsave', 'CONFIG GET dbfilename', () => client.config('GET', 'dbfilename'))) as string[];
-      return dir && file ? path.join(dir, file) : null;
-    } catch (error) {
-      scope.progress(`CONFIG GET is not allowed (${errorMessage(error)}): the RDB file's location is unknown`);
-      return null;
+      return this.waitForOurSave(client, scope, before, !/scheduled/i.test(reply));
     }
   }
 
   /**
-   * Copies the RDB next to the record. Redis replaces its RDB by renaming a finished temp file over
-   * it, so the open file is always one whole snapshot: ours, or (rarely) a later one taken meanwhile.
+   * Polls until the BGSAVE asked for after LASTSAVE `before` is done; returns LASTSAVE after it.
+   * `started`: Redis began it at once (it was not merely scheduled behind an AOF rewrite).
    */
-  async function copyRdb(rdb: string, dataDir: string): Promise<{ copy: string; bytes: number }> {
-    const copy = path.join(dataDir, REDIS_RDB_COPY);
-    const temp = path.join(dataDir, `.${REDIS_RDB_COPY}.${process.pid}-${randomBytes(4).toString('hex')}`);
-    try {
-      await copyFile(rdb, temp);
-      const { size } = await stat(temp);
-      await commitFile(temp, copy);
-      return { copy, bytes: size };
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
-    }
-  }
-
-  async function readRecord(dataDir: string): Promise<RedisSnapshotRecord | null> {
-    try {
-      return JSON.parse(await readFile(path.join(dataDir, REDIS_SNAPSHOT_FILE), 'utf8')) as RedisSnapshotRecord;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new RollbackError(`${path.join(dataDir, REDIS_SNAPSHOT_FILE)} cannot be read: ${errorMessage(error)}`, 'snapshot', { cause: error });
-    }
-  }
-
-  function location(record: RedisSnapshotRecord): string {
-    return record.copy ?? record.rdb ?? `the server's RDB file on ${record.server} (location unknown: CONFIG GET not allowed)`;
-  }
-
-  return {
-    type: 'redis',
-
-    describe() {
-      return `redis: BGSAVE ${config.host}:${config.port} when a release starts; no automatic restore`;
-    },
-
-    async prepare(ctx) {
-      const existing = await readRecord(ctx.dataDir);
-      if (existing) {
-        ctx.progress(`pre-release Redis snapshot for ${ctx.version} already taken at ${existing.takenAt}; keeping it`);
-        return;
-      }
-      const scope = stepScope(ctx, config.timeout, clock);
-      const record = await withClient(scope, async (client) => {
-        const lastsave = await bgsave(client, scope);
-        const rdb = await rdbPath(client, scope);
-        let copy: { copy: string; bytes: number } | null = null;
-        if (rdb && LOOPBACK.has(config.host)) {
-          try {
-            copy = await copyRdb(rdb, ctx.dataDir);
-          } catch (error) {
-            ctx.progress(`warning: could not copy ${rdb} (${errorMessage(error)}); Redis overwrites it at its next save`);
-          }
-        } else if (rdb) {
-          ctx.progress(`${rdb} is on ${config.host}: copy it before Redis's next save overwrites it`);
+  private async waitForOurSave(client: Redis, scope: StepScope, before: number, started: boolean): Promise<number> {
+    const { where } = this;
+    for (;;) {
+      const info = await persistence(client, scope);
+      const idle = info.rdb_bgsave_in_progress === '0';
+      const lastsave = await within(scope, 'bgsave', 'LASTSAVE', () => client.lastsave());
+      if (idle && lastsave > before) {
+        if (info.rdb_last_bgsave_status !== 'ok') {
+          throw new RollbackError(`BGSAVE on ${where} failed (rdb_last_bgsave_status:${info.rdb_last_bgsave_status}); see the Redis log`, 'bgsave');
         }
-        const result: RedisSnapshotRecord = {
-          version: ctx.version,
-          server: `${config.host}:${config.port}`,
-          lastsave,
-          takenAt: new Date(lastsave * 1000).toISOString(),
-          rdb,
-          copy: copy?.copy ?? null,
-          copyBytes: copy?.bytes ?? null,
-        };
-        return result;
-      });
-      const file = path.join(ctx.dataDir, REDIS_SNAPSHOT_FILE);
-      await writeJsonAtomic(file, record, { mode: 0o600 });
-      ctx.progress(`pre-release Redis snapshot taken at ${record.takenAt}: ${location(record)}`);
-    },
+        return lastsave;
+      }
+      // Ours ran (not merely scheduled), is over, and LASTSAVE did not move: it failed.
+      if (started && idle && info.rdb_last_bgsave_status === 'err') {
+        throw new RollbackError(`BGSAVE on ${where} failed (rdb_last_bgsave_status:err); see the Redis log (disk full? dir not writable?)`, 'bgsave');
+      }
+      await scope.clock.sleep(POLL_MS, scope.signal);
+    }
+  }
+}
 
-    async checkReadiness(ctx) {
-      if (ctx.signal.aborted) throw new RollbackError('check was cancelled', 'check', { cause: ctx.signal.reason });
-      const found: string[] = [];
-      const scope = stepScope(ctx, Math.min(config.timeout, 10_000), clock);
-      try {
-        await withClient(scope, async (client) => {
-          await within(scope, 'ping', 'PING', () => client.ping());
-        });
-      } catch (error) {
-        const credentials = error instanceof RollbackError && error.step === 'credentials';
-        found.push(credentials ? errorMessage(error) : `${where} does not answer PING: ${errorMessage(error)}`);
-      }
-      try {
-        const record = await readRecord(ctx.dataDir);
-        if (!record) found.push(`no pre-release Redis snapshot for ${ctx.from} (${path.join(ctx.dataDir, REDIS_SNAPSHOT_FILE)} missing)`);
-        else if (record.copy && !(await stat(record.copy).then(() => true, () => false))) found.push(`the pre-release RDB copy ${record.copy} is gone`);
-      } catch (error) {
-        found.push(errorMessage(error));
-      }
-      return found;
-    },
+export const redisSnapshotStrategy: StrategyFactory<RedisStrategyConfig> = (config, deps) => new RedisSnapshotStrategy(config, deps);
 
-    async execute(ctx) {
-      const record = await readRecord(ctx.dataDir);
-      if (!record) {
-        ctx.progress(
-          `warning: no pre-release Redis snapshot was taken for ${ctx.from} (${path.join(ctx.dataDir, REDIS_SNAPSHOT_FILE)} missing); ` +
-            'there is no restore point for Redis',
-        );
-        return;
-      }
-      ctx.progress(
-        `Redis is not restored automatically: restoring means stopping ${record.server}, putting the snapshot in place as its RDB file ` +
-          'and starting it again, losing every write since the snapshot: an operator\'s decision',
-      );
-      ctx.progress(`pre-release Redis snapshot: ${location(record)}, taken at ${record.takenAt} (LASTSAVE ${record.lastsave})`);
-    },
-  };
-};
+/** readPassword's error for a password that cannot be read, as the step `credentials`. */
+function credentialsError(message: string, _code: string, hint: string | undefined, options: ErrorOptions | undefined): RollbackError {
+  return new RollbackError(hint ? `${message} (${hint})` : message, 'credentials', options);
+}
+
+async function persistence(client: Redis, scope: StepScope): Promise<Record<string, string>> {
+  return parseInfo(await within(scope, 'bgsave', 'INFO persistence', () => client.info('persistence')));
+}
+
+async function waitForRunningSave(client: Redis, scope: StepScope): Promise<void> {
+  for (;;) {
+    if ((await persistence(client, scope)).rdb_bgsave_in_progress !== '1') return;
+    // Wakes early when the step is cancelled; the next INFO then throws naming why.
+    await scope.clock.sleep(POLL_MS, scope.signal);
+  }
+}
+
+/** The server's RDB file, when CONFIG GET is allowed. */
+async function rdbPath(client: Redis, scope: StepScope): Promise<string | null> {
+  try {
+    const [, dir] = (await within(scope, 'bgsave', 'CONFIG GET dir', () => client.config('GET', 'dir'))) as string[];
+    const [, file] = (await within(scope, 'bgsave', 'CONFIG GET dbfilename', () => client.config('GET', 'dbfilename'))) as string[];
+    return dir && file ? path.join(dir, file) : null;
+  } catch (error) {
+    scope.progress(`CONFIG GET is not allowed (${errorMessage(error)}): the RDB file's location is unknown`);
+    return null;
+  }
+}
+
+/**
+ * Copies the RDB next to the record. Redis replaces its RDB by renaming a finished temp file over
+ * it, so the open file is always one whole snapshot: ours, or (rarely) a later one taken meanwhile.
+ */
+async function copyRdb(rdb: string, dataDir: string): Promise<{ copy: string; bytes: number }> {
+  const copy = path.join(dataDir, REDIS_RDB_COPY);
+  const temp = path.join(dataDir, `.${REDIS_RDB_COPY}.${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await copyFile(rdb, temp);
+    const { size } = await stat(temp);
+    await commitFile(temp, copy);
+    return { copy, bytes: size };
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+async function readRecord(dataDir: string): Promise<RedisSnapshotRecord | null> {
+  try {
+    return JSON.parse(await readFile(path.join(dataDir, REDIS_SNAPSHOT_FILE), 'utf8')) as RedisSnapshotRecord;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new RollbackError(`${path.join(dataDir, REDIS_SNAPSHOT_FILE)} cannot be read: ${errorMessage(error)}`, 'snapshot', { cause: error });
+  }
+}
+
+function location(record: RedisSnapshotRecord): string {
+  return record.copy ?? record.rdb ?? `the server's RDB file on ${record.server} (location unknown: CONFIG GET not allowed)`;
+}
