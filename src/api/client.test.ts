@@ -64,11 +64,12 @@ async function apiError(promise: Promise<unknown>): Promise<ApiError> {
   return error as ApiError;
 }
 
-describe('ApiClient', () => {
-  let server: ApiServer;
-  let calls: ControlRequest[];
-  let next: ControlResult;
+let server: ApiServer;
+let calls: ControlRequest[];
+let next: ControlResult;
 
+/** Each test gets its own API server on a free port, over a control that records its requests and answers with `next`. */
+function useServer() {
   beforeEach(async () => {
     calls = [];
     next = { ok: true, state };
@@ -78,8 +79,8 @@ describe('ApiClient', () => {
       metrics: async () => ({ contentType: 'text/plain', body: '' }),
       liveTimeline: () => ({ series: [], events: [], from: 0, to: 1000, title: 'web' }),
       recordDocument: async () => null,
-    lastDrill: async () => null,
-    lastPreflight: () => null,
+      lastDrill: async () => null,
+      lastPreflight: () => null,
       drill: async () => ({ ok: false, error: 'drills refuse a target marked environment: production' }),
       alertmanager: async () => ({ ok: false, error: 'triggers.alertmanager is not configured' }),
       preflight: async () => ({ ready: false, from: '1.5.0', to: '1.4.1', problems: [], steps: [{ index: 0, type: 'releases', description: 'releases: swap', problems: ['releases/1.4.1 is missing'] }], checkedAt: '2024-05-01T12:00:00.000Z' }),
@@ -94,6 +95,10 @@ describe('ApiClient', () => {
   afterEach(async () => {
     await server.close();
   });
+}
+
+describe('ApiClient: reads and control requests', () => {
+  useServer();
 
   it('reads the status and health without a token', async () => {
     const client = new ApiClient({ baseUrl: `${server.url}/` });
@@ -120,6 +125,10 @@ describe('ApiClient', () => {
       { action: 'resume', by: 'api' },
     ]);
   });
+});
+
+describe('ApiClient: errors, timeouts and preflight', () => {
+  useServer();
 
   it('says how to start the daemon when nothing listens', async () => {
     const port = await closedPort();

@@ -107,7 +107,45 @@ function raw(bytes: string | Buffer): Promise<string> {
   });
 }
 
-describe('control API under hostile input', () => {
+const HOSTILE_VERSIONS: [string, unknown][] = [
+  ['a shell injection', 'v1;rm -rf /'],
+  ['a command substitution', '$(id)'],
+  ['backticks', 'v1`id`'],
+  ['a pipe', 'v1|sh'],
+  ['a path traversal', '../../etc'],
+  ['a traversal after a valid start', 'v1/../../etc'],
+  ['an absolute path', '/etc/passwd'],
+  ['a dot', '.'],
+  ['two dots', '..'],
+  ['a newline', 'v1\nX'],
+  ['a carriage return', 'v1\rX'],
+  ['a NUL', 'v1\u0000'],
+  ['a leading dash (option injection)', '-v1'],
+  ['--help', '--help'],
+  ['a leading dot (hidden file)', '.v1'],
+  ['two dots inside', 'v1..2'],
+  ['a git option', '--upload-pack=touch /tmp/x'],
+  ['a ref expression', 'v1^{commit}'],
+  ['a reflog expression', 'HEAD@{1}'],
+  ['a placeholder', '{to}'],
+  ['a glob', 'v1*'],
+  ['spaces', 'v 1'],
+  ['a trailing space', 'v1 '],
+  ['a 10,000-character version', `v${'1'.repeat(9_999)}`],
+  ['a 129-character version', `v${'1'.repeat(128)}`],
+  ['fullwidth letters', 'ｖ１'],
+  ['a Cyrillic v', 'ѵ1.0'],
+  ['a zero-width space', 'v1\u200b'],
+  ['a right-to-left override', 'v1\u202e0.1'],
+  ['an encoded traversal', '..%2f..%2fetc'],
+  ['an empty string', ''],
+  ['an array', ['v1']],
+  ['an object', { toString: 'v1' }],
+  ['null', null],
+  ['a boolean', true],
+];
+
+describe('control API under hostile input: malformed bodies and content types', () => {
   it.each([
     ['truncated JSON', '{"version": "1.6.0"'],
     ['trailing garbage', '{"version": "1.6.0"} {"version": "x"}'],
@@ -148,7 +186,9 @@ describe('control API under hostile input', () => {
     expect([400, 415]).toContain(response.status);
     expectUntouched();
   });
+});
 
+describe('control API under hostile input: oversized and malformed HTTP', () => {
   it('a body of 16 KiB + 1 byte: 413', async () => {
     const body = JSON.stringify({ reason: 'r'.repeat(16 * 1024) });
     const response = await send('/rollback', { body });
@@ -185,7 +225,9 @@ describe('control API under hostile input', () => {
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     expectUntouched();
   });
+});
 
+describe('control API under hostile input: credentials and paths', () => {
   const B64 = (text: string) => Buffer.from(text).toString('base64');
   it.each<[string, Record<string, string>]>([
     ['no Authorization header', {}],
@@ -248,45 +290,9 @@ describe('control API under hostile input', () => {
     expect([401, 404, 405, 400]).toContain(response.status);
     expectUntouched();
   });
+});
 
-  const HOSTILE_VERSIONS: [string, unknown][] = [
-    ['a shell injection', 'v1;rm -rf /'],
-    ['a command substitution', '$(id)'],
-    ['backticks', 'v1`id`'],
-    ['a pipe', 'v1|sh'],
-    ['a path traversal', '../../etc'],
-    ['a traversal after a valid start', 'v1/../../etc'],
-    ['an absolute path', '/etc/passwd'],
-    ['a dot', '.'],
-    ['two dots', '..'],
-    ['a newline', 'v1\nX'],
-    ['a carriage return', 'v1\rX'],
-    ['a NUL', 'v1\u0000'],
-    ['a leading dash (option injection)', '-v1'],
-    ['--help', '--help'],
-    ['a leading dot (hidden file)', '.v1'],
-    ['two dots inside', 'v1..2'],
-    ['a git option', '--upload-pack=touch /tmp/x'],
-    ['a ref expression', 'v1^{commit}'],
-    ['a reflog expression', 'HEAD@{1}'],
-    ['a placeholder', '{to}'],
-    ['a glob', 'v1*'],
-    ['spaces', 'v 1'],
-    ['a trailing space', 'v1 '],
-    ['a 10,000-character version', `v${'1'.repeat(9_999)}`],
-    ['a 129-character version', `v${'1'.repeat(128)}`],
-    ['fullwidth letters', 'ｖ１'],
-    ['a Cyrillic v', 'ѵ1.0'],
-    ['a zero-width space', 'v1\u200b'],
-    ['a right-to-left override', 'v1\u202e0.1'],
-    ['an encoded traversal', '..%2f..%2fetc'],
-    ['an empty string', ''],
-    ['an array', ['v1']],
-    ['an object', { toString: 'v1' }],
-    ['null', null],
-    ['a boolean', true],
-  ];
-
+describe('control API under hostile input: hostile versions, actors and reasons', () => {
   it.each(HOSTILE_VERSIONS)('release of %s: 400, nothing acted on', async (_name, version) => {
     const response = await send('/releases', { body: JSON.stringify({ version }) });
     expect(response.status).toBe(400);

@@ -64,11 +64,12 @@ function fakeControl() {
   return { control, calls, alertMessages, answer: (result: ControlResult) => (next = result) };
 }
 
-describe('startApiServer', () => {
-  let server: ApiServer;
-  let fake: ReturnType<typeof fakeControl>;
-  let logs: string[];
+let server: ApiServer;
+let fake: ReturnType<typeof fakeControl>;
+let logs: string[];
 
+/** Each test gets its own server on a free port over a fresh fake control; whatever happened, the token never reaches the log. */
+function useServer() {
   beforeEach(async () => {
     fake = fakeControl();
     logs = [];
@@ -86,17 +87,21 @@ describe('startApiServer', () => {
     // Whatever happened in the test, the token never reaches the log.
     for (const line of logs) expect(line).not.toContain(TOKEN);
   });
+}
 
-  const post = (path: string, body: unknown, token: string | null = TOKEN, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}${path}`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        ...(token === null ? {} : { authorization: `Bearer ${token}` }),
-        ...headers,
-      },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+const post = (path: string, body: unknown, token: string | null = TOKEN, headers: Record<string, string> = {}) =>
+  fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+      ...headers,
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+describe('startApiServer: reads and authorization', () => {
+  useServer();
 
   it('listens on the port it was given (0: any free one) and reports its URL', () => {
     expect(server.port).toBeGreaterThan(0);
@@ -156,6 +161,10 @@ describe('startApiServer', () => {
       await open.close();
     }
   });
+});
+
+describe('startApiServer: control requests and bodies', () => {
+  useServer();
 
   it('passes a valid, authorized request to the control, defaulting the actor to api', async () => {
     const response = await post('/releases', { version: '1.5.0+build.7' });
@@ -212,6 +221,10 @@ describe('startApiServer', () => {
     expect(((await bad.json()) as { error: string }).error).toMatch(/alerts\.0\.startsAt.*RFC 3339/);
     expect(fake.alertMessages).toHaveLength(2);
   });
+});
+
+describe('startApiServer: request bodies and methods', () => {
+  useServer();
 
   it('stops reading a chunked body once it passes 16 KiB', async () => {
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -285,6 +298,10 @@ describe('startApiServer', () => {
     expect(postStatus.headers.get('allow')).toBe('GET');
     expect(fake.calls).toEqual([]);
   });
+});
+
+describe('startApiServer: routes and the operator page', () => {
+  useServer();
 
   it('answers 404 to an unknown route', async () => {
     for (const path of ['/nope', '/status/', '/__proto__', '/constructor', '/page/', '/page/nope.js']) {
@@ -314,6 +331,10 @@ describe('startApiServer', () => {
     // Read-only: a POST to the page is not a control request.
     expect((await fetch(`${server.url}/`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(405);
   });
+});
+
+describe('startApiServer: refusals, history paging, errors and logging', () => {
+  useServer();
 
   it('passes a refusal of the control through as 409 with its reason', async () => {
     fake.answer({ ok: false, error: 'nothing to promote: no release is under guard' });

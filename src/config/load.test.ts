@@ -15,7 +15,7 @@ const problemsOf = (text: string) => {
   return [];
 };
 
-describe('config', () => {
+describe('config: shipped examples and defaults', () => {
   it('every shipped example validates', async () => {
     const files = [
       join(PROJECT_ROOT, 'config', 'release-guard.example.yaml'),
@@ -44,7 +44,9 @@ verification: { probe: h }
     expect(cfg.state_dir).toBe('/var/lib/release-guard');
     expect(cfg.server.host).toBe('127.0.0.1');
   });
+});
 
+describe('config: validation errors', () => {
   it('names every bad key at once, with what is allowed', () => {
     const problems = problemsOf(`
 service: web

@@ -152,7 +152,7 @@ function release(fault: (w: World, sinceFault: number) => World, deployAt = 60_0
 
 const rollbacks = (run: Run) => run.effects.filter((e) => e.type === 'rollback');
 
-describe('release windows', () => {
+describe('release windows: promotion and detection', () => {
   it('promotes a good release when the window ends', () => {
     const run = simulate(config(), release((w) => w), 60_000 + 10 * 60_000 + 1000);
     expect(run.phases).toEqual(['stable', 'guarding', 'promoted']);
@@ -206,7 +206,9 @@ describe('release windows', () => {
     const [rollback] = rollbacks(run);
     expect(rollback).toMatchObject({ breach: { trigger: 'crash', decidedAt: T0 + 70_000 } });
   });
+});
 
+describe('release windows: no false alarms, pauses, repeats and failed rollbacks', () => {
   it.each([
     ['a single failed probe', (w: World, s: number) => (s < 250 ? { ...w, ok: false } : w)],
     ['2x latency', (w: World) => ({ ...w, latencyMs: 40 })],

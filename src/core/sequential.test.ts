@@ -14,7 +14,27 @@ function mulberry32(seed: number): () => number {
 
 const defaults = { threshold: 0.05, tolerance: 0.02, budget: 0.001, looks: 960, minSpanMs: 1000 };
 
-describe('sequential test', () => {
+/** Windows of 960 looks at 50 requests each at a true error rate; how many cross. */
+function falseRollbacks(rate: number, budget: number, windows: number, seed: number): number {
+  const params = sequentialParams({ ...defaults, budget });
+  const random = mulberry32(seed);
+  let crossed = 0;
+  for (let w = 0; w < windows; w++) {
+    let state: SequentialState = INITIAL_STATE;
+    for (let look = 0; look < params.looks; look++) {
+      let k = 0;
+      for (let r = 0; r < 50; r++) if (random() < rate) k++;
+      state = advance(state, params, { n: 50, k, at: (look + 1) * 1000, spanMs: 1000 });
+      if (state.statistic >= params.h) {
+        crossed++;
+        break;
+      }
+    }
+  }
+  return crossed;
+}
+
+describe('sequential test: parameters and batches', () => {
   it('the default window holds 960 looks: 2 min at 250 ms, then 8 min at 1 s', () => {
     expect(windowLooks({ windowMs: 600_000, fastForMs: 120_000, fastIntervalMs: 250, intervalMs: 1000 })).toBe(960);
     expect(windowLooks({ windowMs: 60_000, fastForMs: 120_000, fastIntervalMs: 250, intervalMs: 1000 })).toBe(240);
@@ -53,7 +73,9 @@ describe('sequential test', () => {
     // An empty interval is no evidence either way.
     expect(advance(healthy, params, { n: 0, k: 0, at: 30_000, spanMs: 10_000 })).toBe(healthy);
   });
+});
 
+describe('sequential test: evidence over time and error budget', () => {
   it('evidence towards a rollback is admitted from a reserve of h/2, refilled at (h/2) / (min_span + 2d) per ms', () => {
     const params = sequentialParams(defaults);
     expect(reserve(params)).toBeCloseTo(params.h / 2, 9);
@@ -100,26 +122,6 @@ describe('sequential test', () => {
     expect(at).toBeLessThanOrEqual(2000);
     expect(evidenceOf(state, params)).toMatchObject({ crossed: true, excursion: { from: 0, k: at / 250 * 12 }, needed: 13.77 });
   });
-
-  /** Windows of 960 looks at 50 requests each at a true error rate; how many cross. */
-  function falseRollbacks(rate: number, budget: number, windows: number, seed: number): number {
-    const params = sequentialParams({ ...defaults, budget });
-    const random = mulberry32(seed);
-    let crossed = 0;
-    for (let w = 0; w < windows; w++) {
-      let state: SequentialState = INITIAL_STATE;
-      for (let look = 0; look < params.looks; look++) {
-        let k = 0;
-        for (let r = 0; r < 50; r++) if (random() < rate) k++;
-        state = advance(state, params, { n: 50, k, at: (look + 1) * 1000, spanMs: 1000 });
-        if (state.statistic >= params.h) {
-          crossed++;
-          break;
-        }
-      }
-    }
-    return crossed;
-  }
 
   it('a release at the tolerance crosses within the budget over whole windows; above the threshold, every window crosses (seeded Monte Carlo)', () => {
     expect(falseRollbacks(0.02, 0.001, 400, 12)).toBe(0);

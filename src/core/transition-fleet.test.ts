@@ -6,18 +6,18 @@ import type { Effect, Event, GuardState, Policy, RuleVerdict } from './types.js'
 const policy: Policy = testPolicy;
 const fail: RuleVerdict = { rule: 'health', outcome: 'fail', observed: 3, threshold: 3, unit: 'failures', message: 'health: 3 consecutive failures >= 3', since: 5 };
 
-describe('transition: fleets', () => {
-  const FLEET_WAIT_MS = 120_000;
-  const fleet: Policy = { ...policy, fleetWaitMs: FLEET_WAIT_MS };
-  const step = (state: GuardState, event: Event, p: Policy = fleet) => transition(state, event, p);
-  const guarding = () =>
-    [
-      { type: 'versionObserved', version: 'v1', at: 1 },
-      { type: 'versionObserved', version: 'v2', at: 2 },
-    ].reduce<GuardState>((s, e) => step(s, e as Event).state, initialState(0));
-  const verdicts = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'fleetVerdict' ? [[e.version, e.verdict]] : []));
-  const windowEnd = 2 + fleet.windowMs;
+const FLEET_WAIT_MS = 120_000;
+const fleet: Policy = { ...policy, fleetWaitMs: FLEET_WAIT_MS };
+const step = (state: GuardState, event: Event, p: Policy = fleet) => transition(state, event, p);
+const guarding = () =>
+  [
+    { type: 'versionObserved', version: 'v1', at: 1 },
+    { type: 'versionObserved', version: 'v2', at: 2 },
+  ].reduce<GuardState>((s, e) => step(s, e as Event).state, initialState(0));
+const verdicts = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'fleetVerdict' ? [[e.version, e.verdict]] : []));
+const windowEnd = 2 + fleet.windowMs;
 
+describe('transition: fleets, waiting for every host', () => {
   it('reports guarding when a window opens, and nothing without a fleet', () => {
     const opened = step(step(initialState(0), { type: 'versionObserved', version: 'v1', at: 1 }).state, { type: 'versionObserved', version: 'v2', at: 2 });
     expect(verdicts(opened.effects)).toEqual([['v2', 'guarding']]);
@@ -52,7 +52,9 @@ describe('transition: fleets', () => {
     expect(verdicts(gaveUp.effects)).toEqual([['v2', 'not_promoted']]);
     expect(gaveUp.effects.find((e) => e.type === 'notify')).toMatchObject({ kind: 'fleet', severity: 'critical' });
   });
+});
 
+describe('transition: fleets, rolling back', () => {
   it('a breach while waiting for the fleet still rolls back, and tells the fleet', () => {
     const waiting = step(guarding(), { type: 'tick', at: windowEnd }).state;
     const rolled = step(waiting, { type: 'evaluated', verdicts: [fail], at: windowEnd + 10 });

@@ -34,7 +34,7 @@ const guardingV2 = () =>
     'guarding',
   );
 
-describe('transition', () => {
+describe('transition: windows and no-op events', () => {
   it('first version seen becomes stable and is recorded', () => {
     const { state } = run([{ type: 'versionObserved', version: 'v1', at: 1 }]);
     expect(state).toMatchObject({ phase: 'stable', stable: 'v1', running: 'v1' });
@@ -93,7 +93,9 @@ describe('transition', () => {
     // Rolling back: evaluations are not its business.
     same(evaluated(guardingV2(), [fail]), [failAgain, blind]);
   });
+});
 
+describe('transition: rollback targets and resumption', () => {
   it.each<[string, Event, string]>([
     ['manual release while rolling back', { type: 'releaseRequested', version: 'v3', deployedBy: 'ci', at: 10 }, 'rollback is in progress'],
     ['second rollback while rolling back', { type: 'rollbackRequested', reason: 'x', by: 'ops', at: 10 }, 'already in progress'],
@@ -155,7 +157,9 @@ describe('transition', () => {
     expect(gaveUp.state.phase).toBe('failed');
     expect(gaveUp.effects.filter((e) => e.type === 'rollback')).toHaveLength(0);
   });
+});
 
+describe('transition: rollback steps, verification suite and records', () => {
   it('persists each step; a resumed plan skips finished steps and re-runs the interrupted one', () => {
     let state = transition(guardingV2(), { type: 'evaluated', verdicts: [fail], at: 5 }, policy).state;
     for (const event of [
@@ -215,7 +219,9 @@ describe('transition', () => {
     expect(finishedRollbackRecord(transition(last.state, { type: 'tick', at: 11 + policy.settleMs }, policy).state)).toBeNull();
     expect(finishedRollbackRecord(transition(failed.state, { type: 'resumeRequested', by: 'ops', at: 99_999 }, policy).state)).toBeNull();
   });
+});
 
+describe('transition: window end, veto and rate limit', () => {
   it('stale samples of the rolled-back version do not open a new window', () => {
     const { state } = run([
       { type: 'versionObserved', version: 'v1', at: 1 },
@@ -266,7 +272,9 @@ describe('transition', () => {
     expect(t.state.phase).toBe('guarding');
     expect(t.effects).toContainEqual(expect.objectContaining({ kind: 'would_roll_back', message: expect.stringMatching(/rate limit/) }));
   });
+});
 
+describe('transition: Alertmanager alerts', () => {
   it('an Alertmanager alert begun inside the window is a breach of rule alert; one begun before, or outside a window, is only reported', () => {
     const state = guardingV2(); // release started at 2
     const firing = transition(state, { type: 'alertFiring', name: 'HighErrorRate', description: 'HighErrorRate{service="web"}', startsAt: 10, at: 20 }, policy);
@@ -296,84 +304,84 @@ describe('transition', () => {
     expect(pending.pending).not.toBeNull();
     expect(transition(pending, { type: 'alertResolved', name: 'HighErrorRate', description: 'HighErrorRate{}', at: 30 }, veto).state).toBe(pending);
   });
+});
 
-  describe('flap protection', () => {
-    const MIN = 60_000;
-    const cooldown = { ...policy, cooldownMs: 5 * MIN, maxRollbacksPerHour: 10 };
-    /** Guarding v3 (previous v1) at `now`, after an automatic rollback of `old` decided at `at` and finished at `finishedAt`. */
-    const after = (entry: GuardState['autoRollbacks'][number], now: number): GuardState => {
-      const base = guardingV2();
-      return {
-        ...base,
-        release: { ...base.release, version: 'v3', startedAt: now - 1000 },
-        running: 'v3',
-        since: now - 1000,
-        autoRollbacks: [entry],
-      };
+describe('transition: flap protection', () => {
+  const MIN = 60_000;
+  const cooldown = { ...policy, cooldownMs: 5 * MIN, maxRollbacksPerHour: 10 };
+  /** Guarding v3 (previous v1) at `now`, after an automatic rollback of `old` decided at `at` and finished at `finishedAt`. */
+  const after = (entry: GuardState['autoRollbacks'][number], now: number): GuardState => {
+    const base = guardingV2();
+    return {
+      ...base,
+      release: { ...base.release, version: 'v3', startedAt: now - 1000 },
+      running: 'v3',
+      since: now - 1000,
+      autoRollbacks: [entry],
     };
-    const breachAt = (state: GuardState, at: number, p: Policy) => transition(state, { type: 'evaluated', verdicts: [fail], at }, p);
+  };
+  const breachAt = (state: GuardState, at: number, p: Policy) => transition(state, { type: 'evaluated', verdicts: [fail], at }, p);
 
-    it.each<[string, GuardState['autoRollbacks'][number], number, Policy, RegExp | null]>([
-      ['within the cooldown after the previous one finished', { version: 'v2', at: 0, finishedAt: MIN }, 2 * MIN, cooldown, /cooldown: the automatic rollback of v2 finished 1m ago \(rollback.cooldown 5m\)/],
-      ['just before the cooldown ends', { version: 'v2', at: 0, finishedAt: MIN }, 6 * MIN - 1, cooldown, /cooldown/],
-      ['once the cooldown has passed', { version: 'v2', at: 0, finishedAt: MIN }, 6 * MIN, cooldown, null],
-      ['counted from the finish, not the decision', { version: 'v2', at: 0, finishedAt: 10 * MIN }, 12 * MIN, cooldown, /cooldown: .*finished 2m ago/],
-      ['a legacy entry without finishedAt counts from its decision', { version: 'v2', at: 0 }, 4 * MIN, cooldown, /cooldown/],
-      ['a legacy entry past the cooldown', { version: 'v2', at: 0 }, 5 * MIN, cooldown, null],
-      ['cooldown 0 disables it', { version: 'v2', at: 0, finishedAt: MIN }, MIN + 1, { ...cooldown, cooldownMs: 0 }, null],
-      ['the hourly limit still applies after the cooldown', { version: 'v2', at: 0, finishedAt: MIN }, 7 * MIN, { ...cooldown, maxRollbacksPerHour: 1 }, /rate limit: 1 automatic rollbacks in the last hour/],
-      ['the same release is never rolled back automatically twice', { version: 'v3', at: 0, finishedAt: MIN }, 30 * MIN, cooldown, /already rolled back automatically once/],
-    ])('%s', (_name, entry, now, p, blocked) => {
-      const t = breachAt(after(entry, now), now, p);
-      if (blocked === null) {
-        expect(t.state.phase).toBe('rolling_back');
-        expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(1);
-      } else {
-        expect(t.state.phase).toBe('guarding');
-        expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(0);
-        expect(t.effects).toContainEqual(expect.objectContaining({ kind: 'would_roll_back', message: expect.stringMatching(blocked) }));
-        expect(t.state.wouldRollBack).not.toBeNull();
+  it.each<[string, GuardState['autoRollbacks'][number], number, Policy, RegExp | null]>([
+    ['within the cooldown after the previous one finished', { version: 'v2', at: 0, finishedAt: MIN }, 2 * MIN, cooldown, /cooldown: the automatic rollback of v2 finished 1m ago \(rollback.cooldown 5m\)/],
+    ['just before the cooldown ends', { version: 'v2', at: 0, finishedAt: MIN }, 6 * MIN - 1, cooldown, /cooldown/],
+    ['once the cooldown has passed', { version: 'v2', at: 0, finishedAt: MIN }, 6 * MIN, cooldown, null],
+    ['counted from the finish, not the decision', { version: 'v2', at: 0, finishedAt: 10 * MIN }, 12 * MIN, cooldown, /cooldown: .*finished 2m ago/],
+    ['a legacy entry without finishedAt counts from its decision', { version: 'v2', at: 0 }, 4 * MIN, cooldown, /cooldown/],
+    ['a legacy entry past the cooldown', { version: 'v2', at: 0 }, 5 * MIN, cooldown, null],
+    ['cooldown 0 disables it', { version: 'v2', at: 0, finishedAt: MIN }, MIN + 1, { ...cooldown, cooldownMs: 0 }, null],
+    ['the hourly limit still applies after the cooldown', { version: 'v2', at: 0, finishedAt: MIN }, 7 * MIN, { ...cooldown, maxRollbacksPerHour: 1 }, /rate limit: 1 automatic rollbacks in the last hour/],
+    ['the same release is never rolled back automatically twice', { version: 'v3', at: 0, finishedAt: MIN }, 30 * MIN, cooldown, /already rolled back automatically once/],
+  ])('%s', (_name, entry, now, p, blocked) => {
+    const t = breachAt(after(entry, now), now, p);
+    if (blocked === null) {
+      expect(t.state.phase).toBe('rolling_back');
+      expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(1);
+    } else {
+      expect(t.state.phase).toBe('guarding');
+      expect(t.effects.filter((e) => e.type === 'rollback')).toHaveLength(0);
+      expect(t.effects).toContainEqual(expect.objectContaining({ kind: 'would_roll_back', message: expect.stringMatching(blocked) }));
+      expect(t.state.wouldRollBack).not.toBeNull();
+    }
+  });
+
+  it('records when an automatic rollback finished (verified or failed); a manual one starts no cooldown', () => {
+    let state = breachAt(guardingV2(), 5, cooldown).state;
+    state = transition(state, { type: 'rollbackExecuted', ok: true, at: 10 }, cooldown).state;
+    for (const at of [11, 12, 13]) state = transition(state, { type: 'verifySample', ok: true, version: 'v1', at }, cooldown).state;
+    expect(state.phase).toBe('rolled_back');
+    expect(state.autoRollbacks).toEqual([{ version: 'v2', at: 5, finishedAt: 13 }]);
+
+    let failed = breachAt(guardingV2(), 5, cooldown).state;
+    failed = transition(failed, { type: 'rollbackExecuted', ok: false, error: 'step 1 failed', at: 20 }, cooldown).state;
+    expect(failed).toMatchObject({ phase: 'failed', autoRollbacks: [{ version: 'v2', at: 5, finishedAt: 20 }] });
+
+    // A manual rollback: no autoRollbacks entry, so the next release is judged without a cooldown.
+    let manual = transition(guardingV2(), { type: 'rollbackRequested', reason: 'ops', by: 'alice', at: 5 }, cooldown).state;
+    manual = transition(manual, { type: 'rollbackExecuted', ok: true, at: 6 }, cooldown).state;
+    for (const at of [7, 8, 9]) manual = transition(manual, { type: 'verifySample', ok: true, version: 'v1', at }, cooldown).state;
+    expect(manual).toMatchObject({ phase: 'rolled_back', autoRollbacks: [] });
+    const next = transition(manual, { type: 'versionObserved', version: 'v3', at: 10 }, cooldown).state;
+    expect(breachAt(next, 11, cooldown).state.phase).toBe('rolling_back');
+  });
+
+  it('a release deployed again and again is rolled back once, then only reported (no flapping)', () => {
+    let state: GuardState = guardingV2();
+    let rollbacks = 0;
+    let at = 10;
+    for (let round = 0; round < 5; round++) {
+      const t = breachAt(state, (at += 1000), cooldown);
+      rollbacks += t.effects.filter((e) => e.type === 'rollback').length;
+      state = t.state;
+      if (state.phase === 'rolling_back') {
+        state = transition(state, { type: 'rollbackExecuted', ok: true, at: (at += 1000) }, cooldown).state;
+        for (let i = 0; i < 3; i++) state = transition(state, { type: 'verifySample', ok: true, version: 'v1', at: (at += 100) }, cooldown).state;
       }
-    });
-
-    it('records when an automatic rollback finished (verified or failed); a manual one starts no cooldown', () => {
-      let state = breachAt(guardingV2(), 5, cooldown).state;
-      state = transition(state, { type: 'rollbackExecuted', ok: true, at: 10 }, cooldown).state;
-      for (const at of [11, 12, 13]) state = transition(state, { type: 'verifySample', ok: true, version: 'v1', at }, cooldown).state;
-      expect(state.phase).toBe('rolled_back');
-      expect(state.autoRollbacks).toEqual([{ version: 'v2', at: 5, finishedAt: 13 }]);
-
-      let failed = breachAt(guardingV2(), 5, cooldown).state;
-      failed = transition(failed, { type: 'rollbackExecuted', ok: false, error: 'step 1 failed', at: 20 }, cooldown).state;
-      expect(failed).toMatchObject({ phase: 'failed', autoRollbacks: [{ version: 'v2', at: 5, finishedAt: 20 }] });
-
-      // A manual rollback: no autoRollbacks entry, so the next release is judged without a cooldown.
-      let manual = transition(guardingV2(), { type: 'rollbackRequested', reason: 'ops', by: 'alice', at: 5 }, cooldown).state;
-      manual = transition(manual, { type: 'rollbackExecuted', ok: true, at: 6 }, cooldown).state;
-      for (const at of [7, 8, 9]) manual = transition(manual, { type: 'verifySample', ok: true, version: 'v1', at }, cooldown).state;
-      expect(manual).toMatchObject({ phase: 'rolled_back', autoRollbacks: [] });
-      const next = transition(manual, { type: 'versionObserved', version: 'v3', at: 10 }, cooldown).state;
-      expect(breachAt(next, 11, cooldown).state.phase).toBe('rolling_back');
-    });
-
-    it('a release deployed again and again is rolled back once, then only reported (no flapping)', () => {
-      let state: GuardState = guardingV2();
-      let rollbacks = 0;
-      let at = 10;
-      for (let round = 0; round < 5; round++) {
-        const t = breachAt(state, (at += 1000), cooldown);
-        rollbacks += t.effects.filter((e) => e.type === 'rollback').length;
-        state = t.state;
-        if (state.phase === 'rolling_back') {
-          state = transition(state, { type: 'rollbackExecuted', ok: true, at: (at += 1000) }, cooldown).state;
-          for (let i = 0; i < 3; i++) state = transition(state, { type: 'verifySample', ok: true, version: 'v1', at: (at += 100) }, cooldown).state;
-        }
-        // The deploy pipeline puts v2 back.
-        state = transition(state, { type: 'versionObserved', version: 'v2', at: (at += 60 * MIN) }, cooldown).state;
-        if (state.phase === 'rolled_back') state = transition(state, { type: 'tick', at: (at += 60 * MIN) }, cooldown).state;
-        state = transition(state, { type: 'versionObserved', version: 'v2', at: (at += 1000) }, cooldown).state;
-      }
-      expect(rollbacks).toBe(1);
-    });
+      // The deploy pipeline puts v2 back.
+      state = transition(state, { type: 'versionObserved', version: 'v2', at: (at += 60 * MIN) }, cooldown).state;
+      if (state.phase === 'rolled_back') state = transition(state, { type: 'tick', at: (at += 60 * MIN) }, cooldown).state;
+      state = transition(state, { type: 'versionObserved', version: 'v2', at: (at += 1000) }, cooldown).state;
+    }
+    expect(rollbacks).toBe(1);
   });
 });

@@ -72,7 +72,7 @@ describe('backoffDelay', () => {
   });
 });
 
-describe('NotificationDispatcher', () => {
+describe('NotificationDispatcher: hung and slow notifiers', () => {
   it('a notifier that hangs forever blocks neither publish() nor another notifier, and close() keeps its deadline', async () => {
     const { lines, log } = recorder();
     const hung = notifier('hung', () => new Promise<void>(() => undefined)); // ignores its signal too
@@ -135,7 +135,9 @@ describe('NotificationDispatcher', () => {
     });
     await dispatcher.close(10);
   });
+});
 
+describe('NotificationDispatcher: retries and backoff', () => {
   it('retries with exponential backoff and jitter, then delivers', async () => {
     const { lines, log } = recorder();
     const { delays, clock } = fakeSleep();
@@ -180,7 +182,9 @@ describe('NotificationDispatcher', () => {
     );
     await dispatcher.close(10);
   });
+});
 
+describe('NotificationDispatcher: queues, filters and closing', () => {
   it('drops the oldest queued event with a warning when a queue is full, and keeps order', async () => {
     const { lines, log } = recorder();
     let open: () => void = () => undefined;

@@ -102,7 +102,7 @@ describe('schema', () => {
   });
 });
 
-describe('webhook notifier', () => {
+describe('webhook notifier: payload formats', () => {
   it('posts the event as JSON with an ISO time and the custom headers', async () => {
     const notifier = createWebhookNotifier(webhook({ url: `${base}/hooks/json`, headers: { 'x-api-key': 'k-123456' } }));
     await notifier.send(rollback, never());
@@ -151,7 +151,9 @@ describe('webhook notifier', () => {
       attachments: [{ color: '#2eb886', fields: expect.arrayContaining([{ title: 'Release', value: 'v3 (previous: none)', short: true }]) }],
     });
   });
+});
 
+describe('webhook notifier: URLs and errors', () => {
   it('reads the URL from a file or the environment, and refuses unsafe or missing ones without showing them', async () => {
     const file = path.join(dir, 'hook-url');
     await writeFile(file, `${base}/from-file/${SECRET}\n`, { mode: 0o600 });
@@ -213,6 +215,9 @@ describe('webhook notifier', () => {
       expect(text).not.toMatch(/XXsecretTOKENxx|querysecret1|header-secret-42|hooks\//);
     }
   });
+});
+
+describe('webhook notifier: retries through the dispatcher', () => {
 
   it('is delivered after a retry when the receiver answers 500 then 200 (through the dispatcher)', async () => {
     process.env.RG_TEST_HOOK_URL = `${base}/hooks/${SECRET}`;

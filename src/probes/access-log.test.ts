@@ -41,7 +41,7 @@ async function sample(probe: Probe, advanceMs = 1000, signal = new AbortControll
 const nginx = (status: number, seconds: number, upstream = '127.0.0.1:3001') =>
   `127.0.0.1 - - [07/Dec/2026:10:15:32 +0000] "GET /api HTTP/1.1" ${status} 12 "-" "load/1" ${seconds.toFixed(3)} ${upstream}\n`;
 
-describe('access_log probe', () => {
+describe('access_log probe: counting and bad input', () => {
   it('first sample takes the end of the log; then each sample counts what was appended', async () => {
     await writeFile(file, nginx(500, 9).repeat(50));
     const probe = makeProbe();
@@ -106,7 +106,9 @@ describe('access_log probe', () => {
         `e.g. "garbage ${'g'.repeat(112)}…"; 1 lines longer than max_line_bytes (1024) skipped; 3 binary lines skipped`,
     );
   });
+});
 
+describe('access_log probe: formats, filters and backlog', () => {
   it('a log in another format: unavailable, saying what a line looks like', async () => {
     await writeFile(file, '');
     const probe = makeProbe();

@@ -125,7 +125,7 @@ afterAll(() => {
   process.off('uncaughtException', onUnhandled);
 });
 
-describe('http probe against hostile servers', () => {
+describe('http probe against hostile servers: silence and drips', () => {
   it('a server that accepts and never answers: a timeout', async () => {
     const server = await rawServer(() => undefined);
     const { sample, elapsedMs } = await sampleOf(server.url, { timeout: '500ms' });
@@ -157,7 +157,9 @@ describe('http probe against hostile servers', () => {
     expect(sample).toMatchObject({ ok: false, error: 'timeout after 1500ms', values: { status: 200 } });
     await expectClosed(server);
   });
+});
 
+describe('http probe against hostile servers: oversized bodies and invalid JSON', () => {
   it('a 100 MB streamed body: stops at max_body_bytes at once, memory bounded', async () => {
     const server = await rawServer((socket, s) => {
       socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: identity\r\nConnection: close\r\n\r\n');
@@ -210,7 +212,9 @@ describe('http probe against hostile servers', () => {
     expect(sample.error).toMatch(/^(body is not JSON|json field status is missing, expected "ok")$/);
     expect(sample.version).toBeUndefined();
   });
+});
 
+describe('http probe against hostile servers: redirects, huge headers and cut-off bodies', () => {
   it('a redirect loop (302 to itself): one request, reported as a failed check, never followed', async () => {
     const server = await rawServer((socket) => {
       socket.end('HTTP/1.1 302 Found\r\nLocation: /health\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
@@ -261,7 +265,9 @@ describe('http probe against hostile servers', () => {
     expect(sample.ok).toBe(false);
     expect(sample.error).toMatch(/closed before the body was complete|reset|aborted/);
   });
+});
 
+describe('http probe against hostile servers: garbage answers and recovery', () => {
   it.each([
     ['closes without a word', (socket: net.Socket) => socket.end()],
     ['resets at once', (socket: net.Socket) => socket.resetAndDestroy()],

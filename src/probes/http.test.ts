@@ -82,7 +82,7 @@ async function expectNoOpenConnections(): Promise<void> {
   expect(await openConnections()).toBe(0);
 }
 
-describe('httpProbe', () => {
+describe('httpProbe: status, JSON field and version', () => {
   it('passes a 200 with the expected JSON field and reports the version', async () => {
     const sample = await probe('/ok', {
       json_field: { path: 'status', equals: 'ok' },
@@ -148,7 +148,9 @@ describe('httpProbe', () => {
     expect(sample).toMatchObject({ ok: false, error: 'body is not JSON' });
     expect(sample.version).toBeUndefined();
   });
+});
 
+describe('httpProbe: redirects, timeouts and oversized bodies', () => {
   it('does not follow redirects', async () => {
     const sample = await probe('/redirect').sample(0, never());
     expect(sample).toMatchObject({ ok: false, error: 'status 302, expected 200' });
@@ -185,7 +187,9 @@ describe('httpProbe', () => {
     expect(sample.values.status).toBe(200);
     await expectNoOpenConnections();
   });
+});
 
+describe('httpProbe: refused and aborted connections', () => {
   it('reports a refused connection', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

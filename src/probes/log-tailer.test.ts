@@ -36,7 +36,7 @@ async function read(t: LogTailer) {
 
 const lines = (from: number, to: number, tag = 'r') => Array.from({ length: to - from }, (_, i) => `${tag}${from + i}\n`).join('');
 
-describe('LogTailer', () => {
+describe('LogTailer: reading appended lines', () => {
   it('starts at the end of an existing file and reads only what is appended', async () => {
     await writeFile(file, lines(0, 100, 'old'));
     const t = tailer();
@@ -74,7 +74,9 @@ describe('LogTailer', () => {
     await writeFile(file, lines(0, 2));
     expect(await read(t)).toMatchObject({ missing: false, lines: ['r0', 'r1'] });
   });
+});
 
+describe('LogTailer: rotation and truncation', () => {
   it('rotation by rename: finishes the old file (still written until the server reopens), then reads the new one from its start', async () => {
     await writeFile(file, '');
     const t = tailer();
@@ -143,7 +145,9 @@ describe('LogTailer', () => {
     await appendFile(file, lines(100, 110, 'n'));
     expect((await read(t)).lines).toEqual(Array.from({ length: 10 }, (_, i) => `n${100 + i}`));
   });
+});
 
+describe('LogTailer: limits', () => {
   it('drops a line longer than maxLineBytes without buffering it, counts it once, and goes on', async () => {
     await writeFile(file, '');
     const t = tailer({ maxLineBytes: 100 });

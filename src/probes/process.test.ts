@@ -131,19 +131,20 @@ const pidStat = (pid: number, o: { utime: number; stime: number; start?: number;
 const pidStatus = (rssKb?: number) =>
   `Name:\tnode\nState:\tS (sleeping)\nPid:\t4242\n${rssKb === undefined ? '' : `VmRSS:\t   ${rssKb} kB\n`}Threads:\t7\n`;
 
-describe('processProbe with a pid_file and a fixture /proc', () => {
-  let dir: string;
-  let proc: string;
-  let pidFile: string;
-  let now: number;
-  const pidConfig = (): ProcessProbeConfig => ({ type: 'process', name: 'app', pid_file: pidFile });
-  const make = () => processProbe(pidConfig(), { now: () => now, procRoot: proc });
-  async function writeProc(pid: number, stat: string, status: string) {
-    await mkdir(join(proc, String(pid)), { recursive: true });
-    await writeFile(join(proc, String(pid), 'stat'), stat);
-    await writeFile(join(proc, String(pid), 'status'), status);
-  }
+let dir: string;
+let proc: string;
+let pidFile: string;
+let now: number;
+const pidConfig = (): ProcessProbeConfig => ({ type: 'process', name: 'app', pid_file: pidFile });
+const make = () => processProbe(pidConfig(), { now: () => now, procRoot: proc });
+async function writeProc(pid: number, stat: string, status: string) {
+  await mkdir(join(proc, String(pid)), { recursive: true });
+  await writeFile(join(proc, String(pid), 'stat'), stat);
+  await writeFile(join(proc, String(pid), 'status'), status);
+}
 
+/** A fresh temporary directory per test, holding the pid file and a fixture /proc. */
+function usePidFixture() {
   beforeEach(async () => {
     dir = await mkdtemp(join(os.tmpdir(), 'release-guard-pid-'));
     proc = join(dir, 'proc');
@@ -154,6 +155,10 @@ describe('processProbe with a pid_file and a fixture /proc', () => {
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
   });
+}
+
+describe('processProbe with a pid_file and a fixture /proc: readings', () => {
+  usePidFixture();
 
   it('reports memory at once and cpu from the second sample on', async () => {
     await writeFile(pidFile, '4242\n');
@@ -188,6 +193,10 @@ describe('processProbe with a pid_file and a fixture /proc', () => {
     await writeProc(4242, pidStat(4242, { utime: 20, stime: 0, start: 9000 }), pidStatus(1));
     expect((await probe.sample(2, never())).values.cpu).toBeCloseTo(0.1 / os.availableParallelism(), 10);
   });
+});
+
+describe('processProbe with a pid_file and a fixture /proc: failures and the real /proc', () => {
+  usePidFixture();
 
   it('fails when the pid file is missing', async () => {
     const sample = await make().sample(0, never());

@@ -40,7 +40,7 @@ const EXPOSITION = [
   'process_start_time_seconds 1700000000',
 ].join('\n');
 
-describe('FamilyReader', () => {
+describe('FamilyReader: wanted samples and types', () => {
   it('hands over exactly the wanted samples the whole-body parser finds, however the body is cut into chunks', () => {
     const body = Buffer.from(EXPOSITION, 'utf8');
     const expected = parsePrometheusText(EXPOSITION).samples.filter((s) => NAMES.includes(s.name));
@@ -69,7 +69,9 @@ describe('FamilyReader', () => {
     expect(result.types).toEqual({ http_requests_total: 'counter' });
     expect(result.other).toBe(1000);
   });
+});
 
+describe('FamilyReader: caps and garbage', () => {
   it('over max_series of one wanted metric: a cap failure naming the cap and the count, and nothing more parsed', () => {
     const lines = Array.from({ length: 2500 }, (_, i) => `http_requests_total{status="200",user="u${i}"} 1`);
     const { samples, result } = readChunked(Buffer.from(`${lines.join('\n')}\n`), [10_000, 30_000]);

@@ -88,7 +88,7 @@ async function sampleOnce(queries: Record<string, string>, extra: Record<string,
   }
 }
 
-describe('prometheus probe', () => {
+describe('prometheus probe: values and no data', () => {
   it('reads a scalar and a one-series vector, in parallel, with the slowest time as latency_ms', async () => {
     const s = await sampleOnce({ error_ratio: 'one', p95_ms: 'scalar(1)' });
     expect(s).toMatchObject({ probe: 'prom', startedAt: 1000, at: 1234, ok: true, values: { error_ratio: 0.042, p95_ms: 0.25 } });
@@ -134,7 +134,9 @@ describe('prometheus probe', () => {
     expect(s).toMatchObject({ ok: false, unavailable: true });
     expect(s.error).toMatch(/^x: the query returns a range vector/);
   });
+});
 
+describe('prometheus probe: errors and outages', () => {
   it('bad PromQL: unavailable, with Prometheus\' own error text', async () => {
     const s = await sampleOnce({ error_ratio: 'bad(' });
     expect(s).toMatchObject({ ok: false, unavailable: true });
@@ -179,50 +181,50 @@ describe('prometheus probe', () => {
     await probe.close?.();
     expect(s).toMatchObject({ ok: false, unavailable: true, error: 'v: prometheus unreachable: aborted' });
   });
+});
 
-  describe('auth_header_file', () => {
-    it('sends the trimmed file content as the Authorization header', async () => {
-      const s = await sampleOnce({ v: 'one' }, { auth_header_file: authFile });
-      expect(s.ok).toBe(true);
-      expect(seen.at(-1)?.authorization).toBe(TOKEN);
-    });
+describe('prometheus probe: auth_header_file', () => {
+  it('sends the trimmed file content as the Authorization header', async () => {
+    const s = await sampleOnce({ v: 'one' }, { auth_header_file: authFile });
+    expect(s.ok).toBe(true);
+    expect(seen.at(-1)?.authorization).toBe(TOKEN);
+  });
 
-    it('never puts it in an error, even when Prometheus echoes it', async () => {
-      const s = await sampleOnce({ v: 'echo' }, { auth_header_file: authFile });
-      expect(s.ok).toBe(false);
-      expect(s.error).toContain('[redacted]');
-      expect(s.error).not.toContain('s3cr3t');
-    });
+  it('never puts it in an error, even when Prometheus echoes it', async () => {
+    const s = await sampleOnce({ v: 'echo' }, { auth_header_file: authFile });
+    expect(s.ok).toBe(false);
+    expect(s.error).toContain('[redacted]');
+    expect(s.error).not.toContain('s3cr3t');
+  });
 
-    it('sends no Authorization header without the option', async () => {
-      await sampleOnce({ v: 'one' });
-      expect(seen.at(-1)?.authorization).toBeUndefined();
-    });
+  it('sends no Authorization header without the option', async () => {
+    await sampleOnce({ v: 'one' });
+    expect(seen.at(-1)?.authorization).toBeUndefined();
+  });
 
-    it('a missing or empty file stops the probe from being created, naming the file, not its content', async () => {
-      expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: path.join(dir, 'nope') }), { now: () => 0 })).toThrow(
-        ProbeError,
-      );
-      const empty = path.join(dir, 'empty');
-      await writeFile(empty, '\n');
-      expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: empty }), { now: () => 0 })).toThrow(
-        /auth_header_file .*empty must hold one non-empty line/,
-      );
-    });
+  it('a missing or empty file stops the probe from being created, naming the file, not its content', async () => {
+    expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: path.join(dir, 'nope') }), { now: () => 0 })).toThrow(
+      ProbeError,
+    );
+    const empty = path.join(dir, 'empty');
+    await writeFile(empty, '\n');
+    expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: empty }), { now: () => 0 })).toThrow(
+      /auth_header_file .*empty must hold one non-empty line/,
+    );
+  });
 
-    it.each([[0o644, 'everyone'], [0o640, 'its group']])('a file with mode %s is refused at creation (readable by %s)', async (mode, who) => {
-      const open = path.join(dir, `open-${mode.toString(8)}`);
-      await writeFile(open, `${TOKEN}\n`);
-      await chmod(open, mode);
-      expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: open }), { now: () => 0 })).toThrow(
-        new RegExp(`auth_header_file ${open} is readable by ${who}; run: chmod 600`),
-      );
-      try {
-        prometheusProbe(config({ v: 'one' }, { auth_header_file: open }), { now: () => 0 });
-      } catch (error) {
-        expect(String(error)).not.toContain(TOKEN);
-      }
-    });
+  it.each([[0o644, 'everyone'], [0o640, 'its group']])('a file with mode %s is refused at creation (readable by %s)', async (mode, who) => {
+    const open = path.join(dir, `open-${mode.toString(8)}`);
+    await writeFile(open, `${TOKEN}\n`);
+    await chmod(open, mode);
+    expect(() => prometheusProbe(config({ v: 'one' }, { auth_header_file: open }), { now: () => 0 })).toThrow(
+      new RegExp(`auth_header_file ${open} is readable by ${who}; run: chmod 600`),
+    );
+    try {
+      prometheusProbe(config({ v: 'one' }, { auth_header_file: open }), { now: () => 0 });
+    } catch (error) {
+      expect(String(error)).not.toContain(TOKEN);
+    }
   });
 });
 

@@ -40,7 +40,7 @@ function expectFailedWithoutTraffic(s: Sample, error: RegExp) {
   expect(s.values).not.toHaveProperty('error_ratio');
 }
 
-describe('scrape probe against a hostile /metrics', () => {
+describe('scrape probe against a hostile /metrics: series explosions', () => {
   it('500,000 series of another metric (~8 MB) every 250 ms: the real families are read right, every time', async () => {
     const { probe: p, server: s } = await against('cardinality', { timeout: '5s' });
     const samples: Sample[] = [];
@@ -70,7 +70,9 @@ describe('scrape probe against a hostile /metrics', () => {
     expectFailedWithoutTraffic(s, /^scrape: metric http_requests_total has 5001 series in one scrape, over max_series 1000$/);
     expect(s.unavailable).toBeUndefined();
   });
+});
 
+describe('scrape probe against a hostile /metrics: endless, huge and slow bodies', () => {
   it('an endless body: stopped at max_body_bytes, a failed sample naming the cap and the bytes read', async () => {
     const { probe: p, server: s } = await against('endless', { max_body_bytes: 2 * 1024 * 1024, timeout: '10s' });
     const result = await sample(p);
@@ -112,7 +114,9 @@ describe('scrape probe against a hostile /metrics', () => {
     const { probe: p } = await against('slow-loris', { timeout: '1s' });
     expectFailedWithoutTraffic(await sample(p), /^scrape failed: timeout after 1000ms$/);
   });
+});
 
+describe('scrape probe against a hostile /metrics: breaches and recovery', () => {
   it('a run of over-cap samples is never an error_rate breach by itself (no traffic counted)', async () => {
     const { probe: p } = await against('own-cardinality', { max_series: 100 }, { series: 150 });
     const samples: Sample[] = [];

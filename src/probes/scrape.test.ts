@@ -72,7 +72,7 @@ beforeEach(async () => {
   probe = makeProbe();
 });
 
-describe('scrape probe', () => {
+describe('scrape probe: interval values and counter resets', () => {
   it('first scrape: takes the base only, no interval values', async () => {
     const s = await scrape(metrics({ 200: 90, 500: 10 }, BUCKETS(50, 90, 100, 100)));
     expect(s).toMatchObject({ probe: 'app', ok: true, error: 'first scrape: base taken; values from the next interval' });
@@ -131,7 +131,9 @@ describe('scrape probe', () => {
     expect(s.values).toMatchObject({ requests: 5, error_ratio: 0 });
     expect(s.values.p95_ms).toBeCloseTo(95, 9);
   });
+});
 
+describe('scrape probe: missing metrics and failed scrapes', () => {
   it('the requests metric missing altogether: unavailable, naming the metric', async () => {
     const s = await scrape('# TYPE other counter\nother_total 5\nprocess_start_time_seconds 1\n');
     expect(s).toMatchObject({ ok: false, unavailable: true });
@@ -190,7 +192,9 @@ describe('scrape probe', () => {
     const s = await scrape(metrics({ 200: 1 }) + `# ${'x'.repeat(2000)}\n`);
     expect(s).toMatchObject({ ok: false, error: expect.stringMatching(/^scrape: body larger than max_body_bytes 1000 \(\d+ bytes read when it was stopped\)$/) });
   });
+});
 
+describe('scrape probe: configuration and overlapping scrapes', () => {
   it('honours requests_metric, status_label and error_status', async () => {
     probe = makeProbe({ requests_metric: 'http_requests_total', status_label: 'code', error_status: '^(5..|429)$' });
     await scrape(metrics({ 200: 0 }, {}, 'code'));
@@ -223,7 +227,7 @@ function perWorker(workers: Record<string, Record<string, number>>, label = 'wor
   return `${lines.join('\n')}\n${extra}`;
 }
 
-describe('scrape probe: one process at a time', () => {
+describe('scrape probe: one process at a time, over one connection', () => {
   it('every scrape goes over one kept-alive connection', async () => {
     for (let n = 1; n <= 5; n += 1) await scrape(metrics({ 200: n * 10 }));
     expect(connectionsOpened).toBe(1);
@@ -287,7 +291,9 @@ describe('scrape probe: one process at a time', () => {
       server.keepAliveTimeout = keepAliveTimeout;
     }
   });
+});
 
+describe('scrape probe: one process at a time, told by identity labels', () => {
   it('series with an identity label: per-process deltas, summed; a new process only gives its base, a vanished one is dropped', async () => {
     await scrape(perWorker({ 0: { 200: 100, 500: 0 }, 1: { 200: 50 } }));
     const s = await scrape(perWorker({ 0: { 200: 110, 500: 2 }, 2: { 200: 7 } }));

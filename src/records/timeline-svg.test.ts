@@ -53,19 +53,7 @@ function demoRollback(): TimelineInput {
   };
 }
 
-describe('renderTimelineSvg', () => {
-  let rsvg: string;
-  let dir: string;
-
-  beforeAll(async () => {
-    rsvg = (await ensureDebianPackage('rsvg-convert', 'librsvg2-bin')).path;
-    dir = await mkdtemp(join(tmpdir(), 'rg-svg-'));
-  }, 600_000);
-
-  afterAll(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
+describe('renderTimelineSvg: the SVG', () => {
   it('draws one chart per series, a marker per event, and nothing external', () => {
     const svg = renderTimelineSvg(demoRollback());
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="900"')).toBe(true);
@@ -114,6 +102,20 @@ describe('renderTimelineSvg', () => {
     const uri = svgDataUri(svg);
     expect(uri.startsWith('data:image/svg+xml;base64,')).toBe(true);
     expect(Buffer.from(uri.slice(uri.indexOf(',') + 1), 'base64').toString('utf8')).toBe(svg);
+  });
+});
+
+describe('renderTimelineSvg: rendered to PNG by rsvg-convert', () => {
+  let rsvg: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    rsvg = (await ensureDebianPackage('rsvg-convert', 'librsvg2-bin')).path;
+    dir = await mkdtemp(join(tmpdir(), 'rg-svg-'));
+  }, 600_000);
+
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('renders to a PNG with rsvg-convert: 900 px wide, not blank, events drawn where they belong', async () => {

@@ -46,7 +46,7 @@ function context(overrides: Partial<RollbackContext> = {}): RollbackContext & { 
   };
 }
 
-describe('command strategy', () => {
+describe('command strategy: running the command', () => {
   it('expands {from} and {to}, runs in cwd with env, and reports stdout as progress', async () => {
     const out = path.join(dir, 'out.json');
     const script =
@@ -77,7 +77,9 @@ describe('command strategy', () => {
     const strategy = commandStrategy(configOf({ command: ['notify-cdn', 'purge', '{to}'], cwd: '/srv' }), deps);
     expect(strategy.describe({ from: 'v2', to: 'v1' })).toBe('command: notify-cdn purge v1 (in /srv)');
   });
+});
 
+describe('command strategy: failures, timeouts and refusals', () => {
   it('fails a non-zero exit with a RollbackError carrying the stderr tail', async () => {
     const strategy = commandStrategy(
       configOf({ command: [node, '-e', 'console.error("purge refused: quota"); process.exit(4)'] }),

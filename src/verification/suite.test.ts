@@ -256,12 +256,16 @@ describe('resources check and the suite', () => {
   });
 });
 
-describe('mysql check against the test MariaDB', () => {
-  const PASSWORD_ENV = 'RG_TEST_VERIFY_MYSQL_PASSWORD';
-  let info: MysqlInfo;
-  let admin: mysql.Connection;
-  let database: string;
+const PASSWORD_ENV = 'RG_TEST_VERIFY_MYSQL_PASSWORD';
+let info: MysqlInfo;
+let admin: mysql.Connection;
+let database: string;
 
+const dbCheck = (extra: Record<string, unknown>) =>
+  checks([{ type: 'mysql', name: 'data', host: info.host, port: info.port, user: info.user, password_env: PASSWORD_ENV, database, ...extra }]);
+
+/** A throwaway database per test, with users (3 rows) and orders (2 rows), set up by the server's root; the checks read it as the SELECT-only test account. */
+function useTestDatabase() {
   beforeAll(async () => {
     info = mysqlConfig();
     process.env[PASSWORD_ENV] = info.password;
@@ -269,10 +273,12 @@ describe('mysql check against the test MariaDB', () => {
     // sets the data up.
     admin = await mysql.createConnection({ host: info.host, port: info.port, user: 'root' });
   });
+
   afterAll(async () => {
     delete process.env[PASSWORD_ENV];
     await admin?.end();
   });
+
   beforeEach(async () => {
     database = `rg_verify_${randomBytes(6).toString('hex')}`;
     await admin.query(`CREATE DATABASE ${database}`);
@@ -281,12 +287,14 @@ describe('mysql check against the test MariaDB', () => {
     await admin.query(`INSERT INTO ${database}.users VALUES (1), (2), (3)`);
     await admin.query(`INSERT INTO ${database}.orders VALUES (1), (2)`);
   });
+
   afterEach(async () => {
     await admin.query(`DROP DATABASE IF EXISTS ${database}`);
   });
+}
 
-  const dbCheck = (extra: Record<string, unknown>) =>
-    checks([{ type: 'mysql', name: 'data', host: info.host, port: info.port, user: info.user, password_env: PASSWORD_ENV, database, ...extra }]);
+describe('mysql check against the test MariaDB: tables', () => {
+  useTestDatabase();
 
   it('passes when the tables exist, row counts hold and the query is fast', async () => {
     const suite = await runVerificationSuite(
@@ -304,6 +312,10 @@ describe('mysql check against the test MariaDB', () => {
     expect(suite.ok).toBe(false);
     expect(suite.results[0]?.detail).toContain(`missing in ${database}: payments (expected 2 tables, found 1)`);
   });
+});
+
+describe('mysql check against the test MariaDB: counts, latency and connection failures', () => {
+  useTestDatabase();
 
   it('fails when a row count is below the pre-release snapshot, naming the table and both counts', async () => {
     const suite = await runVerificationSuite(
