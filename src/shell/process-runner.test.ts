@@ -58,7 +58,7 @@ async function pidFrom(file: string): Promise<number> {
   }
 }
 
-describe('ProcessRunner.run', () => {
+describe('ProcessRunner.run: exit codes, output tails and missing programs', () => {
   it('resolves on exit 0 with the stdout tail', async () => {
     const result = await runner.run('sh', ['-c', 'for i in $(seq 1 100); do echo line $i; done; echo warn >&2'], {
       timeoutMs: 10_000,
@@ -81,6 +81,13 @@ describe('ProcessRunner.run', () => {
     expect(error.step).toBe('sh');
   });
 
+  it('says "not installed" for a program that is not on PATH', async () => {
+    const error = await rollbackError(runner.run('release-guard-no-such-program', ['x'], { timeoutMs: 1000 }));
+    expect(error.message).toBe('release-guard-no-such-program: not installed (not found on PATH)');
+  });
+});
+
+describe('ProcessRunner.run: timeouts and aborts', () => {
   it('kills a program when its timeout has passed on the clock, not before', async () => {
     const clock = new FakeClock(0);
     const pidFile = path.join(dir, 'pid');
@@ -153,12 +160,9 @@ describe('ProcessRunner.run', () => {
     await new Promise((resolve) => setTimeout(resolve, 400));
     await expect(readFile(marker)).rejects.toThrow(/ENOENT/);
   });
+});
 
-  it('says "not installed" for a program that is not on PATH', async () => {
-    const error = await rollbackError(runner.run('release-guard-no-such-program', ['x'], { timeoutMs: 1000 }));
-    expect(error.message).toBe('release-guard-no-such-program: not installed (not found on PATH)');
-  });
-
+describe('ProcessRunner.run: stdin and stdout files', () => {
   it('feeds stdin from text', async () => {
     const result = await runner.run('sh', ['-c', 'tr a-z A-Z'], { timeoutMs: 10_000, stdin: { text: 'hello\nworld\n' } });
     expect(result.stdoutTail).toEqual(['HELLO', 'WORLD']);
@@ -197,7 +201,9 @@ describe('ProcessRunner.run', () => {
     );
     expect(error.message).toContain('ENOENT');
   });
+});
 
+describe('ProcessRunner.run: arguments, cwd and environment', () => {
   it.each([
     'a;rm -rf /',
     '$(touch pwned)',
@@ -213,6 +219,17 @@ describe('ProcessRunner.run', () => {
     await expect(readFile(path.join(dir, 'pwned'))).rejects.toThrow(/ENOENT/);
   });
 
+  it('runs in cwd with extra environment on top of its own', async () => {
+    const result = await runner.run('sh', ['-c', 'pwd; echo "$RG_EXTRA"; test -n "$PATH" && echo has-path'], {
+      timeoutMs: 10_000,
+      cwd: dir,
+      env: { RG_EXTRA: 'extra value' },
+    });
+    expect(result.stdoutTail).toEqual([await realpath(dir), 'extra value', 'has-path']);
+  });
+});
+
+describe('ProcessRunner.run: process groups', () => {
   it('stops the whole process group on timeout: no grandchild survives', async () => {
     const pidFile = path.join(dir, 'pid');
     // `sleep 300 &` is a grandchild in the step's group, not the direct child the runner spawned.
@@ -236,15 +253,6 @@ describe('ProcessRunner.run', () => {
     expect(isRunning(grandchild)).toBe(false);
     expect(await groupMembers(await pidFrom(pidFile))).toEqual([]);
   }, 15_000);
-
-  it('runs in cwd with extra environment on top of its own', async () => {
-    const result = await runner.run('sh', ['-c', 'pwd; echo "$RG_EXTRA"; test -n "$PATH" && echo has-path'], {
-      timeoutMs: 10_000,
-      cwd: dir,
-      env: { RG_EXTRA: 'extra value' },
-    });
-    expect(result.stdoutTail).toEqual([await realpath(dir), 'extra value', 'has-path']);
-  });
 });
 
 describe('ProcessRunner.which', () => {

@@ -98,7 +98,7 @@ async function drillAfterPromotion(r: Rig): ReturnType<Guard['drill']> {
 
 const kinds = (r: Rig) => r.notes.map((n) => `${n.severity} ${n.kind}`);
 
-describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
+describe('Guard (fake clock, in-memory store, pm2 and steps): rollbacks', () => {
   it('a release that breaks is detected, rolled back, verified, recorded and announced', async () => {
     const r = rig();
     await deployV2(r);
@@ -173,7 +173,9 @@ describe('Guard (fake clock, in-memory store, pm2 and steps)', () => {
     expect([...r.store.records.values()][0]!.json).toMatchObject({ outcome: 'failed' });
     expect(r.notes.some((n) => n.severity === 'critical' && n.kind === 'rollback_failed')).toBe(true);
   });
+});
 
+describe('Guard (fake clock, in-memory store, pm2 and steps): drills', () => {
   it('a drill that passes is announced as passed, never as a critical failure', async () => {
     const r = rig();
     const result = await drillAfterPromotion(r);
