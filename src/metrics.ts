@@ -5,7 +5,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { PHASES, type GuardState, type RuleVerdict, type Trigger } from './core/types.js';
 import { RULE_NAMES } from './core/rules.js';
-import { packageVersion } from './package-version.js';
+import { packageVersion } from './package-root.js';
 
 /** Resolution of the event-loop delay histogram behind nodejs_eventloop_lag_*_seconds. */
 const EVENT_LOOP_MONITORING_MS = 100;

@@ -3,7 +3,8 @@
  * questions found, a comment saying what each section does, and a `# TODO:` where they found
  * nothing. Written by hand rather than by a YAML library, which cannot place these comments.
  */
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
 import { NGINX_TIMED_FORMAT, type AccessLogFormat } from '../probes/access-log-parse.js';
 
 /** The name of the access_log probe in the starter config. */
@@ -50,12 +51,9 @@ function flow(value: unknown): string {
 
 const comment = (indent: string, text: string) => `${indent}# TODO: ${text}`;
 
-/**
- * The config schema shipped with this installation: package root/config.schema.json, two levels
- * above src/cli/init-yaml.ts and dist/cli/init-yaml.js alike.
- */
+/** The config schema shipped with this installation: config.schema.json at the package root. */
 export function shippedSchemaPath(): string {
-  return fileURLToPath(new URL('../../config.schema.json', import.meta.url));
+  return join(packageRoot(), 'config.schema.json');
 }
 
 /** A line with a trailing comment, aligned when the line is short enough. */

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { GuardError } from '../errors.js';
 import { journalError } from '../journal.js';
-import { packageVersion } from '../package-version.js';
+import { packageVersion } from '../package-root.js';
 import { createCliContext, type CliIo } from './cli-context.js';
 import { registerControlCommands } from './commands/control.js';
 import { registerInspectCommands } from './commands/inspect.js';

@@ -12,11 +12,13 @@
  * shipped and a diff against the shipped file shows only the links.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 import { GuardError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 
-/** src/cli and dist/cli are both two levels below the package root, where prometheus/ ships. */
-export const RULES_FILE = new URL('../../prometheus/release-guard.rules.yml', import.meta.url);
+/** The alert rules as shipped: prometheus/ at the package root (found from src/, dist/ and build/src/ alike). */
+export const RULES_FILE = join(packageRoot(), 'prometheus', 'release-guard.rules.yml');
 
 /** The shipped links: the runbook section of docs/operations.md, one anchor per alert. */
 const RELATIVE_RUNBOOK = /^(\s*runbook_url:\s*)"docs\/operations\.md#([a-z0-9-]+)"\s*$/;
