@@ -173,15 +173,9 @@ export async function runGuardScenario(scenario: Scenario, run: number, ctx: Run
         dbRecoveredAt = impactOf(dbRecords, faultAt, 'v1').recoveredAt;
       }
       if (scenario.kind === 'fault') {
-        const m = measure(scenario, records, faultAt, decidedAt, dbRecoveredAt);
-        Object.assign(result, {
-          recoveryMs: m.recoveryMs,
-          failedRequests: m.failedRequests,
-          failedByOutcome: m.failedByOutcome,
-          switchFailures: m.switchFailures,
-          requestsAfterFault: m.requestsAfterFault,
-        });
-        if (record && record.outcome === 'rolled_back' && m.recoveredAt !== null) result.verifiedLagMs = record.finishedAt - m.recoveredAt;
+        const { recoveredAt, ...impact } = measure(scenario, records, faultAt, decidedAt, dbRecoveredAt);
+        Object.assign(result, impact);
+        if (record && record.outcome === 'rolled_back' && recoveredAt !== null) result.verifiedLagMs = record.finishedAt - recoveredAt;
       } else {
         const after = records.filter((r) => r.doneAt >= faultAt);
         result.failedRequests = after.filter((r) => r.outcome !== 'ok').length;

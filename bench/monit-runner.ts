@@ -146,14 +146,9 @@ export async function runMonitScenario(scenario: Scenario, run: number, monitBin
       result.detectionMs = started === null ? null : started - faultAt;
       result.switchMs = started !== null && done !== null ? done - started : null;
       const dbRecoveredAt = dbRecords ? impactOf(dbRecords, faultAt, 'v1').recoveredAt : null;
-      const m = measure(scenario, records, faultAt, started, dbRecoveredAt);
-      Object.assign(result, {
-        recoveryMs: m.recoveryMs,
-        failedRequests: m.failedRequests,
-        failedByOutcome: m.failedByOutcome,
-        switchFailures: m.switchFailures,
-        requestsAfterFault: m.requestsAfterFault,
-      });
+      // The measured impact; recoveredAt is only the guard runner's (its record's lag).
+      const { recoveredAt: _recoveredAt, ...impact } = measure(scenario, records, faultAt, started, dbRecoveredAt);
+      Object.assign(result, impact);
       result.completed = true;
     })());
   } catch (error) {
