@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { RULES_FILE } from './cli/ops-rules.js';
+import { rulesFile } from './cli/ops-rules.js';
 import { shippedSchemaPath } from './cli/init-yaml.js';
 import { packageRoot, packageVersion } from './package-root.js';
 
@@ -63,7 +63,7 @@ describe('packageRoot', () => {
   });
 
   it('finds the shipped alert rules and config schema of this checkout', () => {
-    expect(existsSync(RULES_FILE), RULES_FILE).toBe(true);
+    expect(existsSync(rulesFile()), rulesFile()).toBe(true);
     expect(existsSync(shippedSchemaPath()), shippedSchemaPath()).toBe(true);
   });
 });

@@ -16,8 +16,21 @@ const PACKAGE_NAME = 'release-guard';
  * The directory of the nearest package.json named release-guard above `from` (a file URL or path;
  * this module by default) and its fields; null when there is none.
  */
-function findPackage(from: string | URL): { root: string; version: unknown } | null {
-  let dir = dirname(from instanceof URL || from.startsWith('file:') ? fileURLToPath(from) : from);
+function findPackage(from: string | URL): FoundPackage | null {
+  if (from === import.meta.url) return ownPackage === undefined ? (ownPackage = searchUp(from)) : ownPackage;
+  return searchUp(from);
+}
+
+interface FoundPackage {
+  root: string;
+  version: unknown;
+}
+
+/** This installation's package, looked up once: the version and the shipped files ask for it. */
+let ownPackage: FoundPackage | null | undefined;
+
+function searchUp(from: string | URL): FoundPackage | null {
+  let dir = dirname(filePath(from));
   for (;;) {
     const pkg = readPackage(join(dir, 'package.json'));
     if (pkg?.name === PACKAGE_NAME) return { root: dir, version: pkg.version };
@@ -39,8 +52,10 @@ export function packageVersion(from: string | URL = import.meta.url): string {
  * directory above this module's, as in src/ and dist/.
  */
 export function packageRoot(from: string | URL = import.meta.url): string {
-  return findPackage(from)?.root ?? dirname(dirname(from instanceof URL || from.startsWith('file:') ? fileURLToPath(from) : from));
+  return findPackage(from)?.root ?? dirname(dirname(filePath(from)));
 }
+
+const filePath = (from: string | URL) => (from instanceof URL || from.startsWith('file:') ? fileURLToPath(from) : from);
 
 /** The file's fields, or null when it is missing or not JSON (a directory without one is passed). */
 function readPackage(file: string): { name?: unknown; version?: unknown } | null {

@@ -17,8 +17,13 @@ import { parse } from 'yaml';
 import { GuardError } from '../errors.js';
 import { packageRoot } from '../package-root.js';
 
-/** The alert rules as shipped: prometheus/ at the package root (found from src/, dist/ and build/src/ alike). */
-export const RULES_FILE = join(packageRoot(), 'prometheus', 'release-guard.rules.yml');
+/**
+ * The alert rules as shipped: prometheus/ at the package root (found from src/, dist/ and build/src/
+ * alike). A function, so importing the CLI's commands does not search the disk.
+ */
+export function rulesFile(): string {
+  return join(packageRoot(), 'prometheus', 'release-guard.rules.yml');
+}
 
 /** The shipped links: the runbook section of docs/operations.md, one anchor per alert. */
 const RELATIVE_RUNBOOK = /^(\s*runbook_url:\s*)"docs\/operations\.md#([a-z0-9-]+)"\s*$/;
@@ -94,7 +99,7 @@ export interface OpsRulesOptions {
 
 /** The rules as shipped, or fitted to the site: absolute runbook links, another job name. */
 export async function opsRules(options: OpsRulesOptions = {}): Promise<string> {
-  let text = await readFile(RULES_FILE, 'utf8');
+  let text = await readFile(rulesFile(), 'utf8');
   const args: string[] = [];
   if (options.runbookBase !== undefined) {
     text = rulesWithRunbookBase(text, options.runbookBase);
