@@ -43,6 +43,31 @@ export async function nginxVersion(nginx: string): Promise<string> {
   return /nginx\/([\d.]+)/.exec(`${out.stdout}${out.stderr}`)?.[1] ?? 'unknown';
 }
 
+/**
+ * Writes `dir`/nginx.conf for an nginx that runs in the foreground with its pid, logs and temp files
+ * in `dir` (a run's or a test's temp dir), around the given lines of its `http` block; returns the
+ * arguments to start nginx with it.
+ */
+export async function writeNginxConf(dir: string, options: { workers: number; connections: number; http: readonly string[] }): Promise<string[]> {
+  const conf = path.join(dir, 'nginx.conf');
+  await writeFile(
+    conf,
+    [
+      'daemon off;',
+      `worker_processes ${options.workers};`,
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log warn;`,
+      `events { worker_connections ${options.connections}; }`,
+      'http {',
+      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `    ${t}_temp_path ${dir}/${t}_temp;`),
+      ...options.http.map((line) => `    ${line}`),
+      '}',
+      '',
+    ].join('\n'),
+  );
+  return ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')];
+}
+
 export class Nginx {
   private constructor(
     private readonly child: ChildProcess,
@@ -63,33 +88,24 @@ export class Nginx {
     for (let p = path.dirname(dir); p !== path.dirname(p); p = path.dirname(p)) await chmod(p, 0o755).catch(() => undefined);
     const port = await freePort();
     const accessLog = path.join(dir, 'access.log');
-    const conf = path.join(dir, 'nginx.conf');
-    await writeFile(
-      conf,
-      [
-        'daemon off;',
-        'worker_processes 1;',
-        `pid ${dir}/nginx.pid;`,
-        `error_log ${dir}/error.log warn;`,
-        'events { worker_connections 512; }',
-        'http {',
-        `    log_format timed ${TIMED_LOG_FORMAT};`,
-        `    access_log ${accessLog} timed;`,
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `    ${t}_temp_path ${dir}/${t}_temp;`),
-        '    upstream app {',
-        `        server 127.0.0.1:${appPort};`,
-        '    }',
-        '    server {',
-        `        listen 127.0.0.1:${port};`,
-        '        location / {',
-        '            proxy_pass http://app;',
-        '        }',
+    const args = await writeNginxConf(dir, {
+      workers: 1,
+      connections: 512,
+      http: [
+        `log_format timed ${TIMED_LOG_FORMAT};`,
+        `access_log ${accessLog} timed;`,
+        'upstream app {',
+        `    server 127.0.0.1:${appPort};`,
+        '}',
+        'server {',
+        `    listen 127.0.0.1:${port};`,
+        '    location / {',
+        '        proxy_pass http://app;',
         '    }',
         '}',
-        '',
-      ].join('\n'),
-    );
-    const child = spawnTracked(nginxBin, ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      ],
+    });
+    const child = spawnTracked(nginxBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const nginx = new Nginx(child, port, accessLog);

@@ -8,7 +8,7 @@
  * or counted twice. Nothing here asserts how long anything took.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, copyFile, mkdtemp, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeSchema, type AccessLogProbeConfig } from '../../src/config/schema.js';
 import type { Sample } from '../../src/core/types.js';
 import { freePort } from '../fixtures/demo-app/releases.js';
+import { TIMED_LOG_FORMAT, writeNginxConf } from '../../bench/nginx.js';
 import { LATENCY_BOUNDS_MS } from '../../src/probes/access-log-parse.js';
 import { accessLogProbe } from '../../src/probes/access-log.js';
 import { histogramQuantile } from '../../src/probes/histogram-quantile.js';
@@ -103,31 +104,21 @@ describe('access_log probe (real nginx)', () => {
     await chmod(dir, 0o755);
     log = path.join(dir, 'access.log');
     port = await freePort();
-    const conf = path.join(dir, 'nginx.conf');
-    await writeFile(
-      conf,
-      [
-        'daemon off;',
-        'worker_processes 2;',
-        `pid ${dir}/nginx.pid;`,
-        `error_log ${dir}/error.log warn;`,
-        'events { worker_connections 256; }',
-        'http {',
-        `    log_format timed '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time $upstream_addr';`,
-        `    access_log ${log} timed;`,
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `    ${t}_temp_path ${dir}/${t}_temp;`),
-        `    upstream app { server ${upstreamAddr}; }`,
-        `    upstream dead { server ${deadAddr}; }`,
-        '    server {',
-        `        listen 127.0.0.1:${port};`,
-        '        location /dead { proxy_pass http://dead; }',
-        '        location / { proxy_pass http://app; }',
-        '    }',
+    nginxArgs = await writeNginxConf(dir, {
+      workers: 2,
+      connections: 256,
+      http: [
+        `log_format timed ${TIMED_LOG_FORMAT};`,
+        `access_log ${log} timed;`,
+        `upstream app { server ${upstreamAddr}; }`,
+        `upstream dead { server ${deadAddr}; }`,
+        'server {',
+        `    listen 127.0.0.1:${port};`,
+        '    location /dead { proxy_pass http://dead; }',
+        '    location / { proxy_pass http://app; }',
         '}',
-        '',
-      ].join('\n'),
-    );
-    nginxArgs = ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')];
+      ],
+    });
     nginx = spawn(nginxBin, nginxArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     nginx.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

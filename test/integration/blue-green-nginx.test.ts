@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { strategySchema, type BlueGreenStrategyConfig } from '../../src/config/schema.js';
 import { freePort } from '../fixtures/demo-app/releases.js';
+import { writeNginxConf } from '../../bench/nginx.js';
 import { startLoad } from '../../demo/load.js';
 import { RollbackError } from '../../src/errors.js';
 import type { Pm2Client } from '../../src/pm2/client.js';
@@ -91,36 +92,26 @@ describe('blue_green strategy, nginx mode (real nginx)', () => {
     port = await freePort();
     upstreamFile = path.join(dir, 'upstream.conf');
     await writeFile(upstreamFile, upstream(green.target));
-    const conf = path.join(dir, 'nginx.conf');
-    await writeFile(
-      conf,
-      [
-        'daemon off;',
-        'worker_processes 1;',
-        `pid ${dir}/nginx.pid;`,
-        `error_log ${dir}/error.log warn;`,
-        'events { worker_connections 256; }',
-        'http {',
-        '    access_log off;',
+    nginxArgs = await writeNginxConf(dir, {
+      workers: 1,
+      connections: 256,
+      http: [
+        'access_log off;',
         // A graceful reload closes the old workers' idle client connections; a request a client sends
         // on one at that instant fails unless the client retries it (browsers do; Node's http.Agent,
         // which the load uses, does not). Without client keep-alive the load measures the switch itself.
-        '    keepalive_timeout 0;',
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `    ${t}_temp_path ${dir}/${t}_temp;`),
-        `    include ${upstreamFile};`,
-        '    server {',
-        `        listen 127.0.0.1:${port};`,
-        '        location / {',
-        '            proxy_pass http://app;',
-        '            proxy_http_version 1.1;',
-        '            proxy_set_header Connection "";',
-        '        }',
+        'keepalive_timeout 0;',
+        `include ${upstreamFile};`,
+        'server {',
+        `    listen 127.0.0.1:${port};`,
+        '    location / {',
+        '        proxy_pass http://app;',
+        '        proxy_http_version 1.1;',
+        '        proxy_set_header Connection "";',
         '    }',
         '}',
-        '',
-      ].join('\n'),
-    );
-    nginxArgs = ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')];
+      ],
+    });
     nginx = spawn(nginxBin, nginxArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     nginx.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
