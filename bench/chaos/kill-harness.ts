@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { GuardState } from '../../src/core/types.js';
 import { PROJECT_ROOT } from '../../test/fixtures/demo-app/releases.js';
+import { chaosConfig } from './chaos-kit.js';
 
 export const KILL_STEPS = ['alpha', 'bravo', 'charlie'] as const;
 
@@ -113,23 +114,17 @@ export async function killAndRecover(
   // A step's first run sleeps longer than a guard takes to start (so a killed guard's orphan is
   // still mid-step when the next guard starts); a rerun (its start already journaled) is quick.
   const script = `if grep -q "^$0 start" "$1"; then s=0.2; else s=${stepSleepS}; fi; echo "$0 start" >> "$1"; sh -c 'sleep 300; :' "$1" >/dev/null 2>&1 & sleep $s; echo "$0 end" >> "$1"`;
-  const config = {
-    service: 'web',
-    state_dir: stateDir,
-    server: { host: '127.0.0.1', port: 0 },
-    log: { level: 'info', format: 'json' },
-    probes: [{ name: 'health', type: 'http', url: `http://127.0.0.1:${appPort}/health`, timeout: '1s', version_path: 'version' }],
-    schedule: { interval: '200ms', fast_interval: '100ms', fast_for: '1m' },
-    release: { version_probe: 'health', window: '1m', initial_delay: '1s', settle: '5m' },
-    rules: { health: { probe: 'health', consecutive: 3 } },
-    rollback: {
-      steps: [
-        ...KILL_STEPS.map((step) => ({ type: 'command', command: ['/bin/sh', '-c', script, step, journalFile], timeout: '20s' })),
-        { type: 'command', command: ['/bin/sh', '-c', 'printf "%s" "$1" > "$0"', versionFile, '{to}'], timeout: '10s' },
-      ],
-    },
-    verification: { probe: 'health', passes: 3, timeout: '20s' },
-  };
+  const config = chaosConfig({
+    stateDir,
+    port: 0,
+    healthUrl: `http://127.0.0.1:${appPort}/health`,
+    steps: [
+      ...KILL_STEPS.map((step) => ({ type: 'command', command: ['/bin/sh', '-c', script, step, journalFile], timeout: '20s' })),
+      { type: 'command', command: ['/bin/sh', '-c', 'printf "%s" "$1" > "$0"', versionFile, '{to}'], timeout: '10s' },
+    ],
+    // Every guard's log is kept in memory for the report: info is enough.
+    extra: { log: { level: 'info', format: 'json' } },
+  });
   const configFile = join(stateDir, 'config.yaml');
   await writeFile(configFile, stringify(config));
   const logs: string[] = [];
